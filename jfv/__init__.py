@@ -1,0 +1,34 @@
+"""jfv: see what convolutional networks have learned, in JAX/Flax.
+
+Feature visualisation by activation maximisation (objectives, parameterisations, transforms, a
+compiled many-channel render engine) on converted pretrained networks.
+
+Example:
+    >>> import jax, optax, jfv
+    >>> model = jfv.models.load("vgg16")
+    >>> out = jfv.render_channels(model, lambda c: jfv.objectives.channel("conv4_3", c),
+    ...                           jfv.image(128), jfv.transforms.standard(), optax.adam(0.05),
+    ...                           channels=range(8), key=jax.random.key(0), steps=256)
+"""
+
+from jfv import models, objectives, parameterisations, transforms
+from jfv.objectives import Objective
+from jfv.parameterisations import ImageParam, image
+from jfv.render import Rendered, RenderState, channel_key, render, render_channels
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ImageParam",
+    "Objective",
+    "RenderState",
+    "Rendered",
+    "channel_key",
+    "image",
+    "models",
+    "objectives",
+    "parameterisations",
+    "render",
+    "render_channels",
+    "transforms",
+]

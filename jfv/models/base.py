@@ -1,0 +1,132 @@
+"""The Model interface every recipe sees: a pure apply, its params, and a layer table."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any, Callable, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+class UnknownLayerError(ValueError):
+    """A layer name the model does not have; the message lists the valid ones."""
+
+
+class ChannelOutOfRangeError(ValueError):
+    """A channel index outside a layer's channels."""
+
+
+class ImageTooSmallError(ValueError):
+    """An input size at which a layer has no spatial extent."""
+
+
+def _suggest(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    """A Flax network with named activations, its params and its layer table.
+
+    ``apply(params, images)`` maps RGB images in [0, 1], NHWC float32, to a dict of named
+    activations (NHWC for spatial layers). ``layers`` maps every name in that dict to its number of
+    channels. Models compare and hash by identity, so a loaded model can key a compilation cache.
+
+    Example:
+        >>> model = jfv.models.load("vgg16")
+        >>> acts = model(jnp.zeros((1, 64, 64, 3)))
+        >>> acts["conv4_3"].shape
+        (1, 8, 8, 512)
+    """
+
+    name: str
+    module: nn.Module
+    params: Any
+    layers: Mapping[str, int]
+    image_size: int = 224  # the size the network was trained at
+    labels: tuple[str, ...] | None = None
+    source: str = ""
+
+    def apply(self, params: Any, images: Array) -> dict[str, Array]:
+        return self.module.apply({"params": params}, images)
+
+    def __call__(self, images: Array) -> dict[str, Array]:
+        return self.apply(self.params, images)
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, {len(self.layers)} layers, source={self.source!r})"
+
+    def with_module(self, **fields: Any) -> "Model":
+        """The same model with module fields replaced, e.g. ``with_module(relu=guided_relu)``."""
+        return dataclasses.replace(self, module=self.module.clone(**fields))
+
+    def check_layer(self, layer: str) -> int:
+        """Returns the layer's channel count; raises UnknownLayerError listing the valid names."""
+        if layer not in self.layers:
+            valid = list(self.layers)
+            raise UnknownLayerError(
+                f"model {self.name!r} has no layer {layer!r}.{_suggest(layer, valid)} "
+                f"Valid layers: {', '.join(valid)}"
+            )
+        return self.layers[layer]
+
+    def check_channels(self, layer: str, channels) -> None:
+        """Raises ChannelOutOfRangeError naming the valid range when any channel is outside it."""
+        n = self.check_layer(layer)
+        bad = [int(c) for c in channels if not 0 <= int(c) < n]
+        if bad:
+            raise ChannelOutOfRangeError(
+                f"channel(s) {bad} out of range for {self.name} layer {layer!r}, "
+                f"which has {n} channels: use 0..{n - 1} (a range a:b with b <= {n})"
+            )
+
+    def output_shapes(self, image_size: int) -> dict[str, tuple[int, ...]]:
+        """Shapes of every named activation for one image of the given size (no FLOPs spent)."""
+        x = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
+        try:
+            out = jax.eval_shape(self.apply, self.params, x)
+        except Exception as e:  # a negative size inside a conv or pool
+            raise ImageTooSmallError(
+                f"image size {image_size} is too small for {self.name}: {e}"
+            ) from None
+        return {k: tuple(v.shape) for k, v in out.items()}
+
+    def check_image_size(self, layer: str, image_size: int) -> None:
+        """Raises ImageTooSmallError when ``layer`` has no spatial extent at ``image_size``."""
+        self.check_layer(layer)
+        shapes = self.output_shapes(image_size)
+        shape = shapes[layer]
+        if len(shape) == 4 and (shape[1] < 1 or shape[2] < 1):
+            raise ImageTooSmallError(
+                f"image size {image_size} is too small for {self.name} layer {layer!r} "
+                f"(its output would be {shape[1]}x{shape[2]}): {min_size_hint(self, layer)}"
+            )
+
+
+def min_size_hint(model: Model, layer: str, limit: int = 1024) -> str:
+    """A message naming the smallest image size at which ``layer`` has at least one position."""
+    lo, hi = 1, limit
+    def ok(s: int) -> bool:
+        try:
+            shape = model.output_shapes(s)[layer]
+        except ImageTooSmallError:
+            return False
+        return len(shape) != 4 or (shape[1] >= 1 and shape[2] >= 1)
+    if not ok(hi):
+        return "use a larger image size"
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return f"use image_size >= {lo}"
+
+
+ModelBuilder = Callable[..., Model]

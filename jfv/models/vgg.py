@@ -1,0 +1,100 @@
+"""VGG16 and AlexNet convolution stacks laid out exactly as torchvision's.
+
+Both take RGB images in [0, 1], NHWC, and normalise them inside with torchvision's ImageNet mean and
+standard deviation. They return a dict of named activations: the pre-ReLU convolution outputs
+(``conv4_3``), the post-ReLU outputs (``relu4_3``) and the pool outputs (``pool4``).
+
+The ReLU and the max-pool are fields of the module, so attribution methods swap in a ReLU with a
+custom backward pass (deconvnet, guided backprop) by cloning the module, not by global overrides.
+
+Simonyan & Zisserman 2015, "Very Deep Convolutional Networks for Large-Scale Image Recognition";
+Krizhevsky et al. 2012 (torchvision's single-GPU AlexNet variant).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision
+IMAGENET_STD = (0.229, 0.224, 0.225)  # torchvision
+
+Array = jax.Array
+
+
+def max_pool(x: Array, window: int, stride: int) -> Array:
+    """Max-pool with torchvision's defaults (no padding, floor mode) on NHWC input."""
+    return nn.max_pool(x, (window, window), strides=(stride, stride), padding="VALID")
+
+
+def imagenet_normalise(images: Array) -> Array:
+    """(x - mean) / std with torchvision's ImageNet statistics; images RGB in [0, 1], NHWC."""
+    mean = jnp.asarray(IMAGENET_MEAN, images.dtype)
+    std = jnp.asarray(IMAGENET_STD, images.dtype)
+    return (images - mean) / std
+
+
+# (name, out_channels) per conv; "pool" closes a block. torchvision's cfg "D".
+VGG16_BLOCKS: tuple[tuple[int, ...], ...] = (
+    (64, 64),
+    (128, 128),
+    (256, 256, 256),
+    (512, 512, 512),
+    (512, 512, 512),
+)
+
+# (name, out_channels, kernel, stride, padding, pool after) as torchvision.models.alexnet.
+ALEXNET_CONVS: tuple[tuple[str, int, int, int, int, bool], ...] = (
+    ("1", 64, 11, 4, 2, True),
+    ("2", 192, 5, 1, 2, True),
+    ("3", 384, 3, 1, 1, False),
+    ("4", 256, 3, 1, 1, False),
+    ("5", 256, 3, 1, 1, True),
+)
+
+
+class VGG16Features(nn.Module):
+    """torchvision ``vgg16().features``: 13 3x3 convs (padding 1) in 5 blocks, 2x2 max-pools."""
+
+    relu: Callable[[Array], Array] = nn.relu
+    pool: Callable[[Array, int, int], Array] = max_pool
+    blocks: Sequence[Sequence[int]] = VGG16_BLOCKS
+
+    @nn.compact
+    def __call__(self, images: Array) -> dict[str, Array]:
+        x = imagenet_normalise(images)
+        out: dict[str, Array] = {}
+        for b, widths in enumerate(self.blocks, start=1):
+            for i, width in enumerate(widths, start=1):
+                name = f"{b}_{i}"
+                x = nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), name=f"conv{name}")(x)
+                out[f"conv{name}"] = x
+                x = self.relu(x)
+                out[f"relu{name}"] = x
+            x = self.pool(x, 2, 2)
+            out[f"pool{b}"] = x
+        return out
+
+
+class AlexNetFeatures(nn.Module):
+    """torchvision ``alexnet().features``: convs 11/4/p2, 5/p2, 3/p1 x3; 3x3 stride-2 max-pools."""
+
+    relu: Callable[[Array], Array] = nn.relu
+    pool: Callable[[Array, int, int], Array] = max_pool
+
+    @nn.compact
+    def __call__(self, images: Array) -> dict[str, Array]:
+        x = imagenet_normalise(images)
+        out: dict[str, Array] = {}
+        for name, width, k, s, p, pool in ALEXNET_CONVS:
+            x = nn.Conv(width, (k, k), strides=(s, s), padding=((p, p), (p, p)), name=f"conv{name}")(x)
+            out[f"conv{name}"] = x
+            x = self.relu(x)
+            out[f"relu{name}"] = x
+            if pool:
+                x = self.pool(x, 3, 2)
+                out[f"pool{name}"] = x
+        return out

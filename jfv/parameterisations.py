@@ -1,0 +1,139 @@
+"""Image parameterisations: ``init(key) -> pytree`` and ``to_image(pytree) -> images``.
+
+A parameterisation is the space the optimiser moves in. Lucid's strong prior is a Fourier basis
+scaled by 1/f (so all frequencies move at the same rate), a decorrelated colour basis, and a sigmoid
+that keeps pixels in [0, 1]. ``to_image`` returns (n, H, W, 3) in [0, 1].
+
+Olah et al. 2017, "Feature Visualization" (Distill), section "Preconditioning and
+Parameterization"; Lucid's ``optvis.param.spatial`` and ``param.color``.
+
+Example:
+    >>> param = image(128, fft=True, decorrelate=True)
+    >>> p = param.init(jax.random.key(0))
+    >>> param.to_image(p).shape
+    (1, 128, 128, 3)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+# Square root of ImageNet's colour correlation matrix; Lucid's ``color_correlation_svd_sqrt``.
+COLOR_CORRELATION_SVD_SQRT = np.asarray(
+    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32
+)
+MAX_NORM_SVD_SQRT = float(np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0)))
+COLOR_MEAN = (0.48, 0.46, 0.41)  # Lucid: ImageNet mean colour, used without a sigmoid
+FFT_OUTPUT_SCALE = 4.0  # Lucid divides the inverse FFT by 4 so the initial image has small variance
+
+
+def rfft2d_freqs(h: int, w: int) -> np.ndarray:
+    """Frequency magnitude of each rfft2 coefficient of an (h, w) image: shape (h, w // 2 + 1)."""
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    return np.sqrt(fx * fx + fy * fy)
+
+
+def decorrelate_colour(t: Array) -> Array:
+    """Maps decorrelated colour coordinates to RGB offsets: ``t @ (C / max_norm(C))^T``."""
+    c = jnp.asarray(COLOR_CORRELATION_SVD_SQRT / MAX_NORM_SVD_SQRT, t.dtype)
+    return t @ c.T
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageParam:
+    """Images of ``batch`` x ``size`` x ``size`` x 3 parameterised in pixel or Fourier space.
+
+    Attributes:
+        size: height and width in pixels.
+        batch: images per render (more than one for diversity objectives).
+        fft: Fourier basis, coefficients scaled by ``1 / max(f, 1/size)^decay_power``.
+        decorrelate: optimise in the decorrelated colour basis.
+        sigmoid: squash to [0, 1] with a sigmoid; otherwise clip with a straight-through gradient.
+        sd: standard deviation of the initial values.
+        decay_power: the exponent of the 1/f spectrum scaling.
+    """
+
+    size: int
+    batch: int = 1
+    fft: bool = True
+    decorrelate: bool = True
+    sigmoid: bool = True
+    sd: float = 0.01
+    decay_power: float = 1.0
+
+    def __post_init__(self):
+        if self.size < 1 or self.batch < 1:
+            raise ValueError(f"image size and batch must be >= 1, got size={self.size}, batch={self.batch}")
+        if self.sd < 0:
+            raise ValueError(f"sd must be >= 0, got {self.sd}")
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (self.batch, self.size, self.size, 3)
+
+    def init(self, key: Array) -> Array:
+        """Initial parameters: normal(0, sd) spectrum (2, n, 3, H, W//2+1) or pixels (n, H, W, 3)."""
+        if self.fft:
+            freqs = rfft2d_freqs(self.size, self.size)
+            shape = (2, self.batch, 3) + freqs.shape
+        else:
+            shape = self.shape
+        return self.sd * jax.random.normal(key, shape, jnp.float32)
+
+    def spatial(self, p: Array) -> Array:
+        """The unconstrained image (n, H, W, 3) before colour mapping and squashing."""
+        if not self.fft:
+            return p
+        h = w = self.size
+        freqs = rfft2d_freqs(h, w)
+        scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** self.decay_power
+        scale = jnp.asarray(scale * np.sqrt(w * h), jnp.float32)
+        spectrum = (p[0] + 1j * p[1]) * scale
+        img = jnp.fft.irfft2(spectrum, s=(h, w), axes=(-2, -1))  # (n, 3, H, W)
+        return jnp.transpose(img, (0, 2, 3, 1)) / FFT_OUTPUT_SCALE
+
+    def to_image(self, p: Array) -> Array:
+        """Images (n, H, W, 3) in [0, 1]."""
+        t = self.spatial(p)
+        if self.decorrelate:
+            t = decorrelate_colour(t)
+        if self.sigmoid:
+            return jax.nn.sigmoid(t)
+        t = t + (jnp.asarray(COLOR_MEAN, t.dtype) if self.decorrelate else 0.5)
+        return t + jax.lax.stop_gradient(jnp.clip(t, 0.0, 1.0) - t)
+
+
+def image(size: int, batch: int = 1, *, fft: bool = True, decorrelate: bool = True, sigmoid: bool = True,
+          sd: float = 0.01, decay_power: float = 1.0) -> ImageParam:
+    """Lucid's ``param.image``: Fourier + decorrelated colour + sigmoid by default."""
+    return ImageParam(size, batch, fft, decorrelate, sigmoid, sd, decay_power)
+
+
+def pixel(size: int, batch: int = 1, *, sd: float = 0.01, sigmoid: bool = False) -> ImageParam:
+    """Plain pixels around grey 0.5 (clipped to [0, 1]); the space Yosinski's image steps act on."""
+    return ImageParam(size, batch, fft=False, decorrelate=False, sigmoid=sigmoid, sd=sd)
+
+
+def fourier(size: int, batch: int = 1, *, sd: float = 0.01, decay_power: float = 1.0) -> ImageParam:
+    """1/f-scaled Fourier basis, RGB colour, sigmoid."""
+    return ImageParam(size, batch, fft=True, decorrelate=False, sigmoid=True, sd=sd, decay_power=decay_power)
+
+
+def sigmoid(size: int, batch: int = 1, *, sd: float = 0.01) -> ImageParam:
+    """Pixels squashed by a sigmoid."""
+    return ImageParam(size, batch, fft=False, decorrelate=False, sigmoid=True, sd=sd)
+
+
+def decorrelated(size: int, batch: int = 1, *, sd: float = 0.01) -> ImageParam:
+    """Pixels in the decorrelated colour basis, sigmoid."""
+    return ImageParam(size, batch, fft=False, decorrelate=True, sigmoid=True, sd=sd)
+
+
+__all__ = ["ImageParam", "image", "pixel", "fourier", "sigmoid", "decorrelated", "rfft2d_freqs", "decorrelate_colour"]
