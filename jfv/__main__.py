@@ -1,0 +1,3 @@
+from jfv.main import run
+
+run()

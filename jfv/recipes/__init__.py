@@ -1,0 +1,24 @@
+"""Recipes: what ``python -m jfv`` runs, chosen by the config key ``recipe``.
+
+A recipe is a module with ``run(config, workdir) -> dict`` (the manifest it wrote). Recipes are the
+only library code that reads configs; they turn config keys into explicit, typed arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# recipe name -> module (imported on use, so one recipe's dependencies never slow another's start)
+RECIPES: dict[str, str] = {
+    "channels": "jfv.recipes.channels",
+}
+
+
+class UnknownRecipeError(ValueError):
+    """A recipe name that is not registered; the message lists the valid ones."""
+
+
+def get(name: str):
+    if name not in RECIPES:
+        raise UnknownRecipeError(f"unknown recipe {name!r}; valid recipes: {', '.join(sorted(RECIPES))}")
+    return importlib.import_module(RECIPES[name])
