@@ -50,8 +50,36 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _config_keys(argv: list[str]) -> list[str]:
+    """The keys the --config file declares (for the error message), or [] if it cannot be read."""
+    import importlib.util
+
+    path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    if not path:
+        return []
+    try:
+        spec = importlib.util.spec_from_file_location("_jfv_config", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return sorted(module.get_config().keys())
+    except Exception:
+        return []
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl flag parsing, with config-override errors reported as one line and exit status 2."""
+    try:
+        return flags.FLAGS(argv)
+    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+        msg = " ".join(str(e).replace("\\n", " ").replace("\\'", "'").split())
+        keys = _config_keys(argv)
+        hint = f" Valid config keys: {', '.join(keys)}" if keys else ""
+        print(f"jfv: error: bad flag or config override: {msg}{hint}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
 def run() -> None:
-    app.run(lambda argv: sys.exit(main(argv)))
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

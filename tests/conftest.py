@@ -1,0 +1,40 @@
+"""Shared fixtures: real models loaded once per session, the ../shared folder when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path | None:
+    """``$JFV_SHARED``, else ``../shared`` beside the repository; None when absent."""
+    for candidate in (os.environ.get("JFV_SHARED"), REPO.parent / "shared"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    path = shared_dir()
+    if path is None:
+        pytest.skip("../shared is absent (set JFV_SHARED to its path); CI always has it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def vgg16():
+    from jfv import models
+
+    return models.load("vgg16")
+
+
+@pytest.fixture(scope="session")
+def alexnet():
+    from jfv import models
+
+    return models.load("alexnet")
