@@ -184,6 +184,7 @@ def render(
         state, h = prog.advance(model.params, state)
         history.append(h)
         if progress:
+            jax.block_until_ready(state)  # dispatch is asynchronous: report finished work only
             progress(done, steps)
     images, value = prog.final(model.params, state)
     return Rendered(images, value, jnp.concatenate(history))
@@ -306,6 +307,7 @@ def render_channels(
             hist.append(h)
             done += size * len(group)
             if progress:
+                jax.block_until_ready(state)  # dispatch is asynchronous: report finished work only
                 progress(done, total)
         imgs, vals = prog.final(model_params, state, cs)
         k = len(group)
