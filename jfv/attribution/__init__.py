@@ -19,3 +19,16 @@ from jfv.attribution.gradients import (
     smoothgrad,
 )
 from jfv.attribution.switches import Switches, best_per_block, deconvnet_switches, pool_with_switches, unpool
+from jfv.attribution.cam import (
+    HeadError,
+    NoSpatialExtentError,
+    activation_gradient,
+    cam,
+    cam_from_features,
+    cam_top_k,
+    grad_cam,
+    head_kernel,
+    upsample,
+)
+from jfv.attribution.occlusion import GREY, Occlusion, WindowError, occlusion, occlusion_chunk, pixel_map, window_positions
+from jfv.attribution.faithfulness import Curves, blur, deletion_insertion, ranks

@@ -76,11 +76,16 @@ class Target:
             return jnp.asarray(self.channel, jnp.int32)
         return jnp.full((n,), self.channel, jnp.int32)
 
-    def score_map(self, a: Array) -> Array:
-        """The channel's activations: (n, C) -> (n,), (n, H, W, C) -> (n, H, W)."""
+    def score_map(self, a: Array, channels: Array | None = None) -> Array:
+        """The channel's activations: (n, C) -> (n,), (n, H, W, C) -> (n, H, W).
+
+        ``channels`` (n,) overrides the target's channel per image (used when images are occluded
+        or masked copies of others, each scored for its original's channel).
+        """
         if self.softmax:
             a = jax.nn.softmax(a, axis=-1)
-        idx = self.channels(a.shape[0]).reshape((-1,) + (1,) * (a.ndim - 1))
+        idx = self.channels(a.shape[0]) if channels is None else channels
+        idx = idx.reshape((-1,) + (1,) * (a.ndim - 1))
         return jnp.take_along_axis(a, idx, axis=-1)[..., 0]
 
     def reduce_map(self, m: Array) -> Array:
@@ -99,9 +104,9 @@ class Target:
         y, x = self.position
         return m[:, y, x]
 
-    def score(self, acts: Mapping[str, Array]) -> Array:
+    def score(self, acts: Mapping[str, Array], channels: Array | None = None) -> Array:
         """Named activations (batch n) -> scores, shape (n,)."""
-        return self.reduce_map(self.score_map(acts[self.layer]))
+        return self.reduce_map(self.score_map(acts[self.layer], channels))
 
     def check(self, model: Model, image_size: int | tuple[int, int]) -> None:
         """Raises TargetError (or the model's layer error) naming the fix when this target is invalid."""
