@@ -32,3 +32,4 @@ from jfv.attribution.cam import (
 )
 from jfv.attribution.occlusion import GREY, Occlusion, WindowError, occlusion, occlusion_chunk, pixel_map, window_positions
 from jfv.attribution.faithfulness import Curves, blur, deletion_insertion, ranks
+from jfv.attribution import pictures
