@@ -30,8 +30,8 @@ from jfv.models.base import Model
 SIZE, WINDOW, STRIDE = 224, 32, 16
 
 
-def best_time(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())  # compile and warm up
+def best_time(fn, repeats: int, warm=None) -> float:
+    jax.block_until_ready((warm or fn)())  # compile and warm up
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -68,7 +68,8 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--out", default="")
     p.add_argument("--batch", type=int, default=13, help="occluded images per call")
-    p.add_argument("--images", type=int, default=4, help="batch for the per-image-rate methods")
+    p.add_argument("--images", type=int, default=2, help="batch for the per-image-rate methods")
+    p.add_argument("--repeats", type=int, default=1, help="timed runs (best kept) after a warm-up")
     args = p.parse_args()
 
     model = models.load("vgg16")
@@ -89,7 +90,8 @@ def main() -> None:
     chunk_flops = flops_of(A.occlusion_chunk, model.params, img, chans, idx, idx, idx, fill,
                            model=model, target=target, window=WINDOW)
     total_flops = chunk_flops * (-(-n_win // b))
-    t_batch = best_time(lambda: A.occlusion(model, img, target, WINDOW, STRIDE, batch_size=b).scores, 2)
+    warm_chunk = lambda: A.occlusion_chunk(model.params, img, chans, idx, idx, idx, fill, model=model, target=target, window=WINDOW)
+    t_batch = best_time(lambda: A.occlusion(model, img, target, WINDOW, STRIDE, batch_size=b).scores, args.repeats, warm_chunk)
 
     # -- occlusion, one window per call
     one = jax.jit(lambda params, im, y, x: target.score(model.apply(params, occlude(im, y, x, WINDOW, fill)[None])))
@@ -99,7 +101,7 @@ def main() -> None:
     def loop():
         return [one(model.params, img[0], y, x) for y, x in grid]
 
-    t_loop = best_time(loop, 1)
+    t_loop = best_time(loop, args.repeats, lambda: one(model.params, img[0], 0, 0))
     lines += [
         f"## Occlusion, VGG16 {SIZE} px, window {WINDOW}, stride {STRIDE} ({n_win} windows, target conv5_3 ch 0)",
         "",
@@ -132,7 +134,7 @@ def main() -> None:
     }
     lines += [f"## Images per second, VGG16 {SIZE} px, batch {n}", "", "| method | images/s |", "| --- | --- |"]
     for name, fn in rates.items():
-        lines.append(f"| {name} | {n / best_time(fn, 2):.2f} |")
+        lines.append(f"| {name} | {n / best_time(fn, args.repeats):.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
