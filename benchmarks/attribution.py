@@ -1,6 +1,6 @@
 """Attribution throughput on this machine, with occlusion's FLOP rate against the matmul rate.
 
-    JFV_WEIGHTS_DIR=/tmp/jfv-weights python benchmarks/attribution.py [--out benchmarks/RESULTS.md]
+    PYTHONPATH=. JFV_WEIGHTS_DIR=/tmp/jfv-weights python benchmarks/attribution.py [--out benchmarks/RESULTS.md]
 
 Occlusion: VGG16 at 224 px, a 32 px grey window with stride 16 (13 x 13 = 169 positions), target
 the summed map of conv5_3 channel 0, batched (vmapped chunks under one jit) against a loop of one
