@@ -139,3 +139,17 @@ class Staging:
             self.commit()
         else:
             self.abort()
+
+
+def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
+    """An image file as (size, size, 3) float32 RGB in [0, 1]: shorter side resized to ``size``
+    (bicubic), then centre-cropped."""
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        scale = size / min(w, h)
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+        w, h = im.size
+        left, top = (w - size) // 2, (h - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+        return np.asarray(im, np.float32) / 255.0
