@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jfv import models
-from jfv.models import vgg
+from jfv.models import resnet, vgg
 from jfv.models.weights import library_versions, save, sha256_file, weights_dir
 
 # Relative tolerance of the parity check: max |flax - torch| <= VERIFY_RTOL * max |torch| per layer.
@@ -107,17 +107,34 @@ def _listing(title: str, keys: Sequence[str]) -> str:
     return f"\n  {len(keys)} {title}: {shown}{more}"
 
 
-def _matching_models(state_dict: Mapping[str, np.ndarray]) -> list[str]:
-    """Registered architectures whose keys and shapes the state dict fits exactly."""
-    found = []
-    for name in models.ARCHITECTURES:
-        expected = expected_params(name)
-        keys = {k for k in state_dict if not k.endswith(OPTIONAL_BN_KEY)}
-        if keys == set(expected) and all(
-            _to_flax(path[-1], np.asarray(state_dict[k])).shape == shape for k, (path, shape) in expected.items()
-        ):
-            found.append(name)
-    return found
+def guess_model(state_dict: Mapping[str, np.ndarray]) -> str | None:
+    """The registered architecture a state dict fits exactly (keys and shapes), or None.
+
+    Reads the layout from the keys (``fc`` -> torchvision ResNet, blocks counted per stage;
+    ``linear`` -> CIFAR ResNet; ``features.28`` -> VGG16; ``features.10`` -> AlexNet), then checks the
+    guess against that architecture's full parameter list.
+    """
+    keys = {k for k in state_dict if not k.endswith(OPTIONAL_BN_KEY)}
+
+    def blocks(stage: int) -> int:
+        return len({k.split(".")[1] for k in keys if k.startswith(f"layer{stage}.")})
+
+    guess = None
+    if "fc.weight" in keys:
+        kind = "bottleneck" if "layer1.0.conv3.weight" in keys else "basic"
+        stages = tuple(blocks(s) for s in range(1, 5))
+        guess = next((f"resnet{d}" for d, spec in resnet.RESNET_STAGES.items() if spec == (kind, stages)), None)
+    elif "linear.weight" in keys:
+        guess = f"cifar_resnet{6 * blocks(1) + 2}"
+    elif "classifier.6.weight" in keys:
+        guess = "vgg16_classifier" if "features.28.weight" in keys else "alexnet_classifier"
+    if guess not in models.ARCHITECTURES:
+        return None
+    expected = expected_params(guess)
+    fits = keys == set(expected) and all(
+        _to_flax(path[-1], np.asarray(state_dict[k])).shape == shape for k, (path, shape) in expected.items()
+    )
+    return guess if fits else None
 
 
 def convert_state_dict(model: str, state_dict: Mapping[str, Any], source: str = "state dict") -> dict:
@@ -161,9 +178,9 @@ def convert_state_dict(model: str, state_dict: Mapping[str, Any], source: str = 
             node = node.setdefault(name, {})
         node[path[-1]] = np.ascontiguousarray(value, dtype=np.float32)
     if missing or unexpected or mismatched:
-        fits = _matching_models(given)
+        fits = guess_model(given)
         hint = (
-            f"\nIt fits {', '.join(fits)}: convert with --model={fits[0]}."
+            f"\nIt is a {fits} checkpoint: convert it with --model={fits}."
             if fits
             else f"\nIs it a checkpoint of another architecture? jfv converts: {', '.join(models.ARCHITECTURES)}."
         )
