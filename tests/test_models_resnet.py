@@ -279,3 +279,25 @@ def test_bad_labels_file_is_refused(tmp_path):
     path.write_text("0 cat\n2 dog\n")
     with pytest.raises(labels.LabelsError, match="not 0..1"):
         labels.read_labels(path)
+
+
+@pytest.mark.parametrize("config", ["resnet50_layer4", "resnet50_class", "cifar_resnet20_class"])
+def test_configs_name_real_models_layers_and_classes(config):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "configs" / f"{config}.py"
+    spec = importlib.util.spec_from_file_location(config, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config()
+    assert c.recipe == "channels" and c.model in models.names()
+    arch = models.ARCHITECTURES[c.model]
+    net = arch.module()
+    x = jax.ShapeDtypeStruct((1, c.image_size, c.image_size, 3), jnp.float32)
+    table = models._layer_table(net, jax.eval_shape(net.init, jax.random.key(0), x)["params"], c.image_size)
+    assert c.layer in table
+    if c.class_name:
+        names = labels.CIFAR10_CLASSES if c.model.startswith("cifar") else labels.imagenet() if shared_dir() else None
+        if names is None:
+            pytest.skip("ImageNet labels not found: set JFV_SHARED")
+        assert 0 <= labels.class_index(c.class_name, names) < table["logits"]
