@@ -169,9 +169,9 @@ def parity_errors(name: str, sizes: tuple[tuple[int, int], ...], seed: int = 0) 
 @pytest.mark.parametrize(
     "name, sizes",
     [
-        ("resnet18", ((2, 97), (1, 64))),
-        ("resnet34", ((1, 97),)),
-        ("resnet50", ((2, 97),)),
+        ("resnet18", ((2, 97),)),
+        ("resnet34", ((1, 33),)),
+        ("resnet50", ((1, 97),)),
         ("resnet101", ((1, 33),)),
         ("resnet152", ((1, 33),)),
         ("vgg16_classifier", ((1, 97),)),  # pool5 3x3 -> adaptive 7x7 and the NCHW flatten
@@ -221,17 +221,17 @@ def test_objectives_on_every_kind_of_layer(resnet18):
     """channel, neuron and class logit read ResNet blocks, stages and logits by name; finite gradients."""
     model = resnet18
     x = jax.random.uniform(jax.random.key(0), (1, 33, 33, 3))
-    acts = model(x)
     cases = (
-        (objectives.channel("layer4", 3), jnp.mean(acts["layer4"][..., 3])),
-        (objectives.neuron("layer3.1", 5), acts["layer3.1"][0, 1, 1, 5]),
-        (objectives.class_logit(1), acts["logits"][0, 1]),
-        (objectives.channel("avgpool", 7), acts["avgpool"][0, 7]),
+        (objectives.channel("layer4", 3), lambda a: jnp.mean(a["layer4"][..., 3])),
+        (objectives.neuron("layer3.1", 5), lambda a: a["layer3.1"][0, 1, 1, 5]),
+        (objectives.class_logit(1), lambda a: a["logits"][0, 1]),
+        (objectives.channel("avgpool", 7), lambda a: a["avgpool"][0, 7]),
     )
-    for objective, expected in cases:
-        np.testing.assert_allclose(objective(acts), expected, rtol=1e-6)
     total = sum((objective for objective, _ in cases[1:]), cases[0][0])
-    grad = jax.grad(lambda im: total(model(im)))(x)
+    # one compiled program for values and gradient: eager autodiff of a ResNet is slower on CPU
+    acts, grad = jax.jit(lambda im: (model(im), jax.grad(lambda i: total(model(i)))(im)))(x)
+    for objective, expected in cases:
+        np.testing.assert_allclose(objective(acts), expected(acts), rtol=1e-6)
     assert np.all(np.isfinite(grad)) and np.any(grad != 0)
 
 
