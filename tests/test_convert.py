@@ -90,7 +90,10 @@ def test_refuses_the_wrong_architecture_and_names_the_right_one(tmp_path):
     assert "--model=cifar_resnet20" in message
     assert not out.exists()
     message = run(["--model=resnet18", f"--checkpoint={path}", f"--out={out}"])
-    assert "unexpected keys: bn1.bias" in message and "missing keys" in message and "fc.weight" in message
+    assert "37 missing keys: fc.bias, fc.weight," in message
+    assert "38 unexpected keys: layer1.2.bn1.bias," in message  # resnet18 has 2 blocks per stage
+    assert "shape mismatches: bn1.bias (16,) (expected (64,))" in message
+    assert "--model=cifar_resnet20" in message
 
 
 def test_refuses_missing_extra_and_misshapen_keys(tmp_path):
