@@ -8,14 +8,19 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from pathlib import Path
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jfv.models import vgg
+import flax.linen as nn
+
+from jfv import labels as labels_lib
+from jfv.models import cifar_resnet, classifiers, resnet, vgg
 from jfv.models.base import (
     ChannelOutOfRangeError,
     ImageTooSmallError,
@@ -23,7 +28,15 @@ from jfv.models.base import (
     UnknownLayerError,
     min_size_hint,
 )
-from jfv.models.weights import WeightsError, load_or_convert, read_lpips_pickle, sha256_file
+from jfv.models.weights import (
+    MANIFEST,
+    WeightsError,
+    load_or_convert,
+    read_lpips_pickle,
+    restore,
+    sha256_file,
+    weights_dir as default_weights_dir,
+)
 
 
 class UnknownModelError(ValueError):
@@ -76,9 +89,12 @@ def _conv_names(module, image_size: int) -> tuple[str, ...]:
     return tuple(params["params"].keys())
 
 
-def _build(name: str, module, pretrained: bool, weights_dir, seed: int) -> Model:
+def _build(name: str, module, pretrained: bool, weights_dir, seed: int, checkpoint=None) -> Model:
     image_size = 224
-    if pretrained:
+    if checkpoint is not None:
+        params, _ = restore(checkpoint, f"delete it; jfv.models.load({name!r}) converts it again")
+        source = str(checkpoint)
+    elif pretrained:
         names = _conv_names(module, image_size)
         params, manifest, directory = load_or_convert(name, _from_lpips(name, names), weights_dir)
         source = str(directory)
@@ -96,17 +112,156 @@ def _build(name: str, module, pretrained: bool, weights_dir, seed: int) -> Model
     )
 
 
-def _vgg16(pretrained=True, weights_dir=None, seed=0) -> Model:
-    return _build("vgg16", vgg.VGG16Features(), pretrained, weights_dir, seed)
+def _vgg16(pretrained=True, weights_dir=None, seed=0, checkpoint=None) -> Model:
+    return _build("vgg16", vgg.VGG16Features(), pretrained, weights_dir, seed, checkpoint)
 
 
-def _alexnet(pretrained=True, weights_dir=None, seed=0) -> Model:
-    return _build("alexnet", vgg.AlexNetFeatures(), pretrained, weights_dir, seed)
+def _alexnet(pretrained=True, weights_dir=None, seed=0, checkpoint=None) -> Model:
+    return _build("alexnet", vgg.AlexNetFeatures(), pretrained, weights_dir, seed, checkpoint)
+
+
+def _imagenet_labels() -> tuple[str, ...] | None:
+    try:
+        return labels_lib.imagenet()
+    except labels_lib.LabelsError:
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """A network whose weights come from a PyTorch checkpoint through ``python -m jfv.convert``.
+
+    Attributes:
+        name: the registry name, also the default checkpoint folder under ``weights/``.
+        module: builds the Flax module (fields such as ``relu`` keep their defaults).
+        image_size: the size the published weights were trained at.
+        labels: the class names, or None when unavailable.
+        checkpoint: what ``--checkpoint`` should point at, for error messages.
+    """
+
+    name: str
+    module: Callable[[], nn.Module]
+    image_size: int
+    labels: Callable[[], tuple[str, ...] | None]
+    checkpoint: str
+
+
+def random_params(module: nn.Module, image_size: int, key: jax.Array) -> dict[str, Any]:
+    """He-normal kernels (std sqrt(2 / fan_in)), zero biases, identity BatchNorm; one RNG draw.
+
+    The whole tree is cut from a single ``jax.random.normal`` draw, which is much faster on CPU
+    than Flax's per-parameter initialisers (one compiled RNG program instead of one per shape).
+
+    He et al. 2015, "Delving Deep into Rectifiers".
+    """
+    x = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
+    shapes = jax.eval_shape(module.init, jax.random.key(0), x)["params"]
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
+    kernels = [leaf.size for path, leaf in leaves if path[-1].key == "kernel"]
+    noise = np.asarray(jax.random.normal(key, (sum(kernels),), jnp.float32))
+    out, offset = [], 0
+    for path, leaf in leaves:
+        name = path[-1].key
+        if name == "kernel":
+            fan_in = int(np.prod(leaf.shape[:-1]))
+            value = noise[offset : offset + leaf.size].reshape(leaf.shape) * np.sqrt(2.0 / fan_in)
+            offset += leaf.size
+        elif name in ("scale", "var"):
+            value = np.ones(leaf.shape, np.float32)
+        else:
+            value = np.zeros(leaf.shape, np.float32)
+        out.append(value.astype(np.float32))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _cifar_checkpoint(depth: int) -> str:
+    shared = labels_lib.shared_dir()
+    if shared is not None:
+        found = sorted((shared / "weights" / "cifar10-resnet").glob(f"resnet{depth}-*.th"))
+        if found:
+            return str(found[0])
+    return f"PATH/TO/resnet{depth}-HASH.th"  # akamaster/pytorch_resnet_cifar10 pretrained_models
+
+
+ARCHITECTURES: dict[str, Architecture] = {}
+for _depth in resnet.RESNET_STAGES:
+    ARCHITECTURES[f"resnet{_depth}"] = Architecture(
+        f"resnet{_depth}",
+        lambda d=_depth: resnet.resnet(d),
+        224,
+        _imagenet_labels,
+        f"PATH/TO/resnet{_depth}-HASH.pth",  # torchvision's ImageNet state dict
+    )
+for _depth in cifar_resnet.CIFAR_DEPTHS:
+    ARCHITECTURES[f"cifar_resnet{_depth}"] = Architecture(
+        f"cifar_resnet{_depth}",
+        lambda d=_depth: cifar_resnet.cifar_resnet(d),
+        32,
+        lambda: labels_lib.CIFAR10_CLASSES,
+        "",  # filled lazily by convert_command: the shared folder may move
+    )
+ARCHITECTURES["vgg16_classifier"] = Architecture(
+    "vgg16_classifier", classifiers.VGG16, 224, _imagenet_labels,
+    "PATH/TO/vgg16-397923af.pth",  # torchvision's ImageNet state dict
+)
+ARCHITECTURES["alexnet_classifier"] = Architecture(
+    "alexnet_classifier", classifiers.AlexNet, 224, _imagenet_labels,
+    "PATH/TO/alexnet-owt-7be5be79.pth",  # torchvision's ImageNet state dict
+)
+
+
+def convert_command(name: str, weights_dir: str | os.PathLike | None = None) -> str:
+    """The shell command that converts ``name``'s PyTorch checkpoint into ``<weights_dir>/<name>``."""
+    arch = ARCHITECTURES[name]
+    checkpoint = arch.checkpoint
+    if name.startswith("cifar_resnet"):
+        checkpoint = _cifar_checkpoint(int(name[len("cifar_resnet"):]))
+    out = default_weights_dir(weights_dir) / name
+    return f"python -m jfv.convert --model={name} --checkpoint={checkpoint} --out={out}"
+
+
+def _converted(name: str) -> Callable[..., Model]:
+    def build(pretrained=True, weights_dir=None, seed=0, checkpoint=None) -> Model:
+        arch = ARCHITECTURES[name]
+        module = arch.module()
+        if checkpoint is not None or pretrained:
+            directory = Path(checkpoint) if checkpoint is not None else default_weights_dir(weights_dir) / name
+            command = convert_command(name, weights_dir)
+            if not (directory / MANIFEST).exists():
+                raise WeightsError(
+                    f"no converted {name} weights at {directory}: convert its PyTorch checkpoint "
+                    f"once with\n  {command}\n(PATH/TO: where the PyTorch checkpoint is; "
+                    f"torch must be installed: pip install 'jfv[torch]')"
+                    + (f" (with --out={directory})" if checkpoint is not None else "")
+                )
+            params, manifest = restore(directory, command)
+            if manifest.get("model") != name:
+                raise WeightsError(
+                    f"{directory} holds {manifest.get('model')!r} weights, not {name!r}: point at "
+                    f"a {name} checkpoint or convert one with\n  {command}"
+                )
+            source = str(directory)
+        else:
+            params = random_params(module, arch.image_size, jax.random.key(seed))
+            source = f"random init (seed {seed})"
+        params = jax.tree.map(jnp.asarray, params)
+        return Model(
+            name=name,
+            module=module,
+            params=params,
+            layers=_layer_table(module, params, arch.image_size),
+            image_size=arch.image_size,
+            labels=arch.labels(),
+            source=source,
+        )
+
+    return build
 
 
 REGISTRY: dict[str, Callable[..., Model]] = {
     "vgg16": _vgg16,
     "alexnet": _alexnet,
+    **{name: _converted(name) for name in ARCHITECTURES},
 }
 
 
@@ -120,6 +275,7 @@ def load(
     pretrained: bool = True,
     weights_dir: str | os.PathLike | None = None,
     seed: int = 0,
+    checkpoint: str | os.PathLike | None = None,
 ) -> Model:
     """Loads a registered model with its converted weights.
 
@@ -129,17 +285,23 @@ def load(
             False gives a randomly initialised network of the same layout.
         weights_dir: where checkpoints live; default ``$JFV_WEIGHTS_DIR`` or the repo's ``weights/``.
         seed: the init seed when ``pretrained`` is False.
+        checkpoint: a converted checkpoint directory (``manifest.json`` + ``params/``) to load
+            instead of ``<weights_dir>/<name>``.
 
     Raises:
         UnknownModelError: listing the valid names.
-        WeightsError: a corrupt or unreadable checkpoint, naming the file and the fix.
+        WeightsError: a corrupt or unreadable checkpoint, naming the file and the fix; for a
+            PyTorch-converted model never converted, the ``python -m jfv.convert`` command to run.
     """
     if name not in REGISTRY:
         raise UnknownModelError(f"unknown model {name!r}; valid models: {', '.join(names())}")
-    return REGISTRY[name](pretrained=pretrained, weights_dir=weights_dir, seed=seed)
+    return REGISTRY[name](pretrained=pretrained, weights_dir=weights_dir, seed=seed, checkpoint=checkpoint)
 
 
 __all__ = [
+    "ARCHITECTURES",
+    "Architecture",
+    "convert_command",
     "ChannelOutOfRangeError",
     "ImageTooSmallError",
     "Model",

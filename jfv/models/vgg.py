@@ -25,9 +25,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)  # torchvision
 Array = jax.Array
 
 
-def max_pool(x: Array, window: int, stride: int) -> Array:
-    """Max-pool with torchvision's defaults (no padding, floor mode) on NHWC input."""
-    return nn.max_pool(x, (window, window), strides=(stride, stride), padding="VALID")
+def max_pool(x: Array, window: int, stride: int, padding: int = 0) -> Array:
+    """Max-pool as torch's ``MaxPool2d(window, stride, padding)`` (floor mode) on NHWC input.
+
+    Padding is symmetric and, as in torch, never wins the max (Flax pads with -inf).
+    """
+    pad = ((padding, padding), (padding, padding))
+    return nn.max_pool(x, (window, window), strides=(stride, stride), padding=pad)
 
 
 def imagenet_normalise(images: Array) -> Array:
@@ -56,26 +60,48 @@ ALEXNET_CONVS: tuple[tuple[str, int, int, int, int, bool], ...] = (
 )
 
 
+def vgg_features(x: Array, blocks, relu, pool, out: dict[str, Array]) -> Array:
+    """torchvision VGG ``features`` inside a compact module: convs ``conv{b}_{i}``, pools ``pool{b}``.
+
+    Writes ``conv{b}_{i}`` (pre-ReLU), ``relu{b}_{i}`` and ``pool{b}`` into ``out``; returns the last
+    pool's output (N, H/32, W/32, C).
+    """
+    for b, widths in enumerate(blocks, start=1):
+        for i, width in enumerate(widths, start=1):
+            name = f"{b}_{i}"
+            x = nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), name=f"conv{name}")(x)
+            out[f"conv{name}"] = x
+            x = relu(x)
+            out[f"relu{name}"] = x
+        x = pool(x, 2, 2)
+        out[f"pool{b}"] = x
+    return x
+
+
+def alexnet_features(x: Array, relu, pool, out: dict[str, Array]) -> Array:
+    """torchvision AlexNet ``features`` inside a compact module; returns ``pool5`` (N, h, w, 256)."""
+    for name, width, k, s, p, pooled in ALEXNET_CONVS:
+        x = nn.Conv(width, (k, k), strides=(s, s), padding=((p, p), (p, p)), name=f"conv{name}")(x)
+        out[f"conv{name}"] = x
+        x = relu(x)
+        out[f"relu{name}"] = x
+        if pooled:
+            x = pool(x, 3, 2)
+            out[f"pool{name}"] = x
+    return x
+
+
 class VGG16Features(nn.Module):
     """torchvision ``vgg16().features``: 13 3x3 convs (padding 1) in 5 blocks, 2x2 max-pools."""
 
     relu: Callable[[Array], Array] = nn.relu
-    pool: Callable[[Array, int, int], Array] = max_pool
+    pool: Callable[..., Array] = max_pool
     blocks: Sequence[Sequence[int]] = VGG16_BLOCKS
 
     @nn.compact
     def __call__(self, images: Array) -> dict[str, Array]:
-        x = imagenet_normalise(images)
         out: dict[str, Array] = {}
-        for b, widths in enumerate(self.blocks, start=1):
-            for i, width in enumerate(widths, start=1):
-                name = f"{b}_{i}"
-                x = nn.Conv(width, (3, 3), padding=((1, 1), (1, 1)), name=f"conv{name}")(x)
-                out[f"conv{name}"] = x
-                x = self.relu(x)
-                out[f"relu{name}"] = x
-            x = self.pool(x, 2, 2)
-            out[f"pool{b}"] = x
+        vgg_features(imagenet_normalise(images), self.blocks, self.relu, self.pool, out)
         return out
 
 
@@ -83,18 +109,10 @@ class AlexNetFeatures(nn.Module):
     """torchvision ``alexnet().features``: convs 11/4/p2, 5/p2, 3/p1 x3; 3x3 stride-2 max-pools."""
 
     relu: Callable[[Array], Array] = nn.relu
-    pool: Callable[[Array, int, int], Array] = max_pool
+    pool: Callable[..., Array] = max_pool
 
     @nn.compact
     def __call__(self, images: Array) -> dict[str, Array]:
-        x = imagenet_normalise(images)
         out: dict[str, Array] = {}
-        for name, width, k, s, p, pool in ALEXNET_CONVS:
-            x = nn.Conv(width, (k, k), strides=(s, s), padding=((p, p), (p, p)), name=f"conv{name}")(x)
-            out[f"conv{name}"] = x
-            x = self.relu(x)
-            out[f"relu{name}"] = x
-            if pool:
-                x = self.pool(x, 3, 2)
-                out[f"pool{name}"] = x
+        alexnet_features(imagenet_normalise(images), self.relu, self.pool, out)
         return out
