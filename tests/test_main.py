@@ -94,3 +94,21 @@ def test_corrupt_weights_name_the_file(tmp_path):
     assert res.returncode == 2, res.stderr[-2000:]
     assert str(wroot / "vgg16") in res.stderr and "python -m jfv.weights" in res.stderr
     assert not workdir.exists() or not any(workdir.iterdir())
+
+
+def test_class_by_name_on_a_converted_cifar_resnet(tmp_path, shared):
+    checkpoint = next((shared / "weights" / "cifar10-resnet").glob("resnet20-*.th"))
+    env = {"JFV_WEIGHTS_DIR": str(tmp_path / "w")}
+    conv = subprocess.run(
+        [sys.executable, "-m", "jfv.convert", "--model=cifar_resnet20", f"--checkpoint={checkpoint}",
+         f"--out={tmp_path / 'w' / 'cifar_resnet20'}"],
+        cwd=REPO, env=dict(os.environ, **env), capture_output=True, text=True, timeout=600,
+    )
+    assert conv.returncode == 0, conv.stderr[-2000:]
+    res = run_jfv("--config=configs/cifar_resnet20_class.py", f"--workdir={tmp_path / 'out'}", "--config.class_name=Cat",
+                  "--config.steps=8", "--config.progress=false", env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [e["channel"] for e in manifest["channels"]] == [3] and manifest["layer"] == "logits"
+    bad = run_jfv("--config=configs/cifar_resnet20_class.py", f"--workdir={tmp_path / 'bad'}", "--config.class_name=kat", env=env)
+    assert bad.returncode == 2 and "Close matches: 'cat'" in bad.stderr

@@ -8,7 +8,6 @@ channel with its image path relative to the workdir and final objective).
 
 from __future__ import annotations
 
-import difflib
 import time
 from typing import Any
 
@@ -17,7 +16,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jfv import models, objectives, parameterisations, transforms
+from jfv import labels, models, objectives, parameterisations, transforms
 from jfv.outputs import Staging, check_workdir, gallery_html, sprite
 from jfv.recipes.common import ConfigError, Progress, make_mesh, parse_channels, run_info
 from jfv.render import render_channels
@@ -35,17 +34,10 @@ def make_transforms(name: str) -> transforms.Transform:
 
 
 def class_index(model: models.Model, class_name: str) -> int:
-    """The index of ``class_name`` in the model's labels; the error lists close matches."""
+    """The index of ``class_name`` in the model's labels (synonyms and case allowed)."""
     if not model.labels:
         raise ConfigError(f"model {model.name!r} has no class labels, so class_name cannot be used")
-    names = list(model.labels)
-    if class_name in names:
-        return names.index(class_name)
-    close = difflib.get_close_matches(class_name, names, n=5)
-    raise ConfigError(
-        f"unknown class_name {class_name!r} for {model.name}"
-        + (f"; close matches: {', '.join(close)}" if close else "; see the model's labels file")
-    )
+    return labels.class_index(class_name, model.labels)
 
 
 def objective_factory(kind: str, layer: str, diversity: float):
@@ -85,7 +77,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model.check_channels(layer, channels)
 
     tf = make_transforms(config.transforms)
-    transformed = transforms.output_size(tf, config.image_size) if config.image_size > 24 else 0
+    try:
+        transformed = transforms.output_size(tf, config.image_size)
+    except ValueError:  # e.g. a jitter larger than the padded image
+        transformed = 0
     if transformed < 1:
         raise models.ImageTooSmallError(
             f"image_size {config.image_size} is too small for the {config.transforms} transforms; use image_size >= 32"
