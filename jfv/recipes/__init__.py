@@ -11,6 +11,7 @@ import importlib
 # recipe name -> module (imported on use, so one recipe's dependencies never slow another's start)
 RECIPES: dict[str, str] = {
     "channels": "jfv.recipes.channels",
+    "sweep": "jfv.recipes.sweep",
 }
 
 
