@@ -14,7 +14,7 @@ from configs import reg_sweep
 def get_config():
     c = reg_sweep.get_config()
     c.regulariser = "octaves"
-    c.values = "1.0,1.1,1.2"
+    c.strengths = "1.0,1.1,1.2"
     c.octaves = 3
     c.steps = 32  # per octave
     return c

@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     # decay | blur | clip_norm | clip_contribution | yosinski (image steps; param must be pixel)
     # scale | rotate (transform strength, one compile) | jitter | octaves (one compile per value)
     c.regulariser = "tv"
-    c.values = "0,-0.0001,-0.001,-0.005"  # comma list; yosinski: preset names or "all"
+    c.strengths = "0,-0.0001,-0.001,-0.005"  # comma list; yosinski: preset names or "all"
     c.penalty_reduction = "sum"  # mean | sum (Lucid's scale); l2 also: norm (Lucid's sqrt of the sum)
     c.penalty_constant = 0.5  # l1 / l2 distance from this grey level
     c.tv_beta = 1.0  # Mahendran & Vedaldi's exponent (1 = isotropic TV, 2 = squared gradients)

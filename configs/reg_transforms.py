@@ -3,8 +3,8 @@
     python -m jfv --config=configs/reg_transforms.py --workdir=/tmp/jfv_reg_transforms
 
 Each step zooms by a factor uniform in [1/v, v], v in 1.0, 1.1, 1.2, 1.4, one compiled program.
-Other families: --config.regulariser=rotate --config.values=0,15,45,180 (uniform in [-v, v] degrees,
-one program) or --config.regulariser=jitter --config.values=8,16,32 (a random crop v pixels smaller:
+Other families: --config.regulariser=rotate --config.strengths=0,15,45,180 (uniform in [-v, v] degrees,
+one program) or --config.regulariser=jitter --config.strengths=8,16,32 (a random crop v pixels smaller:
 the model sees a (size - v)-pixel image, so one compilation per value; keep v < image_size - 32).
 Expected: 16 PNGs, less high-frequency noise as the range grows, in ~2-4 minutes on a 2-core CPU.
 """
@@ -15,5 +15,5 @@ from configs import reg_sweep
 def get_config():
     c = reg_sweep.get_config()
     c.regulariser = "scale"
-    c.values = "1.0,1.1,1.2,1.4"
+    c.strengths = "1.0,1.1,1.2,1.4"
     return c

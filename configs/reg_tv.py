@@ -14,7 +14,7 @@ from configs import reg_sweep
 def get_config():
     c = reg_sweep.get_config()
     c.regulariser = "tv"
-    c.values = "0,-0.0001,-0.001,-0.005"
+    c.strengths = "0,-0.0001,-0.001,-0.005"
     c.penalty_reduction = "sum"
     c.tv_beta = 1.0
     return c

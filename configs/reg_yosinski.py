@@ -6,7 +6,7 @@ Pixel parameterisation, Adam 0.05, then Yosinski's image steps in his order (dec
 zero small-norm pixels, zero small-contribution pixels) with each row of Table 1:
 blur_norm (0, 0.5, 4, 50, 0), decay_norm (0.3, 0, 0, 20, 0), decay_blur (1e-4, 1.0, 4, 0, 0),
 blur_contribution (0, 0.5, 4, 0, 90). All four presets render as one compiled program; pick some with
---config.values=decay_blur or --config.values=blur_norm,blur_contribution. Expected: 16 PNGs, the
+--config.strengths=decay_blur or --config.strengths=blur_norm,blur_contribution. Expected: 16 PNGs, the
 clipping presets showing grey (zeroed) backgrounds around the strongest features, in ~2-4 minutes on
 a 2-core CPU.
 """
@@ -17,5 +17,5 @@ from configs import reg_sweep
 def get_config():
     c = reg_sweep.get_config()
     c.regulariser = "yosinski"
-    c.values = "all"  # or a comma list of: blur_norm, decay_norm, decay_blur, blur_contribution
+    c.strengths = "all"  # or a comma list of: blur_norm, decay_norm, decay_blur, blur_contribution
     return c

@@ -83,3 +83,61 @@ def test_sweep_rejects_empty_and_unknown_layer():
     bad = lambda c, v: (objectives.channel("conv9", c), optax.adam(0.1))  # noqa: E731
     with pytest.raises(ValueError, match="Valid layers: conv1, conv2"):
         render_sweep(MODEL, bad, PARAM, transforms.identity(), [0], [0.1], KEY, STEPS)
+
+
+# ---------------------------------------------------------------------------------------------
+# The ``sweep`` recipe: bad input fails before any compilation; a tiny run writes the gallery.
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    import os
+
+    return os.environ.get("JFV_WEIGHTS_DIR") or str(tmp_path_factory.mktemp("weights"))
+
+
+def sweep_config(weights_dir, **overrides):
+    from configs import reg_sweep
+
+    c = reg_sweep.get_config()
+    c.weights_dir = weights_dir
+    c.layer, c.channels, c.image_size, c.steps, c.progress = "conv2_1", "3,5", 32, 1, False
+    for k, v in overrides.items():
+        setattr(c, k, v)
+    return c
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(regulariser="blur", strengths="1,-0.5"), r"blur radius sigma must be >= 0"),
+    (dict(regulariser="clip_norm", strengths="50,120"), r"in \[0, 100\]"),
+    (dict(regulariser="clip_contribution", strengths="-1"), r"in \[0, 100\]"),
+    (dict(regulariser="scale", strengths="1.2,0.8"), r"scale factor must be >= 1"),
+    (dict(regulariser="octaves", strengths="1.1,0.9"), r"octave scale factor must be >= 1"),
+    (dict(regulariser="decay", strengths="0.1", param="fft"), r"use parameterisations.pixel\(size\)"),
+    (dict(regulariser="octaves", strengths="1.1", param="fft"), r"fft=False"),
+    (dict(regulariser="yosinski", strengths="row1"), r"valid: all, blur_norm"),
+    (dict(regulariser="dropout"), r"valid: none, l1, l2, tv"),
+    (dict(regulariser="tv", strengths="a,b"), r"comma-separated list of numbers"),
+])
+def test_recipe_bad_input(weights_dir, tmp_path, overrides, message):
+    from jfv.recipes import sweep
+
+    with pytest.raises(ValueError, match=message):
+        sweep.run(sweep_config(weights_dir, **overrides), str(tmp_path))
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_recipe_writes_regulariser_and_strength_per_image(weights_dir, tmp_path):
+    import json
+
+    from jfv.recipes import sweep
+
+    manifest = sweep.run(sweep_config(weights_dir, strengths="0,-0.005"), str(tmp_path))
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())
+    assert on_disk["images"] == manifest["images"]
+    assert [(e["channel"], e["regulariser"], e["strength"]) for e in on_disk["images"]] == [
+        (3, "tv", 0.0), (3, "tv", -0.005), (5, "tv", 0.0), (5, "tv", -0.005)]
+    assert all((tmp_path / e["image"]).is_file() for e in on_disk["images"])
+    assert "once for all channels and values" in on_disk["compiled"]
+    page = (tmp_path / "index.html").read_text()
+    assert "tv = -0.005" in page and "conv2_1 ch 5" in page

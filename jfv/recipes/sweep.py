@@ -1,6 +1,6 @@
 """Recipe ``sweep``: channels x strengths of one regulariser, with a gallery and manifest.
 
-The config names a regulariser family and its strengths (``values``); every (channel, strength)
+The config names a regulariser family and its strengths (``strengths``); every (channel, strength)
 cell is rendered with the channel's key ``fold_in(seed, channel)``, so the images of one channel
 differ only by the regulariser. Families whose strength keeps array shapes (penalty weights, image
 steps, Yosinski presets, scale and rotation ranges) render as one vmapped, once-compiled
@@ -49,7 +49,7 @@ def parse_values(spec: str, family: str) -> list[Any]:
             return list(regularisers.YOSINSKI_PRESETS)
         bad = [s for s in items if s not in regularisers.YOSINSKI_PRESETS]
         if bad:
-            raise ConfigError(f"unknown Yosinski preset(s) {bad} in values; valid: all, "
+            raise ConfigError(f"unknown Yosinski preset(s) {bad} in strengths; valid: all, "
                               f"{', '.join(regularisers.YOSINSKI_PRESETS)}")
         return items
     if family == "none":
@@ -59,7 +59,7 @@ def parse_values(spec: str, family: str) -> list[Any]:
     except ValueError:
         values = []
     if not values:
-        raise ConfigError(f"cannot read values {spec!r} for regulariser {family!r}: use a comma-separated "
+        raise ConfigError(f"cannot read strengths {spec!r} for regulariser {family!r}: use a comma-separated "
                           f"list of numbers, e.g. -0.01,-0.005,-0.001")
     return values
 
@@ -154,7 +154,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         raise ConfigError(f"unknown regulariser {family!r}; valid: {', '.join(FAMILIES)}")
     if config.image_size < 1 or config.steps < 1:
         raise ConfigError(f"image_size and steps must be >= 1, got {config.image_size} and {config.steps}")
-    values = parse_values(config.values, family)
+    values = parse_values(config.strengths, family)
     numeric = _numeric(family, values)
 
     model = models.load(config.model, weights_dir=config.weights_dir or None)
@@ -231,7 +231,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 if family == "yosinski":
                     entry["settings"] = dict(zip(
                         ("decay", "blur_sigma", "blur_every", "norm_percentile", "contribution_percentile"),
-                        (float(x) for x in numeric[j])))
+                        (round(float(x), 6) for x in numeric[j])))
                 if family == "octaves":
                     entry["size"] = int(img.shape[0])
                 entries.append(entry)
