@@ -1,13 +1,14 @@
 """Benchmark: the cost of each regulariser relative to plain AM, and a batched sweep vs separate runs.
 
-    JFV_WEIGHTS_DIR=/tmp/jfv-weights python benchmarks/regularisers.py [--steps 8 --size 64]
+    JFV_WEIGHTS_DIR=/tmp/jfv-weights python -m benchmarks.regularisers [--steps 8 --size 64]
 
 Part 1 renders the same 4 VGG16 channels for the same steps with each regulariser (one strength) and
 reports the steady-state time per step (after a compiled warm-up) relative to no regulariser.
 Part 2 renders 4 channels x 8 values of lambda_tv twice: as one ``render_sweep`` (one compilation,
 32 images vmapped) and as 8 separate ``render_channels`` runs (one per value, each its own objective
 and so its own compilation, as 8 processes would) and reports both wall times, compilation included,
-and their ratio. All numbers come from one run on one machine, so the ratios are comparable even on a
+and their ratio. Part 3 (``--processes``) does the same through ``python -m jfv`` (configs/reg_tv.py): one
+process for all 8 values vs 8 processes of one value each. All numbers come from one run on one machine, so the ratios are comparable even on a
 shared CPU; absolute times are not.
 """
 
@@ -107,6 +108,28 @@ def part2(model, layer, size, steps, key):
     return {"sweep_s": t_sweep, "separate_s": t_sep, "speedup": t_sep / t_sweep, "max_abs_diff": diff}
 
 
+def part3(size, steps, workdir):
+    """The same sweep through the command line: one process for all 8 values vs one per value."""
+    import os
+    import subprocess
+    import sys
+
+    values = ",".join(f"{v:g}" for v in TV_VALUES)
+    base = [sys.executable, "-m", "jfv", "--config=configs/reg_tv.py", f"--config.image_size={size}",
+            f"--config.steps={steps}", "--config.progress=False"]
+    env = dict(os.environ)
+    t = time.perf_counter()
+    subprocess.run(base + [f"--workdir={workdir}/all", f"--config.strengths={values}"], check=True, env=env)
+    t_one = time.perf_counter() - t
+    print(f"  one process, 8 values: {t_one:.1f} s", flush=True)
+    t = time.perf_counter()
+    for j, v in enumerate(TV_VALUES):
+        subprocess.run(base + [f"--workdir={workdir}/{j}", f"--config.strengths={v:g}"], check=True, env=env)
+    t_sep = time.perf_counter() - t
+    print(f"  8 processes, one value each: {t_sep:.1f} s  -> one process is {t_sep / t_one:.2f}x faster", flush=True)
+    return {"one_process_s": t_one, "separate_processes_s": t_sep, "speedup": t_sep / t_one}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--layer", default="conv4_3")
@@ -114,6 +137,9 @@ def main():
     ap.add_argument("--steps", type=int, default=8, help="timed steps per regulariser in part 1")
     ap.add_argument("--sweep-steps", type=int, default=16)
     ap.add_argument("--skip-part1", action="store_true")
+    ap.add_argument("--skip-part2", action="store_true")
+    ap.add_argument("--processes", action="store_true", help="part 3: the sweep as 1 vs 8 jfv processes")
+    ap.add_argument("--workdir", default="/tmp/jfv_bench_regularisers")
     args = ap.parse_args()
     model = models.load("vgg16")
     key = jax.random.key(0)
@@ -123,8 +149,12 @@ def main():
     if not args.skip_part1:
         print(f"part 1: seconds per step, 4 channels vmapped, {args.steps} timed steps after warm-up")
         out["per_step_s"] = part1(model, args.layer, args.size, args.steps, key)
-    print(f"part 2: 4 channels x 8 lambda_tv, {args.sweep_steps} steps, compilation included")
-    out["sweep"] = part2(model, args.layer, args.size, args.sweep_steps, key)
+    if not args.skip_part2:
+        print(f"part 2: 4 channels x 8 lambda_tv, {args.sweep_steps} steps, compilation included")
+        out["sweep"] = part2(model, args.layer, args.size, args.sweep_steps, key)
+    if args.processes:
+        print(f"part 3: configs/reg_tv.py, 4 channels x 8 lambda_tv, {args.sweep_steps} steps, whole processes")
+        out["processes"] = part3(args.size, args.sweep_steps, args.workdir)
     print(json.dumps(out, indent=1))
 
 
