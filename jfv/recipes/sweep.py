@@ -194,20 +194,22 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     try:
         if family in SHAPED:
+            optimiser = make_optimiser(config)  # one object, so stage sizes shared by values compile once
             per_value = []
             for j, v in enumerate(values):
                 hook = stage_progress(j * len(channels) * total_steps)
                 if family == "jitter":
-                    out = render_channels(model, objective_fn, param, tfs[j], make_optimiser(config), channels, key,
+                    out = render_channels(model, objective_fn, param, tfs[j], optimiser, channels, key,
                                           config.steps, batch_size=config.batch_size or None, progress=hook)
                 else:
-                    out, _ = octaves.render_octaves(model, objective_fn, param, base_tf, make_optimiser(config),
+                    out, _ = octaves.render_octaves(model, objective_fn, param, base_tf, optimiser,
                                                     channels, key, schedules[j],
                                                     batch_size=config.batch_size or None, progress=hook)
                 per_value.append(out)
             images = [[per_value[j].images[i] for j in range(len(values))] for i in range(len(channels))]
             final = np.stack([o.objective for o in per_value], axis=1)
-            compiled = "once per value (the strength changes array shapes)"
+            compiled = ("once per image size (octave stages shared by values compile once)" if family == "octaves"
+                        else "once per value (the strength changes array shapes)")
         else:
             out = render_sweep(model, make, param, base_tf, channels, numeric, key, config.steps,
                                batch_size=config.batch_size or None, progress=stage_progress(0))
