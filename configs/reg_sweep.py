@@ -6,8 +6,8 @@ Renders channels 48, 62, 73, 91 (the seed's) x every value of ``regulariser`` as
 once-compiled program, with pixel parameterisation, Adam 0.05, no transforms, 64 px, 64 steps. This
 base config sweeps total variation at the seed's convention (objective = channel + v * TV, TV summed
 over pixels as Lucid does, v = lambda_tv <= 0). Expected: 16 PNGs, sprite.png (a row per channel,
-a column per value: noisy at 0, smoother as |v| grows), index.html and manifest.json in ~2-4 minutes
-on a 2-core CPU. See docs/regularisers.md for every family and its papers.
+a column per value: saturated strokes at 0, smoother as |v| grows), index.html and manifest.json in
+~2 minutes on a 2-core CPU. See docs/regularisers.md for every family and its papers.
 """
 
 import ml_collections
