@@ -11,10 +11,10 @@ Example:
     ...                           channels=range(8), key=jax.random.key(0), steps=256)
 """
 
-from jfv import models, objectives, parameterisations, transforms
+from jfv import models, objectives, octaves, parameterisations, regularisers, transforms
 from jfv.objectives import Objective
 from jfv.parameterisations import ImageParam, image
-from jfv.render import Rendered, RenderState, channel_key, render, render_channels
+from jfv.render import Rendered, RenderState, channel_key, render, render_channels, render_sweep
 
 __version__ = "0.1.0"
 
@@ -26,9 +26,12 @@ __all__ = [
     "channel_key",
     "image",
     "models",
+    "octaves",
     "objectives",
     "parameterisations",
     "render",
+    "regularisers",
     "render_channels",
+    "render_sweep",
     "transforms",
 ]

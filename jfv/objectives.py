@@ -180,32 +180,102 @@ def diversity(name: str) -> Objective:
     return Objective(fn, f"diversity({name})", (name,))
 
 
-def l1(constant: float = 0.5) -> Objective:
-    """Mean absolute deviation of the input image from ``constant``: ``mean |x - c|``."""
-    return Objective(lambda a: jnp.mean(jnp.abs(a[INPUT] - constant)), "l1(input)")
+REDUCTIONS = ("mean", "sum")
 
 
-def l2(constant: float = 0.5) -> Objective:
-    """Mean squared deviation of the input image from ``constant``: ``mean (x - c)^2``."""
-    return Objective(lambda a: jnp.mean((a[INPUT] - constant) ** 2), "l2(input)")
+def _reduce(values: Array, reduction: str, name: str) -> Array:
+    if reduction == "mean":
+        return jnp.mean(values)
+    if reduction == "sum":
+        return jnp.sum(values)
+    raise ValueError(f"{name} reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
 
 
-def total_variation(beta: float = 1.0) -> Objective:
-    """Total variation of the input image, to be subtracted.
+def _check_reduction(reduction: str, name: str, valid: tuple[str, ...] = REDUCTIONS) -> None:
+    if reduction not in valid:
+        raise ValueError(f"{name} reduction must be one of {', '.join(valid)}, got {reduction!r}")
 
-    ``mean_{y,x} ((x[y+1,x]-x[y,x])^2 + (x[y,x+1]-x[y,x])^2)^(beta/2)`` over the batch and colours,
-    summed over colours. beta = 1 is the isotropic TV norm; Mahendran & Vedaldi 2015 use beta = 2.
+
+# Penalties. Objectives are maximised, so a penalty R enters with a minus sign:
+# ``channel(...) - w * R`` with w > 0. The seed's (Lucid-style) convention writes the same thing as
+# ``channel + lambda * R`` with lambda < 0, so lambda = -w (lambda_tv = -0.005 is w = 0.005).
+# Lucid sums over pixels ("sum"); jfv's default "mean" makes a weight independent of image size:
+# w_mean = w_sum * (number of terms). See docs/regularisers.md.
+
+
+def l1(constant: float = 0.5, reduction: str = "mean") -> Objective:
+    """L1 distance of the input image from ``constant``, to be subtracted.
+
+    ``mean |x - c|`` (``reduction="mean"``) or ``sum |x - c|`` (``"sum"``, Lucid's ``L1``) over the
+    batch, pixels and colours. Gradient ``sign(x - c) / N`` (mean) or ``sign(x - c)`` (sum).
     """
+    _check_reduction(reduction, "l1")
+    return Objective(lambda a: _reduce(jnp.abs(a[INPUT] - constant), reduction, "l1"),
+                     f"l1(c={constant:g}, {reduction})")
+
+
+def l2(constant: float = 0.5, reduction: str = "mean") -> Objective:
+    """L2 penalty on the input image's distance from ``constant``, to be subtracted.
+
+    ``"mean"``: ``mean (x - c)^2``; ``"sum"``: ``sum (x - c)^2``; ``"norm"``: Lucid's ``L2``,
+    ``sqrt(1e-6 + sum (x - c)^2)``; sums over the batch, pixels and colours. Simonyan et al. 2014
+    (L2-regularised class models); the seed's lambda_L2.
+    """
+    _check_reduction(reduction, "l2", REDUCTIONS + ("norm",))
+
+    def fn(a):
+        sq = (a[INPUT] - constant) ** 2
+        if reduction == "norm":
+            return jnp.sqrt(LUCID_L2_EPSILON + jnp.sum(sq))
+        return _reduce(sq, reduction, "l2")
+
+    return Objective(fn, f"l2(c={constant:g}, {reduction})")
+
+
+LUCID_L2_EPSILON = 1e-6  # lucid.optvis.objectives.L2
+TV_FLOOR = 1e-8  # keeps the gradient of (.)^(beta/2) finite on flat regions when beta < 2
+
+
+def total_variation(beta: float = 1.0, reduction: str = "mean") -> Objective:
+    """Total variation of the input image with Mahendran & Vedaldi's exponent beta, to be subtracted.
+
+    ``R = reduce_{n,y,x,c} ((x[y+1,x]-x[y,x])^2 + (x[y,x+1]-x[y,x])^2 + eps)^(beta/2)`` over the
+    (H-1) x (W-1) positions that have both neighbours, each colour separately; ``reduce`` is a mean
+    (default) or a sum (``reduction="sum"``), eps = 1e-8. beta = 1 is isotropic TV, beta = 2 the
+    squared-gradient energy; Mahendran & Vedaldi 2015 ("Understanding Deep Image Representations by
+    Inverting Them", eq. 3) use beta = 2 and recommend beta in [1, 2].
+    """
+    if not beta > 0:
+        raise ValueError(f"total_variation beta must be > 0 (Mahendran & Vedaldi use 1 to 2), got {beta}")
+    _check_reduction(reduction, "total_variation")
 
     def fn(a):
         x = a[INPUT]
         dy = x[:, 1:, :-1, :] - x[:, :-1, :-1, :]
         dx = x[:, :-1, 1:, :] - x[:, :-1, :-1, :]
-        sq = dy**2 + dx**2
-        # A small floor keeps the gradient of the square root finite on flat regions.
-        return jnp.mean(jnp.sum((sq + 1e-8) ** (beta / 2.0), axis=-1))
+        return _reduce((dy**2 + dx**2 + TV_FLOOR) ** (beta / 2.0), reduction, "total_variation")
 
-    return Objective(fn, f"total_variation(beta={beta:g})")
+    return Objective(fn, f"total_variation(beta={beta:g}, {reduction})")
+
+
+def blur_penalty(sigma: float = 1.0, reduction: str = "mean") -> Objective:
+    """Distance of the input image from its own Gaussian blur, to be subtracted.
+
+    ``R = reduce (x - stopgrad(G_sigma * x))^2``, so the gradient ``2 (x - G_sigma * x) / N`` pulls
+    every pixel towards its blurred neighbourhood: a soft, differentiable form of Yosinski et al.'s
+    blur step. Lucid's ``blur_input_each_step`` is this with a 3x3 kernel, a factor 1/2 and a sum.
+    """
+    from jfv.regularisers import check_sigma, gaussian_blur
+
+    check_sigma(sigma, "blur_penalty sigma")
+    _check_reduction(reduction, "blur_penalty")
+
+    def fn(a):
+        x = a[INPUT]
+        target = jax.lax.stop_gradient(gaussian_blur(x, sigma))
+        return _reduce((x - target) ** 2, reduction, "blur_penalty")
+
+    return Objective(fn, f"blur_penalty(sigma={sigma:g}, {reduction})")
 
 
 __all__ = [
@@ -216,6 +286,7 @@ __all__ = [
     "deepdream",
     "direction",
     "diversity",
+    "blur_penalty",
     "l1",
     "l2",
     "layer",

@@ -317,4 +317,155 @@ def render_channels(
     return Rendered(np.concatenate(images), np.concatenate(values), np.concatenate(histories))
 
 
-__all__ = ["RenderState", "Rendered", "channel_key", "default_chunk", "render", "render_channels"]
+# ---------------------------------------------------------------------------------------------
+# Sweeps: channels x regulariser strengths in one vmapped computation.
+
+
+class Setup(NamedTuple):
+    """What ``render_sweep``'s ``make(channel, value)`` returns for one cell of a sweep.
+
+    transforms None means the sweep's ``transforms`` argument.
+    """
+
+    objective: objectives_lib.Objective
+    optimiser: optax.GradientTransformation
+    transforms: Transform | None = None
+
+
+SetupFn = Callable[[Array, Array], "Setup | tuple"]
+
+
+def _setup(make, transforms, c, v) -> Setup:
+    out = make(c, v)
+    s = Setup(*out)
+    return s if s.transforms is not None else s._replace(transforms=transforms)
+
+
+def _sweep_init(make, param, transforms, key, channels, values):
+    def one(c, v):
+        s = _setup(make, transforms, c, v)
+        return _init(param, s.optimiser, jax.random.fold_in(key, c))
+
+    return jax.vmap(one)(channels, values)
+
+
+def _sweep_advance(model, make, param, transforms, n_steps, model_params, state, channels, values):
+    def one(st, c, v):
+        s = _setup(make, transforms, c, v)
+        return _advance(model, s.objective, param, s.transforms, s.optimiser, n_steps, model_params, st)
+
+    return jax.vmap(one)(state, channels, values)
+
+
+def _sweep_final(model, make, param, transforms, model_params, state, channels, values):
+    def one(st, c, v):
+        s = _setup(make, transforms, c, v)
+        return _final(model, s.objective, param, model_params, st)
+
+    return jax.vmap(one)(state, channels, values)
+
+
+@functools.lru_cache(maxsize=64)
+def _sweep_program(model, make, param, transforms, chunk) -> _Program:
+    return _Program(
+        init=jax.jit(functools.partial(_sweep_init, make, param, transforms)),
+        advance=jax.jit(functools.partial(_sweep_advance, model, make, param, transforms, chunk)),
+        final=jax.jit(functools.partial(_sweep_final, model, make, param, transforms)),
+    )
+
+
+def render_sweep(
+    model: Model,
+    make: SetupFn,
+    param: ImageParam,
+    transforms: Transform,
+    channels: Sequence[int],
+    values: Any,
+    key: Array,
+    steps: int,
+    *,
+    batch_size: int | None = None,
+    chunk: int | None = None,
+    progress: ProgressFn | None = None,
+) -> Rendered:
+    """Renders the cross product of ``channels`` and regulariser ``values`` as one vmapped program.
+
+    Cell (c, v) is exactly ``render(model, objective, param, transforms', optimiser,
+    key=channel_key(key, c), steps)`` with ``objective, optimiser[, transforms'] = make(c, v)``: the
+    same key for every value of a channel, so the images differ only by the regulariser. All cells
+    share one compilation, so ``make`` must build arrays of the same shapes for every value: a
+    penalty weight, a decay, a blur sigma (with a static radius), a percentile, a ``UniformScale`` /
+    ``UniformRotate`` range may all be traced. Strengths that change shapes (``Jitter`` pixels,
+    ``Pad``, image size, octaves) cannot: loop over them, one compilation per shape.
+
+    Args:
+        make: ``(channel int32, value) -> Setup(objective, optimiser, transforms=None)`` (or the
+            tuple), called with traced arguments. Pass the same function object to reuse the
+            compiled program.
+        param: the image parameterisation, shared by all cells.
+        transforms: transforms for cells whose Setup has none.
+        channels: C channel indices.
+        values: V strengths, an array of shape (V,) or (V, k) (k numbers per value, e.g. a preset).
+        batch_size: cells per compiled call (default: all C x V); bounds memory.
+        chunk, progress: as in ``render``; progress counts cell-steps.
+
+    Returns:
+        Rendered(images (C, V, n, H, W, 3), objective (C, V), history (C, V, steps)), numpy arrays.
+
+    Example:
+        >>> make = lambda c, lam: (objectives.channel("conv4_3", c) + lam * objectives.total_variation(),
+        ...                        optax.adam(0.05))
+        >>> out = render_sweep(model, make, pixel(64), identity(), [48, 62], [-0.01, -0.001], key, 64)
+        >>> out.images.shape
+        (2, 2, 1, 64, 64, 3)
+    """
+    channels = [int(c) for c in channels]
+    vals = np.asarray(values, np.float32)
+    if not channels or vals.ndim < 1 or len(vals) == 0:
+        raise ValueError("render_sweep needs at least one channel and one value")
+    n_c, n_v = len(channels), len(vals)
+    s0 = _setup(make, transforms, np.int32(channels[0]), vals[0])
+    _check_layers(model, s0.objective)
+    cells_c = np.repeat(np.asarray(channels, np.int32), n_v)
+    cells_v = np.tile(vals, (n_c,) + (1,) * (vals.ndim - 1))
+    n = n_c * n_v
+    batch = n if batch_size is None else max(1, min(int(batch_size), n))
+    size = _chunks(steps, chunk)
+    prog = _sweep_program(model, make, param, transforms, size)
+
+    total, done = n * steps, 0
+    images, objective_values, histories = [], [], []
+    for start in range(0, n, batch):
+        k = min(batch, n - start)
+        idx = np.arange(start, start + batch).clip(max=n - 1)  # pad with the last cell: one compile
+        cs, vs = jnp.asarray(cells_c[idx]), jnp.asarray(cells_v[idx])
+        state = prog.init(key, cs, vs)
+        hist = []
+        for _ in range(steps // size):
+            state, h = prog.advance(model.params, state, cs, vs)
+            hist.append(h)
+            done += size * k
+            if progress:
+                progress(done, total)
+        imgs, v = prog.final(model.params, state, cs, vs)
+        images.append(np.asarray(imgs)[:k])
+        objective_values.append(np.asarray(v)[:k])
+        histories.append(np.concatenate([np.asarray(x) for x in hist], axis=1)[:k])
+    images = np.concatenate(images)
+    return Rendered(
+        images.reshape((n_c, n_v) + images.shape[1:]),
+        np.concatenate(objective_values).reshape(n_c, n_v),
+        np.concatenate(histories).reshape(n_c, n_v, steps),
+    )
+
+
+__all__ = [
+    "RenderState",
+    "Rendered",
+    "Setup",
+    "channel_key",
+    "default_chunk",
+    "render",
+    "render_channels",
+    "render_sweep",
+]

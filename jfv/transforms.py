@@ -151,6 +151,76 @@ class RandomRotate:
         return affine_resample(x, jnp.array([[c, -s], [s, c]]), self.fill)
 
 
+def _concrete(x) -> float | None:
+    try:
+        return float(x)
+    except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class UniformScale:
+    """Zooms by a factor drawn uniformly from [low, high], about the centre, keeping the size.
+
+    As ``RandomScale`` but with a continuous range whose ends may be traced arrays, so a sweep over
+    scale ranges is one vmapped computation (the output shape never depends on them). Requires
+    ``0 < low <= high``; ``UniformScale(1, 1)`` is the identity.
+    """
+
+    low: float
+    high: float
+    fill: float = 0.5
+
+    def __post_init__(self):
+        lo, hi = _concrete(self.low), _concrete(self.high)
+        if lo is not None and not lo > 0:
+            raise ValueError(f"UniformScale low must be > 0, got {lo:g}")
+        if lo is not None and hi is not None and not lo <= hi:
+            raise ValueError(f"UniformScale range inverts: need 0 < low <= high, got low={lo:g} > high={hi:g}")
+
+    def __call__(self, key: Array, x: Array) -> Array:
+        s = jax.random.uniform(key, (), jnp.float32, self.low, self.high)
+        return affine_resample(x, jnp.eye(2) / s, self.fill)
+
+
+@dataclasses.dataclass(frozen=True)
+class UniformRotate:
+    """Rotates by an angle in degrees drawn uniformly from [low, high], about the centre, bilinear.
+
+    As ``RandomRotate`` with a continuous range whose ends may be traced. Requires low <= high.
+    """
+
+    low: float
+    high: float
+    fill: float = 0.0
+
+    def __post_init__(self):
+        lo, hi = _concrete(self.low), _concrete(self.high)
+        if lo is not None and hi is not None and not lo <= hi:
+            raise ValueError(f"UniformRotate range inverts: need low <= high degrees, got low={lo:g} > high={hi:g}")
+
+    def __call__(self, key: Array, x: Array) -> Array:
+        t = jax.random.uniform(key, (), jnp.float32, self.low, self.high) * (math.pi / 180.0)
+        c, s = jnp.cos(t), jnp.sin(t)
+        return affine_resample(x, jnp.array([[c, -s], [s, c]]), self.fill)
+
+
+def scale(factor: float) -> UniformScale:
+    """Zoom uniformly in [1/factor, factor] (factor >= 1); the seed tests factor 1.0-1.4."""
+    f = _concrete(factor)
+    if f is not None and not f >= 1.0:
+        raise ValueError(f"scale factor must be >= 1 (zoom in [1/factor, factor]), got {f:g}")
+    return UniformScale(1.0 / factor, factor)
+
+
+def rotate(degrees: float) -> UniformRotate:
+    """Rotate uniformly in [-degrees, degrees]; the seed tests 15-180."""
+    d = _concrete(degrees)
+    if d is not None and not d >= 0.0:
+        raise ValueError(f"rotate degrees must be >= 0 (angles in [-degrees, degrees]), got {d:g}")
+    return UniformRotate(-degrees, degrees)
+
+
 @dataclasses.dataclass(frozen=True)
 class Compose:
     """Applies transforms in order, each with its own key split from the given one."""
@@ -208,9 +278,13 @@ __all__ = [
     "STANDARD_ANGLES",
     "STANDARD_SCALES",
     "Transform",
+    "UniformRotate",
+    "UniformScale",
     "affine_resample",
     "compose",
     "identity",
     "output_size",
+    "rotate",
+    "scale",
     "standard",
 ]

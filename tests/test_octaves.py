@@ -1,0 +1,68 @@
+"""Octave scale-up: stage sizes, the image carried between stages, bad input."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from jfv import objectives, octaves, parameterisations, transforms
+from jfv.render import render_channels
+from tiny_model import tiny_model
+
+MODEL = tiny_model()
+KEY = jax.random.key(0)
+
+
+def objective_fn(c):
+    return objectives.channel("conv2", c)
+
+
+def test_sizes():
+    assert octaves.Octaves(3, 1.2, 4).sizes(64) == (64, 77, 92)
+    assert octaves.Octaves(4, 1.0, 4).sizes(32) == (32, 32, 32, 32)
+    assert octaves.Octaves(1, 1.5, 4).sizes(32) == (32,)
+    assert octaves.Octaves(3, 1.5, 4).total_steps == 12
+
+
+def test_stages_produce_sizes_and_carry_the_image():
+    """With a zero learning rate the result is the initial image resized through every stage."""
+    param = parameterisations.pixel(16, sd=0.2)
+    schedule = octaves.Octaves(3, 1.25, 2)
+    out, sizes = octaves.render_octaves(MODEL, objective_fn, param, transforms.identity(), optax.sgd(0.0),
+                                        [1, 4], KEY, schedule)
+    assert sizes == (16, 20, 25)
+    assert out.images.shape == (2, 1, 25, 25, 3) and out.history.shape == (2, 6)
+    for i, c in enumerate([1, 4]):
+        k_init, _ = jax.random.split(jax.random.fold_in(KEY, c))
+        p = param.init(k_init)
+        for s in sizes[1:]:
+            p = octaves.resize(p, s)
+        expect = parameterisations.pixel(25).to_image(p)
+        np.testing.assert_allclose(out.images[i], expect, atol=1e-6)
+
+
+def test_one_octave_is_render_channels_and_more_octaves_raise_the_objective():
+    param = parameterisations.pixel(24)
+    opt = optax.adam(0.05)
+    one, _ = octaves.render_octaves(MODEL, objective_fn, param, transforms.identity(), opt, [2], KEY,
+                                    octaves.Octaves(1, 1.2, 3))
+    plain = render_channels(MODEL, objective_fn, param, transforms.identity(), opt, [2], KEY, 3)
+    np.testing.assert_allclose(one.images, plain.images, atol=1e-6)
+    three, _ = octaves.render_octaves(MODEL, objective_fn, param, transforms.identity(), opt, [2], KEY,
+                                      octaves.Octaves(3, 1.0, 3))
+    np.testing.assert_allclose(three.history[:, :3], plain.history, rtol=1e-5)
+    assert three.objective[0] > one.objective[0]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda: octaves.Octaves(3, 0.9, 4), r"scale factor must be >= 1"),
+    (lambda: octaves.Octaves(0, 1.2, 4), r"octaves must be a whole number >= 1"),
+    (lambda: octaves.Octaves(2, 1.2, 0), r"steps per octave"),
+    (lambda: octaves.render_octaves(MODEL, objective_fn, parameterisations.image(16), transforms.identity(),
+                                    optax.adam(0.1), [0], KEY, octaves.Octaves(2, 1.2, 1)), r"fft=False"),
+])
+def test_bad_input(bad, message):
+    with pytest.raises(ValueError, match=message):
+        bad()
