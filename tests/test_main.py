@@ -47,7 +47,7 @@ BAD = [
     (["--config.layer=conv9_9"], "has no layer 'conv9_9'"),
     (["--config.channels=250:260"], "out of range"),
     (["--config.channels=a,b"], "cannot read channels"),
-    (["--config.image_size=8"], "image_size"),
+    (["--config.image_size=8", "--config.transforms=none", "--config.layer=conv5_1"], "use image_size >= 16"),
     (["--config.objective=banana"], "valid: channel, neuron, class"),
     (["--config.transforms=wobble"], "valid: standard, none"),
     (["--config.devices=64"], "devices=64"),
