@@ -12,6 +12,7 @@ import importlib
 RECIPES: dict[str, str] = {
     "channels": "jfv.recipes.channels",
     "attribute": "jfv.recipes.attribute",
+    "gap_gmp": "jfv.recipes.gap_gmp",
 }
 
 
