@@ -356,13 +356,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         trained = train_head(head, f_train, y_train, key, config.epochs, config.batch_size, config.learning_rate)
         train_time += time.time() - t
         params = trained.params
-        pred_test = np.asarray(jnp.argmax(head_outputs(params, jnp.asarray(f_test), head=head)["logits"], -1))
-        pred_train = np.concatenate([
-            np.asarray(jnp.argmax(head_outputs(params, jnp.asarray(f_train[s : s + 512]), head=head)["logits"], -1))
-            for s in range(0, len(f_train), 512)
-        ])
+        out = head_outputs(params, jnp.asarray(np.concatenate([f_train, f_test])), head=head)  # one compile
+        pred = np.asarray(jnp.argmax(out["logits"], -1))
+        pred_train, pred_test = pred[: len(y_train)], pred[len(y_train) :]
         acc = float(np.mean(pred_test == y_test))
-        maps = np.asarray(A.upsample(head_cam(head, params, f_test, pred_test), (size, size)))
+        test_maps = out["head_relu"][len(y_train) :]
+        cam = A.cam_from_features(test_maps, params["dense"]["kernel"], jnp.asarray(pred_test)[:, None])[:, 0]
+        maps = np.asarray(A.upsample(cam, (size, size)))
         cams[pool] = maps
         heads[pool] = (head, params, pred_test)
         results_heads[pool] = {
