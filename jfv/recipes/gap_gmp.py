@@ -287,7 +287,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"examples must be >= 0, got {config.examples}")
 
 
-def _row(name: str, s: dict[str, float], digits: int = 3) -> str:
+def _row(s: dict[str, float], digits: int = 3) -> str:
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
 
 
@@ -302,16 +302,16 @@ def results_table(results: dict[str, Any]) -> str:
         f"| train accuracy | | {gap['train_accuracy']:.3f} | {gmp['train_accuracy']:.3f} |",
         f"| final train loss | | {gap['losses'][-1]:.3f} | {gmp['losses'][-1]:.3f} |",
         f"| CAM centre fraction (mean ± std) | higher (flat map: {CENTRE_SIDE ** 2:.2f}) "
-        f"| {_row('', gap['centre_fraction'])} | {_row('', gmp['centre_fraction'])} |",
+        f"| {_row(gap['centre_fraction'])} | {_row(gmp['centre_fraction'])} |",
         f"| CAM extent, pixels >= 20% of max (mean ± std) | descriptive "
-        f"| {_row('', gap['extent'])} | {_row('', gmp['extent'])} |",
+        f"| {_row(gap['extent'])} | {_row(gmp['extent'])} |",
     ]
     if "deletion_auc" in gap:
         lines += [
             f"| deletion AUC, p(predicted class) (mean ± std) | lower "
-            f"| {_row('', gap['deletion_auc'])} | {_row('', gmp['deletion_auc'])} |",
+            f"| {_row(gap['deletion_auc'])} | {_row(gmp['deletion_auc'])} |",
             f"| insertion AUC, p(predicted class) (mean ± std) | higher "
-            f"| {_row('', gap['insertion_auc'])} | {_row('', gmp['insertion_auc'])} |",
+            f"| {_row(gap['insertion_auc'])} | {_row(gmp['insertion_auc'])} |",
         ]
     paired = results.get("paired", {})
     if paired:
