@@ -1,0 +1,495 @@
+"""Recipe ``gap_gmp``: CAM heads with global average versus global max pooling (Zhou et al. 2016).
+
+Zhou et al. ("Learning Deep Features for Discriminative Localization", CVPR 2016) replace the layers
+after VGG16's ``conv5_3`` by a 3x3 convolution, global pooling and one dense layer, so that
+
+    logits_c = sum_k w[k, c] pool_{x,y} f_k(x, y) + b_c,     CAM_c(x, y) = sum_k w[k, c] f_k(x, y)
+
+and compare global average pooling (GAP) with global max pooling (GMP): similar accuracy, but GAP
+maps cover the object's extent while GMP maps pick one discriminative part. This recipe repeats the
+comparison at CPU scale: frozen VGG16 features (``relu5_3`` by default: ``conv5_3`` after its ReLU,
+what the paper's Caffe ``conv5_3`` blob holds) of a class-balanced CIFAR-10 subset upsampled from
+32 px to ``image_size``, computed once and cached; two heads of identical init, data order and
+optimiser; then test accuracy and the quality of each head's CAM for its predicted class:
+
+- centre fraction: the share of the CAM's mass (min-max normalised, upsampled to the image) inside
+  the central square of half the image's side (a quarter of the area, so a flat map scores 0.25).
+  CIFAR-10 objects are centred, so higher is better.
+- deletion / insertion areas (Petsiuk et al. 2018) of the predicted class's probability through the
+  whole network (VGG16 + head), on a small per-class subset of the test images: lower deletion and
+  higher insertion are better.
+- extent: the fraction of pixels at or above 20% of the map's maximum (the paper's box threshold);
+  descriptive (the paper's claim is GAP > GMP), not better or worse.
+
+Writes into the workdir: ``results.md`` (the table), ``results.json``, ``grid.png`` (rows: example
+test images; columns: input, GAP CAM, GMP CAM), ``examples/*.png``, ``index.html``, ``manifest.json``;
+and, when ``cache_features``, ``cache/features_*.npz`` (reused by later runs with the same data).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jfv import attribution as A
+from jfv import datasets, models
+from jfv.attribution import pictures
+from jfv.attribution.cam import check_spatial
+from jfv.models.base import Model
+from jfv.outputs import Staging, check_workdir, gallery_html, sprite
+from jfv.recipes.common import ConfigError, run_info
+
+Array = jax.Array
+
+POOLS: dict[str, Callable[[Array], Array]] = {
+    "gap": lambda maps: maps.mean(axis=(1, 2)),  # global average pooling
+    "gmp": lambda maps: maps.max(axis=(1, 2)),  # global max pooling
+}
+CENTRE_SIDE = 0.5  # the centre box's side as a fraction of the image's (a quarter of its area)
+EXTENT_THRESHOLD = 0.2  # Zhou et al. 2016, section 3: boxes around pixels above 20% of the CAM's max
+
+
+TRUNCATED_NORMAL_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2] (jax.nn.initializers)
+
+
+def lecun_normal_flat(key: Array, shape, dtype=jnp.float32) -> Array:
+    """Flax's default kernel init (LeCun normal: truncated normal, variance 1 / fan_in), drawn flat.
+
+    The same distribution as ``nn.initializers.lecun_normal()``; drawing a flat vector and reshaping
+    avoids XLA:CPU's slow compilation of multi-dimensional random draws (~7 s for a 3x3x512 kernel).
+    """
+    fan_in = math.prod(shape[:-1])
+    flat = jax.random.truncated_normal(key, -2.0, 2.0, (math.prod(shape),), dtype)
+    return (flat * (math.sqrt(1.0 / fan_in) / TRUNCATED_NORMAL_STD)).reshape(shape)
+
+
+class PoolingHead(nn.Module):
+    """The CAM head: 3x3 conv (padding 1) + ReLU + global pooling + dense.
+
+    Returns named activations: ``head_conv`` (n, h, w, width) before the ReLU, ``head_relu`` after
+    it (the maps CAM weighs), ``pooled`` (n, width) and ``logits`` (n, classes).
+    """
+
+    width: int = 256
+    classes: int = 10
+    pool: str = "gap"  # "gap" | "gmp"
+
+    @nn.compact
+    def __call__(self, features: Array) -> dict[str, Array]:
+        x = nn.Conv(self.width, (3, 3), padding=((1, 1), (1, 1)), kernel_init=lecun_normal_flat, name="conv")(features)
+        maps = nn.relu(x)
+        pooled = POOLS[self.pool](maps)
+        logits = nn.Dense(self.classes, kernel_init=lecun_normal_flat, name="dense")(pooled)
+        return {"head_conv": x, "head_relu": maps, "pooled": pooled, "logits": logits}
+
+
+class WithHead(nn.Module):
+    """A frozen feature network with a head on one of its layers: all named activations + the head's."""
+
+    features: nn.Module
+    head: nn.Module
+    layer: str
+
+    def __call__(self, images: Array) -> dict[str, Array]:
+        acts = dict(self.features(images))
+        acts.update(self.head(acts[self.layer]))
+        return acts
+
+
+def with_head(model: Model, layer: str, head: PoolingHead, head_params) -> Model:
+    """``model`` with ``head`` on ``layer`` as one Model (with ``logits``), for CAM and faithfulness."""
+    module = WithHead(features=model.module, head=head, layer=layer)
+    params = {"features": model.params, "head": head_params}
+    x = jax.ShapeDtypeStruct((1, model.image_size, model.image_size, 3), jnp.float32)
+    shapes = jax.eval_shape(lambda p, im: module.apply({"params": p}, im), params, x)
+    layers = {k: int(v.shape[-1]) for k, v in shapes.items()}
+    return Model(name=f"{model.name}+{head.pool}", module=module, params=params, layers=layers,
+                 image_size=model.image_size, source=f"{model.source} + {head.pool} head trained on {layer}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Features
+
+
+@functools.partial(jax.jit, static_argnames=("model", "layer", "size"))
+def _features(params, images, *, model: Model, layer: str, size: int):
+    return model.apply(params, upsample_images(images, size))[layer]
+
+
+def upsample_images(images: Array, size: int) -> Array:
+    """(n, h, w, 3) uint8 or [0, 1] floats -> (n, size, size, 3) float32 in [0, 1], bilinear."""
+    x = jnp.asarray(images)
+    x = x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
+    return jnp.clip(jax.image.resize(x, (x.shape[0], size, size, 3), "bilinear"), 0.0, 1.0)
+
+
+def extract_features(model: Model, images: np.ndarray, layer: str, size: int, batch_size: int,
+                     log: Callable[[str], None] = lambda s: None) -> np.ndarray:
+    """Frozen ``layer`` activations of ``images`` upsampled to ``size``: (n, h, w, C) float32.
+
+    One compiled function called per batch from Python (XLA:CPU runs convolutions inside loops ~2x
+    slower, jax#12868); the last batch is padded so nothing recompiles.
+    """
+    n = images.shape[0]
+    b = min(batch_size, n)
+    out = []
+    start = time.time()
+    for s in range(0, n, b):
+        chunk = images[s : s + b]
+        if chunk.shape[0] < b:
+            chunk = np.concatenate([chunk, np.zeros((b - chunk.shape[0],) + chunk.shape[1:], chunk.dtype)])
+        out.append(np.asarray(_features(model.params, chunk, model=model, layer=layer, size=size)))
+        log(f"features {min(s + b, n)}/{n} ({time.time() - start:.0f} s)")
+    return np.concatenate(out)[:n]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training
+
+
+class TrainResult(NamedTuple):
+    """params of the head; losses (epochs,) mean training loss per epoch."""
+
+    params: Any
+    losses: np.ndarray
+
+
+def _loss(params, head: PoolingHead, x, y, w):
+    logits = head.apply({"params": params}, x)["logits"]
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    return (losses * w).sum() / jnp.maximum(w.sum(), 1.0)
+
+
+def train_head(head: PoolingHead, features: np.ndarray, labels: np.ndarray, key: Array, epochs: int,
+               batch_size: int, learning_rate: float) -> TrainResult:
+    """Adam on softmax cross-entropy over cached features; batches in Python, one compiled step.
+
+    The init and each epoch's shuffle come from ``key`` alone, so heads trained with the same key see
+    the same initial weights (when their shapes agree) and the same batches in the same order. The
+    last batch of an epoch is padded with zero-weight examples (no recompilation).
+
+    Args:
+        features: (n, h, w, C); labels: (n,) ints in [0, head.classes).
+    Returns: ``TrainResult``.
+    """
+    n = features.shape[0]
+    b = min(batch_size, n)
+    init_key, order_key = jax.random.split(key)
+    params = head.init(init_key, jnp.asarray(features[:1]))["params"]
+    optimiser = optax.adam(learning_rate)
+    state = optimiser.init(params)
+
+    @jax.jit
+    def step(params, state, x, y, w):
+        loss, grads = jax.value_and_grad(_loss)(params, head, x, y, w)
+        updates, state = optimiser.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    steps = math.ceil(n / b)
+    losses = []
+    for epoch in range(epochs):
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(order_key, epoch), n))
+        order = np.concatenate([order, np.zeros(steps * b - n, order.dtype)])
+        weight = (np.arange(steps * b) < n).astype(np.float32)
+        total = 0.0
+        for s in range(steps):
+            idx = order[s * b : (s + 1) * b]
+            w = weight[s * b : (s + 1) * b]
+            params, state, loss = step(params, state, features[idx], labels[idx], w)
+            total += float(loss) * w.sum()
+        losses.append(total / n)
+    return TrainResult(params, np.asarray(losses, np.float32))
+
+
+@functools.partial(jax.jit, static_argnames=("head",))
+def head_outputs(params, features, *, head: PoolingHead) -> dict[str, Array]:
+    """The head's named activations on cached features."""
+    return head.apply({"params": params}, features)
+
+
+def head_cam(head: PoolingHead, params, features: Array, classes: Array) -> Array:
+    """CAM of each image's class: dense kernel times the head's ReLU maps, (n, h, w)."""
+    maps = head_outputs(params, jnp.asarray(features), head=head)["head_relu"]
+    return A.cam_from_features(maps, params["dense"]["kernel"], jnp.asarray(classes)[:, None])[:, 0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Map measures
+
+
+def centre_fraction(maps: np.ndarray, side: float = CENTRE_SIDE) -> np.ndarray:
+    """Share of each min-max normalised map's mass inside the central square of ``side`` x the image's.
+
+    (n, H, W) -> (n,); a flat map (normalised to zeros) counts as spread evenly (``side**2``).
+    """
+    maps = np.asarray(maps, np.float64)
+    n, h, w = maps.shape
+    lo = maps.reshape(n, -1).min(1)[:, None, None]
+    hi = maps.reshape(n, -1).max(1)[:, None, None]
+    m = np.where(hi > lo, (maps - lo) / np.where(hi > lo, hi - lo, 1.0), 1.0)
+    bh, bw = round(h * side), round(w * side)
+    top, left = (h - bh) // 2, (w - bw) // 2
+    inside = m[:, top : top + bh, left : left + bw].sum((1, 2))
+    return inside / m.sum((1, 2))
+
+
+def extent(maps: np.ndarray, threshold: float = EXTENT_THRESHOLD) -> np.ndarray:
+    """Fraction of pixels with map >= lo + threshold * (max - lo) (min-max normalised), (n, H, W) -> (n,)."""
+    maps = np.asarray(maps, np.float64)
+    n = maps.shape[0]
+    flat = maps.reshape(n, -1)
+    lo, hi = flat.min(1, keepdims=True), flat.max(1, keepdims=True)
+    return (flat >= lo + threshold * (hi - lo)).mean(1)
+
+
+def summary(values) -> dict[str, float]:
+    """mean, std (ddof 1), standard error and n of a sample."""
+    v = np.asarray(values, np.float64)
+    std = float(v.std(ddof=1)) if v.size > 1 else 0.0
+    return {"mean": float(v.mean()), "std": std, "sem": std / math.sqrt(v.size), "n": int(v.size)}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The recipe
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError naming the key and the valid values, before any expensive work."""
+    positive = ("train_per_class", "test_per_class", "head_width", "epochs", "batch_size", "feature_batch")
+    for key in positive:
+        if int(config[key]) < 1:
+            raise ConfigError(f"{key} must be >= 1, got {config[key]}")
+    if config.faithfulness_per_class < 0 or config.faithfulness_per_class > config.test_per_class:
+        raise ConfigError(
+            f"faithfulness_per_class must be in 0..test_per_class ({config.test_per_class}), "
+            f"got {config.faithfulness_per_class}"
+        )
+    if config.faithfulness_per_class and config.faithfulness_steps < 1:
+        raise ConfigError(f"faithfulness_steps must be >= 1, got {config.faithfulness_steps}")
+    if not config.learning_rate > 0:
+        raise ConfigError(f"learning_rate must be > 0, got {config.learning_rate}")
+    if config.image_size < datasets.CIFAR10_SIZE:
+        raise ConfigError(f"image_size must be >= {datasets.CIFAR10_SIZE} (CIFAR-10's), got {config.image_size}")
+    if config.examples < 0:
+        raise ConfigError(f"examples must be >= 0, got {config.examples}")
+
+
+def _row(s: dict[str, float], digits: int = 3) -> str:
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def results_table(results: dict[str, Any]) -> str:
+    """The markdown table of ``results`` (what results.md holds)."""
+    gap, gmp = results["heads"]["gap"], results["heads"]["gmp"]
+    lines = [
+        "| measure | better | GAP | GMP |",
+        "| --- | --- | --- | --- |",
+        f"| test accuracy (± binomial s.e.) | higher | {gap['test_accuracy']:.3f} ± {gap['test_accuracy_se']:.3f} "
+        f"| {gmp['test_accuracy']:.3f} ± {gmp['test_accuracy_se']:.3f} |",
+        f"| train accuracy | | {gap['train_accuracy']:.3f} | {gmp['train_accuracy']:.3f} |",
+        f"| final train loss | | {gap['losses'][-1]:.3f} | {gmp['losses'][-1]:.3f} |",
+        f"| CAM centre fraction (mean ± std) | higher (flat map: {CENTRE_SIDE ** 2:.2f}) "
+        f"| {_row(gap['centre_fraction'])} | {_row(gmp['centre_fraction'])} |",
+        f"| CAM extent, pixels >= 20% of max (mean ± std) | descriptive "
+        f"| {_row(gap['extent'])} | {_row(gmp['extent'])} |",
+    ]
+    if "deletion_auc" in gap:
+        lines += [
+            f"| deletion AUC, p(predicted class) (mean ± std) | lower "
+            f"| {_row(gap['deletion_auc'])} | {_row(gmp['deletion_auc'])} |",
+            f"| insertion AUC, p(predicted class) (mean ± std) | higher "
+            f"| {_row(gap['insertion_auc'])} | {_row(gmp['insertion_auc'])} |",
+        ]
+    paired = results.get("paired", {})
+    if paired:
+        lines.append("")
+        lines.append("Paired differences GAP - GMP over the same images (mean ± standard error):")
+        lines.append("")
+        for k, s in paired.items():
+            lines.append(f"- {k}: {s['mean']:+.3f} ± {s['sem']:.3f} (n = {s['n']})")
+    return "\n".join(lines) + "\n"
+
+
+def _cache_path(workdir: Path, config, source: str) -> Path:
+    tag = f"{config.layer}_{config.image_size}px_train{config.train_per_class}_test{config.test_per_class}"
+    return workdir / "cache" / f"features_{tag}_{hashlib.sha256(source.encode()).hexdigest()[:8]}.npz"
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    start = time.time()
+    check_config(config)
+    work = check_workdir(workdir)
+    log = (lambda s: print(f"gap_gmp [{time.time() - start:6.1f} s] {s}", file=sys.stderr, flush=True)) \
+        if config.verbose else (lambda s: None)
+    archive = datasets.shared_dir(config.shared_dir) / datasets.CIFAR10_ARCHIVE
+    if not archive.is_file():
+        raise datasets.DatasetError(f"CIFAR-10 archive {archive} not found: pass --config.shared_dir=PATH")
+    model = models.load("vgg16", weights_dir=config.weights_dir or None)
+    hw = check_spatial(model, config.layer, (config.image_size, config.image_size))
+    size = config.image_size
+
+    data = datasets.cifar10_subsets(archive, {"train": config.train_per_class, "test": config.test_per_class})
+    (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
+    log(f"read {len(y_train)} train + {len(y_test)} test images; {config.layer} maps are {hw[0]}x{hw[1]}")
+
+    cache = _cache_path(work, config, model.source) if config.cache_features else None
+    feature_start = time.time()
+    if cache is not None and cache.exists():
+        with np.load(cache) as z:
+            f_train, f_test = z["train"], z["test"]
+        log(f"features from {cache}")
+    else:
+        f_train = extract_features(model, x_train, config.layer, size, config.feature_batch, log)
+        f_test = extract_features(model, x_test, config.layer, size, config.feature_batch, log)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp.npz")
+            np.savez(tmp, train=f_train, test=f_test)
+            os.replace(tmp, cache)
+    feature_time = time.time() - feature_start
+
+    key = jax.random.key(config.seed)
+    heads, results_heads, cams = {}, {}, {}
+    train_time = 0.0
+    for pool in POOLS:
+        head = PoolingHead(width=config.head_width, classes=len(datasets.CIFAR10_CLASSES), pool=pool)
+        t = time.time()
+        trained = train_head(head, f_train, y_train, key, config.epochs, config.batch_size, config.learning_rate)
+        train_time += time.time() - t
+        params = trained.params
+        out = head_outputs(params, jnp.asarray(np.concatenate([f_train, f_test])), head=head)  # one compile
+        pred = np.asarray(jnp.argmax(out["logits"], -1))
+        pred_train, pred_test = pred[: len(y_train)], pred[len(y_train) :]
+        acc = float(np.mean(pred_test == y_test))
+        test_maps = out["head_relu"][len(y_train) :]
+        cam = A.cam_from_features(test_maps, params["dense"]["kernel"], jnp.asarray(pred_test)[:, None])[:, 0]
+        maps = np.asarray(A.upsample(cam, (size, size)))
+        cams[pool] = maps
+        heads[pool] = (head, params, pred_test)
+        results_heads[pool] = {
+            "test_accuracy": acc,
+            "test_accuracy_se": math.sqrt(acc * (1 - acc) / len(y_test)),
+            "train_accuracy": float(np.mean(pred_train == y_train)),
+            "losses": [round(float(v), 5) for v in trained.losses],
+            "centre_fraction": summary(centre_fraction(maps)),
+            "extent": summary(extent(maps)),
+            "_centre": centre_fraction(maps),
+            "_extent": extent(maps),
+            "_correct": (pred_test == y_test).astype(np.float64),
+        }
+        log(f"{pool}: loss {trained.losses[0]:.3f} -> {trained.losses[-1]:.3f}, test accuracy {acc:.3f}")
+
+    faith_time = 0.0
+    faith_index = np.concatenate([np.arange(c * config.test_per_class, c * config.test_per_class + config.faithfulness_per_class)
+                                  for c in range(len(datasets.CIFAR10_CLASSES))]).astype(int)
+    if config.faithfulness_per_class:
+        t = time.time()
+        images = upsample_images(x_test[faith_index], size)
+        for pool, (head, params, pred) in heads.items():
+            full = with_head(model, config.layer, head, params)
+            target = A.label(tuple(int(c) for c in pred[faith_index]), softmax=True)
+            curves = A.deletion_insertion(full, images, target, jnp.asarray(cams[pool][faith_index]),
+                                          config.faithfulness_steps, config.faithfulness_baseline,
+                                          config.feature_batch)
+            r = results_heads[pool]
+            r["_deletion"], r["_insertion"] = np.asarray(curves.deletion_auc), np.asarray(curves.insertion_auc)
+            r["deletion_auc"], r["insertion_auc"] = summary(r["_deletion"]), summary(r["_insertion"])
+            log(f"{pool}: deletion {r['deletion_auc']['mean']:.3f}, insertion {r['insertion_auc']['mean']:.3f}")
+        faith_time = time.time() - t
+
+    gap, gmp = results_heads["gap"], results_heads["gmp"]
+    paired = {
+        "test accuracy": summary(gap["_correct"] - gmp["_correct"]),
+        "centre fraction": summary(gap["_centre"] - gmp["_centre"]),
+        "extent": summary(gap["_extent"] - gmp["_extent"]),
+    }
+    if config.faithfulness_per_class:
+        paired["deletion AUC"] = summary(gap["_deletion"] - gmp["_deletion"])
+        paired["insertion AUC"] = summary(gap["_insertion"] - gmp["_insertion"])
+    for r in results_heads.values():
+        for k in [k for k in r if k.startswith("_")]:
+            del r[k]
+
+    settings = config.to_dict()
+    results = {
+        "recipe": "gap_gmp",
+        "model": model.name,
+        "layer": config.layer,
+        "map_size": list(hw),
+        "train_images": int(len(y_train)),
+        "test_images": int(len(y_test)),
+        "faithfulness_images": int(len(faith_index)) if config.faithfulness_per_class else 0,
+        "classes": list(datasets.CIFAR10_CLASSES),
+        "heads": results_heads,
+        "paired": paired,
+        "timings_s": {"features": round(feature_time, 1), "training": round(train_time, 1),
+                      "faithfulness": round(faith_time, 1)},
+    }
+
+    # Example pictures: the first `examples` test images spread over the classes.
+    picks = np.linspace(0, len(y_test) - 1, min(config.examples, len(y_test))).round().astype(int) if config.examples else []
+    shown = np.asarray(upsample_images(x_test[picks], size)) if len(picks) else np.zeros((0, size, size, 3))
+    cards, rows = [], []
+    with Staging(workdir) as stage:
+        for j, i in enumerate(picks):
+            truth = datasets.CIFAR10_CLASSES[y_test[i]]
+            name = f"examples/{i:04d}_{truth}"
+            stage.save_png(f"{name}_input.png", shown[j])
+            cards.append({"image": f"{name}_input.png", "caption": [f"test {i}: {truth}"]})
+            rows.append(shown[j])
+            for pool in POOLS:
+                pic = pictures.overlay(shown[j], cams[pool][i], config.overlay_alpha)
+                pred = datasets.CIFAR10_CLASSES[heads[pool][2][i]]
+                stage.save_png(f"{name}_{pool}.png", pic)
+                rows.append(pic)
+                cards.append({"image": f"{name}_{pool}.png",
+                              "caption": [f"{pool.upper()} CAM: {pred}", "right" if pred == truth else f"wrong ({truth})"]})
+        if rows:
+            stage.save_png("grid.png", sprite(rows, columns=1 + len(POOLS)))
+        table = results_table(results)
+        info = run_info(start)
+        results["wall_time_s"] = info["wall_time_s"]
+        md = (f"# GAP versus GMP CAM heads on frozen VGG16 {config.layer}\n\n"
+              f"CIFAR-10 subset: {len(y_train)} train ({config.train_per_class}/class), {len(y_test)} test "
+              f"({config.test_per_class}/class), upsampled 32 -> {size} px ({config.layer} {hw[0]}x{hw[1]}); "
+              f"head 3x3 conv {config.head_width} + ReLU + pool + dense 10; Adam {config.learning_rate}, "
+              f"{config.epochs} epochs, batch {config.batch_size}, seed {config.seed}; deletion/insertion on "
+              f"{results['faithfulness_images']} test images, {config.faithfulness_steps} steps, baseline "
+              f"{config.faithfulness_baseline}. Wall time {info['wall_time_s']:.0f} s "
+              f"(features {feature_time:.0f} s, training {train_time:.0f} s, faithfulness {faith_time:.0f} s).\n\n"
+              + table)
+        stage.write_text("results.md", md)
+        stage.write_json("results.json", {**results, "settings": settings})
+        manifest = {
+            "recipe": "gap_gmp",
+            "model": model.name,
+            "model_source": model.source,
+            "settings": settings,
+            "results": "results.json",
+            "table": "results.md",
+            "grid": "grid.png" if rows else None,
+            "grid_layout": {"rows": [int(i) for i in picks], "columns": ["input"] + [f"{p}_cam" for p in POOLS]},
+            "gallery": "index.html",
+            "test_accuracy": {p: results_heads[p]["test_accuracy"] for p in POOLS},
+        }
+        manifest.update(info)
+        header = {"layer": f"{config.layer} ({hw[0]}x{hw[1]})", "train / test images": f"{len(y_train)} / {len(y_test)}",
+                  "image size": size, "grid": "grid.png (rows: test images; columns: input, GAP CAM, GMP CAM)"}
+        header.update({f"{p.upper()} test accuracy": f"{results_heads[p]['test_accuracy']:.3f}" for p in POOLS})
+        header["wall time (s)"] = info["wall_time_s"]
+        stage.write_text("index.html", gallery_html("GAP versus GMP CAM heads", cards, header))
+        stage.write_json("manifest.json", manifest)
+    return manifest
