@@ -51,7 +51,7 @@ def test_arithmetic_and_descriptions():
     assert float((1.0 - O.l1())(ACTS)) == pytest.approx(0.75)
     assert o.layers == ("conv", "logits")
     assert repr(O.channel("conv4_3", 7) - 0.05 * O.total_variation()) == (
-        "Objective(channel(conv4_3, 7) - 0.05 * total_variation(beta=1))"
+        "Objective(channel(conv4_3, 7) - 0.05 * total_variation(beta=1, mean))"
     )
 
 
