@@ -13,6 +13,7 @@ RECIPES: dict[str, str] = {
     "channels": "jfv.recipes.channels",
     "attribute": "jfv.recipes.attribute",
     "sweep": "jfv.recipes.sweep",
+    "study": "jfv.recipes.study",
 }
 
 
