@@ -13,9 +13,9 @@ seeds. Writes results.csv, table.md, refined_ranges.md, plots/<experiment>.png, 
 images/, references/, index.html, manifest.json (with the time spent rendering / scoring).
 
 Run time: 29 cells x 4 channels x 2 seeds = 232 images of 32 steps, plus the reference (4 x 256
-steps) — about 30 minutes on a 2-core CPU (~0.25 s per image-step at 64 px, see
-benchmarks/study.md), a minute or two on one GPU. docs/study.md has the table we measured (with a
-reduced configuration; the overrides are written there) beside the seed's.
+steps): estimated at 35-40 minutes on a 2-core CPU, scaled from the measured reduced run in
+benchmarks/study.md (48 px, 16 steps, 168 images: 8.3 minutes, 74% rendering, 21% reference, 4%
+scoring). docs/study.md has that run's table (the overrides are written there) beside the seed's.
 """
 
 import ml_collections
