@@ -308,7 +308,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     progress = Progress(f"study {model.name} {layer}", enabled=config.progress)
     done = [0]
 
-    def hook_for(steps_per_cell):
+    def hook_for():
         base = done[0]
         return lambda d, t: progress(base + d, cells * config.steps)
 
@@ -331,7 +331,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     try:
         for e in exps:
             for s in range(config.seeds):
-                renderer.progress = hook_for(config.steps)
+                renderer.progress = hook_for()
                 rendered[(e, s)] = renderer.render(e, values[e], jax.random.key(config.seed + s))
                 done[0] += len(values[e]) * len(channels) * config.steps
     finally:
@@ -358,7 +358,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     hf = _score(lambda a: metrics.high_frequency_energy(a, config.hf_cutoff), imgs, chunk=chunk)
     tv = _score(metrics.total_variation, imgs, chunk=chunk)
     acts = references.channel_means(model, layer, imgs, chunk)[np.arange(len(imgs)), chan_idx]
-    ref_lp_self = None
     div: dict = {}
     if config.seeds > 1:
         groups: dict = {}
@@ -372,7 +371,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         d = _score(lambda x, y: metrics.lpips(x, y, net), a, b, chunk=chunk).reshape(len(order), -1).mean(axis=1)
         div = dict(zip(order, d))
     timings["score_s"] = time.time() - t
-    del ref_lp_self
 
     rows = []
     for n, (e, v, c, s, j) in enumerate(keys):
