@@ -14,6 +14,7 @@ RECIPES: dict[str, str] = {
     "attribute": "jfv.recipes.attribute",
     "sweep": "jfv.recipes.sweep",
     "gap_gmp": "jfv.recipes.gap_gmp",
+    "study": "jfv.recipes.study",
 }
 
 

