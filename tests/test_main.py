@@ -112,3 +112,8 @@ def test_class_by_name_on_a_converted_cifar_resnet(tmp_path, shared):
     assert [e["channel"] for e in manifest["channels"]] == [3] and manifest["layer"] == "logits"
     bad = run_jfv("--config=configs/cifar_resnet20_class.py", f"--workdir={tmp_path / 'bad'}", "--config.class_name=kat", env=env)
     assert bad.returncode == 2 and "Close matches: 'cat'" in bad.stderr
+    attr = run_jfv("--config=configs/attribute_cifar_class.py", f"--workdir={tmp_path / 'attr'}",
+                   "--config.methods=saliency,grad_cam,cam", "--config.max_images=2", "--config.faithfulness_steps=2", env=env)
+    assert attr.returncode == 0, attr.stderr[-2000:]
+    manifest = json.loads((tmp_path / "attr" / "manifest.json").read_text())
+    assert (tmp_path / "attr" / "grid.png").exists() and "cam" in json.dumps(manifest)
