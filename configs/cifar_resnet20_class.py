@@ -8,28 +8,17 @@ Transforms are off: Lucid's jitter and rotation are sized for 224 px ImageNet in
 dominate a 32 px image. Expected: ten 32x32 PNGs in under a minute on a 2-core CPU.
 """
 
-import ml_collections
+from configs import vgg16_channels
 
 
-def get_config() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.recipe = "channels"
-    c.model = "cifar_resnet20"  # jfv.models.names()
-    c.weights_dir = ""  # "" = $JFV_WEIGHTS_DIR or the repo's weights/
-    c.layer = "logits"  # any name in the model's layer table; "logits" for objective=class
-    c.channels = "0:10"  # half-open range a:b, or a list "48,62,73,91"
-    c.objective = "class"  # channel | neuron | class
-    c.class_name = ""  # with objective=class: a label name instead of channel indices
-    c.diversity = 0.0  # weight of the diversity objective (needs images_per_channel >= 2)
-    c.images_per_channel = 1
+def get_config():
+    c = vgg16_channels.get_config()  # every key declared there; these override it
+    c.model = "cifar_resnet20"
+    c.layer = "logits"
+    c.channels = "0:10"
+    c.objective = "class"
     c.steps = 256
     c.image_size = 32
-    c.learning_rate = 0.05  # Adam
-    c.fft = True  # Fourier parameterisation, 1/f scaled
-    c.decorrelate = True  # decorrelated colour
-    c.transforms = "none"  # standard (Lucid's) | none
-    c.seed = 0
-    c.batch_size = 10  # channels per compiled call (memory); 0 = all at once
-    c.devices = 0  # shard channels over devices: 0 none, n the first n, -1 all
-    c.progress = True
+    c.transforms = "none"
+    c.batch_size = 10
     return c

@@ -8,28 +8,13 @@ Lucid's recipe at 128 px: Fourier + decorrelated colour, standard transforms, Ad
 8 PNGs of object-part textures; ``layer4.0`` ... ``layer4.2`` or ``layer3.5`` work as layers too.
 """
 
-import ml_collections
+from configs import vgg16_channels
 
 
-def get_config() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.recipe = "channels"
-    c.model = "resnet50"  # jfv.models.names()
-    c.weights_dir = ""  # "" = $JFV_WEIGHTS_DIR or the repo's weights/
-    c.layer = "layer4"  # any name in the model's layer table; "logits" for objective=class
-    c.channels = "0:8"  # half-open range a:b, or a list "48,62,73,91"
-    c.objective = "channel"  # channel | neuron | class
-    c.class_name = ""  # with objective=class: a label name instead of channel indices
-    c.diversity = 0.0  # weight of the diversity objective (needs images_per_channel >= 2)
-    c.images_per_channel = 1
+def get_config():
+    c = vgg16_channels.get_config()  # every key declared there; these override it
+    c.model = "resnet50"
+    c.layer = "layer4"
     c.steps = 256
-    c.image_size = 128
-    c.learning_rate = 0.05  # Adam
-    c.fft = True  # Fourier parameterisation, 1/f scaled
-    c.decorrelate = True  # decorrelated colour
-    c.transforms = "standard"  # standard (Lucid's) | none
-    c.seed = 0
-    c.batch_size = 4  # channels per compiled call (memory); 0 = all at once
-    c.devices = 0  # shard channels over devices: 0 none, n the first n, -1 all
-    c.progress = True
+    c.batch_size = 4
     return c
