@@ -12,10 +12,9 @@ every value in ``grid`` x every channel x ``seeds`` seeds, with pixel parameteri
 seeds. Writes results.csv, table.md, refined_ranges.md, plots/<experiment>.png, contact_sheet.png,
 images/, references/, index.html, manifest.json (with the time spent rendering / scoring).
 
-Run time: 29 cells x 4 channels x 2 seeds = 232 images of 32 steps, plus the reference (4 x 256
-steps): estimated at 35-40 minutes on a 2-core CPU, scaled from the measured reduced run in
-benchmarks/study.md (48 px, 16 steps, 168 images: 8.3 minutes, 74% rendering, 21% reference, 4%
-scoring). docs/study.md has that run's table (the overrides are written there) beside the seed's.
+Run time: 31 cells x 4 channels x 2 seeds = 248 images of 32 steps, plus the reference (4 x 256
+steps): 708 s measured on an idle 2-core CPU (85% rendering, 13% reference, 1% scoring;
+benchmarks/study.md). docs/study.md has its table beside the seed's.
 """
 
 import ml_collections
