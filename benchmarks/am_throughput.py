@@ -29,7 +29,8 @@ import numpy as np
 import optax
 
 from jfv import models, objectives, parameterisations, transforms
-from jfv.render import _channels_program, _chunks, render_channels
+from jfv.engine import Engine
+from jfv.render import render_channels
 
 LAYER, SIZE = "conv4_3", 128
 
@@ -56,26 +57,26 @@ def am_rate(model, channels: int, steps: int, batch_size: int | None):
     key = jax.random.key(0)
     # Compile time of one step, and its FLOPs from XLA's cost analysis.
     b = min(batch_size or channels, channels)
-    prog = _channels_program(model, objective_fn, param, tf, opt, _chunks(steps, None), None)
-    cs = jnp.arange(b, dtype=jnp.int32)
-    state = prog.init(key, cs)
+    engine = Engine.for_channels(model, objective_fn, param, tf, opt)
+    cs, vs = np.arange(b, dtype=np.int32), np.zeros(b, np.float32)
+    state = engine.init(key, cs, vs)
     t = time.perf_counter()
-    compiled = prog.advance.lower(model.params, state, cs).compile()
+    compiled = engine._advance.lower(model.params, state, jnp.asarray(cs), jnp.asarray(vs), jnp.int32(1)).compile()
     compile_s = time.perf_counter() - t
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops_per_call = float(cost.get("flops", float("nan")))
-    run = lambda: render_channels(model, objective_fn, param, tf, opt, chs, key, steps, batch_size=batch_size)
+    run = lambda: engine.render(chs, key, steps, batch_size=batch_size)  # noqa: E731
     run()  # warm: every program compiled
     t = time.perf_counter()
     run()
     wall = time.perf_counter() - t
-    calls = -(-channels // b) * (steps // _chunks(steps, None))
+    calls = -(-channels // b) * -(-steps // engine.chunk)
     return {
         "channel_steps_per_s": channels * steps / wall,
         "flop_rate": flops_per_call * calls / wall,
         "compile_s": compile_s,
-        "flops_per_channel_step": flops_per_call / (b * _chunks(steps, None)),
+        "flops_per_channel_step": flops_per_call / (b * engine.chunk),
     }
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import optax
 
 from jfv import models, objectives, octaves, parameterisations, regularisers, transforms
+from jfv.engine import Engine
 from jfv.render import render_channels, render_sweep
 
 CHANNELS = [48, 62, 73, 91]  # the seed's
@@ -35,10 +36,11 @@ def block(x):
 
 
 def time_channels(model, objective_fn, param, tf, opt, steps, key):
-    """Steady-state seconds per step: a 1-step warm-up compiles, then ``steps`` steps are timed."""
-    render_channels(model, objective_fn, param, tf, opt, CHANNELS, key, 1)
+    """Steady-state seconds per step: one engine; a 1-step warm-up compiles, then ``steps`` are timed."""
+    engine = Engine.for_channels(model, objective_fn, param, tf, opt)
+    engine.render(CHANNELS, key, 1)
     t = time.perf_counter()
-    block(render_channels(model, objective_fn, param, tf, opt, CHANNELS, key, steps))
+    block(engine.render(CHANNELS, key, steps))
     return (time.perf_counter() - t) / steps
 
 
@@ -74,10 +76,12 @@ def part1(model, layer, size, steps, key):
         rows[name] = time_channels(model, fn, pixel, tf, opt, steps, key)
         print(f"  {name:32s} {rows[name]:.3f} s/step  x{rows[name] / rows['none (plain AM)']:.2f}", flush=True)
     # Octaves: same total steps in 2 stages at size and 1.2 size (warm-up compiles both stages).
-    sched = octaves.Octaves(2, 1.2, max(1, steps // 2))
-    octaves.render_octaves(model, goal, pixel, transforms.identity(), adam, CHANNELS, key, octaves.Octaves(2, 1.2, 1))
+    sched, engines = octaves.Octaves(2, 1.2, max(1, steps // 2)), {}
+    octaves.render_octaves(model, goal, pixel, transforms.identity(), adam, CHANNELS, key, octaves.Octaves(2, 1.2, 1),
+                           engines=engines)
     t = time.perf_counter()
-    block(octaves.render_octaves(model, goal, pixel, transforms.identity(), adam, CHANNELS, key, sched))
+    block(octaves.render_octaves(model, goal, pixel, transforms.identity(), adam, CHANNELS, key, sched,
+                                 engines=engines))
     rows["octaves (2 x 1.2)"] = (time.perf_counter() - t) / sched.total_steps
     print(f"  {'octaves (2 x 1.2)':32s} {rows['octaves (2 x 1.2)']:.3f} s/step  "
           f"x{rows['octaves (2 x 1.2)'] / rows['none (plain AM)']:.2f}", flush=True)

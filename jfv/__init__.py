@@ -12,6 +12,7 @@ Example:
 """
 
 from jfv import models, objectives, octaves, parameterisations, regularisers, transforms
+from jfv.engine import Engine, Setup
 from jfv.objectives import Objective
 from jfv.parameterisations import ImageParam, image
 from jfv.render import Rendered, RenderState, channel_key, render, render_channels, render_sweep
@@ -19,6 +20,8 @@ from jfv.render import Rendered, RenderState, channel_key, render, render_channe
 __version__ = "0.1.0"
 
 __all__ = [
+    "Engine",
+    "Setup",
     "ImageParam",
     "Objective",
     "RenderState",

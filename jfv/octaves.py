@@ -11,8 +11,8 @@ Octaves carry *pixels*, so they need a parameterisation without a Fourier basis
 resizing commutes with their per-pixel colour map). A Fourier spectrum would have to be re-fitted to
 the resized image; jfv refuses it with a clear error instead.
 
-Every stage compiles once per image size (shapes change), and reuses the compiled program of any
-earlier run at that size.
+Every stage compiles once per image size (shapes change). Pass the same ``engines`` dict to several
+calls to reuse the stage engines (and their compiled programs) of earlier calls at the same size.
 
 Example:
     >>> schedule = Octaves(octaves=3, scale=1.2, steps=64)
@@ -25,15 +25,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jfv.render import ObjectiveFn, ProgressFn, Rendered, RenderState, _channels_program, _check_layers, _chunks
+from jfv.engine import Engine, Rendered, RenderState, Setup
 from jfv.models.base import Model
 from jfv.parameterisations import ImageParam
 from jfv.transforms import Transform
@@ -87,26 +86,33 @@ def resize(params: Array, size: int) -> Array:
     return jax.image.resize(params, shape, RESIZE_METHOD)
 
 
-def _carry(optimiser, size, stage, key, state, channels):
-    """The next stage's state for every channel: resized params, fresh optimiser state and keys."""
-    params = resize(state.params, size)
-
-    def one(p, c):
-        k = jax.random.fold_in(jax.random.fold_in(key, c), stage)
-        _, k_steps = jax.random.split(k)
-        return RenderState(p, optimiser.init(p), jnp.zeros((), jnp.int32), k_steps)
-
-    return jax.vmap(one)(params, channels)
+def carry(optimiser: optax.GradientTransformation, key: Array, stage: int, params: Array, channel: Array) -> RenderState:
+    """A cell's state at the start of octave ``stage`` > 0 from the previous stage's (resized) params:
+    a fresh optimiser state, step 0, and transform keys from ``fold_in(fold_in(key, channel), stage)``."""
+    k = jax.random.fold_in(jax.random.fold_in(key, channel), stage)
+    _, k_steps = jax.random.split(k)
+    return RenderState(params, optimiser.init(params), jnp.zeros((), jnp.int32), k_steps)
 
 
-@functools.lru_cache(maxsize=64)
-def _carry_program(optimiser, size, stage):
-    return jax.jit(functools.partial(_carry, optimiser, size, stage))
+def _carry_program(engine: Engine, stage: int):
+    """The engine's compiled ``(key, params, channels, values) -> state`` for octave ``stage``."""
+    size = engine.param.size
+
+    def build():
+        def fn(key, params, channels, values):
+            def one(p, c, v):
+                return carry(engine.setup_traced(c, v).optimiser, key, stage, resize(p, size), c)
+
+            return jax.vmap(one)(params, channels, values)
+
+        return engine.jit(fn, replicated=1)
+
+    return engine.program(("octave_carry", stage), build)
 
 
 def render_octaves(
     model: Model,
-    objective_fn: ObjectiveFn,
+    objective_fn: Callable[[Array], "objectives.Objective"],
     param: ImageParam,
     transforms: Transform,
     optimiser: optax.GradientTransformation,
@@ -116,7 +122,9 @@ def render_octaves(
     *,
     batch_size: int | None = None,
     chunk: int | None = None,
-    progress: ProgressFn | None = None,
+    mesh=None,
+    progress: Callable[[int, int], None] | None = None,
+    engines: dict | None = None,
 ) -> tuple[Rendered, tuple[int, ...]]:
     """Renders every channel through the octave ``schedule``, vmapped over channels.
 
@@ -127,49 +135,63 @@ def render_octaves(
     Args:
         param: the first stage's parameterisation (its ``size`` is the smallest); fft=False.
         schedule: octaves, scale factor and steps per octave.
-        others: as in ``render.render_channels``.
+        engines: a dict the caller keeps, image size -> Engine, so that stages of the same size
+            (in this call or a later one with the same objective_fn, transforms and optimiser)
+            reuse their compiled programs. None: fresh engines.
+        others (batch_size, chunk, mesh, progress): as in ``render.render_channels``.
 
     Returns:
         (Rendered(images (C, n, S, S, 3) at the last size S, objective (C,) at the last stage,
         history (C, octaves * steps)), the stage sizes).
     """
-    check_octave_param(param)
-    channels = [int(c) for c in channels]
-    if not channels:
-        raise ValueError("render_octaves needs at least one channel")
-    _check_layers(model, objective_fn(channels[0]))
-    sizes = schedule.sizes(param.size)
-    n = len(channels)
-    batch = n if batch_size is None else max(1, min(int(batch_size), n))
-    size = _chunks(schedule.steps, chunk)
-    total, done = n * schedule.total_steps, 0
+    return render_octave_cells(model, lambda c, v: Setup(objective_fn(c), optimiser), param, transforms, channels,
+                               np.zeros(len(channels), np.float32), key, schedule, batch_size=batch_size, chunk=chunk,
+                               mesh=mesh, progress=progress, engines=engines)
 
-    images, values, histories = [], [], []
-    for start in range(0, n, batch):
-        group = channels[start : start + batch]
-        cs = jnp.asarray(group + [group[-1]] * (batch - len(group)), jnp.int32)
+
+def render_octave_cells(model, make, param, transforms, channels, values, key, schedule: Octaves, *,
+                        batch_size=None, chunk=None, mesh=None, progress=None, engines: dict | None = None):
+    """``render_octaves`` for cells (channels[i], values[i]) with ``make(c, v) -> Setup``."""
+    check_octave_param(param)
+    channels = np.asarray([int(c) for c in channels], np.int32)
+    values = np.asarray(values, np.float32)
+    if not len(channels):
+        raise ValueError("render_octaves needs at least one channel")
+    sizes = schedule.sizes(param.size)
+    engines = {} if engines is None else engines
+    for s in sizes:
+        if s not in engines:
+            engines[s] = Engine(model, make, dataclasses.replace(param, size=s), transforms, chunk=chunk, mesh=mesh)
+    first_engine = engines[sizes[0]]
+    first_engine.check(channels[0], values[0])
+    n, steps = len(channels), schedule.steps
+    batch = first_engine.group_size(batch_size, n)
+    total, finished = n * schedule.total_steps, 0
+    images, objective, histories = [], [], []
+    for first in range(0, n, batch):
+        k = min(batch, n - first)
+        idx = np.minimum(np.arange(first, first + batch), n - 1)
+        cs, vs = channels[idx], values[idx]
         hist = []
-        state = None
         for stage, s in enumerate(sizes):
-            p = dataclasses.replace(param, size=s)
-            prog = _channels_program(model, objective_fn, p, transforms, optimiser, size, None)
+            engine = engines[s]
             if stage == 0:
-                state = prog.init(key, cs)
+                state = engine.init(key, cs, vs)
             else:
-                state = _carry_program(optimiser, s, stage)(key, state, cs)
-            for _ in range(schedule.steps // size):
-                state, h = prog.advance(model.params, state, cs)
-                hist.append(h)
-                done += size * len(group)
-                if progress:
-                    progress(done, total)
-        imgs, vals = prog.final(model.params, state, cs)
-        k = len(group)
-        images.append(np.asarray(imgs)[:k])
-        values.append(np.asarray(vals)[:k])
-        histories.append(np.concatenate([np.asarray(x) for x in hist], axis=1)[:k])
-    out = Rendered(np.concatenate(images), np.concatenate(values), np.concatenate(histories))
+                state = _carry_program(engine, stage)(key, state.params, engine.put(cs), engine.put(vs))
+            hook = None
+            if progress is not None:
+                def hook(st, h, d, base=finished, k=k):
+                    progress(base + k * d, total)
+            state, h = engine.advance_group(state, cs, vs, steps, real=k, between=hook)
+            hist.append(h[:k])
+            finished += k * steps
+        imgs, obj = engine.final(state, cs, vs)
+        images.append(imgs[:k])
+        objective.append(obj[:k])
+        histories.append(np.concatenate(hist, axis=1))
+    out = Rendered(np.concatenate(images), np.concatenate(objective), np.concatenate(histories))
     return out, sizes
 
 
-__all__ = ["Octaves", "RESIZE_METHOD", "check_octave_param", "render_octaves", "resize"]
+__all__ = ["Octaves", "RESIZE_METHOD", "carry", "check_octave_param", "render_octave_cells", "render_octaves", "resize"]

@@ -79,7 +79,7 @@ def test_diversity_prefers_different_images():
     ids=["channel", "neuron", "deepdream", "direction"],
 )
 def test_ascent_raises_the_objective(vgg16, objective):
-    out = render(vgg16, objective, pz.image(32), T.identity(), optax.adam(0.05), jax.random.key(0), steps=6, chunk=6)
+    out = render(vgg16, objective, pz.image(32), T.identity(), optax.adam(0.05), jax.random.key(0), steps=6)
     assert out.history.shape == (6,)
     assert float(out.history[-1]) > float(out.history[0])
     assert float(out.objective) > float(out.history[0])

@@ -4,7 +4,6 @@ results, sharding over 4 fake CPU devices equals one device, and a second call d
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -18,6 +17,8 @@ import pytest
 from jfv import objectives as O
 from jfv import parameterisations as pz
 from jfv import transforms as T
+from compile_count import compiles
+from jfv.engine import Engine
 from jfv.render import channel_key, render, render_channels
 
 LAYER = "conv3_1"
@@ -57,8 +58,9 @@ def test_a_channel_is_the_same_alone_or_in_a_sweep(vgg16, sweep):
 
 
 def test_chunking_does_not_change_the_result(vgg16):
-    a = render(vgg16, O.channel(LAYER, 5), PARAM, TRANSFORMS, OPTIMISER, jax.random.key(1), steps=6, chunk=1)
-    b = render(vgg16, O.channel(LAYER, 5), PARAM, TRANSFORMS, OPTIMISER, jax.random.key(1), steps=6, chunk=6)  # a scan
+    args = (vgg16, objective_fn, PARAM, TRANSFORMS, OPTIMISER, [5], jax.random.key(1))
+    a = render_channels(*args, steps=6, chunk=1)
+    b = render_channels(*args, steps=6, chunk=4)  # a scan of 4, then 2 steps and 2 masked ones
     np.testing.assert_allclose(a.images, b.images, atol=2e-4)
     np.testing.assert_allclose(a.history, b.history, rtol=1e-3, atol=1e-3)
 
@@ -70,28 +72,10 @@ def test_same_key_same_image_different_key_different_image(vgg16):
     assert np.abs(np.asarray(a.images) - np.asarray(c.images)).max() > 1e-3
 
 
-class _CompileCounter(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def emit(self, record):
-        if "Compiling" in record.getMessage():
-            self.count += 1
-
-
 def test_second_call_does_not_recompile(vgg16):
-    args = (vgg16, objective_fn, PARAM, TRANSFORMS, OPTIMISER)
-    render_channels(*args, [1, 2], jax.random.key(0), steps=2)
-    counter = _CompileCounter()
-    logger = logging.getLogger("jax")
-    logger.addHandler(counter)
-    try:
-        with jax.log_compiles(True):
-            render_channels(*args, [5, 9], jax.random.key(3), steps=2)
-    finally:
-        logger.removeHandler(counter)
-    assert counter.count == 0
+    engine = Engine.for_channels(vgg16, objective_fn, PARAM, TRANSFORMS, OPTIMISER)
+    engine.render([1, 2], jax.random.key(0), steps=2)
+    assert compiles(lambda: engine.render([5, 9], jax.random.key(3), steps=2)) == 0
 
 
 def test_progress_reports_channel_steps(vgg16):
@@ -114,7 +98,7 @@ SHARDED = textwrap.dedent(
     import jax, optax, numpy as np
     from jax.sharding import Mesh
     from jfv import models, objectives as O, parameterisations as pz, transforms as T
-    from jfv.render import render_channels
+    from jfv.render import render_channels, render_sweep
     assert len(jax.devices()) == 4, jax.devices()
     model = models.load("vgg16")
     fn = lambda c: O.channel("conv3_1", c)
@@ -122,8 +106,19 @@ SHARDED = textwrap.dedent(
     mesh = Mesh(np.array(jax.devices()), ("channels",))
     plain = render_channels(*args, steps=2)
     sharded = render_channels(*args, steps=2, mesh=mesh, batch_size=4)
+    make = lambda c, v: (O.channel("conv3_1", c) + v * O.total_variation(), optax.adam(0.05))
+    sweep_args = (model, make, pz.image(32), T.standard(), [5, 9], [-0.1, -0.01, 0.0], jax.random.key(0))
+    sweep_plain = render_sweep(*sweep_args, 2)
+    sweep_sharded = render_sweep(*sweep_args, 2, mesh=mesh, batch_size=4)
+    from jfv import octaves
+    oct_args = (model, fn, pz.pixel(24), T.identity(), optax.adam(0.05), [5, 9, 2], jax.random.key(0),
+                octaves.Octaves(2, 1.25, 1))
+    oct_plain, _ = octaves.render_octaves(*oct_args)
+    oct_sharded, _ = octaves.render_octaves(*oct_args, mesh=mesh, batch_size=4)
     print(json.dumps({"max_diff": float(np.abs(plain.images - sharded.images).max()),
-                      "obj_diff": float(np.abs(plain.objective - sharded.objective).max())}))
+                      "octave_diff": float(np.abs(oct_plain.images - oct_sharded.images).max()),
+                      "obj_diff": float(np.abs(plain.objective - sharded.objective).max()),
+                      "sweep_diff": float(np.abs(sweep_plain.images - sweep_sharded.images).max())}))
     """
 )
 
@@ -134,4 +129,5 @@ def test_sharded_over_four_fake_devices_equals_unsharded():
     res = subprocess.run([sys.executable, "-c", SHARDED], env=env, cwd=root, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     diffs = json.loads(res.stdout.strip().splitlines()[-1])
-    assert diffs["max_diff"] < 2e-4 and diffs["obj_diff"] < 1e-2, diffs
+    assert diffs["max_diff"] < 2e-4 and diffs["obj_diff"] < 1e-2 and diffs["sweep_diff"] < 2e-4, diffs
+    assert diffs["octave_diff"] < 2e-4, diffs

@@ -65,16 +65,18 @@ def test_sweep_batch_size_does_not_change_the_result():
 
 
 def test_sweep_compiles_once_for_all_values():
-    make, values = CASES["tv"]
-    render_sweep(MODEL, make, PARAM, transforms.identity(), [1, 5], values, KEY, STEPS)
-    from jfv.render import _sweep_program
+    from jfv.engine import Engine
+    from jfv.render import reshape_sweep, sweep_cells
 
-    before = _sweep_program.cache_info()
-    prog = _sweep_program(MODEL, make, PARAM, transforms.identity(), 1)
-    n_compiled = prog.advance._cache_size()
-    render_sweep(MODEL, make, PARAM, transforms.identity(), [2, 3], -values, KEY, STEPS)
-    assert _sweep_program.cache_info().hits > before.hits
-    assert prog.advance._cache_size() == n_compiled  # new channels and strengths, no recompilation
+    make, values = CASES["tv"]
+    engine = Engine(MODEL, make, PARAM, transforms.identity())
+    first = reshape_sweep(engine.render_cells(*sweep_cells([1, 5], values), KEY, STEPS), 2)
+    np.testing.assert_array_equal(
+        first.images, render_sweep(MODEL, make, PARAM, transforms.identity(), [1, 5], values, KEY, STEPS).images)
+    n_compiled = engine._advance._cache_size()
+    assert n_compiled == 1
+    engine.render_cells(*sweep_cells([2, 3], -values), KEY, STEPS)
+    assert engine._advance._cache_size() == n_compiled  # new channels and strengths, no recompilation
 
 
 def test_sweep_rejects_empty_and_unknown_layer():

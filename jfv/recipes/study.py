@@ -18,8 +18,8 @@ reference (``reference = lucid | natural``, see ``jfv.references``) and writes:
   ``manifest.json`` (settings, timings of the render / reference / scoring / writing phases).
 
 Values follow the seed: penalties are ``channel + v * R`` with v = lambda <= 0 (docs/regularisers.md).
-Traced-shape experiments are one ``render_sweep`` per seed (one compilation for all of them);
-jitter and octaves compile once per shape.
+Traced-shape experiments are one engine each (one compilation for all values and seeds); jitter
+and octaves compile once per shape.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ import optax
 from jfv import metrics, models, objectives, octaves, parameterisations, references, transforms
 from jfv.outputs import Staging, check_workdir, gallery_html, sprite
 from jfv.recipes.common import ConfigError, Progress, parse_channels, run_info
-from jfv.render import Setup, render_channels, render_sweep
+from jfv.engine import Engine, Setup
+from jfv.render import reshape_sweep, sweep_cells
 
 
 @dataclass(frozen=True)
@@ -180,18 +181,17 @@ def experiment_values(name: str, config) -> list[float]:
 class Renderer:
     """Renders one experiment for one seed: ``(C, V) -> images (C, V, S, S, 3), objective (C, V)``.
 
-    Builds every experiment's ``make`` / objective function once, so seeds reuse compilations."""
+    Holds one engine per experiment (per jitter value; per octave stage size), so seeds reuse
+    their compilations."""
 
     def __init__(self, model, config, layer, channels, progress):
         self.model, self.config, self.layer, self.channels = model, config, layer, channels
         self.size, self.steps = config.image_size, config.steps
         self.pixel = parameterisations.pixel(self.size)
         self.adam = optax.adam(config.learning_rate)
-        self.goal = lambda c: objectives.channel(layer, c)  # noqa: E731
         self.progress = progress
         l2 = objectives.l2(0.5, "norm")
         tv = objectives.total_variation(1.0, "sum")
-        self.tv_pen = tv
         self.makes: dict[str, Callable] = {
             "none": lambda c, v: Setup(objectives.channel(layer, c), self.adam),
             "l2": lambda c, v: Setup(objectives.channel(layer, c) + v * l2, self.adam),
@@ -199,41 +199,42 @@ class Renderer:
             "scale": lambda c, v: Setup(objectives.channel(layer, c), self.adam, transforms.scale(v)),
             "rotate": lambda c, v: Setup(objectives.channel(layer, c), self.adam, transforms.rotate(v)),
         }
-        self.makes["standard"] = self.makes["none"]
-        self.makes["lucid"] = self.makes["none"]
-        self.makes["tv_standard"] = self.makes["tv"]
-        self._fns: dict = {}
+        for alias, name in (("standard", "none"), ("lucid", "none"), ("tv_standard", "tv"), ("jitter", "none"),
+                            ("octaves", "none"), ("tv_octaves", "tv")):
+            self.makes[alias] = self.makes[name]
+        self.engines: dict = {}
 
-    def _fn(self, name, v):
-        """An objective function object per (experiment, value): reused across seeds."""
-        if (name, v) not in self._fns:
-            layer, pen = self.layer, self.tv_pen
-            self._fns[(name, v)] = (lambda c: objectives.channel(layer, c)) if name != "tv_octaves" else (
-                lambda c: objectives.channel(layer, c) + v * pen)
-        return self._fns[(name, v)]
+    def _engine(self, key, build):
+        if key not in self.engines:
+            self.engines[key] = build()
+        return self.engines[key]
 
     def render(self, name: str, values: list[float], key) -> tuple[list[list[np.ndarray]], np.ndarray]:
         cfg, chans = self.config, self.channels
         bs = cfg.batch_size or None
+        make = self.makes[name]
         if name in ("jitter", "octaves", "tv_octaves"):
             per_value = []
             for v in values:
                 if name == "jitter":
-                    out = render_channels(self.model, self._fn(name, v), self.pixel, transforms.Jitter(int(v)),
-                                          self.adam, chans, key, self.steps, batch_size=bs, progress=self.progress)
+                    engine = self._engine((name, v), lambda: Engine(self.model, make, self.pixel,
+                                                                    transforms.Jitter(int(v))))
+                    out = engine.render(chans, key, self.steps, batch_size=bs, progress=self.progress)
                 else:
                     factor = v if name == "octaves" else cfg.combo_octave_scale
                     schedule = octaves.Octaves(cfg.octaves, factor, max(1, self.steps // cfg.octaves))
-                    out, _ = octaves.render_octaves(self.model, self._fn(name, v), self.pixel, transforms.identity(),
-                                                    self.adam, chans, key, schedule, batch_size=bs,
-                                                    progress=self.progress)
+                    out, _ = octaves.render_octave_cells(
+                        self.model, make, self.pixel, transforms.identity(), chans,
+                        np.full(len(chans), v if name == "tv_octaves" else 0.0, np.float32), key, schedule,
+                        batch_size=bs, progress=self.progress, engines=self._engine(name, dict))
                 per_value.append(out)
             images = [[np.asarray(o.images[i, 0]) for o in per_value] for i in range(len(chans))]
             return images, np.stack([o.objective for o in per_value], axis=1)
         param = parameterisations.image(self.size) if name == "lucid" else self.pixel
         tf = transforms.standard() if name in ("standard", "lucid", "tv_standard") else transforms.identity()
-        out = render_sweep(self.model, self.makes[name], param, tf, chans, np.asarray(values, np.float32), key,
-                           self.steps, batch_size=bs, progress=self.progress)
+        engine = self._engine(name, lambda: Engine(self.model, make, param, tf))
+        out = reshape_sweep(engine.render_cells(*sweep_cells(chans, values), key, self.steps, batch_size=bs,
+                                                progress=self.progress), len(chans))
         images = [[np.asarray(out.images[i, j, 0]) for j in range(len(values))] for i in range(len(chans))]
         return images, np.asarray(out.objective)
 

@@ -29,7 +29,7 @@ import optax
 from jfv import models, objectives, octaves, parameterisations, regularisers, transforms
 from jfv.outputs import Staging, check_workdir, gallery_html, sprite
 from jfv.recipes.channels import make_transforms
-from jfv.recipes.common import ConfigError, Progress, parse_channels, run_info
+from jfv.recipes.common import ConfigError, Progress, check_finite, parse_channels, run_info
 from jfv.render import Setup, render_channels, render_sweep
 
 PENALTIES = ("l1", "l2", "tv", "blur_penalty")
@@ -61,7 +61,7 @@ def parse_values(spec: str, family: str) -> list[Any]:
     if not values:
         raise ConfigError(f"cannot read strengths {spec!r} for regulariser {family!r}: use a comma-separated "
                           f"list of numbers, e.g. -0.01,-0.005,-0.001")
-    return values
+    return check_finite(values, "strengths")
 
 
 def penalty(family: str, config: ml_collections.ConfigDict) -> objectives.Objective:
@@ -194,7 +194,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     try:
         if family in SHAPED:
-            optimiser = make_optimiser(config)  # one object, so stage sizes shared by values compile once
+            optimiser = make_optimiser(config)
+            octave_engines: dict = {}  # image size -> Engine: stage sizes shared by values compile once
             per_value = []
             for j, v in enumerate(values):
                 hook = stage_progress(j * len(channels) * total_steps)
@@ -203,7 +204,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                           config.steps, batch_size=config.batch_size or None, progress=hook)
                 else:
                     out, _ = octaves.render_octaves(model, objective_fn, param, base_tf, optimiser,
-                                                    channels, key, schedules[j],
+                                                    channels, key, schedules[j], engines=octave_engines,
                                                     batch_size=config.batch_size or None, progress=hook)
                 per_value.append(out)
             images = [[per_value[j].images[i] for j in range(len(values))] for i in range(len(channels))]
