@@ -6,7 +6,7 @@ Reads torchvision ``.pth`` state dicts (ResNet-18/34/50/101/152, VGG16, AlexNet 
 and akamaster/pytorch_resnet_cifar10's legacy-pickle ``.th`` files (a dict whose ``state_dict`` keys
 carry a ``module.`` prefix). Every checkpoint key must land on a parameter and every parameter must
 be filled, with the right shape; otherwise nothing is written and the missing, unexpected and
-mis-shaped keys are listed (exit status 1). With torch installed (``pip install 'jfv[torch]'``) the
+mis-shaped keys are listed (exit status 2). With torch installed (``pip install 'jfv[torch]'``) the
 converted network is checked against a PyTorch reference (``jfv.models.torch_reference``) on random
 inputs at every named layer before anything is written; the errors go into the manifest.
 
@@ -28,9 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jfv import models
+from jfv import errors, models
 from jfv.models import resnet, vgg
-from jfv.models.weights import library_versions, save, sha256_file, weights_dir
+from jfv.models.weights import MANIFEST, check_target, library_versions, save, sha256_file, weights_dir
 
 # Relative tolerance of the parity check: max |flax - torch| <= VERIFY_RTOL * max |torch| per layer.
 # float32 round-off over ~150 layers stays below 1e-5 relative; 1e-4 leaves margin for BLAS order.
@@ -38,6 +38,8 @@ VERIFY_RTOL = 1e-4
 MODULE_PREFIX = "module."  # torch.nn.DataParallel wraps every key in it (akamaster's checkpoints)
 OPTIONAL_BN_KEY = "num_batches_tracked"  # a training counter, absent from pre-0.4.1 checkpoints
 LIST_LIMIT = 12  # keys listed per category in an error message
+PROG = "jfv.convert"
+OUT_FIX = "pass --out=a new or empty folder"
 
 
 class ConversionError(ValueError):
@@ -216,6 +218,15 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
             is not installed.
     """
     path = Path(path)
+    if path.is_dir():
+        if (path / MANIFEST).exists():
+            raise ConversionError(
+                f"{path} is a converted jfv checkpoint already, not a PyTorch file: load it with "
+                f"jfv.models.load(NAME, checkpoint={str(path)!r})"
+            )
+        found = sorted(p.name for p in path.iterdir() if p.suffix in (".pth", ".th", ".pt"))
+        inside = f" (it holds {', '.join(found[:5])})" if found else ""
+        raise ConversionError(f"checkpoint {path} is a folder{inside}; pass --checkpoint=PATH to the .pth/.th file itself")
     if not path.is_file():
         raise ConversionError(f"checkpoint {path} does not exist; pass --checkpoint=PATH to a .pth/.th file")
     try:
@@ -286,6 +297,7 @@ def convert(model: str, checkpoint: str | Path, out: str | Path, verify_size: in
     Returns:
         (output directory, manifest written beside the params).
     """
+    check_target(out, OUT_FIX)  # before the slow part: never replace files jfv did not write
     checkpoint = Path(checkpoint)
     state_dict = read_checkpoint(checkpoint)
     params = convert_state_dict(model, state_dict, source=str(checkpoint))
@@ -307,19 +319,31 @@ def convert(model: str, checkpoint: str | Path, out: str | Path, verify_size: in
     return directory, {**manifest, "versions": library_versions()}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        print(f"{PROG}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(errors.EXIT_ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m jfv.convert --model=NAME --checkpoint=PATH [--out=DIR]``.
 
-    Exits with status 1 and a message on stderr when the checkpoint cannot be converted exactly.
+    Returns the exit status: 2 with one message on stderr when the checkpoint cannot be converted
+    exactly or ``--out`` holds files jfv did not write (``jfv.errors``), 130 on Ctrl-C.
     """
-    parser = argparse.ArgumentParser(prog="python -m jfv.convert", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m jfv.convert", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, choices=sorted(models.ARCHITECTURES))
     parser.add_argument("--checkpoint", required=True, help="torchvision .pth or akamaster .th file")
-    parser.add_argument("--out", default=None, help="output directory (default: <weights_dir>/<model>)")
+    parser.add_argument("--out", default=None, help="output directory (default: <weights_dir>/<model>); "
+                        "new, empty, or a jfv checkpoint to replace")
     parser.add_argument("--verify_size", type=int, default=None,
                         help="image size of the PyTorch parity check (default: the model's)")
     parser.add_argument("--noverify", action="store_true", help="skip the PyTorch parity check")
     args = parser.parse_args(argv)
+    return errors.report(PROG, _convert, args)
+
+
+def _convert(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else weights_dir() / args.model
     check = not args.noverify
     if check:
@@ -327,10 +351,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             import torch  # noqa: F401
         except ImportError:
             check = False
-    try:
-        directory, manifest = convert(args.model, args.checkpoint, out, args.verify_size, check)
-    except ConversionError as e:
-        raise SystemExit(f"jfv.convert: error: {e}") from None
+    directory, manifest = convert(args.model, args.checkpoint, out, args.verify_size, check)
     verified = manifest.get("verified")
     status = (
         f"matches PyTorch at every layer (max relative error {verified['max_relative_error']:.1e} "
@@ -340,4 +361,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # during argument parsing
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        sys.exit(errors.EXIT_INTERRUPTED)

@@ -2,8 +2,9 @@
 
 A labels file has one ``INDEX NAME`` line per class, where NAME may list comma-separated synonyms
 (``1 goldfish, Carassius auratus``). ``class_index("goldfish", labels)`` matches any synonym,
-ignoring case, underscores and repeated spaces; an unknown name raises ``UnknownClassError`` listing
-the closest names.
+ignoring case, underscores and repeated spaces, or an index (``"517"``); a name several classes share
+raises ``AmbiguousClassError`` listing them with their indices; an unknown name raises
+``UnknownClassError`` listing the closest names and where all are listed.
 
 Example:
     >>> class_index("goldfish", imagenet())
@@ -30,6 +31,10 @@ CIFAR10_CLASSES = (
 
 class UnknownClassError(ValueError):
     """A class name not in the labels; the message lists the closest ones."""
+
+
+class AmbiguousClassError(UnknownClassError):
+    """A class name several classes share; the message lists them with their indices."""
 
 
 class LabelsError(FileNotFoundError):
@@ -82,18 +87,49 @@ def _norm(name: str) -> str:
     return " ".join(name.replace("_", " ").lower().split())
 
 
+def where_listed(labels: Sequence[str]) -> str:
+    """Where a user sees every class name with its index: inline for a few, else the labels file."""
+    if len(labels) <= 20:
+        return ", ".join(f"{i} {label}" for i, label in enumerate(labels))
+    shared = shared_dir()
+    if len(labels) == 1000 and shared is not None and (shared / IMAGENET_LABELS).is_file():
+        return f"{shared / IMAGENET_LABELS} (one 'INDEX NAME' per line)"
+    return "the model's labels (Model.labels)"
+
+
 def class_index(name: str, labels: Sequence[str]) -> int:
-    """The index of the class called ``name`` (any comma-separated synonym, case-insensitive).
+    """The index of the class called ``name`` (any comma-separated synonym, case-insensitive), or
+    given as its index (``"517"``).
 
     Raises:
-        UnknownClassError: no class has that name; the message lists close matches.
+        AmbiguousClassError: several classes have that name (ImageNet's ``crane``: the bird 134 and
+            the machine 517); the message lists them with their indices.
+        UnknownClassError: no class has that name; the message lists close matches and how to see
+            every name.
     """
+    if name.strip().isdigit():
+        index = int(name)
+        if index >= len(labels):
+            raise UnknownClassError(f"class index {index} is out of range: the classes are 0..{len(labels) - 1}")
+        return index
     want = _norm(name)
-    for i, label in enumerate(labels):
-        if want == _norm(label) or want in (_norm(s) for s in label.split(",")):
-            return i
+    found = [i for i, label in enumerate(labels) if want == _norm(label) or want in (_norm(s) for s in label.split(","))]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        def context(i: int) -> str:
+            near = [repr(labels[j].split(",")[0]) for j in (i - 1, i + 1) if 0 <= j < len(labels)]
+            return f"{i} {labels[i]!r} (between {' and '.join(near)})"
+
+        raise AmbiguousClassError(
+            f"class name {name!r} is ambiguous: {'; '.join(context(i) for i in found)}. Pick one by "
+            f"its index, e.g. class_name={found[0]}"
+        )
     synonyms = {_norm(s): s.strip() for label in labels for s in label.split(",")}
     close = difflib.get_close_matches(want, list(synonyms), n=5, cutoff=0.6)
     close += [s for s in synonyms if want and want in s and s not in close][: max(0, 5 - len(close))]
     hint = f" Close matches: {', '.join(repr(synonyms[c]) for c in close)}." if close else ""
-    raise UnknownClassError(f"no class named {name!r} among {len(labels)} classes.{hint}")
+    raise UnknownClassError(
+        f"no class named {name!r} among {len(labels)} classes.{hint} All names with their indices: "
+        f"{where_listed(labels)}"
+    )

@@ -13,11 +13,12 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 
 class WorkdirError(OSError):
@@ -48,6 +49,24 @@ def sprite(images: Sequence[Any], columns: int | None = None, pad: int = 2, back
     return sheet
 
 
+GALLERY_CSS = """
+body { font-family: sans-serif; margin: 1.5em; background: #fafafa; }
+table { border-collapse: collapse; margin-bottom: 1em; font-size: 0.9em; }
+th, td { text-align: left; padding: 2px 8px; border-bottom: 1px solid #ddd; }
+.grid { display: flex; flex-wrap: wrap; gap: 12px; }
+figure { margin: 0; width: 160px; }
+figure.hidden { display: none; }
+img { width: 160px; height: 160px; image-rendering: pixelated; border: 1px solid #ccc; }
+figcaption { font-size: 0.8em; font-family: monospace; }
+"""
+
+
+def header_table(header: Mapping[str, Any]) -> str:
+    """A two-column HTML table of settings."""
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in header.items())
+    return f"<table>{rows}</table>"
+
+
 def gallery_html(title: str, entries: Iterable[Mapping[str, Any]], header: Mapping[str, Any] | None = None) -> str:
     """A self-contained HTML page of thumbnails; each entry has ``image`` (a relative path) and
     ``caption`` (lines of text)."""
@@ -59,23 +78,10 @@ def gallery_html(title: str, entries: Iterable[Mapping[str, Any]], header: Mappi
             f'<figure><a href="{src}"><img src="{src}" alt="{html.escape(str(e["caption"][0]))}"></a>'
             f"<figcaption>{caption}</figcaption></figure>"
         )
-    meta = ""
-    if header:
-        rows = "".join(
-            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in header.items()
-        )
-        meta = f"<table>{rows}</table>"
+    meta = header_table(header) if header else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 1.5em; background: #fafafa; }}
-table {{ border-collapse: collapse; margin-bottom: 1em; font-size: 0.9em; }}
-th, td {{ text-align: left; padding: 2px 8px; border-bottom: 1px solid #ddd; }}
-.grid {{ display: flex; flex-wrap: wrap; gap: 12px; }}
-figure {{ margin: 0; width: 160px; }}
-img {{ width: 160px; height: 160px; image-rendering: pixelated; border: 1px solid #ccc; }}
-figcaption {{ font-size: 0.8em; font-family: monospace; }}
-</style></head>
+<style>{GALLERY_CSS}</style></head>
 <body><h1>{html.escape(title)}</h1>{meta}<div class="grid">{''.join(cards)}</div></body></html>
 """
 
@@ -99,12 +105,13 @@ class Staging:
     """Write files under ``staging.path``; on success ``commit()`` moves them into the workdir.
 
     Use as a context manager: an exception removes the staging directory and nothing reaches the
-    workdir. Existing files of the same names are replaced (each by an atomic rename).
+    workdir. Files are moved in by atomic renames, ``manifest.json`` last: it is the commit point, so
+    a workdir with a manifest holds every file it lists.
     """
 
     def __init__(self, workdir: str | os.PathLike):
         self.workdir = check_workdir(workdir)
-        self.path = Path(tempfile.mkdtemp(prefix=".jfv-staging-", dir=self.workdir))
+        self.path = Path(tempfile.mkdtemp(prefix=".jfv-staging-", dir=self.workdir))  # jobs.STAGING_PREFIX
 
     def file(self, relative: str) -> Path:
         p = self.path / relative
@@ -121,11 +128,11 @@ class Staging:
         save_png(image, self.file(relative))
 
     def commit(self) -> None:
-        for src in sorted(self.path.rglob("*")):
-            if src.is_file():
-                dst = self.workdir / src.relative_to(self.path)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
+        files = [p for p in self.path.rglob("*") if p.is_file()]
+        for src in sorted(files, key=lambda p: (p.name == "manifest.json", str(p))):
+            dst = self.workdir / src.relative_to(self.path)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
         shutil.rmtree(self.path, ignore_errors=True)
 
     def abort(self) -> None:
@@ -141,15 +148,56 @@ class Staging:
             self.abort()
 
 
+class ImageReadError(ValueError):
+    """An input image that cannot be read: not an image, truncated, or too large; names the file."""
+
+
+# Pillow refuses images over twice its MAX_IMAGE_PIXELS (~179 megapixels) as decompression bombs and
+# only warns between; jfv refuses at the warning level, before decoding anything.
+MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+SIXTEEN_BIT_MAX = 65535.0  # full scale of 16-bit greyscale PNGs (Pillow modes I;16 and I)
+
+
 def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
     """An image file as (size, size, 3) float32 RGB in [0, 1]: shorter side resized to ``size``
-    (bicubic), then centre-cropped."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        w, h = im.size
-        scale = size / min(w, h)
-        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
-        w, h = im.size
-        left, top = (w - size) // 2, (h - size) // 2
-        im = im.crop((left, top, left + size, top + size))
-        return np.asarray(im, np.float32) / 255.0
+    (bicubic), then centre-cropped. 16-bit greyscale is scaled by 1/65535 (not clipped at 255).
+
+    Raises:
+        ImageReadError: naming the file, when it is not an image, is truncated or corrupt, or has
+            more than ``MAX_IMAGE_PIXELS`` pixels.
+    """
+    try:
+        with warnings.catch_warnings():  # the size check below reports large images as one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ImageReadError(
+                    f"{path} is {w}x{h} pixels, more than jfv reads ({MAX_IMAGE_PIXELS / 1e6:.0f} megapixels): "
+                    f"shrink it first"
+                )
+            im.load()
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit greyscale
+                grey = Image.fromarray(np.asarray(im, np.float32) / SIXTEEN_BIT_MAX, mode="F")
+                return np.repeat(np.clip(_resize_crop(grey, size), 0.0, 1.0)[..., None], 3, axis=-1)
+            return _resize_crop(im.convert("RGB"), size) / 255.0
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{path} is too large to read ({e}): shrink it first") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path} is not an image jfv can read: pass PNG, JPEG or BMP files") from None
+    except (OSError, SyntaxError, ValueError) as e:  # truncated data, broken chunks
+        if isinstance(e, (FileNotFoundError, IsADirectoryError, PermissionError)):
+            raise
+        raise ImageReadError(f"{path} is truncated or corrupt ({e}): replace the file") from None
+
+
+def _resize_crop(im: Image.Image, size: int) -> np.ndarray:
+    w, h = im.size
+    scale = size / min(w, h)
+    im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(im.crop((left, top, left + size, top + size)), np.float32)

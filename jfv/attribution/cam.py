@@ -108,12 +108,14 @@ def activation_gradient(model: Model, params, images: Array, layer: str, score: 
 def check_spatial(model: Model, layer: str, image_hw: tuple[int, int]) -> tuple[int, int]:
     """The layer's map size at this image size; NoSpatialExtentError when it has none (or 1x1)."""
     model.check_layer(layer)
-    shape = model.output_shapes(max(image_hw))[layer]
+    hw = (int(image_hw[0]), int(image_hw[1]))
+    shapes = model.output_shapes(hw)
+    shape = shapes[layer]
     if len(shape) != 4 or shape[1] * shape[2] <= 1:
         what = f"shape {shape[1:]}" if len(shape) == 4 else f"no spatial axes (shape {shape})"
-        spatial = [k for k, s in model.output_shapes(max(image_hw)).items() if len(s) == 4 and s[1] * s[2] > 1]
+        spatial = [k for k, s in shapes.items() if len(s) == 4 and s[1] * s[2] > 1]
         raise NoSpatialExtentError(
-            f"{model.name} layer {layer!r} has {what} at image size {max(image_hw)}, so it gives no map: "
+            f"{model.name} layer {layer!r} has {what} at image size {hw[0]}x{hw[1]}, so it gives no map: "
             f"use a layer with a spatial map (e.g. {', '.join(spatial[-3:]) or 'an earlier conv'}) or larger images"
         )
     return shape[1], shape[2]

@@ -120,15 +120,15 @@ class Target:
                 f"{'classes' if what == 'class' else 'channels'}: use 0..{n - 1}"
             )
         if self.position is not None:
-            size = image_size if isinstance(image_size, int) else max(image_size)
-            shape = model.output_shapes(size)[self.layer]
+            hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+            shape = model.output_shapes(hw)[self.layer]
             if len(shape) != 4:
                 raise TargetError(f"layer {self.layer!r} has no spatial map, so a neuron position cannot be used")
             y, x = self.position
             if not (0 <= y < shape[1] and 0 <= x < shape[2]):
                 raise TargetError(
-                    f"neuron position (y={y}, x={x}) is off {self.layer!r}'s {shape[1]}x{shape[2]} map "
-                    f"at image size {size}: use 0 <= y < {shape[1]}, 0 <= x < {shape[2]}"
+                    f"neuron position (y={y}, x={x}) is off the {shape[1]}x{shape[2]} map of {self.layer!r} "
+                    f"at image size {hw[0]}x{hw[1]}: use 0 <= y < {shape[1]}, 0 <= x < {shape[2]}"
                 )
 
 

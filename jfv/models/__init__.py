@@ -92,7 +92,7 @@ def _conv_names(module, image_size: int) -> tuple[str, ...]:
 def _build(name: str, module, pretrained: bool, weights_dir, seed: int, checkpoint=None) -> Model:
     image_size = 224
     if checkpoint is not None:
-        params, _ = restore(checkpoint, f"delete it; jfv.models.load({name!r}) converts it again")
+        params, _ = restore(checkpoint, f"jfv.models.load({name!r}) converts it again", model=name)
         source = str(checkpoint)
     elif pretrained:
         names = _conv_names(module, image_size)
@@ -234,12 +234,7 @@ def _converted(name: str) -> Callable[..., Model]:
                     f"torch must be installed: pip install 'jfv[torch]')"
                     + (f" (with --out={directory})" if checkpoint is not None else "")
                 )
-            params, manifest = restore(directory, command)
-            if manifest.get("model") != name:
-                raise WeightsError(
-                    f"{directory} holds {manifest.get('model')!r} weights, not {name!r}: point at "
-                    f"a {name} checkpoint or convert one with\n  {command}"
-                )
+            params, _ = restore(directory, command, model=name)
             source = str(directory)
         else:
             params = random_params(module, arch.image_size, jax.random.key(seed))

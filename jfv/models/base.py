@@ -9,8 +9,10 @@ from typing import Any, Callable, Mapping
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
+LIST_LIMIT = 10  # channels listed in an error message
 
 
 class UnknownLayerError(ValueError):
@@ -81,14 +83,17 @@ class Model:
         n = self.check_layer(layer)
         bad = [int(c) for c in channels if not 0 <= int(c) < n]
         if bad:
+            shown = ", ".join(map(str, bad[:LIST_LIMIT])) + (f", ... ({len(bad)} in all)" if len(bad) > LIST_LIMIT else "")
             raise ChannelOutOfRangeError(
-                f"channel(s) {bad} out of range for {self.name} layer {layer!r}, "
+                f"channel(s) [{shown}] out of range for {self.name} layer {layer!r}, "
                 f"which has {n} channels: use 0..{n - 1} (a range a:b with b <= {n})"
             )
 
-    def output_shapes(self, image_size: int) -> dict[str, tuple[int, ...]]:
-        """Shapes of every named activation for one image of the given size (no FLOPs spent)."""
-        x = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
+    def output_shapes(self, image_size: int | tuple[int, int]) -> dict[str, tuple[int, ...]]:
+        """Shapes of every named activation for one image of side ``image_size`` or of (height,
+        width) ``image_size`` (no FLOPs spent)."""
+        h, w = (image_size, image_size) if np.ndim(image_size) == 0 else image_size
+        x = jax.ShapeDtypeStruct((1, int(h), int(w), 3), jnp.float32)
         try:
             out = jax.eval_shape(self.apply, self.params, x)
         except Exception as e:  # a negative size inside a conv or pool

@@ -22,7 +22,7 @@ from jfv import attribution as A
 from jfv import models
 from jfv.attribution import pictures
 from jfv.outputs import Staging, check_workdir, gallery_html, load_image, sprite
-from jfv.recipes.common import ConfigError, run_info
+from jfv.recipes.common import ConfigError, check_int, check_memory, check_seed, run_info
 
 METHODS = ("saliency", "gradient_x_input", "smoothgrad", "guided_backprop", "deconvnet", "grad_cam", "cam", "occlusion")
 IMAGE_METHODS = ("guided_backprop", "deconvnet")  # shown as images, ranked by their magnitude
@@ -56,6 +56,15 @@ def image_paths(spec: str, limit: int) -> list[str]:
     if not paths:
         raise ConfigError(f"images: no {'/'.join(SUFFIXES)} files in {spec!r}")
     return paths[:limit] if limit > 0 else paths
+
+
+def output_names(paths: list[str]) -> list[str]:
+    """A distinct name per image for its output files: the file's stem, with its folder's name in
+    front where stems repeat (``a/cat.jpg``, ``b/cat.jpg`` -> ``a_cat``, ``b_cat``), and its position
+    in front where that is still not enough."""
+    stems = [Path(p).stem for p in paths]
+    names = [f"{Path(p).parent.name}_{s}" if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
+    return [f"{i:02d}_{n}" if names.count(n) > 1 else n for i, n in enumerate(names)]
 
 
 def parse_methods(spec: str, model: models.Model) -> list[str]:
@@ -95,9 +104,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_workdir(workdir)
     if config.image_size < 16:
         raise ConfigError(f"image_size must be >= 16, got {config.image_size}")
+    check_int(config.batch_size, "batch_size", 1, meaning="occluded or masked images per model call")
+    check_seed(config.seed)
     model = models.load(config.model, weights_dir=config.weights_dir or None)
     methods = parse_methods(config.methods, model)
     paths = image_paths(config.images, config.max_images)
+    check_memory(model, config.image_size, max(len(paths), config.batch_size), "image_size, max_images or batch_size")
     images = jnp.asarray(np.stack([load_image(p, config.image_size) for p in paths]))
     target = make_target(config, model, images)
     key = jax.random.key(config.seed)
@@ -137,7 +149,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             scores[method] = {"deletion_auc": [round(float(v), 6) for v in c.deletion_auc],
                               "insertion_auc": [round(float(v), 6) for v in c.insertion_auc]}
 
-    names = [Path(p).stem for p in paths]
+    names = output_names(paths)
     cards, rows, entries = [], [], []
     with Staging(workdir) as stage:
         for i, name in enumerate(names):

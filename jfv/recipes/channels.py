@@ -18,7 +18,17 @@ import optax
 
 from jfv import labels, models, objectives, parameterisations, transforms
 from jfv.outputs import Staging, check_workdir, gallery_html, sprite
-from jfv.recipes.common import ConfigError, Progress, make_mesh, parse_channels, run_info
+from jfv.recipes.common import (
+    ConfigError,
+    Progress,
+    check_int,
+    check_memory,
+    check_positive,
+    check_seed,
+    make_mesh,
+    parse_channels,
+    run_info,
+)
 from jfv.render import render_channels
 
 OBJECTIVES = ("channel", "neuron", "class")
@@ -59,22 +69,48 @@ def objective_factory(kind: str, layer: str, diversity: float):
     return make
 
 
+def check_settings(config: ml_collections.ConfigDict) -> None:
+    """Refuses, naming the valid range, the values that would otherwise render something else."""
+    check_int(config.image_size, "image_size", 1)
+    check_int(config.steps, "steps", 1)
+    check_int(config.images_per_channel, "images_per_channel", 1, meaning="images rendered per channel")
+    check_int(config.batch_size, "batch_size", 0, meaning="channels per compiled call; 0 = all at once")
+    check_int(config.devices, "devices", -1, meaning="-1 all, 0 none, n the first n")
+    check_positive(config.learning_rate, "learning_rate", 0.05)
+    check_seed(config.seed)
+    if config.objective not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {config.objective!r}; valid: {', '.join(OBJECTIVES)}")
+    if config.diversity and config.images_per_channel < 2:
+        raise ConfigError("diversity needs images_per_channel >= 2")
+    if config.class_name and config.objective != "class":
+        raise ConfigError(
+            f"class_name={config.class_name!r} needs objective=class (it is {config.objective}): add "
+            f"--config.objective=class, or drop class_name to render channels"
+        )
+    if config.objective == "class" and config.layer not in ("", "logits"):
+        raise ConfigError(
+            f"objective=class maximises a class logit, on layer 'logits', not {config.layer!r}: set "
+            f"--config.layer=logits, or objective=channel to render {config.layer}'s channels"
+        )
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
     check_workdir(workdir)
-    if config.image_size < 1 or config.steps < 1:
-        raise ConfigError(f"image_size and steps must be >= 1, got {config.image_size} and {config.steps}")
-    if config.diversity and config.images_per_channel < 2:
-        raise ConfigError("diversity needs images_per_channel >= 2")
+    check_settings(config)
 
     model = models.load(config.model, weights_dir=config.weights_dir or None)
-    layer = "logits" if config.objective == "class" and config.layer in ("", "logits") else config.layer
-    model.check_layer(layer)
-    if config.objective == "class" and config.class_name:
+    layer = "logits" if config.objective == "class" else config.layer
+    n = model.check_layer(layer)
+    if config.class_name:
         channels = [class_index(model, config.class_name)]
     else:
-        channels = parse_channels(config.channels)
-    model.check_channels(layer, channels)
+        channels = parse_channels(config.channels, n, f"{model.name} layer {layer!r}")
+
+    mesh = make_mesh(config.devices)
+    per_call = min(config.batch_size or len(channels), len(channels)) * config.images_per_channel
+    per_device = -(-per_call // (mesh.size if mesh is not None else 1))
+    check_memory(model, config.image_size, per_device, "image_size or batch_size")
 
     tf = make_transforms(config.transforms)
     try:
@@ -92,7 +128,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     )
     optimiser = optax.adam(config.learning_rate)
     objective_fn = objective_factory(config.objective, layer, config.diversity)
-    mesh = make_mesh(config.devices)
 
     progress = Progress(f"{model.name} {layer}", enabled=config.progress)
     try:

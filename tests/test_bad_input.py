@@ -1,0 +1,417 @@
+"""Bad input, one row each: what is run, the message it must print, the exit status.
+
+Rows about the command line run the real entry points (``python -m jfv``, ``jfv.convert``,
+``jfv.weights``) in subprocesses: one ``prog: error: ...`` line, the status, no traceback. Rows about
+a value or a file run the recipe or the validator in-process, which is what the commands run, and
+expect a user error (a ``ValueError`` or ``WeightsError``: printed as one line, status 2).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import attribute_tiny, tiny
+from jfv import labels, models, outputs
+from jfv.attribution import targets
+from jfv.attribution.cam import check_spatial
+from jfv.models import weights
+from jfv.recipes import attribute, channels, common
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(module: str, *args: str, limit_bytes: int | None = None) -> subprocess.CompletedProcess:
+    """Runs ``python -m module args``; ``limit_bytes`` caps the size of any file it writes, so a write
+    fails as on a full disk (EFBIG instead of ENOSPC; Python ignores SIGXFSZ)."""
+    command = [sys.executable, "-m", module, *args]
+    if limit_bytes:
+        command = [sys.executable, "-c", f"import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_FSIZE, "
+                   f"({limit_bytes}, {limit_bytes})); sys.argv = {[module, *args]!r}; "
+                   f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line(res: subprocess.CompletedProcess, prog: str, fragment: str, status: int = 2) -> None:
+    assert res.returncode == status, (res.returncode, res.stderr[-3000:])
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    lines = [line for line in res.stderr.splitlines() if line.startswith(f"{prog}: ")]
+    assert len(lines) == 1 and fragment in lines[0], res.stderr[-3000:]
+
+
+def png_bytes(array: np.ndarray, bit_depth: int, colour_type: int, size: tuple[int, int] | None = None) -> bytes:
+    """A PNG written by hand, so 16-bit greyscale and lying headers can be made (Pillow writes neither)."""
+    h, w = array.shape[:2]
+    rows = b"".join(b"\0" + array[y].astype(">u2" if bit_depth == 16 else "u1").tobytes() for y in range(h))
+    width, height = size or (w, h)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+# --- the command line: config files, usage ------------------------------------------------------
+
+CONFIG_FILES = {
+    "syntax.py": ("def get_config(:\n", "has a syntax error at line 1"),
+    "norecipe.py": ("import ml_collections\n\ndef get_config():\n    return ml_collections.ConfigDict({'x': 1})\n",
+                    "names no recipe: set c.recipe in get_config() to one of activations, atlas, attribute, channels"),
+    "notes.txt": ("hello\n", "fails to load (NameError: name 'hello' is not defined)"),
+    "helpers.py": ("X = 1\n", "defines no get_config()"),
+    "photo.png": (None, "is not a config file (not Python text)"),
+}
+
+CLI_ROWS = [
+    ("missing-config", "jfv", ["--config={tmp}/nope.py", "--workdir={tmp}/out"], "config file {tmp}/nope.py does not exist"),
+    *[(f"config-{name}", "jfv", [f"--config={{tmp}}/{name}", "--workdir={tmp}/out"], fragment)
+      for name, (_, fragment) in CONFIG_FILES.items()],
+    ("no-workdir", "jfv", ["--config=configs/tiny.py"], "--workdir is required"),
+    ("stray-argument", "jfv", ["--config=configs/tiny.py", "--workdir={tmp}/out", "extra"], "unexpected arguments: extra"),
+    ("not-an-image", "jfv", ["--config=configs/attribute_tiny.py", "--workdir={tmp}/out", "--config.images={tmp}/notes.txt",
+                             "--config.methods=saliency", "--config.faithfulness_steps=0"],
+     "{tmp}/notes.txt is not an image jfv can read: pass PNG, JPEG or BMP files"),
+    ("weights-positional", "jfv.weights", ["alexnet", "--weights_dir={tmp}/w"], "unexpected argument 'alexnet': name the model with --model"),
+    ("weights-bad-flag", "jfv.weights", ["--modle=alexnet", "--weights_dir={tmp}/w"], "Unknown command line flag 'modle'"),
+    ("convert-out-is-a-file", "jfv.convert", ["--model=cifar_resnet20", "--checkpoint={tmp}/nope.th", "--out={tmp}/photo.png"],
+     "{tmp}/photo.png is a file, not a folder for a checkpoint; nothing was written: pass --out=a new or empty folder"),
+]
+
+
+@pytest.mark.parametrize("module,args,fragment", [r[1:] for r in CLI_ROWS], ids=[r[0] for r in CLI_ROWS])
+def test_command_line(tmp_path, module, args, fragment):
+    for name, (text, _) in CONFIG_FILES.items():
+        (tmp_path / name).write_bytes(text.encode() if text else b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR")
+    res = cli(module, *(a.format(tmp=tmp_path) for a in args))
+    assert_one_line(res, module, fragment.format(tmp=tmp_path))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "w").exists()  # jfv.weights built nothing it was not asked for
+
+
+def test_ctrl_c_is_one_line_and_status_130(tmp_path):
+    workdir = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "jfv", "--config=configs/tiny.py", f"--workdir={workdir}",
+                             "--config.steps=100000"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not workdir.exists() and time.time() < deadline:  # the recipe has started
+        time.sleep(0.05)
+    time.sleep(1.5)  # loading, compiling or rendering
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "jfv: interrupted", err[-3000:]
+    assert "Traceback" not in err
+    assert not [p for p in workdir.rglob("*") if p.is_file()]
+
+
+def test_full_disk_for_the_workdir(tmp_path):
+    res = cli("jfv", "--config=configs/tiny.py", f"--workdir={tmp_path / 'out'}", limit_bytes=1500)
+    assert_one_line(res, "jfv", f"File too large ({tmp_path / 'out'}): check the path, its permissions and the free disk space")
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+# --- config values, through the recipe and the entry points' reporting --------------------------
+
+def run_channels(tmp_path, **overrides) -> str:
+    """The channels recipe on configs/tiny.py must refuse with a user error (``ValueError``: the
+    entry points print it as one line, status 2), quickly and writing nothing; returns its message."""
+    config = tiny.get_config()
+    for key, value in overrides.items():
+        config[key] = value
+    workdir = tmp_path / "out"
+    start = time.time()
+    with pytest.raises(ValueError) as e:
+        channels.run(config, str(workdir))
+    message = str(e.value)
+    assert "\n" not in message and len(message) < 400, message[:2000]
+    assert time.time() - start < 60
+    assert not [p for p in workdir.rglob("*") if p.is_file()]
+    return message
+
+
+CONFIG_ROWS = [
+    ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0 (e.g. 0.05), got nan"),
+    ({"learning_rate": -0.05}, "learning_rate must be a finite number > 0 (e.g. 0.05), got -0.05"),
+    ({"batch_size": -4}, "batch_size must be an integer >= 0 (channels per compiled call; 0 = all at once), got -4"),
+    ({"devices": -2}, "devices must be an integer >= -1 (-1 all, 0 none, n the first n), got -2"),
+    ({"channels": "3,3"}, "channel(s) 3 listed more than once: name each channel once"),
+    ({"channels": "0:1000000"}, "channels 0:1000000 out of range for vgg16 layer 'conv3_1', which has 256 channels: use 0..255"),
+    ({"channels": "0:100000000"}, "channels 0:100000000 out of range for vgg16 layer 'conv3_1'"),
+    ({"channels": ",".join(map(str, range(250, 5000)))}, "channel(s) 256, 257, 258, 259, 260, 261, 262, 263, 264, 265, ... (4744 in all) out of range"),
+    ({"seed": 2**64}, "seed must be an integer in 0..4294967295 (jax.random.key takes a 32-bit seed), got 18446744073709551616"),
+    ({"seed": -1}, "seed must be an integer in 0..4294967295"),
+    ({"images_per_channel": 0}, "images_per_channel must be an integer >= 1 (images rendered per channel), got 0"),
+    ({"class_name": "cat"}, "class_name='cat' needs objective=class (it is channel)"),
+    ({"objective": "class"}, "objective=class maximises a class logit, on layer 'logits', not 'conv3_1': set --config.layer=logits"),
+]
+
+
+@pytest.mark.parametrize("overrides,fragment", CONFIG_ROWS, ids=[f"{k}={str(v)[:12]}" for r in CONFIG_ROWS for k, v in r[0].items()])
+def test_config_value(tmp_path, overrides, fragment):
+    assert fragment in run_channels(tmp_path, **overrides)
+
+
+@pytest.mark.parametrize("size", [20000, 100000])
+def test_image_size_that_cannot_fit_is_refused_with_the_figure(tmp_path, vgg16, size):
+    err = run_channels(tmp_path, image_size=size)
+    need = common.BACKWARD_FACTOR * common.activation_bytes(vgg16, size, 2)
+    assert f"image_size {size} with 2 image(s) per call needs about {need / 1e9:.1f} GB for vgg16's activations" in err
+    assert "lower image_size or batch_size" in err
+
+
+def test_activation_bytes_and_the_memory_check(vgg16, monkeypatch):
+    # VGG16 at 32 px: conv, relu (x2 per conv) and pool outputs of the five blocks, plus the input.
+    blocks = [(2, 32, 64), (2, 16, 128), (3, 8, 256), (3, 4, 512), (3, 2, 512)]
+    floats = 3 * 32 * 32 + sum(2 * convs * side * side * width + (side // 2) ** 2 * width for convs, side, width in blocks)
+    assert common.activation_bytes(vgg16, 32, 5) == 5 * 4 * floats
+    monkeypatch.setattr(common, "available_memory", lambda: 10**6)
+    need = f"{2 * 5 * 4 * floats / 1e6:.0f} MB"
+    with pytest.raises(common.ConfigError, match=rf"image_size 32 with 5 image\(s\) per call needs about {need} .* but 1 MB are free"):
+        common.check_memory(vgg16, 32, 5, "image_size")
+    common.check_memory(vgg16, 8, 1, "image_size")  # too small for vgg16 to run: left to the size checks
+
+
+def test_sweep_strengths_must_be_finite():
+    assert common.check_finite([-0.01, 0.0, 2], "strengths") == [-0.01, 0.0, 2.0]
+    with pytest.raises(common.ConfigError, match=r"strengths must be finite numbers, got nan, inf: e\.g\."):
+        common.check_finite([0.1, float("nan"), float("inf")], "strengths")
+
+
+# --- class names ---------------------------------------------------------------------------------
+
+def test_ambiguous_class_name_lists_the_candidates(shared):
+    names = labels.imagenet()
+    with pytest.raises(labels.AmbiguousClassError) as e:
+        labels.class_index("crane", names)
+    message = str(e.value)
+    assert "134 'crane' (between 'bittern' and 'limpkin'); 517 'crane' (between 'cradle' and 'crash helmet')" in message
+    assert "Pick one by its index, e.g. class_name=134" in message
+    assert labels.class_index("517", names) == 517 and labels.class_index(" 134", names) == 134
+    with pytest.raises(labels.UnknownClassError, match="class index 1000 is out of range: the classes are 0..999"):
+        labels.class_index("1000", names)
+
+
+def test_unknown_class_name_lists_close_matches_and_where_all_are(shared):
+    with pytest.raises(labels.UnknownClassError) as e:
+        labels.class_index("kat", labels.CIFAR10_CLASSES)
+    assert "Close matches: 'cat'. All names with their indices: 0 airplane, 1 automobile, 2 bird, 3 cat" in str(e.value)
+    with pytest.raises(labels.UnknownClassError) as e:
+        labels.class_index("meerkats", labels.imagenet())
+    assert "'meerkat'" in str(e.value) and str(shared / labels.IMAGENET_LABELS) in str(e.value)
+
+
+# --- neuron positions on non-square maps --------------------------------------------------------
+
+def test_neuron_position_off_a_non_square_map(vgg16):
+    assert vgg16.output_shapes((32, 64))["conv4_3"] == (1, 4, 8, 512)
+    targets.neuron("conv4_3", 7, y=3, x=7).check(vgg16, (32, 64))
+    with pytest.raises(targets.TargetError, match=r"\(y=5, x=2\) is off the 4x8 map of 'conv4_3' at image size 32x64: use 0 <= y < 4,"):
+        targets.neuron("conv4_3", 7, y=5, x=2).check(vgg16, (32, 64))
+    assert check_spatial(vgg16, "conv4_3", (32, 64)) == (4, 8)
+
+
+# --- image files ---------------------------------------------------------------------------------
+
+def test_unreadable_images_name_the_file(tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(photo)
+    Image.open(photo).save(tmp_path / "photo.jpg", quality=90)
+    for name in ("photo.png", "photo.jpg"):
+        data = (tmp_path / name).read_bytes()
+        (tmp_path / f"cut_{name}").write_bytes(data[: len(data) // 2])
+    (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "bomb.png").write_bytes(png_bytes(np.zeros((1, 1, 3)), 8, 2, size=(30000, 30000)))
+    (tmp_path / "big.png").write_bytes(png_bytes(np.zeros((1, 1, 3)), 8, 2, size=(10000, 10000)))
+    cases = {
+        "notes.png": "is not an image jfv can read: pass PNG, JPEG or BMP files",
+        "cut_photo.png": "is truncated or corrupt (image file is truncated",
+        "cut_photo.jpg": "is truncated or corrupt (image file is truncated",
+        "bomb.png": "is too large to read (Image size (900000000 pixels) exceeds limit",
+        "big.png": "is 10000x10000 pixels, more than jfv reads (89 megapixels): shrink it first",
+    }
+    for name, fragment in cases.items():
+        with pytest.raises(outputs.ImageReadError) as e:
+            outputs.load_image(tmp_path / name, 32)
+        assert str(e.value).startswith(str(tmp_path / name)) and fragment in str(e.value), str(e.value)
+        assert isinstance(e.value, ValueError)  # status 2, printed as it is
+
+
+def test_16_bit_png_is_scaled_not_saturated(tmp_path):
+    ramp = np.tile(np.linspace(0, 65535, 64).round().astype(np.uint16), (48, 1))
+    (tmp_path / "ramp16.png").write_bytes(png_bytes(ramp, 16, 0))
+    Image.fromarray(np.round(ramp / 257).astype(np.uint8)).save(tmp_path / "ramp8.png")
+    deep, eight = outputs.load_image(tmp_path / "ramp16.png", 32), outputs.load_image(tmp_path / "ramp8.png", 32)
+    assert deep.shape == (32, 32, 3) and deep.dtype == np.float32
+    np.testing.assert_allclose(deep, eight, atol=1 / 255)
+    assert 0.4 < deep.mean() < 0.6 and deep.min() < 0.2  # a ramp, not white
+
+
+def test_same_file_names_in_two_folders_keep_both_outputs(tmp_path):
+    assert attribute.output_names(["a/cat.jpg", "b/cat.jpg", "c/dog.png"]) == ["a_cat", "b_cat", "dog"]
+    assert attribute.output_names(["x/a/cat.jpg", "y/a/cat.jpg"]) == ["00_a_cat", "01_a_cat"]
+    rng = np.random.default_rng(0)
+    for folder, value in (("a", 0.2), ("b", 0.8)):
+        (tmp_path / folder).mkdir()
+        pixels = np.clip(value + 0.1 * rng.standard_normal((40, 40, 3)), 0, 1)
+        Image.fromarray((pixels * 255).astype(np.uint8)).save(tmp_path / folder / "cat.png")
+    c = attribute_tiny.get_config()
+    c.images = f"{tmp_path / 'a'},{tmp_path / 'b'}"
+    c.methods = "saliency"
+    c.faithfulness_steps = 0
+    manifest = attribute.run(c, str(tmp_path / "out"))
+    assert manifest["grid_layout"]["rows"] == ["a_cat", "b_cat"]
+    inputs = [np.asarray(Image.open(tmp_path / "out" / "overlays" / f"{n}_input.png"), np.float32) / 255 for n in ("a_cat", "b_cat")]
+    assert abs(inputs[0].mean() - 0.2) < 0.05 and abs(inputs[1].mean() - 0.8) < 0.05
+    assert [e["methods"]["saliency"]["picture"] for e in manifest["images"]] == [
+        "overlays/a_cat_saliency.png", "overlays/b_cat_saliency.png"]
+
+
+# --- weights -------------------------------------------------------------------------------------
+
+def small_checkpoint(path: Path) -> Path:
+    torch = pytest.importorskip("torch")
+    from jfv.models import torch_reference
+
+    torch.manual_seed(0)
+    torch.save(torch_reference.build("cifar_resnet20").state_dict(), path)
+    return path
+
+
+def convert_main(capsys, *argv: str) -> tuple[int, str]:
+    from jfv import convert
+
+    status = convert.main(list(argv))
+    return status, capsys.readouterr().err
+
+
+def test_convert_never_replaces_a_folder_it_did_not_write(tmp_path, capsys):
+    checkpoint = small_checkpoint(tmp_path / "resnet20.th")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("three years of work")
+    status, err = convert_main(capsys, "--model=cifar_resnet20", f"--checkpoint={checkpoint}", f"--out={out}", "--noverify")
+    assert status == 2 and err == (
+        f"jfv.convert: error: {out} is not empty and is not a jfv checkpoint (it holds thesis.tex); nothing was "
+        "written: pass --out=a new or empty folder, or move those files away\n")
+    assert (out / "thesis.tex").read_text() == "three years of work" and sorted(os.listdir(out)) == ["thesis.tex"]
+    # a jfv checkpoint there is replaced, with nothing left beside it
+    status, _ = convert_main(capsys, "--model=cifar_resnet20", f"--checkpoint={checkpoint}", f"--out={tmp_path / 'w'}", "--noverify")
+    status2, _ = convert_main(capsys, "--model=cifar_resnet20", f"--checkpoint={checkpoint}", f"--out={tmp_path / 'w'}", "--noverify")
+    assert status == status2 == 0 and sorted(os.listdir(tmp_path / "w")) == ["manifest.json", "params"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_convert_checkpoint_that_is_a_folder(tmp_path, capsys):
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "resnet20-12fca82f.th").write_bytes(b"")
+    status, err = convert_main(capsys, "--model=cifar_resnet20", f"--checkpoint={folder}", f"--out={tmp_path / 'w'}")
+    assert status == 2 and (f"checkpoint {folder} is a folder (it holds resnet20-12fca82f.th); pass "
+                            "--checkpoint=PATH to the .pth/.th file itself") in err
+
+
+def test_weights_of_another_model_name_it_and_the_rebuild(alexnet, tmp_path):
+    import shutil
+
+    shutil.copytree(weights.weights_dir() / "alexnet", tmp_path / "vgg16")
+    with pytest.raises(weights.WeightsError) as e:
+        models.load("vgg16", weights_dir=tmp_path)
+    assert str(e.value) == (f"{tmp_path / 'vgg16'} holds alexnet weights, not vgg16; delete {tmp_path / 'vgg16'} "
+                            f"and rebuild it: python -m jfv.weights --model=vgg16 --weights_dir={tmp_path}")
+    with pytest.raises(weights.WeightsError, match="holds alexnet weights, not vgg16"):
+        models.load("vgg16", checkpoint=tmp_path / "vgg16")
+
+
+def test_concurrent_first_use_conversions_all_succeed(tmp_path):
+    """VGG16's 60 MB take long enough to write and read that, before, about one run in two had a
+    process fail ("No such file or directory") when another replaced the folder under it."""
+    procs = [subprocess.Popen([sys.executable, "-m", "jfv.weights", "--model=vgg16", f"--weights_dir={tmp_path}"],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    assert all(code == 0 and out == f"vgg16: {tmp_path / 'vgg16'}\n" for code, out, _ in results), results
+    assert os.listdir(tmp_path) == ["vgg16"]  # no temporary folder left
+    assert models.load("vgg16", weights_dir=tmp_path).layers["conv5_3"] == 512
+
+
+def test_a_slower_converter_keeps_the_checkpoint_another_finished(tmp_path):
+    first = {"conv": {"kernel": np.ones((2, 2), np.float32)}}
+    weights.save(tmp_path / "m", first, {"model": "m", "by": "first"})
+    weights.save(tmp_path / "m", {"conv": {"kernel": np.zeros((2, 2), np.float32)}}, {"model": "m", "by": "second"},
+                 replace=False)
+    params, manifest = weights.restore(tmp_path / "m", "rebuild", model="m")
+    assert manifest["by"] == "first" and params["conv"]["kernel"].sum() == 4
+    assert os.listdir(tmp_path) == ["m"]
+
+
+def test_a_killed_conversion_leaves_nothing_that_breaks_the_next(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "jfv.weights", "--model=alexnet", f"--weights_dir={tmp_path}"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not any(p.name.startswith(".alexnet.tmp.") for p in tmp_path.iterdir()) and time.time() < deadline:
+        time.sleep(0.002)
+    proc.kill()
+    proc.wait()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".alexnet.tmp.")]  # its leftover
+    res = cli("jfv.weights", "--model=alexnet", f"--weights_dir={tmp_path}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert os.listdir(tmp_path) == ["alexnet"]
+
+
+def test_stale_temporary_folders_of_dead_processes_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    stale = tmp_path / f".m.tmp.{host}.{int(dead.stdout)}.abc123"
+    live = tmp_path / f".m.tmp.{host}.{os.getpid()}.def456"
+    other = tmp_path / f".m.tmp.elsewhere.{int(dead.stdout)}.ghi789"  # another host's: left alone
+    for folder in (stale, live, other):
+        (folder / "params").mkdir(parents=True)
+    weights.save(tmp_path / "m", {"a": np.ones(3, np.float32)}, {"model": "m"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m", live.name, other.name])
+
+
+def test_full_disk_while_writing_weights_is_one_line(tmp_path, monkeypatch):
+    res = cli("jfv.weights", "--model=alexnet", f"--weights_dir={tmp_path}", limit_bytes=100_000)
+    assert_one_line(res, "jfv.weights", f"cannot write weights to {tmp_path / 'alexnet'} (File too large); free some space")
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(weights.shutil, "disk_usage", lambda path: type("U", (), {"free": 5 * 10**6})())
+    with pytest.raises(weights.WeightsError, match=r"not enough disk space for the weights in .*: about 45 MB needed, 5 MB free"):
+        weights.save(tmp_path / "m", {"a": np.ones(10**7, np.float32)}, {"model": "m"})
+    assert os.listdir(tmp_path) == []
+
+
+def test_truncated_checkpoint_is_one_line_without_orbax_echoes(vgg16, tmp_path):
+    """orbax's worker threads used to add "Event loop is closed" tracebacks, some runs in two."""
+    import shutil
+
+    shutil.copytree(weights.weights_dir() / "vgg16", tmp_path / "w" / "vgg16")
+    data = max((p for p in (tmp_path / "w" / "vgg16" / "params").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    for _ in range(3):
+        res = cli("jfv", "--config=configs/tiny.py", f"--workdir={tmp_path / 'out'}", f"--config.weights_dir={tmp_path / 'w'}")
+        assert_one_line(res, "jfv", f"weights checkpoint {tmp_path / 'w' / 'vgg16' / 'params'} is corrupt or truncated")
+
+
+def test_force_rebuild_never_deletes_a_folder_of_other_files(tmp_path):
+    (tmp_path / "alexnet").mkdir()
+    (tmp_path / "alexnet" / "notes.txt").write_text("mine")
+    res = cli("jfv.weights", "--model=alexnet", f"--weights_dir={tmp_path}", "--force")
+    assert_one_line(res, "jfv.weights", f"{tmp_path / 'alexnet'} is not empty and is not a jfv checkpoint (it holds notes.txt)")
+    assert (tmp_path / "alexnet" / "notes.txt").read_text() == "mine"
+
+
+def test_a_nan_sweep_strength_is_refused_by_the_recipe():
+    from jfv.recipes import sweep
+
+    with pytest.raises(common.ConfigError, match=r"strengths must be finite numbers, got nan"):
+        sweep.parse_values("-0.01,nan", "tv")
