@@ -1,17 +1,38 @@
-"""Datasets read straight from the shared archives (no extraction): a class-balanced CIFAR-10 subset.
+"""Datasets, streamed: image folders, lists of paths and the CIFAR-10 archive, in fixed-size batches.
 
-One of the few modules that touch files (with ``jfv.outputs``). The CIFAR-10 archive is
-``<shared>/data/cifar10/cifar10-jpeg.tar.gz``: 32x32 JPEGs laid out ``train/<class>/NNNN.jpg``
-(5000 per class) and ``test/<class>/NNNN.jpg`` (1000 per class).
+One of the few modules that touch files (with ``jfv.outputs``). A ``Source`` is a list of items
+(id, name, label) and a way to read their bytes in the cheapest order; ``batches`` decodes them,
+resizes and centre-crops each to ``size`` (``fit``), and yields fixed-size ``Batch``es: the last one
+padded, with a validity mask, so one compiled program serves every batch. Nothing is held beyond the
+batch being filled (and ``prefetch`` more decoded by a background thread). An unreadable or corrupt
+image is skipped and reported in the batch's ``skipped``, not raised.
+
+Sources:
+
+- ``image_folder(root)``: ``root/<class>/*.jpg|png|...`` (labels = sorted class folder names) or a
+  flat folder of images (no labels); ids in sorted path order.
+- ``path_list(paths, labels)``: any files, ids in the given order.
+- ``cifar10(split, per_class)``: the CIFAR-10 archive ``<shared>/data/cifar10/cifar10-jpeg.tar.gz``
+  read sequentially from the tar (no extraction): 32x32 JPEGs laid out ``train/<class>/NNNN.jpg``
+  (5000 per class) and ``test/<class>/NNNN.jpg`` (1000 per class); ids class-major, as
+  ``cifar10_subsets``.
+
+Example:
+    >>> source = cifar10(split="test", per_class=20)
+    >>> for batch in batches(source, size=64, batch_size=32):
+    ...     acts = model(batch.images)           # (32, 64, 64, 3) in [0, 1]; batch.mask (32,) bool
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
+import queue
 import tarfile
+import threading
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image
@@ -97,3 +118,346 @@ def cifar10_subsets(archive: str | os.PathLike, per_class: Mapping[str, int]) ->
         labels = np.repeat(np.arange(len(CIFAR10_CLASSES), dtype=np.int32), int(k))
         out[split] = (images, labels)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Streamed sources
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")  # what PIL decodes here
+CIFAR10_PER_CLASS = {"train": 5000, "test": 1000}  # images per class in each split of the archive
+RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST,
+            "lanczos": Image.LANCZOS}
+# What a corrupt, truncated or unreadable file raises in PIL / the file system.
+READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError)
+
+
+class Item(NamedTuple):
+    """One image of a source: its ``id`` (an int, unique in the source), ``name`` (a path, or the
+    archive member) and ``label`` (an index into the source's classes, -1 when unlabelled)."""
+
+    id: int
+    name: str
+    label: int = -1
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Source:
+    """A list of images and how to read their bytes.
+
+    Attributes:
+        items: the images, in the order they are read.
+        classes: class names (labels index them); () when unlabelled.
+        description: where the images come from, for manifests.
+        reader: ``items -> iterator of (item, bytes or the exception reading it)``, each item once,
+            in the cheapest order: files in the order of ``items``, the CIFAR-10 archive in its own
+            order (one sequential pass over the tar).
+    """
+
+    items: tuple[Item, ...]
+    classes: tuple[str, ...]
+    description: str
+    reader: Callable[[Sequence[Item]], Iterator[tuple[Item, bytes | BaseException]]]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return f"Source({self.description})"
+
+    @property
+    def ids(self) -> np.ndarray:
+        return np.asarray([it.id for it in self.items], np.int64)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray([it.label for it in self.items], np.int32)
+
+    def name(self, id: int) -> str:
+        return self._by_id()[int(id)].name
+
+    def _by_id(self) -> dict[int, Item]:
+        return {it.id: it for it in self.items}
+
+    def select(self, ids: Iterable[int]) -> "Source":
+        """The same source restricted to ``ids`` (kept in the source's order; unknown ids raise)."""
+        wanted = {int(i) for i in ids}
+        unknown = wanted - {it.id for it in self.items}
+        if unknown:
+            raise DatasetError(f"ids {sorted(unknown)[:5]} are not in {self.description}: use ids from its items")
+        return dataclasses.replace(self, items=tuple(it for it in self.items if it.id in wanted))
+
+    def take(self, n: int) -> "Source":
+        """The first ``n`` items."""
+        if n < 1:
+            raise DatasetError(f"take needs n >= 1, got {n}")
+        return dataclasses.replace(self, items=self.items[:n])
+
+
+def _read_files(items: Sequence[Item]) -> Iterator[tuple[Item, bytes | BaseException]]:
+    for it in items:
+        try:
+            yield it, Path(it.name).read_bytes()
+        except OSError as e:
+            yield it, e
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def image_folder(root: str | os.PathLike) -> Source:
+    """Images under ``root``: ``root/<class>/<images>`` (labelled, classes = sorted folder names,
+    images found at any depth below each class folder) or a flat folder of images (unlabelled).
+
+    Ids number the images 0.. in sorted (class, path) order. Extensions: ``IMAGE_EXTENSIONS``.
+    """
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DatasetError(f"dataset folder {path} does not exist: pass a folder of images or of <class>/ folders of images")
+    loose = sorted(p for p in path.iterdir() if _is_image(p))
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    per_class = [(f.name, sorted(p for p in f.rglob("*") if _is_image(p))) for f in folders]
+    per_class = [(c, files) for c, files in per_class if files]
+    if per_class and loose:
+        raise DatasetError(
+            f"{path} holds both class folders ({', '.join(c for c, _ in per_class[:3])}...) and {len(loose)} loose "
+            f"images (e.g. {loose[0].name}): move the loose images into a class folder, or point at a flat folder"
+        )
+    if per_class:
+        classes = tuple(c for c, _ in per_class)
+        files = [(str(f), label) for label, (_, fs) in enumerate(per_class) for f in fs]
+        kind = f"{len(classes)} classes"
+    elif loose:
+        classes, files, kind = (), [(str(f), -1) for f in loose], "flat"
+    else:
+        raise DatasetError(
+            f"dataset folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)}): point at a folder "
+            f"of images or of <class>/ folders of images"
+        )
+    items = tuple(Item(i, name, label) for i, (name, label) in enumerate(files))
+    return Source(items, classes, f"image folder {path} ({kind}, {len(items)} images)", _read_files)
+
+
+def path_list(paths: Sequence[str | os.PathLike], labels: Sequence[int] | None = None,
+              classes: Sequence[str] = ()) -> Source:
+    """Images at ``paths`` (ids 0.. in the given order), optionally labelled.
+
+    A path that turns out unreadable is skipped when streamed (and reported), not here; an empty
+    list, or labels of another length, raise.
+    """
+    paths = [str(Path(p).expanduser()) for p in paths]
+    if not paths:
+        raise DatasetError("path_list got no paths: pass at least one image path")
+    if labels is not None and len(labels) != len(paths):
+        raise DatasetError(f"path_list got {len(paths)} paths but {len(labels)} labels: pass one label per path")
+    labs = [int(x) for x in labels] if labels is not None else [-1] * len(paths)
+    items = tuple(Item(i, p, lab) for i, (p, lab) in enumerate(zip(paths, labs)))
+    return Source(items, tuple(classes), f"{len(items)} listed paths", _read_files)
+
+
+def _tar_reader(archive: Path) -> Callable[[Sequence[Item]], Iterator[tuple[Item, bytes | BaseException]]]:
+    def read(items: Sequence[Item]) -> Iterator[tuple[Item, bytes | BaseException]]:
+        wanted = {it.name: it for it in items}
+        prefixes = {name.split("/", 1)[0] + "/" for name in wanted}
+        seen_wanted = False
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                if member.name in wanted:
+                    seen_wanted = True
+                    it = wanted.pop(member.name)
+                    try:
+                        yield it, tar.extractfile(member).read()
+                    except (OSError, tarfile.TarError) as e:
+                        yield it, e
+                    if not wanted:
+                        return
+                elif seen_wanted and not any(member.name.startswith(p) for p in prefixes):
+                    break  # the archive is sorted by split: nothing wanted lies further on
+        for it in wanted.values():
+            yield it, FileNotFoundError(f"{it.name} is not in {archive}")
+
+    return read
+
+
+def cifar10(split: str = "test", per_class: int | None = None, archive: str | os.PathLike | None = None,
+            shared: str = "") -> Source:
+    """CIFAR-10 from the shared archive: files ``0000 .. per_class-1`` of every class of ``split``.
+
+    Ids are class-major, ``class * per_class + file number`` (the order ``cifar10_subsets`` uses);
+    labels index ``CIFAR10_CLASSES``. Streaming reads the tar once, sequentially, and stops after
+    the split's last wanted member.
+
+    Args:
+        split: "train" or "test".
+        per_class: images per class (default: all, 5000 train / 1000 test).
+        archive: the ``cifar10-jpeg.tar.gz`` (default ``<shared>/data/cifar10/cifar10-jpeg.tar.gz``).
+        shared: the shared folder (see ``shared_dir``), used when ``archive`` is not given.
+    """
+    if split not in CIFAR10_PER_CLASS:
+        raise DatasetError(f"CIFAR-10 split must be 'train' or 'test', got {split!r}")
+    most = CIFAR10_PER_CLASS[split]
+    k = most if per_class is None else int(per_class)
+    if not 1 <= k <= most:
+        raise DatasetError(f"CIFAR-10 {split} has {most} images per class: use 1 <= per_class <= {most}, got {k}")
+    path = Path(archive) if archive is not None else shared_dir(shared) / CIFAR10_ARCHIVE
+    if not path.is_file():
+        raise DatasetError(f"CIFAR-10 archive {path} not found: it should be <shared>/{CIFAR10_ARCHIVE}")
+    items = tuple(Item(c * k + i, f"{split}/{cls}/{i:04d}.jpg", c)
+                  for c, cls in enumerate(CIFAR10_CLASSES) for i in range(k))
+    return Source(items, tuple(CIFAR10_CLASSES), f"CIFAR-10 {split}, {k} per class ({path})", _tar_reader(path))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decoding and batching
+
+
+def fit(image: Image.Image, size: int, resample: str = "bicubic") -> np.ndarray:
+    """An image as (size, size, 3) float32 RGB in [0, 1]: shorter side resized to ``size``, then
+    centre-cropped (``jfv.outputs.load_image``'s convention)."""
+    im = image.convert("RGB")
+    w, h = im.size
+    if (w, h) != (size, size):
+        scale = size / min(w, h)
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), RESAMPLE[resample])
+        w, h = im.size
+        left, top = (w - size) // 2, (h - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+    return np.asarray(im, np.float32) / 255.0
+
+
+def decode(raw: bytes, size: int, resample: str = "bicubic") -> np.ndarray:
+    """Image file bytes -> (size, size, 3) float32 in [0, 1] (``fit``); raises READ_ERRORS when corrupt."""
+    with Image.open(io.BytesIO(raw)) as im:
+        im.load()  # decode fully here, so a truncated file fails now
+        return fit(im, size, resample)
+
+
+class Batch(NamedTuple):
+    """A fixed-size batch: images (B, S, S, 3) float32 in [0, 1], ids (B,) int32 (-1 for padding),
+    labels (B,) int32 (-1 unlabelled or padding), mask (B,) bool (False for padding), and
+    ``skipped``: ((name, reason), ...) of the images dropped while filling this batch."""
+
+    images: np.ndarray
+    ids: np.ndarray
+    labels: np.ndarray
+    mask: np.ndarray
+    skipped: tuple[tuple[str, str], ...] = ()
+
+
+def _check_batching(size: int, batch_size: int, resample: str) -> None:
+    if int(size) < 1:
+        raise DatasetError(f"image size must be >= 1, got {size}")
+    if int(batch_size) < 1:
+        raise DatasetError(f"batch_size must be >= 1, got {batch_size}")
+    if resample not in RESAMPLE:
+        raise DatasetError(f"unknown resample {resample!r}; valid: {', '.join(RESAMPLE)}")
+
+
+def _decoded(source: Source, size: int, resample: str) -> Iterator[tuple[Item, np.ndarray | None, str]]:
+    for it, raw in source.reader(source.items):
+        if isinstance(raw, BaseException):
+            yield it, None, f"{type(raw).__name__}: {raw}"
+            continue
+        try:
+            yield it, decode(raw, size, resample), ""
+        except READ_ERRORS as e:
+            yield it, None, f"{type(e).__name__}: {e}"
+
+
+def _batched(source: Source, size: int, batch_size: int, resample: str) -> Iterator[Batch]:
+    def empty():
+        return (np.zeros((batch_size, size, size, 3), np.float32), np.full((batch_size,), -1, np.int32),
+                np.full((batch_size,), -1, np.int32), np.zeros((batch_size,), bool))
+
+    images, ids, labels, mask = empty()
+    n, skipped = 0, []
+    for it, image, reason in _decoded(source, size, resample):
+        if image is None:
+            skipped.append((it.name, reason))
+            continue
+        images[n], ids[n], labels[n], mask[n] = image, it.id, it.label, True
+        n += 1
+        if n == batch_size:
+            yield Batch(images, ids, labels, mask, tuple(skipped))
+            images, ids, labels, mask = empty()
+            n, skipped = 0, []
+    if n or skipped:
+        yield Batch(images, ids, labels, mask, tuple(skipped))
+
+
+def prefetch(iterator: Iterator, depth: int) -> Iterator:
+    """Runs ``iterator`` in a background thread, ``depth`` items ahead (0: in the caller's thread).
+
+    PIL decodes and the tar's inflate release the GIL, so reading overlaps the model's compiled
+    calls. Exceptions are re-raised in the caller; closing the consumer stops the thread.
+    """
+    if depth <= 0:
+        yield from iterator
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def work():
+        try:
+            for x in iterator:
+                while not stop.is_set():
+                    try:
+                        q.put((x, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as e:  # handed to the consumer
+            q.put((done, e))
+
+    thread = threading.Thread(target=work, name="jfv-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            x, error = q.get()
+            if x is done:
+                if error is not None:
+                    raise error
+                return
+            yield x
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def batches(source: Source, size: int, batch_size: int, resample: str = "bicubic",
+            prefetch_batches: int = 2) -> Iterator[Batch]:
+    """The source decoded and fitted to ``size``, in batches of exactly ``batch_size``.
+
+    The last batch is padded with zero images (``mask`` False, id -1). Images that cannot be read
+    or decoded are left out and named in ``Batch.skipped`` (a batch holding only skips can come
+    last). ``prefetch_batches`` batches are decoded ahead in a background thread.
+
+    Example:
+        >>> for b in batches(image_folder("photos"), size=224, batch_size=16):
+        ...     feats = f(b.images)[b.mask]
+    """
+    _check_batching(size, batch_size, resample)
+    return prefetch(_batched(source, int(size), int(batch_size), resample), prefetch_batches)
+
+
+def load(source: Source, ids: Iterable[int], size: int, resample: str = "bicubic") -> dict[int, np.ndarray]:
+    """The images with ``ids``, fitted to ``size``, in one pass: {id: (size, size, 3) float32}.
+
+    Ids whose image cannot be read are missing from the result.
+    """
+    _check_batching(size, 1, resample)
+    sub = source.select(ids)
+    return {it.id: image for it, image, _ in _decoded(sub, int(size), resample) if image is not None}
+
+
+def count_skipped(stream: Iterable[Batch]) -> tuple[list[Batch], list[tuple[str, str]]]:
+    """Drains a stream: (its batches, every skipped (name, reason)). For small sources and tests."""
+    out, skipped = [], []
+    for b in stream:
+        out.append(b)
+        skipped.extend(b.skipped)
+    return out, skipped

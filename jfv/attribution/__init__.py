@@ -18,7 +18,9 @@ from jfv.attribution.gradients import (
     saliency,
     smoothgrad,
 )
-from jfv.attribution.switches import Switches, best_per_block, deconvnet_switches, pool_with_switches, unpool
+from jfv.attribution.switches import (
+    Switches, best_per_block, deconvnet_switches, pool_with_switches, project_units, unpool,
+)
 from jfv.attribution.cam import (
     HeadError,
     NoSpatialExtentError,

@@ -237,3 +237,36 @@ def best_per_block(model: Model, images: Array, layers: tuple[str, ...] | None =
     for layer in layers:
         model.check_layer(layer)
     return _best_per_block(model.params, jnp.asarray(images, jnp.float32), model=model, layers=tuple(layers))
+
+
+@functools.partial(jax.jit, static_argnames=("model", "layer"))
+def _project_units(params, images, channels, positions, *, model: Model, layer: str):
+    ops = layer_sequence(model)
+    acts, switches = forward(model, params, images, ops)
+    a = acts[layer]
+    rows = jnp.arange(a.shape[0])
+    value = a[rows, positions[:, 0], positions[:, 1], channels]
+    seed = jnp.zeros_like(a).at[rows, positions[:, 0], positions[:, 1], channels].set(value)
+    down = reverse(params, seed, layer, ops, switches, _input_shapes(images, ops, acts))
+    return down / jnp.asarray(vgg.IMAGENET_STD, down.dtype), value
+
+
+def project_units(model: Model, images: Array, layer: str, channels: Array, positions: Array) -> tuple[Array, Array]:
+    """Deconvnet projections of single units, one per image (Zeiler & Fergus 2014, Fig. 2).
+
+    For image ``n``, the activation of channel ``channels[n]`` at ``positions[n]`` alone (its own
+    value; every other activation of the layer zeroed) is passed down with that image's switches.
+    The projection is zero outside the unit's receptive field (``jfv.receptive.box``) and equals
+    ``value * deconvnet_switches(model, image, neuron(layer, c, y, x))`` for a positive value.
+
+    Args:
+        images: (n, H, W, 3) in [0, 1]; channels: (n,) int; positions: (n, 2) int (row, column).
+    Returns:
+        (projection (n, H, W, 3), value (n,)) — the gradient-like signal at the [0, 1] image.
+    """
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"images must be (n, H, W, 3) RGB in [0, 1], got shape {tuple(images.shape)}")
+    layer_sequence(model)  # fail before tracing for unsupported models
+    model.check_layer(layer)
+    return _project_units(model.params, jnp.asarray(images, jnp.float32), jnp.asarray(channels, jnp.int32),
+                          jnp.asarray(positions, jnp.int32), model=model, layer=layer)

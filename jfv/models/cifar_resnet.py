@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from jfv.models.resnet import BatchNorm
 from jfv.models.vgg import IMAGENET_MEAN, IMAGENET_STD
+from jfv.receptive import GLOBAL, Layer, Residual, Window
 
 Array = jax.Array
 
@@ -119,6 +120,25 @@ class CifarResNet(nn.Module):
             self.num_classes, kernel_init=nn.initializers.variance_scaling(2.0, "fan_in", "normal"), name="linear"
         )(x)
         return out
+
+    def geometry(self) -> dict[str, Layer]:
+        """Each named layer's parent and the steps between them (``jfv.receptive``), as ``__call__``.
+
+        The option-A shortcut ``x[:, ::2, ::2]`` reads input ``2 i``: a 1x1 window with stride 2.
+        """
+        geo = {"conv1": Layer(None, (Window(3, 1, 1),)), "bn1": Layer("conv1"), "relu": Layer("bn1")}
+        last, channels = "relu", CIFAR_STAGE_WIDTHS[0]
+        for s, planes in enumerate(CIFAR_STAGE_WIDTHS, start=1):
+            for b in range(self.blocks):
+                stride = 2 if (b == 0 and s > 1) else 1
+                shortcut = (Window(1, 2),) if (stride != 1 or channels != planes) else ()
+                main = (Window(3, stride, 1), Window(3, 1, 1))
+                geo[f"layer{s}.{b}"] = Layer(last, (Residual((main, shortcut)),))
+                last, channels = f"layer{s}.{b}", planes
+            geo[f"layer{s}"] = Layer(last)
+        geo["avgpool"] = Layer(last, (GLOBAL,))
+        geo["logits"] = Layer("avgpool")
+        return geo
 
 
 def cifar_resnet(depth: int, **fields) -> CifarResNet:

@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jfv.models.vgg import VGG16_BLOCKS, alexnet_features, imagenet_normalise, max_pool, vgg_features
+from jfv.models.vgg import (VGG16_BLOCKS, alexnet_features, alexnet_geometry, imagenet_normalise, max_pool,
+                            vgg_features, vgg_geometry)
+from jfv.receptive import GLOBAL, Adaptive, Layer
 
 Array = jax.Array
 
@@ -61,6 +63,16 @@ def _head(module: nn.Module, x: Array, pooled: int, out: dict[str, Array]) -> No
     out["logits"] = nn.Dense(module.num_classes, name="fc8")(x)
 
 
+def head_geometry(features: dict[str, Layer], last: str, pooled: int) -> dict[str, Layer]:
+    """``_head``'s geometry after the feature layers: the adaptive pool, then dense (no extent)."""
+    geo = dict(features)
+    geo["avgpool"] = Layer(last, (Adaptive(pooled),))
+    geo["fc6"] = Layer("avgpool", (GLOBAL,))
+    for name, parent in (("relu6", "fc6"), ("fc7", "relu6"), ("relu7", "fc7"), ("logits", "relu7")):
+        geo[name] = Layer(parent)
+    return geo
+
+
 class VGG16(nn.Module):
     """torchvision ``vgg16()``: ``VGG16Features``, 7x7 adaptive average pool, fc6/fc7 (4096), fc8.
 
@@ -80,6 +92,10 @@ class VGG16(nn.Module):
         _head(self, x, VGG_POOLED, out)
         return out
 
+    def geometry(self) -> dict[str, Layer]:
+        """Each named layer's parent and the steps between them (``jfv.receptive``)."""
+        return head_geometry(vgg_geometry(self.blocks), f"pool{len(self.blocks)}", VGG_POOLED)
+
 
 class AlexNet(nn.Module):
     """torchvision ``alexnet()``: ``AlexNetFeatures``, 6x6 adaptive average pool, fc6/fc7 (4096), fc8.
@@ -98,3 +114,7 @@ class AlexNet(nn.Module):
         x = alexnet_features(imagenet_normalise(images), self.relu, self.pool, out)
         _head(self, x, ALEXNET_POOLED, out)
         return out
+
+    def geometry(self) -> dict[str, Layer]:
+        """Each named layer's parent and the steps between them (``jfv.receptive``)."""
+        return head_geometry(alexnet_geometry(), "pool5", ALEXNET_POOLED)

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jfv.models.vgg import imagenet_normalise, max_pool
+from jfv.receptive import GLOBAL, Layer, Residual, Window
 
 Array = jax.Array
 
@@ -167,6 +168,28 @@ class ResNet(nn.Module):
         x = out["avgpool"] = jnp.mean(x, axis=(1, 2))
         out["logits"] = nn.Dense(self.num_classes, name="fc")(x)
         return out
+
+    def geometry(self) -> dict[str, Layer]:
+        """Each named layer's parent and the steps between them (``jfv.receptive``), as ``__call__``."""
+        expansion = 1 if self.block == "basic" else BOTTLENECK_EXPANSION
+        geo = {"conv1": Layer(None, (Window(7, 2, 3),)), "bn1": Layer("conv1"), "relu": Layer("bn1"),
+               "maxpool": Layer("relu", (Window(3, 2, 1),))}
+        last, in_channels = "maxpool", 64
+        for s, (n_blocks, planes) in enumerate(zip(self.stages, STAGE_WIDTHS), start=1):
+            for b in range(n_blocks):
+                stride = 2 if (b == 0 and s > 1) else 1
+                downsample = b == 0 and (stride != 1 or in_channels != planes * expansion)
+                if self.block == "basic":
+                    main = (Window(3, stride, 1), Window(3, 1, 1))
+                else:
+                    main = (Window(1), Window(3, stride, 1), Window(1))
+                shortcut = (Window(1, stride),) if downsample else ()
+                geo[f"layer{s}.{b}"] = Layer(last, (Residual((main, shortcut)),))
+                last, in_channels = f"layer{s}.{b}", planes * expansion
+            geo[f"layer{s}"] = Layer(last)
+        geo["avgpool"] = Layer(last, (GLOBAL,))
+        geo["logits"] = Layer("avgpool")
+        return geo
 
 
 def resnet(depth: int, **fields) -> ResNet:

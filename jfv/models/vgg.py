@@ -19,6 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jfv.receptive import Layer, Window
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision
 IMAGENET_STD = (0.229, 0.224, 0.225)  # torchvision
 
@@ -91,6 +93,34 @@ def alexnet_features(x: Array, relu, pool, out: dict[str, Array]) -> Array:
     return x
 
 
+def vgg_geometry(blocks) -> dict[str, Layer]:
+    """``vgg_features``'s spatial geometry (``jfv.receptive``): 3x3 convs with padding 1, 2x2 pools."""
+    geo: dict[str, Layer] = {}
+    last = None
+    for b, widths in enumerate(blocks, start=1):
+        for i in range(1, len(widths) + 1):
+            geo[f"conv{b}_{i}"] = Layer(last, (Window(3, 1, 1),))
+            geo[f"relu{b}_{i}"] = Layer(f"conv{b}_{i}")
+            last = f"relu{b}_{i}"
+        geo[f"pool{b}"] = Layer(last, (Window(2, 2),))
+        last = f"pool{b}"
+    return geo
+
+
+def alexnet_geometry() -> dict[str, Layer]:
+    """``alexnet_features``'s spatial geometry: ``ALEXNET_CONVS`` and 3x3 stride-2 pools."""
+    geo: dict[str, Layer] = {}
+    last = None
+    for name, _, k, s, p, pooled in ALEXNET_CONVS:
+        geo[f"conv{name}"] = Layer(last, (Window(k, s, p),))
+        geo[f"relu{name}"] = Layer(f"conv{name}")
+        last = f"relu{name}"
+        if pooled:
+            geo[f"pool{name}"] = Layer(last, (Window(3, 2),))
+            last = f"pool{name}"
+    return geo
+
+
 class VGG16Features(nn.Module):
     """torchvision ``vgg16().features``: 13 3x3 convs (padding 1) in 5 blocks, 2x2 max-pools."""
 
@@ -104,6 +134,10 @@ class VGG16Features(nn.Module):
         vgg_features(imagenet_normalise(images), self.blocks, self.relu, self.pool, out)
         return out
 
+    def geometry(self) -> dict[str, Layer]:
+        """Each named layer's parent and the windows between them (``jfv.receptive``)."""
+        return vgg_geometry(self.blocks)
+
 
 class AlexNetFeatures(nn.Module):
     """torchvision ``alexnet().features``: convs 11/4/p2, 5/p2, 3/p1 x3; 3x3 stride-2 max-pools."""
@@ -116,3 +150,7 @@ class AlexNetFeatures(nn.Module):
         out: dict[str, Array] = {}
         alexnet_features(imagenet_normalise(images), self.relu, self.pool, out)
         return out
+
+    def geometry(self) -> dict[str, Layer]:
+        """Each named layer's parent and the windows between them (``jfv.receptive``)."""
+        return alexnet_geometry()

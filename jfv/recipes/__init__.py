@@ -11,10 +11,16 @@ import importlib
 # recipe name -> module (imported on use, so one recipe's dependencies never slow another's start)
 RECIPES: dict[str, str] = {
     "channels": "jfv.recipes.channels",
+    "layer": "jfv.recipes.layer",
     "attribute": "jfv.recipes.attribute",
     "sweep": "jfv.recipes.sweep",
     "gap_gmp": "jfv.recipes.gap_gmp",
     "study": "jfv.recipes.study",
+    "filters": "jfv.recipes.filters",
+    "activations": "jfv.recipes.activations",
+    "embeddings": "jfv.recipes.embeddings",
+    "top_patches": "jfv.recipes.top_patches",
+    "atlas": "jfv.recipes.atlas",
 }
 
 

@@ -1,0 +1,49 @@
+"""The 9 CIFAR-10 test images (upscaled to 64 px) that most activate every channel of VGG16 conv5_3,
+with their receptive-field patches and Zeiler & Fergus deconvnet projections; resumable.
+
+    python -m jfv --config=configs/vgg16_top_patches.py --workdir=/tmp/jfv_top_patches
+    python -m jfv --config=configs/vgg16_top_patches.py --workdir=DIR --config.layers=conv4_3,conv5_3
+    python -m jfv --config=configs/vgg16_top_patches.py --workdir=DIR \
+        --config.dataset=../shared/data/images/openimages --config.image_size=224 --config.k=4
+
+One pass over the 10,000 test images ranks every channel's images by the maximum (and the mean) of its
+map; then each of the 512 x 9 hits gets its patch and projection. Expected: topk.npz, scores.npz,
+patches/conv5_3/<cccc>/{max,mean}_<r>.png (and max_<r>_proj.png), sheets/conv5_3_<cccc>_{max,mean}.png (Fig. 2:
+projections left, patches right), layers/conv5_3.json, blocks.png (seed 003's best feature map per
+block, on Grace Hopper's photo), index.html and manifest.json. On a 2-core CPU under load the pass
+runs at about 15-25 images/s, ~10 minutes, and the patches about as long again (benchmarks/
+top_patches.md). Kill it at any time and run the same command again: it resumes.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.recipe = "top_patches"
+    c.model = "vgg16"  # jfv.models.names(); projections need a switches deconvnet (vgg16, alexnet)
+    c.weights_dir = ""  # "" = $JFV_WEIGHTS_DIR or the repo's weights/
+    c.layers = "conv5_3"  # one or more spatial layers, comma-separated
+    c.channels = "all"  # channels that get patches: all | a:b | a list (the pass ranks every channel)
+    c.dataset = "cifar10"  # cifar10 | a folder of images (or of <class>/ folders of images)
+    c.split = "test"  # cifar10: train | test
+    c.per_class = 0  # cifar10: images per class (0 = all: 1000 test, 5000 train)
+    c.limit = 0  # only the first n images of the dataset (0 = all)
+    c.shared_dir = ""  # "" = $JFV_SHARED or ../shared (where the CIFAR-10 archive is)
+    c.image_size = 64  # shorter side resized (bicubic), then centre-cropped
+    c.k = 9  # top images per channel
+    c.reductions = "max,mean"  # score of an image: max and/or mean of the channel's map over positions
+    c.batch_size = 32  # images per compiled call
+    c.checkpoint_every = 50  # batches between checkpoints of the pass (0: only on SIGTERM/SIGINT)
+    c.prefetch_batches = 2  # batches decoded ahead in a background thread
+    c.group_size = 64  # channels per finished piece of the patch phase (the unit of resumption)
+    c.project = "max"  # the reductions whose hits get deconvnet projections ("" none; "max,mean" both)
+    c.project_batch = 16  # hits per compiled deconvnet call
+    c.clip = True  # True: the pixels the unit sees; False: the whole receptive field, mean colour outside
+    c.patch_px = 0  # side of the patch pictures (0 = the receptive field's size, at most image_size)
+    c.block_image = ""  # the best-feature-map-per-block figure's photo ("" = matplotlib's grace_hopper.jpg)
+    c.block_image_size = 224
+    c.resume = True  # False: move DIR's earlier outputs to DIR.old-<time> and start over
+    c.discard_state = False  # True: drop an unreadable pass checkpoint and start the pass again
+    c.progress = True
+    return c

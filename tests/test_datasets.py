@@ -1,0 +1,148 @@
+"""Streamed datasets: folders with and without classes, lists of paths and the CIFAR-10 archive give the
+same pixels as a direct decode, in fixed-size padded batches with a mask; corrupt files are skipped
+and counted; bad input fails with the fix."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jfv import datasets as D
+
+
+def _write(path, size, colour, fmt):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(sum(colour))
+    pixels = np.clip(rng.normal(colour, 30, size[::-1] + (3,)), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, format=fmt)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """root/cat (3 images, one corrupt), root/dog (2 images, one truncated), plus a text file."""
+    root = tmp_path / "pets"
+    _write(root / "cat" / "a.png", (40, 30), (200, 10, 10), "PNG")
+    _write(root / "cat" / "b.jpg", (20, 50), (10, 200, 10), "JPEG")
+    (root / "cat" / "c.jpg").write_bytes(b"not a jpeg at all")
+    _write(root / "dog" / "sub" / "d.PNG", (33, 33), (10, 10, 200), "PNG")
+    good = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(good, format="JPEG")
+    (root / "dog" / "e.jpg").write_bytes(good.getvalue()[: len(good.getvalue()) // 2])  # truncated
+    (root / "dog" / "notes.txt").write_text("ignored")
+    return root
+
+
+def test_image_folder_with_classes_streams_padded_batches_and_counts_skips(folder):
+    source = D.image_folder(folder)
+    assert source.classes == ("cat", "dog")
+    assert [it.name.split("pets/")[1] for it in source.items] == ["cat/a.png", "cat/b.jpg", "cat/c.jpg", "dog/e.jpg", "dog/sub/d.PNG"]
+    assert list(source.labels) == [0, 0, 0, 1, 1] and list(source.ids) == [0, 1, 2, 3, 4]
+    batches, skipped = D.count_skipped(D.batches(source, size=16, batch_size=2))
+    assert sorted(name.split("pets/")[1] for name, _ in skipped) == ["cat/c.jpg", "dog/e.jpg"]
+    assert all(reason for _, reason in skipped)
+    assert [b.images.shape for b in batches] == [(2, 16, 16, 3), (2, 16, 16, 3)]
+    ids = np.concatenate([b.ids for b in batches])
+    mask = np.concatenate([b.mask for b in batches])
+    np.testing.assert_array_equal(ids, [0, 1, 4, -1])
+    np.testing.assert_array_equal(mask, [True, True, True, False])
+    np.testing.assert_array_equal(np.concatenate([b.labels for b in batches]), [0, 0, 1, -1])
+    assert not batches[-1].images[1].any()  # padding is zeros
+    with Image.open(folder / "cat" / "b.jpg") as im:  # the pixels are fit()'s
+        np.testing.assert_array_equal(batches[0].images[1], D.fit(im, 16))
+
+
+def test_fit_resizes_the_shorter_side_then_centre_crops():
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, 10:30] = 255  # a white band in the middle 20 columns
+    out = D.fit(Image.fromarray(pixels), 10, "nearest")
+    assert out.shape == (10, 10, 3) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, 1.0)  # the centre crop is the band
+    same = np.random.default_rng(0).integers(0, 256, (8, 8, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(D.fit(Image.fromarray(same), 8), same / np.float32(255))
+
+
+def test_flat_folder_and_path_list(tmp_path, folder):
+    flat = tmp_path / "flat"
+    for i in range(3):
+        _write(flat / f"{i}.png", (12, 12), (50 * i, 0, 0), "PNG")
+    source = D.image_folder(flat)
+    assert source.classes == () and list(source.labels) == [-1, -1, -1]
+    batches = list(D.batches(source, 12, 5, prefetch_batches=0))
+    assert len(batches) == 1 and batches[0].mask.sum() == 3
+    paths = [flat / "2.png", tmp_path / "missing.png", folder / "cat" / "a.png"]
+    listed = D.path_list(paths, labels=[1, 0, 0], classes=("x", "y"))
+    batches, skipped = D.count_skipped(D.batches(listed, 12, 4))
+    assert [s[0] for s in skipped] == [str(tmp_path / "missing.png")] and "FileNotFoundError" in skipped[0][1]
+    np.testing.assert_array_equal(batches[0].ids, [0, 2, -1, -1])
+    np.testing.assert_array_equal(batches[0].images[0], batches_of(flat / "2.png", 12))
+
+
+def batches_of(path, size):
+    with Image.open(path) as im:
+        return D.fit(im, size)
+
+
+def test_cifar10_stream_equals_the_subset_reader(shared):
+    archive = shared / D.CIFAR10_ARCHIVE
+    source = D.cifar10("test", per_class=3, archive=archive)
+    assert len(source) == 30 and source.classes == D.CIFAR10_CLASSES
+    ref_images, ref_labels = D.cifar10_subsets(archive, {"test": 3})["test"]
+    batches = list(D.batches(source, 32, 8))
+    assert [int(b.mask.sum()) for b in batches] == [8, 8, 8, 6]
+    ids = np.concatenate([b.ids[b.mask] for b in batches])
+    images = np.concatenate([b.images[b.mask] for b in batches])
+    labels = np.concatenate([b.labels[b.mask] for b in batches])
+    np.testing.assert_array_equal(ids, np.arange(30))  # class-major, as cifar10_subsets
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_array_equal(images, ref_images / np.float32(255))
+    loaded = D.load(source, [29, 3], 64)  # random access, upscaled
+    assert sorted(loaded) == [3, 29] and loaded[3].shape == (64, 64, 3)
+    np.testing.assert_array_equal(loaded[3], D.fit(Image.fromarray(ref_images[3]), 64))
+
+
+def test_select_and_take_keep_ids(folder):
+    source = D.image_folder(folder)
+    assert list(source.select([4, 1]).ids) == [1, 4]
+    assert list(source.take(2).ids) == [0, 1]
+    with pytest.raises(D.DatasetError, match=r"ids \[9\] are not in"):
+        source.select([9])
+
+
+def test_prefetch_propagates_errors_and_stops_early():
+    def broken():
+        yield 1
+        raise RuntimeError("boom")
+
+    it = D.prefetch(broken(), 2)
+    assert next(it) == 1
+    with pytest.raises(RuntimeError, match="boom"):
+        next(it)
+    endless = D.prefetch(iter(range(10**9)), 3)
+    assert [next(endless) for _ in range(5)] == [0, 1, 2, 3, 4]
+    endless.close()  # the thread stops; nothing hangs
+
+
+def test_bad_input_names_the_fix(tmp_path, folder):
+    with pytest.raises(D.DatasetError, match="does not exist: pass a folder"):
+        D.image_folder(tmp_path / "nowhere")
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    (tmp_path / "empty" / "readme.txt").write_text("x")
+    with pytest.raises(D.DatasetError, match="holds no images"):
+        D.image_folder(tmp_path / "empty")
+    _write(folder / "loose.png", (8, 8), (1, 2, 3), "PNG")
+    with pytest.raises(D.DatasetError, match="move the loose images into a class folder"):
+        D.image_folder(folder)
+    with pytest.raises(D.DatasetError, match="no paths"):
+        D.path_list([])
+    with pytest.raises(D.DatasetError, match="one label per path"):
+        D.path_list(["a.png"], labels=[0, 1])
+    with pytest.raises(D.DatasetError, match="batch_size must be >= 1"):
+        D.batches(D.path_list(["a.png"]), 8, 0)
+    with pytest.raises(D.DatasetError, match="1 <= per_class <= 1000"):
+        D.cifar10("test", per_class=1001, archive=tmp_path / "x.tar.gz")
+    with pytest.raises(D.DatasetError, match="archive .* not found"):
+        D.cifar10("test", per_class=1, archive=tmp_path / "x.tar.gz")
