@@ -361,8 +361,9 @@ def _convert(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
+    errors.catch_ctrl_c()
     try:
-        sys.exit(main(sys.argv[1:]))
+        errors.finish(main(sys.argv[1:]))
     except KeyboardInterrupt:  # during argument parsing
         print(f"{PROG}: interrupted", file=sys.stderr)
-        sys.exit(errors.EXIT_INTERRUPTED)
+        errors.finish(errors.EXIT_INTERRUPTED)

@@ -42,6 +42,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jfv import errors
 from jfv import objectives as objectives_lib
 from jfv.models.base import Model
 from jfv.parameterisations import ImageParam
@@ -325,6 +326,7 @@ class Engine:
             done += active
             if between is not None:
                 between(state, hist, done)
+            errors.raise_if_interrupted()
         return state, hist
 
     def render_cells(self, channels: Sequence[int], values: Any, key: Array, steps: int, *,

@@ -14,7 +14,9 @@ Exit statuses of ``python -m jfv``, ``python -m jfv.convert`` and ``python -m jf
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from typing import Any, Callable
 
 EXIT_ERROR = 2
@@ -45,11 +47,17 @@ def report(prog: str, fn: Callable[..., Any], *args: Any) -> int:
     """Runs ``fn(*args)``; returns its exit status, or prints a user error or Ctrl-C as one line."""
     try:
         return fn(*args) or 0
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except user_errors() as e:
-        if os.environ.get("JFV_DEBUG"):
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt) or (_interrupt.is_set() and isinstance(e, Exception)):
+            # Ctrl-C, or an error a library made of the KeyboardInterrupt that cut into it (an
+            # extension module's import fails with ImportError). The run's own cleanup has run as
+            # the exception came up; under ``catch_ctrl_c`` the process ends here, before unwinding
+            # frees half-built library objects whose finalisers would print tracebacks of their own.
+            print(f"{prog}: interrupted", file=sys.stderr)
+            if _interrupt.is_set():
+                finish(EXIT_INTERRUPTED)
+            return EXIT_INTERRUPTED
+        if not isinstance(e, user_errors()) or os.environ.get("JFV_DEBUG"):
             raise
         print(f"{prog}: error: {message(e)}", file=sys.stderr)
         return EXIT_ERROR
@@ -69,12 +77,65 @@ def flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
     return parse
 
 
+def finish(status: int) -> None:
+    """Ends the process with ``status``. After an interrupt (status >= 128) it skips interpreter
+    teardown: XLA's threads may still be compiling or running the program the signal cut short, and
+    tearing Python down under them can crash the process (a segfault instead of the promised status).
+    Everything the run must keep is already on disk by then (staging removed, checkpoints written)."""
+    if status >= 128:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
+_interrupt = threading.Event()  # set by a Ctrl-C, whether or not its KeyboardInterrupt got through
+
+
+def _on_ctrl_c(signum, frame) -> None:
+    """The command lines' SIGINT handler: Python's own (``KeyboardInterrupt``), remembered.
+
+    Inside a garbage-collector callback (jax registers one) an exception cannot propagate: Python
+    prints it as "Exception ignored" and carries on. There it only sets the flag, and the loop
+    stops at its next ``raise_if_interrupted``."""
+    import gc
+
+    _interrupt.set()
+    if frame is not None and any(getattr(cb, "__code__", None) is frame.f_code for cb in gc.callbacks):
+        return
+    raise KeyboardInterrupt
+
+
+def raise_if_interrupted() -> None:
+    """Raises ``KeyboardInterrupt`` if Ctrl-C was pressed; long loops call it at their safe points.
+
+    The interpreter raises ``KeyboardInterrupt`` at whatever bytecode the main thread runs next, and
+    now and then that is where it cannot propagate: in jax's garbage-collector callback a render was
+    seen to run on at full speed after Ctrl-C, about once in thirty tries. A loop that checks here
+    after each unit of work stops for certain, at a point where nothing is half-written. Outside
+    the command lines (a notebook) nothing sets the flag.
+    """
+    if _interrupt.is_set():
+        raise KeyboardInterrupt
+
+
+def catch_ctrl_c() -> None:
+    """Installs ``_on_ctrl_c`` as the SIGINT handler, if SIGINT still has Python's default one.
+
+    Only the command-line entry points call it: importing jfv changes no signal state. Jobs that
+    checkpoint on a signal (``jobs.StopFlag``) install their own handler for their duration."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_ctrl_c)
+
+
 def run_app(prog: str, main: Callable[[list[str]], int], parser: Callable[[list[str]], list[str]] | None = None) -> None:
     """``absl.app.run(main)``, with Ctrl-C during flag parsing or start-up reported as one line."""
+    catch_ctrl_c()
     from absl import app
 
     try:
-        app.run(lambda argv: sys.exit(main(argv)), flags_parser=parser or flags_parser(prog))
+        app.run(lambda argv: finish(main(argv)), flags_parser=parser or flags_parser(prog))
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        finish(EXIT_INTERRUPTED)

@@ -126,3 +126,16 @@ def test_bad_arguments():
         Engine.for_channels(MODEL, goal, PARAM, TF, OPT).render([], KEY, 1)
     with pytest.raises(ValueError, match="Valid layers: conv1, conv2"):
         Engine.for_channels(MODEL, lambda c: objectives.channel("conv9", c), PARAM, TF, OPT).render([0], KEY, 1)
+
+
+def test_a_pending_ctrl_c_stops_the_loop_after_the_chunk_in_flight(monkeypatch):
+    from jfv import errors
+
+    engine = Engine.for_channels(MODEL, goal, PARAM, TF, OPT, chunk=2)
+    cs, vs = np.asarray([4, 1], np.int32), np.zeros(2, np.float32)
+    seen = []
+    monkeypatch.setattr(errors, "_interrupt", __import__("threading").Event())
+    errors._interrupt.set()  # a Ctrl-C whose KeyboardInterrupt library code swallowed
+    with pytest.raises(KeyboardInterrupt):
+        engine.advance_group(engine.init(KEY, cs, vs), cs, vs, 6, between=lambda s, h, done: seen.append(done))
+    assert seen == [2]  # one chunk finished (and its checkpoint hook ran), then the stop
