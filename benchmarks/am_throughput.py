@@ -1,6 +1,7 @@
 """AM throughput on VGG16 conv4_3 at 128 px: channel-steps per second, FLOP rate, memory, compile.
 
-    python benchmarks/am_throughput.py [--channels=1,8,32] [--steps=8] [--torch] [--memory]
+    python benchmarks/am_throughput.py [--channels=1,8,32] [--steps=8] [--precision=float32,bfloat16]
+                                       [--torch] [--memory]
 
 In one run it measures: the machine's fp32 matmul rate (a jitted 2048^3 matmul); for each channel
 count, channel-steps per second of ``render_channels`` (Lucid's recipe: Fourier + decorrelated colour,
@@ -145,17 +146,18 @@ MEMORY = """
 import resource, jax, optax, json, sys
 from jfv import models, objectives, parameterisations, transforms
 from jfv.render import render_channels
-batch = int(sys.argv[1])
+batch, channels = int(sys.argv[1]), int(sys.argv[2])
 model = models.load("vgg16")
 render_channels(model, lambda c: objectives.channel("conv4_3", c), parameterisations.image(128),
-                transforms.standard(), optax.adam(0.05), list(range(64)), jax.random.key(0), 1, batch_size=batch)
+                transforms.standard(), optax.adam(0.05), list(range(channels)), jax.random.key(0), 1,
+                batch_size=batch)
 print(json.dumps({"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
 """
 
 
-def peak_memory(batch_size: int) -> float:
+def peak_memory(batch_size: int, channels: int = 64) -> float:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    res = subprocess.run([sys.executable, "-c", MEMORY, str(batch_size)], cwd=root, capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-c", MEMORY, str(batch_size), str(channels)], cwd=root, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])["peak_rss_gib"]
 
 
@@ -163,6 +165,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--channels", default="1,8,32")
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--precision", default="float32,bfloat16")
     ap.add_argument("--torch", action="store_true")
     ap.add_argument("--memory", action="store_true")
     args = ap.parse_args()
@@ -170,22 +173,25 @@ def main() -> None:
     mm = matmul_rate()
     print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"jax {jax.__version__} on {jax.devices()[0].platform}; fp32 matmul {mm / 1e9:.1f} GFLOP/s\n")
-    print("| channels | batch_size | channel-steps/s | GFLOP per channel-step | FLOP rate / matmul | compile one step (s) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| precision | channels | batch_size | channel-steps/s | GFLOP per channel-step | FLOP rate / matmul | "
+          "compile one step (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for c in [int(x) for x in args.channels.split(",")]:
         for bs in sorted({min(8, c), c}):
-            r = am_rate(model, c, args.steps, bs)
-            print(f"| {c} | {bs} | {r['channel_steps_per_s']:.2f} | {r['flops_per_channel_step'] / 1e9:.1f} | "
-                  f"{r['flop_rate'] / mm:.2f} | {r['compile_s']:.2f} |", flush=True)
+            for precision in args.precision.split(","):
+                r = am_rate(model.with_precision(precision), c, args.steps, bs)
+                print(f"| {precision} | {c} | {bs} | {r['channel_steps_per_s']:.2f} | "
+                      f"{r['flops_per_channel_step'] / 1e9:.1f} | {r['flop_rate'] / mm:.2f} | {r['compile_s']:.2f} |",
+                      flush=True)
     if args.torch:
         print("\n| PyTorch loop, channels | channel-steps/s |\n| --- | --- |")
         for c in [int(x) for x in args.channels.split(",")]:
             if c <= 8:
                 print(f"| {c} | {torch_rate(model, c, args.steps):.2f} |", flush=True)
     if args.memory:
-        print("\n| 64 channels | peak RSS (GiB) |\n| --- | --- |")
-        for bs in (8, 64):
-            print(f"| batch_size={bs} | {peak_memory(bs):.2f} |", flush=True)
+        print("\n| channels | batch_size | peak RSS (GiB) |\n| --- | --- | --- |")
+        for channels, bs in ((64, 8), (512, 8), (64, 64)):
+            print(f"| {channels} | {bs} | {peak_memory(bs, channels):.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.decorrelate = True  # decorrelated colour
     c.transforms = "standard"  # standard (Lucid's) | none
     c.seed = 0
+    c.precision = "float32"  # the network's compute: float32 | bfloat16 (image, FFT and Adam stay float32)
     c.batch_size = 8  # channels per compiled call (memory); 0 = all at once
     c.devices = 0  # shard channels over devices: 0 none, n the first n, -1 all
     c.progress = True

@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.decorrelate = True  # decorrelated colour
     c.transforms = "standard"  # standard (Lucid's) | none
     c.seed = 0
+    c.precision = "float32"  # the network's compute: float32 | bfloat16 (image, FFT and Adam stay float32)
     c.batch_size = 8  # channels per compiled call: bounds memory (a group; the unit of resumption)
     c.devices = 0  # shard each group over local devices: 0 none, n the first n, -1 all
     c.checkpoint_every = 64  # steps between checkpoints of the in-flight group (0: only on SIGTERM/SIGINT)

@@ -118,6 +118,8 @@ def test_a_changed_setting_is_refused_naming_the_keys(reference):
     res = cli(reference, "--config.steps=5", "--config.seed=3")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "seed (0 -> 3), steps (8 -> 5)" in res.stderr and "--config.resume=False" in res.stderr
+    res = cli(reference, "--config.precision=bfloat16")  # precision changes the images too
+    assert res.returncode == 2 and "precision ('float32' -> 'bfloat16')" in res.stderr, res.stderr[-2000:]
     # Settings that do not change an image may differ: a resume of a finished job writes nothing new.
     before = pngs(reference)
     assert cli(reference, "--config.checkpoint_every=3", "--config.progress=True").returncode == 0
@@ -126,6 +128,20 @@ def test_a_changed_setting_is_refused_naming_the_keys(reference):
 
 # ---------------------------------------------------------------------------------------------
 # The workdir policy, in-process.
+
+
+def test_a_bfloat16_layer_job_is_killed_and_resumes_byte_equal(tmp_path):
+    """bf16 through the whole job: SIGKILL mid-group, resume, and the PNGs equal an uninterrupted
+    bf16 run's (bf16 is as deterministic as fp32 on one machine)."""
+    bf16 = ["--config.precision=bfloat16", "--config.channels=0:2"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert cli(whole, *bf16).returncode == 0
+    res = cli(killed, *bf16, kill=("save_state", 2, "SIGKILL"))
+    assert res.returncode == -signal.SIGKILL, res.stderr[-2000:]
+    assert cli(killed, *bf16).returncode == 0
+    assert pngs(killed) == pngs(whole) and len(pngs(whole)) == 2
+    manifest = json.loads((whole / "manifest.json").read_text())
+    assert manifest["settings"]["precision"] == "bfloat16"
 
 
 def test_resume_false_moves_the_old_run_aside(tmp_path):
@@ -206,6 +222,7 @@ def test_bad_layer_job_input(tmp_path):
         (["--config.layers=conv3_1,conv3_1"], "names a layer twice"),
         (["--config.batch_size=0"], "batch_size must be >= 1"),
         (["--config.checkpoint_every=-1"], "checkpoint_every must be >= 0"),
+        (["--config.precision=fp16"], "precision must be one of float32, bfloat16"),
         (["--config.distributed=True"], "distributed=True but no coordinator"),
     ]:
         res = cli(tmp_path / "bad", *extra)

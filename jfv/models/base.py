@@ -13,6 +13,7 @@ import numpy as np
 
 Array = jax.Array
 LIST_LIMIT = 10  # channels listed in an error message
+PRECISIONS = ("float32", "bfloat16")  # Model.with_precision
 
 
 class UnknownLayerError(ValueError):
@@ -54,9 +55,27 @@ class Model:
     image_size: int = 224  # the size the network was trained at
     labels: tuple[str, ...] | None = None
     source: str = ""
+    precision: str = "float32"  # the network's compute dtype (see ``with_precision``)
 
     def apply(self, params: Any, images: Array) -> dict[str, Array]:
-        return self.module.apply({"params": params}, images)
+        if self.precision == "float32":
+            return self.module.apply({"params": params}, images)
+        dtype = jnp.dtype(self.precision)
+        params = jax.tree.map(lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
+        out = self.module.apply({"params": params}, images.astype(dtype))
+        return {k: v.astype(jnp.float32) for k, v in out.items()}
+
+    def with_precision(self, precision: str) -> "Model":
+        """The same model computing in ``precision`` (``float32`` or ``bfloat16``).
+
+        With ``bfloat16`` the parameters and the input images are cast to bfloat16 inside ``apply``
+        and the activations come back as float32, so everything around the network (image
+        parameters and their FFT, transforms, objectives, the optimiser) stays in float32 and
+        gradients reach the image in float32. The stored ``params`` are unchanged.
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+        return dataclasses.replace(self, precision=precision)
 
     def __call__(self, images: Array) -> dict[str, Array]:
         return self.apply(self.params, images)

@@ -24,6 +24,7 @@ from jfv.recipes.common import (
     check_int,
     check_memory,
     check_positive,
+    check_precision,
     check_seed,
     make_mesh,
     parse_channels,
@@ -78,6 +79,7 @@ def check_settings(config: ml_collections.ConfigDict) -> None:
     check_int(config.devices, "devices", -1, meaning="-1 all, 0 none, n the first n")
     check_positive(config.learning_rate, "learning_rate", 0.05)
     check_seed(config.seed)
+    check_precision(config.precision)
     if config.objective not in OBJECTIVES:
         raise ConfigError(f"unknown objective {config.objective!r}; valid: {', '.join(OBJECTIVES)}")
     if config.diversity and config.images_per_channel < 2:
@@ -99,7 +101,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_workdir(workdir)
     check_settings(config)
 
-    model = models.load(config.model, weights_dir=config.weights_dir or None)
+    model = models.load(config.model, weights_dir=config.weights_dir or None).with_precision(config.precision)
     layer = "logits" if config.objective == "class" else config.layer
     n = model.check_layer(layer)
     if config.class_name:

@@ -71,6 +71,16 @@ def check_seed(seed: Any) -> int:
     return check_int(seed, "seed", 0, SEED_LIMIT - 1, "jax.random.key takes a 32-bit seed")
 
 
+def check_precision(precision: Any) -> str:
+    """``precision`` if it is one of ``Model.with_precision``'s (float32, bfloat16), else ConfigError."""
+    from jfv.models.base import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)} (the network's compute dtype), "
+                          f"got {precision!r}")
+    return str(precision)
+
+
 _RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
 

@@ -35,7 +35,7 @@ from jfv.engine import Engine, from_host, to_host
 from jfv.jobs import Interrupted, Job, StateError, StopFlag
 from jfv.outputs import GALLERY_CSS, check_workdir, header_table, sprite
 from jfv.recipes.channels import make_transforms, objective_factory
-from jfv.recipes.common import ConfigError, Progress, make_mesh, parse_channels, run_info
+from jfv.recipes.common import ConfigError, Progress, check_precision, make_mesh, parse_channels, run_info
 
 RESUMABLE = True  # the recipe holds its workdir through jfv.jobs.Job (resume, not --overwrite)
 OBJECTIVES = ("channel", "neuron")
@@ -116,6 +116,7 @@ def check_config(config) -> None:
         raise ConfigError(f"checkpoint_every must be >= 0 steps (0: only on SIGTERM/SIGINT), got {config.checkpoint_every}")
     if not (config.learning_rate > 0 and np.isfinite(config.learning_rate)):
         raise ConfigError(f"learning_rate must be a finite number > 0, got {config.learning_rate}")
+    check_precision(config.precision)
 
 
 def settings_of(config, model: models.Model) -> dict:
@@ -293,7 +294,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_config(config)
     check_workdir(workdir)
     index, count = init_distributed(config)
-    model = models.load(config.model, weights_dir=config.weights_dir or None)
+    model = models.load(config.model, weights_dir=config.weights_dir or None).with_precision(config.precision)
     layers = parse_layers(config.layers)
     channels = {layer: layer_channels(model, layer, config.channels, config.image_size) for layer in layers}
     tf = make_transforms(config.transforms)
