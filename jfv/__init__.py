@@ -11,6 +11,7 @@ Example:
     ...                           channels=range(8), key=jax.random.key(0), steps=256)
 """
 
+from jfv import _xla  # noqa: F401  (first: XLA flags before JAX starts its CPU backend)
 from jfv import models, objectives, octaves, parameterisations, regularisers, transforms
 from jfv.engine import Engine, Setup
 from jfv.objectives import Objective

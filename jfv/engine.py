@@ -271,6 +271,11 @@ class Engine:
             self._model_params = p if self.mesh is None else jax.device_put(p, self._rep)
         return self._model_params
 
+    def use_params(self, params) -> None:
+        """Renders with ``params`` from now on, reusing the compiled programs (the layout must be the
+        model's): e.g. a network's weights after each epoch of training."""
+        self._model_params = params if self.mesh is None else jax.device_put(params, self._rep)
+
     def put(self, x):
         x = jnp.asarray(x)
         return x if self.mesh is None else jax.device_put(x, self._cells)

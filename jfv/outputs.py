@@ -124,6 +124,9 @@ class Staging:
     def write_text(self, relative: str, text: str) -> None:
         self.file(relative).write_text(text)
 
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        self.file(relative).write_bytes(data)
+
     def save_png(self, relative: str, image: Any) -> None:
         save_png(image, self.file(relative))
 

@@ -20,7 +20,7 @@ import numpy as np
 import flax.linen as nn
 
 from jfv import labels as labels_lib
-from jfv.models import cifar_resnet, classifiers, resnet, vgg
+from jfv.models import cifar_resnet, classifiers, convnet, resnet, vgg
 from jfv.models.base import (
     ChannelOutOfRangeError,
     ImageTooSmallError,
@@ -253,9 +253,36 @@ def _converted(name: str) -> Callable[..., Model]:
     return build
 
 
+def _cifar_convnet(pretrained=True, weights_dir=None, seed=0, checkpoint=None) -> Model:
+    """The CIFAR-10 convnet jfv trains (``jfv.models.convnet``): weights only from a training run,
+    whose ``model/`` folder records the module's fields (widths, batch norm, padding, whitening)."""
+    train_hint = "python -m jfv --config=configs/cifar10_train.py --workdir=DIR"
+    if checkpoint is None and pretrained:
+        checkpoint = default_weights_dir(weights_dir) / "cifar_convnet"
+        if not (checkpoint / MANIFEST).exists():
+            raise WeightsError(
+                f"no trained cifar_convnet at {checkpoint} (it has no published weights): train one with\n  "
+                f"{train_hint}\nand load it with weights_dir=DIR (--config.weights_dir=DIR), which holds DIR/cifar_convnet")
+    if checkpoint is not None:
+        params, manifest = restore(checkpoint, f"train it again: {train_hint}", model="cifar_convnet")
+        fields = dict(manifest.get("module", {}))
+        if "widths" in fields:
+            fields["widths"] = tuple(fields["widths"])
+        module = convnet.ConvNet(**fields)
+        source = str(checkpoint)
+    else:
+        module = convnet.ConvNet()
+        params = module.init(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))["params"]
+        source = f"random init (seed {seed})"
+    params = jax.tree.map(jnp.asarray, params)
+    return Model(name="cifar_convnet", module=module, params=params, layers=_layer_table(module, params, 32),
+                 image_size=32, labels=labels_lib.CIFAR10_CLASSES, source=source)
+
+
 REGISTRY: dict[str, Callable[..., Model]] = {
     "vgg16": _vgg16,
     "alexnet": _alexnet,
+    "cifar_convnet": _cifar_convnet,
     **{name: _converted(name) for name in ARCHITECTURES},
 }
 

@@ -70,13 +70,14 @@ class CifarBlock(nn.Module):
     planes: int
     stride: int = 1
     relu: Callable[[Array], Array] = nn.relu
+    train: bool = False
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         y = conv3x3(self.planes, self.stride, "conv1")(x)
-        y = self.relu(BatchNorm(name="bn1")(y))
+        y = self.relu(BatchNorm(train=self.train, name="bn1")(y))
         y = conv3x3(self.planes, 1, "conv2")(y)
-        y = BatchNorm(name="bn2")(y)
+        y = BatchNorm(train=self.train, name="bn2")(y)
         if self.stride != 1 or x.shape[-1] != self.planes:
             x = shortcut_a(x, self.planes)
         return self.relu(y + x)
@@ -90,6 +91,8 @@ class CifarResNet(nn.Module):
         num_classes: width of ``linear``.
         mean, std: input normalisation, ``(x - mean) / std`` on RGB in [0, 1].
         relu: the ReLU used everywhere (a field so attribution can swap it).
+        train: batch statistics in every BatchNorm, running ones in ``batch_stats`` (training);
+            False reads them from params (inference, the layout of converted weights).
 
     Returns (from ``__call__``):
         dict of NHWC activations; ``layer3`` is (N, 8, 8, 64) at 32 px, ``logits`` (N, 10).
@@ -100,18 +103,19 @@ class CifarResNet(nn.Module):
     mean: Sequence[float] = TRAINED_MEAN
     std: Sequence[float] = TRAINED_STD
     relu: Callable[[Array], Array] = nn.relu
+    train: bool = False
 
     @nn.compact
     def __call__(self, images: Array) -> dict[str, Array]:
         out: dict[str, Array] = {}
         x = (images - jnp.asarray(self.mean, images.dtype)) / jnp.asarray(self.std, images.dtype)
         x = out["conv1"] = conv3x3(CIFAR_STAGE_WIDTHS[0], 1, "conv1")(x)
-        x = out["bn1"] = BatchNorm(name="bn1")(x)
+        x = out["bn1"] = BatchNorm(train=self.train, name="bn1")(x)
         x = out["relu"] = self.relu(x)
         for s, planes in enumerate(CIFAR_STAGE_WIDTHS, start=1):
             for b in range(self.blocks):
                 stride = 2 if (b == 0 and s > 1) else 1
-                x = CifarBlock(planes, stride, self.relu, name=f"layer{s}_{b}")(x)
+                x = CifarBlock(planes, stride, self.relu, self.train, name=f"layer{s}_{b}")(x)
                 out[f"layer{s}.{b}"] = x
             out[f"layer{s}"] = x
         # akamaster: F.avg_pool2d(out, out.size()[3]), a global average on square inputs.

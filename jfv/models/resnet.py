@@ -22,7 +22,7 @@ He et al. 2016, "Deep Residual Learning for Image Recognition"; torchvision.mode
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -49,23 +49,52 @@ IMAGENET_CLASSES = 1000
 
 
 class BatchNorm(nn.Module):
-    """Inference-mode BatchNorm over the last axis: ``(x - mean) / sqrt(var + eps) * scale + bias``.
+    """BatchNorm over the last axis: ``(x - mean) / sqrt(var + eps) * scale + bias``.
 
-    ``mean`` and ``var`` are torch's ``running_mean`` / ``running_var``, held as params.
+    Inference (the default): ``mean`` and ``var`` are torch's ``running_mean`` / ``running_var``,
+    held as params, so a loaded model needs no mutable collections. Training (``train=True``):
+    the batch's statistics normalise, and the running ones live in the ``batch_stats`` collection
+    and move as torch's do, ``running = (1 - momentum) * running + momentum * batch`` (the unbiased
+    variance); ``merge_batch_stats`` turns a trained (params, batch_stats) pair into the inference
+    params.
 
     Ioffe & Szegedy 2015, "Batch Normalization".
     """
 
     epsilon: float = BN_EPSILON
+    train: bool = False
+    momentum: float = 0.1  # torch's BatchNorm2d default: the weight of the new batch
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         c = x.shape[-1]
         scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
-        mean = self.param("mean", nn.initializers.zeros, (c,), jnp.float32)
-        var = self.param("var", nn.initializers.ones, (c,), jnp.float32)
+        if not self.train:
+            mean = self.param("mean", nn.initializers.zeros, (c,), jnp.float32)
+            var = self.param("var", nn.initializers.ones, (c,), jnp.float32)
+        else:
+            running_mean = self.variable("batch_stats", "mean", jnp.zeros, (c,), jnp.float32)
+            running_var = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
+            axes = tuple(range(x.ndim - 1))
+            n = x.size // c
+            mean = jnp.mean(x, axes)
+            var = jnp.mean(jnp.square(x - mean), axes)
+            if not self.is_initializing():
+                m = self.momentum
+                running_mean.value = (1 - m) * running_mean.value + m * jax.lax.stop_gradient(mean)
+                running_var.value = (1 - m) * running_var.value + m * jax.lax.stop_gradient(var) * (n / max(n - 1, 1))
         return (x - mean) * (scale * jax.lax.rsqrt(var + self.epsilon)) + bias
+
+
+def merge_batch_stats(params: Mapping[str, Any], batch_stats: Mapping[str, Any]) -> dict:
+    """Inference params from a trained pair: each BatchNorm's running ``mean`` / ``var`` moved from
+    ``batch_stats`` into its params (the layout ``BatchNorm(train=False)`` reads)."""
+    out = dict(params)
+    for k, v in batch_stats.items():
+        leaf = set(v) == {"mean", "var"} and not isinstance(v["mean"], Mapping)
+        out[k] = dict(params[k], **v) if leaf else merge_batch_stats(params[k], v)
+    return out
 
 
 def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, name: str | None = None) -> nn.Conv:

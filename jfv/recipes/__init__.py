@@ -21,6 +21,9 @@ RECIPES: dict[str, str] = {
     "embeddings": "jfv.recipes.embeddings",
     "top_patches": "jfv.recipes.top_patches",
     "atlas": "jfv.recipes.atlas",
+    "train": "jfv.recipes.train",
+    "sensitivity": "jfv.recipes.sensitivity",
+    "train_study": "jfv.recipes.train_study",
 }
 
 

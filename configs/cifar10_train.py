@@ -1,0 +1,54 @@
+"""Train the CIFAR-10 convnet from scratch and watch it learn (Berthier & Mantoux's training study).
+
+    python -m jfv --config=configs/cifar10_train.py --workdir=/tmp/jfv_train
+
+Needs ``../shared`` beside the repository (or --config.shared_dir=PATH, or $JFV_SHARED) for
+``data/cifar10/cifar10-jpeg.tar.gz``. Re-running the same command on the same workdir resumes from
+the last checkpoint. The trained network is ``<workdir>/cifar_convnet``: use it in any recipe with
+``--config.model=cifar_convnet --config.weights_dir=<workdir>``.
+
+The defaults are airbench's recipe (Jordan 2024) at half its width, with its hyperparameters moved
+from a summed to a mean loss: batch 1024, Nesterov SGD (momentum 0.85) at a peak learning rate of
+1.3 on a triangular schedule, weight decay 0.0153 / 10 coupled to the learning rate as torch's SGD,
+BatchNorm shifts at 64x the learning rate with their scales frozen, label smoothing 0.2, random
+2-pixel translation and mirroring, mirror test-time augmentation. benchmarks/train.md has the
+accuracy and time this reaches on a 2-core CPU.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.recipe = "train"
+    c.shared_dir = ""  # "" = $JFV_SHARED, else ../shared beside the repository
+    c.arch = "convnet"  # convnet | cifar_resnet20 | cifar_resnet32 | cifar_resnet44 | cifar_resnet56
+    # convnet switches (jfv.models.convnet): channels per block, BN, zero padding, fixed whitening layer
+    c.widths = "32,128,128"
+    c.batch_norm = True
+    c.padding = True
+    c.whiten = True
+    c.train_per_class = 5000  # training images per class (<= 5000: the whole train split)
+    c.test_per_class = 1000  # test images per class (<= 1000: the whole test split)
+    c.epochs = 12
+    c.batch_size = 1024
+    c.learning_rate = 1.3  # peak, for the batch-mean loss
+    c.schedule = "triangular"  # triangular | cosine | constant
+    c.warmup = 0.2  # fraction of the run spent rising to the peak
+    c.momentum = 0.85
+    c.nesterov = True
+    c.weight_decay = 0.00153  # coupled: added to the gradient as wd * param, as torch's SGD
+    c.bias_lr_scale = 64.0  # biases and BN shifts step this much faster (with wd / this)
+    c.freeze_bn_scale = True  # BN scales stay 1
+    c.label_smoothing = 0.2
+    c.translate = 2  # random shift of up to this many pixels (reflect padding)
+    c.flip = True  # random horizontal mirror
+    c.tta = True  # test accuracy averages the logits of each image and its mirror
+    c.seed = 0  # init, data order and augmentation
+    c.track_channel = 0  # the filter of every conv layer whose AM image is kept each epoch
+    c.am_steps = 64  # AM steps for those images (0: first-layer filters only)
+    c.keep_checkpoints = 2  # end-of-epoch checkpoints kept in <workdir>/checkpoints
+    c.eval_batch_size = 500
+    c.resume = True  # False: move the workdir's earlier outputs aside and start over
+    c.progress = True
+    return c

@@ -1,0 +1,220 @@
+"""Training a classifier from scratch: augmentation, schedule, optimiser, a jitted step, evaluation.
+
+Pure pieces the ``train`` recipe composes (and a notebook can too):
+
+- ``augment(key, images, translate, flip)``: uint8 NHWC -> float [0, 1], each image shifted by up
+  to ``translate`` pixels (reflect padding, then a random crop) and mirrored with probability 1/2;
+  labels are untouched.
+- ``lr_schedule``: ``triangular`` (from ``start`` x peak up to the peak at ``warmup`` of the run,
+  then linearly to 0, as airbench), ``cosine`` (linear warmup, cosine decay) or ``constant``.
+- ``optimiser``: SGD with (Nesterov) momentum and decoupled weight decay on conv / linear kernels
+  only; parameters named in ``frozen`` (the whitening layer) never move.
+- ``make_step``: one jitted training step, ``(state, data, indices, key) -> (state, (loss, correct))``;
+  the whole training set stays on the device and a step gathers its batch by index.
+- ``epoch_order``, ``batch_key``: the data order and augmentation of epoch e depend only on
+  (seed, e), so an epoch resumed from a checkpoint repeats exactly.
+- ``evaluate``: accuracy and mean loss, optionally with mirror test-time augmentation.
+
+Jordan 2024 (airbench) for the schedule, label smoothing and translate-by-2 augmentation;
+He et al. 2016 for crop-and-flip augmentation.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Array = jax.Array
+SCHEDULES = ("triangular", "cosine", "constant")
+DECAYED = ("kernel",)  # parameter names that weight decay applies to (not BN scale / bias)
+
+
+class TrainState(NamedTuple):
+    """Everything one training step changes."""
+
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    step: Array  # int32 steps taken
+
+
+def augment(key: Array, images: Array, translate: int = 2, flip: bool = True) -> Array:
+    """Random translation (reflect-padded crop) and horizontal mirror of uint8 images; float out.
+
+    Args:
+        key: one key for the batch (each image draws its own offsets and flip from it).
+        images: (N, H, W, C) uint8 (or float in [0, 1]).
+        translate: the largest shift in pixels each way (0: none).
+        flip: mirror each image with probability 1/2.
+    Returns:
+        (N, H, W, C) float32 in [0, 1].
+    """
+    x = images.astype(jnp.float32) / (255.0 if images.dtype == jnp.uint8 else 1.0)
+    n, h, w, _ = x.shape
+    k_shift, k_flip = jax.random.split(key)
+    if translate:
+        t = int(translate)
+        padded = jnp.pad(x, ((0, 0), (t, t), (t, t), (0, 0)), mode="reflect")
+        offsets = jax.random.randint(k_shift, (n, 2), 0, 2 * t + 1)
+        x = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, im.shape[-1])))(padded, offsets)
+    if flip:
+        mirror = jax.random.bernoulli(k_flip, 0.5, (n,))
+        x = jnp.where(mirror[:, None, None, None], x[:, :, ::-1], x)
+    return x
+
+
+def lr_schedule(kind: str, peak: float, total_steps: int, warmup: float = 0.2, start: float = 0.2) -> optax.Schedule:
+    """The learning rate at each step (see the module docstring for the shapes)."""
+    if kind not in SCHEDULES:
+        raise ValueError(f"unknown schedule {kind!r}; valid: {', '.join(SCHEDULES)}")
+    total = max(int(total_steps), 1)
+    rise = max(int(round(warmup * total)), 1)
+    if kind == "constant":
+        return optax.constant_schedule(peak)
+    if kind == "cosine":
+        return optax.warmup_cosine_decay_schedule(start * peak, peak, rise, total, 0.0)
+
+    def tri(step):
+        s = jnp.asarray(step, jnp.float32)
+        return peak * jnp.interp(s, jnp.asarray([0.0, rise, total], jnp.float32), jnp.asarray([start, 1.0, 0.0]))
+
+    return tri
+
+
+def param_groups(params: Any, frozen: Sequence[str] = (), freeze_bn_scale: bool = False) -> Any:
+    """Each leaf's group: ``frozen`` (under a top-level name in ``frozen``, or a BatchNorm scale
+    when ``freeze_bn_scale``), ``kernel`` (conv and linear kernels) or ``bias`` (everything else)."""
+    def label(path, _):
+        top, leaf = path[0].key, path[-1].key
+        if top in frozen or (freeze_bn_scale and leaf == "scale"):
+            return "frozen"
+        return "kernel" if leaf in DECAYED else "bias"
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
+def optimiser(schedule: optax.Schedule, momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 5e-4,
+              bias_lr_scale: float = 1.0, frozen: Sequence[str] = (), freeze_bn_scale: bool = False,
+              ) -> optax.GradientTransformation:
+    """SGD with (Nesterov) momentum and weight decay coupled as in torch's SGD (``g + wd * p``).
+
+    Kernels step with ``schedule`` and decay ``weight_decay``; biases (BN shifts included) step
+    ``bias_lr_scale`` times faster with ``weight_decay / bias_lr_scale``, so both shrink by the
+    same ``lr * wd`` a step (airbench's bias scaling); ``param_groups`` says which is which.
+    """
+    def sgd(scale):
+        lr = schedule if scale == 1 else (lambda step: scale * schedule(step))
+        return optax.sgd(lr, momentum=momentum or None, nesterov=bool(nesterov and momentum))
+
+    transforms = {
+        "kernel": optax.chain(optax.add_decayed_weights(weight_decay), sgd(1.0)),
+        "bias": optax.chain(optax.add_decayed_weights(weight_decay / bias_lr_scale), sgd(bias_lr_scale)),
+        "frozen": optax.set_to_zero(),
+    }
+    return optax.multi_transform(transforms, functools.partial(param_groups, frozen=tuple(frozen),
+                                                                freeze_bn_scale=freeze_bn_scale))
+
+
+def cross_entropy(logits: Array, labels: Array, label_smoothing: float = 0.0) -> Array:
+    """Mean softmax cross-entropy against one-hot labels smoothed by ``label_smoothing``."""
+    target = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+    return jnp.mean(optax.softmax_cross_entropy(logits, target))
+
+
+def init_state(module: nn.Module, key: Array, tx: optax.GradientTransformation, image_size: int = 32,
+               params: Any = None) -> TrainState:
+    """Fresh (or given) params, zero/one running statistics and the optimiser's initial state."""
+    variables = module.init(key, jnp.zeros((1, image_size, image_size, 3), jnp.float32))
+    p = variables["params"] if params is None else params
+    return TrainState(p, variables.get("batch_stats", {}), tx.init(p), jnp.zeros((), jnp.int32))
+
+
+def make_step(module: nn.Module, tx: optax.GradientTransformation, label_smoothing: float = 0.0,
+              translate: int = 2, flip: bool = True) -> Callable:
+    """The jitted step ``(state, images, labels, indices, key) -> (state, (loss, correct))``.
+
+    ``images`` (N, H, W, 3) uint8 and ``labels`` (N,) stay on the device; ``indices`` (B,) picks the
+    batch; ``module`` must be the training variant (BN on batch statistics).
+    """
+
+    def loss_fn(params, batch_stats, x, y):
+        out, updated = module.apply({"params": params, "batch_stats": batch_stats}, x, mutable=["batch_stats"])
+        logits = out["logits"]
+        return cross_entropy(logits, y, label_smoothing), (updated.get("batch_stats", {}), logits)
+
+    @jax.jit
+    def step(state: TrainState, images, labels, indices, key):
+        x = augment(key, images[indices], translate, flip)
+        y = labels[indices]
+        (loss, (stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.batch_stats, x, y)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        correct = jnp.sum(jnp.argmax(logits, -1) == y)
+        return TrainState(params, stats, opt_state, state.step + 1), (loss, correct)
+
+    return step
+
+
+def epoch_order(seed: int, epoch: int, n: int, batch_size: int) -> np.ndarray:
+    """(steps, batch_size) indices of epoch ``epoch``: a permutation fixed by (seed, epoch), the
+    incomplete last batch dropped."""
+    order = np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+    steps = n // batch_size
+    return order[: steps * batch_size].reshape(steps, batch_size).astype(np.int32)
+
+
+def batch_key(seed: int, epoch: int, step: int) -> Array:
+    """The augmentation key of one step, fixed by (seed, epoch, step)."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(int(seed)), int(epoch)), int(step))
+
+
+class Evaluation(NamedTuple):
+    accuracy: float
+    loss: float
+    predictions: np.ndarray  # (N,) argmax class
+
+
+def make_eval(apply: Callable[[Any, Array], Mapping[str, Array]], tta: bool = False) -> Callable:
+    """Jitted ``(params, images uint8, labels, mask) -> (loss sum, correct, predictions)`` for one
+    batch; with ``tta`` the logits are averaged with those of the mirrored images."""
+
+    @jax.jit
+    def ev(params, images, labels, mask):
+        x = images.astype(jnp.float32) / 255.0
+        logits = apply(params, x)["logits"]
+        if tta:
+            logits = 0.5 * (logits + apply(params, x[:, :, ::-1])["logits"])
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        pred = jnp.argmax(logits, -1)
+        return jnp.sum(losses * mask), jnp.sum((pred == labels) * mask), pred
+
+    return ev
+
+
+def evaluate(ev: Callable, params: Any, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> Evaluation:
+    """Accuracy and mean loss over all images, in batches of one shape (the last one padded)."""
+    n = len(images)
+    loss = correct = 0.0
+    preds = []
+    for start in range(0, n, batch_size):
+        x, y = images[start : start + batch_size], labels[start : start + batch_size]
+        k = len(x)
+        mask = np.zeros(batch_size, np.float32)
+        mask[:k] = 1
+        if k < batch_size:
+            x = np.concatenate([x, np.zeros((batch_size - k, *x.shape[1:]), x.dtype)])
+            y = np.concatenate([y, np.zeros(batch_size - k, y.dtype)])
+        l, c, p = ev(params, jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask))
+        loss, correct = loss + float(l), correct + float(c)
+        preds.append(np.asarray(p)[:k])
+    return Evaluation(correct / n, loss / n, np.concatenate(preds))
+
+
+__all__ = ["Evaluation", "SCHEDULES", "TrainState", "augment", "batch_key", "cross_entropy", "epoch_order", "evaluate",
+           "init_state", "lr_schedule", "make_eval", "make_step", "optimiser", "param_groups"]

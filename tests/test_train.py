@@ -1,0 +1,495 @@
+"""Training: one step against PyTorch, augmentation, the schedule, resume = uninterrupted, the recipe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import cifar10_train_tiny
+from jfv import train
+from jfv.models import convnet, resnet
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_net(**fields) -> convnet.ConvNet:
+    return convnet.ConvNet(widths=(4, 6), whiten=False, train=True, **fields)
+
+
+def torch_twin(params, batch_norm=True):
+    """The same ConvNet (widths (4, 6), no whitening, padding) in plain PyTorch, weights copied."""
+    import torch
+    from torch import nn
+
+    mean = torch.tensor(convnet.CIFAR10_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(convnet.CIFAR10_STD).view(1, 3, 1, 1)
+
+    class Twin(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = nn.ModuleList([nn.Conv2d(ci, co, 3, padding=1, bias=not batch_norm)
+                                        for ci, co in [(3, 4), (4, 4), (4, 6), (6, 6)]])
+            self.bns = nn.ModuleList([nn.BatchNorm2d(c, momentum=convnet.BN_MOMENTUM) for c in (4, 4, 6, 6)])
+            self.linear = nn.Linear(6, 10, bias=False)
+
+        def forward(self, x):
+            x = (x - mean) / std
+            for i, conv in enumerate(self.convs):
+                x = conv(x)
+                if i % 2 == 0:
+                    x = nn.functional.max_pool2d(x, 2)
+                x = torch.relu(self.bns[i](x) if batch_norm else x)
+            return self.linear(x.amax(dim=(2, 3))) / 9
+
+    twin = Twin()
+    with torch.no_grad():
+        for i, conv in enumerate(twin.convs):
+            conv.weight.copy_(torch.tensor(np.asarray(params[f"conv{i + 1}"]["kernel"]).transpose(3, 2, 0, 1)))
+            if batch_norm:
+                twin.bns[i].weight.copy_(torch.tensor(np.asarray(params[f"bn{i + 1}"]["scale"])))
+                twin.bns[i].bias.copy_(torch.tensor(np.asarray(params[f"bn{i + 1}"]["bias"])))
+            else:
+                conv.bias.copy_(torch.tensor(np.asarray(params[f"conv{i + 1}"]["bias"])))
+        twin.linear.weight.copy_(torch.tensor(np.asarray(params["linear"]["kernel"]).T))
+    return twin
+
+
+def torch_grads_by_name(twin, batch_norm=True):
+    out = {}
+    for i, conv in enumerate(twin.convs):
+        out[f"conv{i + 1}/kernel"] = conv.weight.grad.numpy().transpose(2, 3, 1, 0)
+        if batch_norm:
+            out[f"bn{i + 1}/scale"] = twin.bns[i].weight.grad.numpy()
+            out[f"bn{i + 1}/bias"] = twin.bns[i].bias.grad.numpy()
+        else:
+            out[f"conv{i + 1}/bias"] = conv.bias.grad.numpy()
+    out["linear/kernel"] = twin.linear.weight.grad.numpy().T
+    return out
+
+
+def flat(tree) -> dict[str, np.ndarray]:
+    return {"/".join(p.key for p in path): np.asarray(v) for path, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_one_step_equals_pytorch_loss_gradient_update_and_running_stats(batch_norm):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, 8).astype(np.int32)
+    module = tiny_net(batch_norm=batch_norm)
+    params = module.init(jax.random.key(1), jnp.zeros((1, 16, 16, 3)))["params"]
+    if batch_norm:  # non-trivial BN parameters
+        params = jax.tree_util.tree_map_with_path(
+            lambda p, v: v + 0.1 * jnp.arange(v.size, dtype=v.dtype).reshape(v.shape) if p[0].key.startswith("bn") else v,
+            params)
+    lr, wd, mom, bias_scale, smooth = 0.05, 5e-3, 0.9, 4.0, 0.2
+    tx = train.optimiser(lambda s: lr, mom, True, wd, bias_scale)
+    state = train.init_state(module, jax.random.key(1), tx, image_size=16, params=params)
+    step = train.make_step(module, tx, label_smoothing=smooth, translate=0, flip=False)
+    new, (loss, correct) = step(state, jnp.asarray(images), jnp.asarray(labels), jnp.arange(8), jax.random.key(0))
+
+    twin = torch_twin(params, batch_norm)
+    x = torch.tensor(images.astype(np.float32) / 255).permute(0, 3, 1, 2)
+    y = torch.tensor(labels.astype(np.int64))
+    kernels = [p for n, p in twin.named_parameters() if n.endswith("weight") and "bns" not in n]
+    others = [p for n, p in twin.named_parameters() if not (n.endswith("weight") and "bns" not in n)]
+    opt = torch.optim.SGD([{"params": kernels, "lr": lr, "weight_decay": wd},
+                           {"params": others, "lr": lr * bias_scale, "weight_decay": wd / bias_scale}],
+                          momentum=mom, nesterov=True)
+    logits = twin(x)
+    ref_loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=smooth)
+    ref_loss.backward()
+    grads = torch_grads_by_name(twin, batch_norm)
+    opt.step()
+
+    np.testing.assert_allclose(float(loss), float(ref_loss.detach()), rtol=1e-5)
+    assert int(correct) == int((logits.argmax(1) == y).sum())
+    # the gradient: recompute it in JAX and compare leaf by leaf
+    def loss_fn(p):
+        out, _ = module.apply({"params": p, "batch_stats": state.batch_stats}, jnp.asarray(images, jnp.float32) / 255,
+                              mutable=["batch_stats"])
+        return train.cross_entropy(out["logits"], jnp.asarray(labels), smooth)
+    g = flat(jax.grad(loss_fn)(params))
+    assert set(g) == set(grads)
+    for k in g:
+        np.testing.assert_allclose(g[k], grads[k], rtol=2e-4, atol=2e-6, err_msg=k)
+    # the update (SGD + Nesterov + coupled decay, biases at bias_scale x lr)
+    after = flat(new.params)
+    ref_after = flat(jax.tree.map(np.asarray, params))
+    for i, conv in enumerate(twin.convs):
+        ref_after[f"conv{i + 1}/kernel"] = conv.weight.detach().numpy().transpose(2, 3, 1, 0)
+        if batch_norm:
+            ref_after[f"bn{i + 1}/scale"] = twin.bns[i].weight.detach().numpy()
+            ref_after[f"bn{i + 1}/bias"] = twin.bns[i].bias.detach().numpy()
+        else:
+            ref_after[f"conv{i + 1}/bias"] = conv.bias.detach().numpy()
+    ref_after["linear/kernel"] = twin.linear.weight.detach().numpy().T
+    for k in after:
+        np.testing.assert_allclose(after[k], ref_after[k], rtol=2e-4, atol=2e-6, err_msg=k)
+    if batch_norm:  # running statistics move as torch's (unbiased variance)
+        stats = flat(new.batch_stats)
+        for i, bn in enumerate(twin.bns):
+            np.testing.assert_allclose(stats[f"bn{i + 1}/mean"], bn.running_mean.numpy(), rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(stats[f"bn{i + 1}/var"], bn.running_var.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_frozen_parameters_never_move_and_bn_scales_can_be_frozen():
+    module = convnet.ConvNet(widths=(4,), train=True)
+    params = convnet.initialise(module, jax.random.key(0), np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3)))
+    tx = train.optimiser(lambda s: 0.1, 0.9, True, 1e-3, 8.0, frozen=("whiten",), freeze_bn_scale=True)
+    state = train.init_state(module, jax.random.key(0), tx, params=params)
+    step = train.make_step(module, tx)
+    images = jnp.asarray(np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8))
+    new = state
+    for i in range(2):
+        new, _ = step(new, images, jnp.arange(8) % 10, jnp.arange(8), jax.random.key(i))
+    np.testing.assert_array_equal(new.params["whiten"]["kernel"], params["whiten"]["kernel"])
+    np.testing.assert_array_equal(new.params["bn1"]["scale"], params["bn1"]["scale"])
+    assert not np.allclose(new.params["bn1"]["bias"], params["bn1"]["bias"])
+    assert not np.allclose(new.params["conv1"]["kernel"], params["conv1"]["kernel"])
+
+
+def test_augment_keeps_shapes_and_each_output_is_a_shifted_or_mirrored_input():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    out = np.asarray(train.augment(jax.random.key(3), jnp.asarray(images), translate=2, flip=True))
+    assert out.shape == images.shape and out.dtype == np.float32
+    x = images.astype(np.float32) / 255
+    padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    flips = 0
+    for n in range(6):
+        matches = [(dy, dx, m) for dy in range(5) for dx in range(5) for m in (False, True)
+                   if np.allclose(out[n], (lambda c: c[:, ::-1] if m else c)(padded[n, dy:dy + 8, dx:dx + 8]), atol=1e-6)]
+        assert matches, n
+        flips += matches[0][2]
+    assert 0 < flips < 6  # some mirrored, some not (this key)
+    same = np.asarray(train.augment(jax.random.key(3), jnp.asarray(images), translate=0, flip=False))
+    np.testing.assert_allclose(same, x, atol=1e-6)
+
+
+def test_schedules_match_their_definitions():
+    tri = train.lr_schedule("triangular", 2.0, 100, warmup=0.2, start=0.2)
+    np.testing.assert_allclose([float(tri(s)) for s in (0, 10, 20, 60, 100)], [0.4, 1.2, 2.0, 1.0, 0.0], rtol=1e-6)
+    cos = train.lr_schedule("cosine", 1.0, 100, warmup=0.1)
+    np.testing.assert_allclose(float(cos(10)), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(float(cos(55)), 0.5, atol=1e-6)
+    assert float(train.lr_schedule("constant", 0.3, 10)(7)) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="valid: triangular"):
+        train.lr_schedule("step", 1.0, 10)
+
+
+def test_epoch_order_is_a_fixed_permutation_per_seed_and_epoch():
+    a = train.epoch_order(0, 3, 103, 10)
+    assert a.shape == (10, 10) and len(set(a.ravel())) == 100
+    np.testing.assert_array_equal(a, train.epoch_order(0, 3, 103, 10))
+    assert not np.array_equal(a, train.epoch_order(0, 4, 103, 10))
+    assert not np.array_equal(a, train.epoch_order(1, 3, 103, 10))
+
+
+def test_a_few_steps_on_a_small_set_lower_the_loss():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 6).astype(np.int32)
+    images = np.clip(rng.normal(60 + 15 * labels[:, None, None, None], 20, (60, 16, 16, 3)), 0, 255).astype(np.uint8)
+    module = convnet.ConvNet(widths=(8, 16), train=True)
+    params = convnet.initialise(module, jax.random.key(0), images)
+    tx = train.optimiser(lambda s: 1.0, 0.9, True, 0.0, 4.0, frozen=("whiten",))
+    state = train.init_state(module, jax.random.key(0), tx, params=params)
+    step = train.make_step(module, tx)
+    x, y = jnp.asarray(images), jnp.asarray(labels)
+    losses = []
+    for i in range(20):
+        state, (loss, _) = step(state, x, y, jnp.asarray(train.epoch_order(0, i, 60, 30)[0]), train.batch_key(0, i, 0))
+        losses.append(float(loss))
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
+
+
+def test_evaluate_counts_every_image_once_with_a_padded_last_batch():
+    module = convnet.ConvNet(widths=(4,), whiten=False)
+    params = module.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    images = np.random.default_rng(0).integers(0, 256, (23, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(23) % 10
+    ev = train.make_eval(lambda p, x: module.apply({"params": p}, x))
+    got = train.evaluate(ev, params, images, labels.astype(np.int32), batch_size=10)
+    logits = np.asarray(module.apply({"params": params}, jnp.asarray(images, jnp.float32) / 255)["logits"])
+    assert got.accuracy == pytest.approx(np.mean(logits.argmax(1) == labels))
+    np.testing.assert_array_equal(got.predictions, logits.argmax(1))
+    tta = train.evaluate(train.make_eval(lambda p, x: module.apply({"params": p}, x), tta=True), params, images,
+                         labels.astype(np.int32), batch_size=10)
+    mirrored = np.asarray(module.apply({"params": params}, jnp.asarray(images[:, :, ::-1], jnp.float32) / 255)["logits"])
+    np.testing.assert_array_equal(tta.predictions, (logits + mirrored).argmax(1))
+
+
+# -- the model ------------------------------------------------------------------------------------
+
+
+def test_whitening_layer_decorrelates_patches():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 1, (64, 17, 17, 3))
+    images = (0.5 + 0.15 * (base[:, :16, :16] + base[:, 1:, 1:] + base[:, :16, 1:])).clip(0, 1)  # correlated pixels
+    k = convnet.whitening_kernel(images, eps=0.0)
+    x = (images - np.asarray(convnet.CIFAR10_MEAN)) / np.asarray(convnet.CIFAR10_STD)
+    out = jax.lax.conv_general_dilated(jnp.asarray(x, jnp.float32), jnp.asarray(k), (1, 1), "VALID",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    flat_out = np.asarray(out).reshape(-1, 12).astype(np.float64)
+    cov = np.cov(flat_out, rowvar=False, bias=True)
+    np.testing.assert_allclose(cov, np.eye(12), atol=2e-3)
+
+
+def test_rgb_filters_compose_whitening_and_the_first_conv_exactly():
+    module = convnet.ConvNet(widths=(5,), train=False)
+    rng = np.random.default_rng(0)
+    params = convnet.initialise(module.clone(train=True), jax.random.key(0), rng.integers(0, 256, (8, 32, 32, 3)))
+    x = jnp.asarray(rng.normal(size=(2, 12, 12, 3)), jnp.float32)
+    conv = lambda a, k, pad: jax.lax.conv_general_dilated(a, jnp.asarray(k), (1, 1), pad,  # noqa: E731
+                                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    two_step = conv(conv(x, params["whiten"]["kernel"], "VALID"), params["conv1"]["kernel"], "VALID")
+    composed = conv(x, convnet.rgb_filters(params), "VALID")
+    assert convnet.rgb_filters(params).shape == (4, 4, 3, 5)
+    np.testing.assert_allclose(np.asarray(composed), np.asarray(two_step), rtol=1e-4, atol=1e-4)
+
+
+def test_dirac_init_passes_the_input_channels_through():
+    module = convnet.ConvNet(widths=(4, 8), whiten=False, train=True)
+    params = convnet.initialise(module, jax.random.key(0))
+    k = np.asarray(params["conv3"]["kernel"])  # 4 -> 8
+    ident = np.zeros((3, 3, 4, 4))
+    ident[1, 1] = np.eye(4)
+    np.testing.assert_array_equal(k[:, :, :, :4], ident)
+    assert np.abs(k[:, :, :, 4:]).max() > 0
+
+
+def test_padding_off_is_refused_where_no_pixels_would_remain():
+    convnet.check_geometry(convnet.ConvNet(widths=(8, 16), padding=False))  # fits at 32 px
+    assert convnet.spatial_sizes(convnet.ConvNet(widths=(8, 16), padding=False)) == [14, 12, 5, 3]
+    with pytest.raises(convnet.GeometryError, match="use at most 2 block"):
+        convnet.check_geometry(convnet.ConvNet(widths=(8, 16, 32), padding=False))
+
+
+def test_merge_batch_stats_gives_the_inference_params():
+    module = tiny_net()
+    v = module.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+    stats = jax.tree.map(lambda a: a + 0.5, v["batch_stats"])
+    merged = resnet.merge_batch_stats(v["params"], stats)
+    eval_params = module.clone(train=False).init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))["params"]
+    assert jax.tree.structure(merged) == jax.tree.structure(eval_params)
+    np.testing.assert_array_equal(merged["bn2"]["mean"], stats["bn2"]["mean"])
+
+
+# -- the recipe -----------------------------------------------------------------------------------
+
+
+def tiny_config(**overrides) -> ml_collections.ConfigDict:
+    c = cifar10_train_tiny.get_config()
+    for k, v in overrides.items():
+        c[k] = v
+    return c
+
+
+def final_params(workdir: Path, arch: str = "cifar_convnet"):
+    from jfv.models.weights import restore
+
+    params, _ = restore(workdir / arch, "", model=arch)
+    return flat(params)
+
+
+@pytest.fixture(scope="module")
+def trained(shared, tmp_path_factory):
+    from jfv.recipes import train as recipe
+
+    workdir = tmp_path_factory.mktemp("train") / "run"
+    manifest = recipe.run(tiny_config(), str(workdir))
+    return workdir, manifest
+
+
+def test_the_tiny_recipe_writes_every_output_and_a_loadable_model(trained):
+    from jfv import models
+
+    workdir, manifest = trained
+    for name in ("metrics.csv", "metrics.png", "filters_over_time.png", "am_over_time.png", "index.html",
+                 "manifest.json", "cifar_convnet/manifest.json", "evolution/filters_0000.png", "evolution/am_0002.png"):
+        assert (workdir / name).exists(), name
+    rows = (workdir / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,learning_rate,train_loss,train_accuracy,test_loss,test_accuracy") and len(rows) == 3
+    assert manifest["complete"] and len(manifest["epochs"]) == 2
+    model = models.load("cifar_convnet", weights_dir=workdir)
+    assert model.layers["conv4"] == 16 and model.labels[0] == "airplane"
+    # the loaded model scores what the run recorded on the same test images (mirror TTA as the config)
+    from jfv import datasets
+
+    data = datasets.cifar10_subsets(datasets.shared_dir() / datasets.CIFAR10_ARCHIVE, {"test": 5})
+    x, y = data["test"]
+    ev = train.make_eval(model.apply, tta=True)
+    assert train.evaluate(ev, model.params, x, y).accuracy == pytest.approx(manifest["epochs"][-1]["test_accuracy"])
+    # the montage has one row per epoch (initialisation + 2)
+    from PIL import Image
+
+    strip = np.asarray(Image.open(workdir / "evolution/filters_0000.png"))
+    sheet = np.asarray(Image.open(workdir / "filters_over_time.png"))
+    assert sheet.shape[0] == 3 * (strip.shape[0] + 2) and sheet.shape[1] == strip.shape[1]
+
+
+def test_resume_after_a_stop_mid_epoch_and_after_a_lost_epoch_equals_the_uninterrupted_run(trained, tmp_path,
+                                                                                          monkeypatch):
+    from jfv import jobs
+    from jfv.recipes import train as recipe
+
+    reference = final_params(trained[0])
+    workdir = tmp_path / "run"
+
+    class StopAfter(jobs.StopFlag):  # a SIGTERM that lands before step 6 of 8 (epoch 2, step 2)
+        checks = 0
+
+        @property
+        def stop(self):
+            StopAfter.checks += 1
+            if StopAfter.checks > 6:
+                self.signum = 15
+            return self.signum is not None
+
+    monkeypatch.setattr(recipe, "StopFlag", StopAfter)
+    with pytest.raises(jobs.Interrupted, match="checkpointed epoch 2 at step 2"):
+        recipe.run(tiny_config(), str(workdir))
+    assert [p.name for _, _, p in recipe.checkpoints(workdir)] == ["ckpt_0001_00004", "ckpt_0002_00002"]
+    monkeypatch.undo()
+    recipe.run(tiny_config(), str(workdir))
+    got = final_params(workdir)
+    assert set(got) == set(reference)
+    for k in got:
+        np.testing.assert_array_equal(got[k], reference[k], err_msg=k)
+    assert len((workdir / "metrics.csv").read_text().splitlines()) == 3
+
+    # a kill after epoch 1's checkpoint: epoch 2's checkpoint, record and the model are lost
+    lost = tmp_path / "lost"
+    recipe.run(tiny_config(), str(lost))
+    import shutil
+
+    shutil.rmtree(lost / "checkpoints" / "ckpt_0002_00004")
+    shutil.rmtree(lost / "cifar_convnet")
+    (lost / "records" / "epoch_0002.json").unlink()
+    recipe.run(tiny_config(), str(lost))
+    again = final_params(lost)
+    for k in again:
+        np.testing.assert_array_equal(again[k], reference[k], err_msg=k)
+
+
+def test_resume_with_other_settings_is_refused_naming_the_keys(trained):
+    from jfv.jobs import ResumeError
+    from jfv.recipes import train as recipe
+
+    with pytest.raises(ResumeError, match=r"learning_rate \(0.2 -> 0.3\)"):
+        recipe.run(tiny_config(learning_rate=0.3), str(trained[0]))
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "jfv", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def one_line(res, fragment, status=2):
+    assert res.returncode == status, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr, res.stderr[-2000:]
+    lines = [line for line in res.stderr.splitlines() if line.startswith("jfv: ")]
+    assert len(lines) == 1 and fragment in lines[0], res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("--config.batch_size=500", "batch_size=500 is larger than the 200 training images"),
+    ("--config.arch=vgg99", "unknown arch 'vgg99'; valid: convnet, cifar_resnet20"),
+    ("--config.widths=8,16,32,64", "use at most 2 block"),
+])
+def test_bad_settings_are_one_line_and_status_2(tmp_path, override, fragment):
+    extra = ["--config.padding=False"] if "widths" in override else []
+    one_line(cli("--config=configs/cifar10_train_tiny.py", f"--workdir={tmp_path / 'w'}", override, *extra), fragment)
+    assert not (tmp_path / "w" / "job.json").exists()
+
+
+def test_a_missing_archive_says_where_it_was_looked_for(tmp_path):
+    (tmp_path / "shared").mkdir()
+    one_line(cli("--config=configs/cifar10_train_tiny.py", f"--workdir={tmp_path / 'w'}",
+                 f"--config.shared_dir={tmp_path / 'shared'}"), "CIFAR-10 archive not found at")
+
+
+def test_a_corrupt_checkpoint_on_resume_is_named_and_the_earlier_ones_kept(shared, tmp_path):
+    workdir = tmp_path / "w"
+    args = ["--config=configs/cifar10_train_tiny.py", f"--workdir={workdir}", "--config.epochs=3"]
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    import shutil
+
+    shutil.rmtree(workdir / "cifar_convnet")
+    (workdir / "records" / "epoch_0003.json").unlink()
+    newest = sorted((workdir / "checkpoints").iterdir())[-1]
+    for f in (newest / "params").rglob("*"):
+        if f.is_file() and f.stat().st_size > 100:
+            f.write_bytes(f.read_bytes()[:50])
+    one_line(cli(*args), f"training checkpoint {newest} cannot be read")
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["ckpt_0002_00004", "ckpt_0003_00004"]
+    res = cli(*args)  # still refused, nothing deleted
+    assert res.returncode == 2 and (workdir / "checkpoints" / "ckpt_0002_00004").exists()
+
+
+# -- the study and the sensitivity recipes ---------------------------------------------------------
+
+
+def test_top_maps_ranks_channels_by_their_peak_and_scales_each_map():
+    from jfv.recipes.train_study import top_maps
+
+    acts = np.zeros((1, 2, 2, 3), np.float32)
+    acts[0, 0, 0] = [1.0, 5.0, 0.0]
+    acts[0, 1, 1] = [2.0, 0.0, -1.0]
+    order, maps = top_maps(acts, 3)
+    np.testing.assert_array_equal(order, [[1, 0, 2]])
+    np.testing.assert_allclose(maps[0, 0], [[1, 0], [0, 0]])
+    np.testing.assert_allclose(maps[0, 1], [[0.5, 0], [0, 1]])
+    np.testing.assert_allclose(maps[0, 2], 0.0)  # never positive: all zero
+
+
+def test_the_bn_padding_study_trains_four_variants_and_writes_its_table(shared, tmp_path):
+    from configs import cifar10_bn_padding_tiny
+    from jfv.recipes import train_study
+
+    c = cifar10_bn_padding_tiny.get_config()
+    manifest = train_study.run(c, str(tmp_path / "study"))
+    names = [v["variant"] for v in manifest["variants"]]
+    assert names == ["bn1_pad1", "bn1_pad0", "bn0_pad1", "bn0_pad0"]
+    table = (tmp_path / "study" / "table.md").read_text().splitlines()
+    assert len(table) == 6 and all(0 <= float(v["test_accuracy"]) <= 1 for v in manifest["variants"])
+    for f in ("relu1.png", "relu4.png", "results.csv", "index.html", "bn0_pad0/cifar_convnet/manifest.json"):
+        assert (tmp_path / "study" / f).exists(), f
+    from jfv import models
+
+    nopad = models.load("cifar_convnet", weights_dir=tmp_path / "study" / "bn1_pad0")
+    assert nopad.module.padding is False and nopad.output_shapes(32)["relu4"][1:3] == (3, 3)
+    again = train_study.run(c, str(tmp_path / "study"))  # every variant resumes as finished
+    assert [v["test_accuracy"] for v in again["variants"]] == [v["test_accuracy"] for v in manifest["variants"]]
+
+
+def test_sensitivity_maps_are_the_true_class_probability_under_the_square(trained, tmp_path):
+    from configs import cifar10_sensitivity
+    from jfv import attribution as A, models
+    from jfv.recipes import sensitivity
+
+    c = cifar10_sensitivity.get_config()
+    c.weights_dir = str(trained[0])
+    c.window, c.stride = 8, 8
+    manifest = sensitivity.run(c, str(tmp_path / "s"))
+    assert manifest["images"] == 10
+    maps = np.load(tmp_path / "s" / "maps.npz")
+    assert maps["maps"].shape == (10, 4, 4) and ((0 <= maps["maps"]) & (maps["maps"] <= 1)).all()
+    # one position by hand: image 3 with the square's corner at (8, 16)
+    from jfv import datasets
+
+    x, y = datasets.cifar10_subsets(datasets.shared_dir() / datasets.CIFAR10_ARCHIVE, {"test": 1})["test"]
+    model = models.load("cifar_convnet", weights_dir=trained[0])
+    img = x[3].astype(np.float32) / 255
+    img[8:16, 16:24] = 0.5
+    p = np.asarray(jax.nn.softmax(model(jnp.asarray(img[None]))["logits"]))[0, y[3]]
+    assert maps["maps"][3, 1, 2] == pytest.approx(float(p), abs=1e-5)
+    assert (tmp_path / "s" / "sensitivity.png").exists() and (tmp_path / "s" / "results.csv").exists()
