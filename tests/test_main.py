@@ -43,7 +43,7 @@ def test_tiny_config_end_to_end(tmp_path):
 
 
 BAD = [
-    (["--config.model=vgg19"], "unknown model 'vgg19'; valid models: alexnet, alexnet_classifier, cifar_resnet20"),
+    (["--config.model=vgg19"], "unknown model 'vgg19'; valid models: alexnet, alexnet_classifier, cifar_convnet, cifar_resnet20"),
     (["--config.layer=conv9_9"], "has no layer 'conv9_9'"),
     (["--config.channels=250:260"], "out of range"),
     (["--config.channels=a,b"], "cannot read channels"),
