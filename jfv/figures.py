@@ -148,4 +148,39 @@ def top_maps(image: np.ndarray, maps: np.ndarray, channels: Sequence[int], value
     return _canvas(fig)
 
 
-__all__ = ["CLASS_COLOURS", "class_colour", "embedding_map", "neighbours", "top_maps"]
+def projection_grid(inputs: np.ndarray, pictures: np.ndarray, rows: Sequence[str], columns: Sequence[str],
+                    cells: Sequence[Sequence[str]] = (), tile_inches: float = 2.4) -> np.ndarray:
+    """Projections of several layers side by side, seed 003's "deconvnet on each layer from the
+    deepest one": a first row of the inputs, then a row per layer.
+
+    Args:
+        inputs: (C, H, W, 3), the input shown above each column (an image repeats over its methods).
+        pictures: (R, C, H, W, 3) in [0, 1], row r = ``rows[r]``, column c = ``columns[c]``.
+        cells: R rows of C captions (e.g. the checkerboard energy), or empty.
+        tile_inches: each tile's side; at matplotlib's 100 dpi 2.4 in keeps a 224 px tile unshrunk.
+    Returns:
+        (H, W, 3) in [0, 1]; tiles drawn with nearest-neighbour sampling, so a pixel grid stays visible.
+    """
+    import matplotlib.pyplot as plt
+
+    pictures = np.clip(np.asarray(pictures, np.float32), 0, 1)
+    r, c = pictures.shape[:2]
+    fig, axes = plt.subplots(r + 1, c, figsize=(tile_inches * c + 0.6, (tile_inches + 0.3) * (r + 1)), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for j in range(c):
+        axes[0, j].imshow(np.clip(inputs[j], 0, 1), interpolation="nearest")
+        axes[0, j].set_title(columns[j], fontsize=8)
+    axes[0, 0].set_ylabel("input", fontsize=9)
+    for i in range(r):
+        axes[i + 1, 0].set_ylabel(rows[i], fontsize=9)
+        for j in range(c):
+            axes[i + 1, j].imshow(pictures[i, j], interpolation="nearest")
+            if cells:
+                axes[i + 1, j].set_title(cells[i][j], fontsize=8)
+    fig.tight_layout()
+    return _canvas(fig)
+
+
+__all__ = ["CLASS_COLOURS", "class_colour", "embedding_map", "neighbours", "projection_grid", "top_maps"]

@@ -24,6 +24,7 @@ RECIPES: dict[str, str] = {
     "train": "jfv.recipes.train",
     "sensitivity": "jfv.recipes.sensitivity",
     "train_study": "jfv.recipes.train_study",
+    "checkerboard": "jfv.recipes.checkerboard",
 }
 
 
