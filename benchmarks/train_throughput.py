@@ -33,17 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def matmul_rate(n: int = 2048, reps: int = 10) -> float:
-    a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
-    f(a).block_until_ready()
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        f(a).block_until_ready()
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
+from benchmarks.am_throughput import matmul_rate  # the same reference in every benchmark
 
 
 def jfv_rate(widths, batch: int, steps: int) -> dict:
