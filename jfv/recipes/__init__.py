@@ -25,6 +25,7 @@ RECIPES: dict[str, str] = {
     "sensitivity": "jfv.recipes.sensitivity",
     "train_study": "jfv.recipes.train_study",
     "checkerboard": "jfv.recipes.checkerboard",
+    "score": "jfv.recipes.score",
 }
 
 
