@@ -459,6 +459,31 @@ def class_probabilities(model, images: Array, targets: Array, layer: str = "logi
     return _probabilities(model.params, jnp.asarray(images, jnp.float32), targets, model=model, layer=layer)
 
 
+@functools.partial(jax.jit, static_argnames=("model", "layer"))
+def _margins(params, images, targets, *, model, layer):
+    z = model.apply(params, images)[layer].astype(jnp.float32)
+    target = jnp.take_along_axis(z, targets[:, None], axis=1)[:, 0]
+    others = jnp.where(jax.nn.one_hot(targets, z.shape[-1], dtype=bool), -jnp.inf, z)
+    return target - others.max(axis=-1)
+
+
+def class_margins(model, images: Array, targets: Array, layer: str = "logits") -> Array:
+    """The target logit's margin over the best other class: (N, H, W, 3), (N,) -> (N,).
+
+    ``m_n = z_n[t_n] - max_{k != t_n} z_n[k]``: > 0 when the target wins. Unlike the probability it
+    does not saturate (a class visualisation's logits reach ~150, where float32's softmax is 1.0), so
+    it still ranks visualisations that every model classifies with certainty.
+    """
+    n = model.check_layer(layer)
+    targets = jnp.asarray(targets, jnp.int32)
+    if targets.ndim != 1 or targets.shape[0] != np.shape(images)[0]:
+        raise ValueError(f"targets must be (N,) with one class per image, got {tuple(targets.shape)}")
+    bad = [int(t) for t in np.asarray(targets) if not 0 <= t < n]
+    if bad:
+        raise ValueError(f"targets {bad[:5]} are out of range for {model.name} {layer!r} ({n} classes): use 0..{n - 1}")
+    return _margins(model.params, jnp.asarray(images, jnp.float32), targets, model=model, layer=layer)
+
+
 def spatial_mean(activations: Array) -> Array:
     """(N, H, W, C) -> (N, C), the mean over positions; (N, C) stays as it is."""
     a = jnp.asarray(activations, jnp.float32)

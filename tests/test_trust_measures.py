@@ -141,6 +141,9 @@ def test_class_probability_equals_a_softmax_computed_by_hand():
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     with jax.disable_jit():
         np.testing.assert_allclose(metrics.class_probabilities(model, images, targets), got, rtol=1e-6)
+    others = np.where(np.eye(4, dtype=bool)[targets], -np.inf, z)
+    np.testing.assert_allclose(metrics.class_margins(model, images, targets), z[np.arange(5), targets] - others.max(1),
+                               rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="out of range"):
         metrics.class_probabilities(model, images[:1], np.array([4]))
 
@@ -233,6 +236,10 @@ def test_score_recipe_end_to_end_on_a_tiny_run(tiny_run, tmp_path):
     assert saved["recipe"] == "score" and saved["natural_images"]["read"] == 40
     assert saved["measures"]["processing_path"]["layers"] == ["conv1_1", "conv2_1", "conv3_1"]
     assert [r["layer"] for r in saved["path_per_layer"]] == ["conv1_1", "conv2_1", "conv3_1"]
+    # The deficit averaged over channels equals the per-layer table's (natural - visualisation) averaged over layers.
+    table = saved["path_per_layer"]
+    assert np.mean([float(r["path_deficit"]) for r in rows]) == pytest.approx(
+        np.mean([t["nat_top"] - t["vis_top"] for t in table]), abs=1e-5)
     assert manifest["summary"]["two_afc"]["mean"] == pytest.approx(np.mean([float(r["two_afc"]) for r in rows]), abs=1e-5)
     md = (tmp_path / "scores" / "scores.md").read_text()
     assert "| conv3_1 | 3 |" in md and "## Processing path per layer" in md
@@ -267,6 +274,10 @@ def test_score_recipe_on_class_visualisations(tmp_path, shared):
     p = np.asarray(jax.nn.softmax(model(jnp.asarray(vis))["logits"], axis=-1))[np.arange(3), [2, 3, 4]]
     np.testing.assert_allclose([float(r["p_own"]) for r in rows], p, rtol=1e-4)
     np.testing.assert_allclose([float(r["p_cifar_resnet20"]) for r in rows], p, rtol=1e-4)
+    z = np.asarray(model(jnp.asarray(vis))["logits"])
+    margin = z[np.arange(3), [2, 3, 4]] - np.where(np.eye(10, dtype=bool)[[2, 3, 4]], -np.inf, z).max(1)
+    np.testing.assert_allclose([float(r["margin_own"]) for r in rows], margin, rtol=1e-4, atol=1e-4)
+    assert [r["margin_cifar_resnet20"] for r in rows] == [r["margin_own"] for r in rows]
     assert manifest["measures"]["processing_path"]["layers"][-1] == "logits"
 
 

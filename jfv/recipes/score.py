@@ -268,15 +268,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         r["path_random"] = float(vis_path.random[i].mean())
         r["path_gap"] = float(vis_path.gap[i])
         r["path_gap_natural"] = float(nat_path.gap[i])
-    measures = ["path_gap", "path_gap_natural"]
+        r["path_deficit"] = float((nat_path.top[i] - vis_path.top[i]).mean())
+    measures = ["path_gap", "path_gap_natural", "path_deficit"]
     transfer: list[str] = []
     afc = None
     if is_class:
         targets = jnp.asarray(channels, jnp.int32)
         own = np.asarray(metrics.class_probabilities(model, references[:, 0], targets))
+        own_margin = np.asarray(metrics.class_margins(model, references[:, 0], targets))
         for i, r in enumerate(rows):
-            r["p_own"] = float(own[i])
-        measures.append("p_own")
+            r["p_own"], r["margin_own"] = float(own[i]), float(own_margin[i])
+        measures += ["p_own", "margin_own"]
         transfer = parse_names(config.transfer_models)
         for name in transfer:
             other = models.load(name, weights_dir=config.weights_dir or None)
@@ -284,9 +286,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 raise ConfigError(f"transfer model {name} has other classes than {model.name}: list models trained on "
                                   f"the same labels in transfer_models (e.g. cifar_resnet32,cifar_resnet44), or '' for none")
             p = np.asarray(metrics.class_probabilities(other, references[:, 0], targets))
+            margin = np.asarray(metrics.class_margins(other, references[:, 0], targets))
             for i, r in enumerate(rows):
-                r[f"p_{name}"] = float(p[i])
-            measures.append(f"p_{name}")
+                r[f"p_{name}"], r[f"margin_{name}"] = float(p[i]), float(margin[i])
+            measures += [f"p_{name}", f"margin_{name}"]
     else:
         tail = min(int(config.tail), n // 2)
         if tail < 1:
@@ -297,7 +300,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             r["two_afc"] = float(afc.accuracy[i])
             r["two_afc_se"] = float(afc.stderr[i])
         measures.insert(0, "two_afc")
-    path_keys = ("path_top", "path_random", "path_gap", "path_gap_natural")
+    path_keys = ("path_top", "path_random", "path_gap", "path_gap_natural", "path_deficit")
     rows = [{**{k: v for k, v in r.items() if k not in path_keys}, **{k: r[k] for k in path_keys}} for r in rows]
     summary = {m: {"mean": float(np.mean([r[m] for r in rows])), "sd": float(np.std([r[m] for r in rows]))}
                for m in measures}
