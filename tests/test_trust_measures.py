@@ -281,7 +281,7 @@ def test_score_recipe_on_class_visualisations(tmp_path, shared):
     assert manifest["measures"]["processing_path"]["layers"][-1] == "logits"
 
 
-def test_score_bad_input_is_one_line(tiny_run, tmp_path):
+def test_score_bad_input_is_one_line(tiny_run, tmp_path, monkeypatch):
     from configs import score_tiny
     from jfv.recipes import score
 
@@ -311,6 +311,26 @@ def test_score_bad_input_is_one_line(tiny_run, tmp_path):
     with pytest.raises(score.ConfigError, match="pass a workdir of its own"):
         score.run(config, str(tiny_run / "scores"))
     assert not (tiny_run / "scores").exists()
+    monkeypatch.setattr(score, "available_memory", lambda: 1_000_000)  # 1 MB free: 40 images need ~0.6 MB
+    with pytest.raises(score.ConfigError, match="40 natural images at 32 px need about 0.6 MB in memory, more than half the 1.0 MB free"):
+        score.run(config, str(tmp_path / "out5"))
+    monkeypatch.undo()
     config.run_dir = ""
     with pytest.raises(score.ConfigError, match="run_dir is empty"):
         score.run(config, str(tmp_path / "out4"))
+
+
+def test_score_recipe_reads_a_layer_run(tmp_path, shared):
+    # The layer recipe's manifest names the layer per entry; its channels are scored like a channels run's.
+    from configs import layer_tiny, score_tiny
+    from jfv.recipes import layer, score
+
+    run = layer_tiny.get_config()
+    run.channels = "1:3"
+    layer.run(run, str(tmp_path / "run"))
+    config = score_tiny.get_config()
+    config.run_dir = str(tmp_path / "run")
+    manifest = score.run(config, str(tmp_path / "scores"))
+    assert manifest["scored_recipe"] == "layer" and manifest["channels"] == [1, 2] and manifest["layer"] == "conv3_1"
+    rows = list(csv.DictReader((tmp_path / "scores" / "scores.csv").open()))
+    assert [int(r["channel"]) for r in rows] == [1, 2] and all(0 <= float(r["two_afc"]) <= 1 for r in rows)

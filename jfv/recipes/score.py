@@ -33,7 +33,7 @@ import numpy as np
 
 from jfv import datasets, metrics, models, topk
 from jfv.outputs import ImageReadError, Staging, check_workdir, load_image
-from jfv.recipes.common import ConfigError, check_int, check_seed, run_info
+from jfv.recipes.common import FLOAT_BYTES, ConfigError, available_memory, check_int, check_seed, run_info
 
 RECIPES_SCORED = ("channels", "layer")  # recipes whose manifest lists a layer, channels and PNGs
 CLASS_LAYER = "logits"
@@ -165,6 +165,15 @@ def path_layers(model: models.Model, layer: str, spec: str) -> list[str]:
 # -- the natural images ----------------------------------------------------------------------------------
 
 
+def check_natural_memory(n: int, size: int, profile_width: int) -> None:
+    """Refuses, with the figure, natural images (kept in memory for the LPIPS queries) that cannot fit."""
+    need = n * (3 * size * size + profile_width) * FLOAT_BYTES
+    free = available_memory()
+    if free is not None and need > free // 2:
+        raise ConfigError(f"{n} natural images at {size} px need about {need / 1e6:.1f} MB in memory, more than half "
+                          f"the {free / 1e6:.1f} MB free: lower per_class or limit, or image_size")
+
+
 def natural_pass(model: models.Model, source: datasets.Source, layer: str, channels: list[int], layers: list[str],
                  size: int, batch_size: int, reduce: str):
     """One stream over the natural images: (images (N, S, S, 3), scores (N, C), {layer: profiles (N, D)})."""
@@ -243,6 +252,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     layers = path_layers(model, layer, config.path_layers)
 
     source = make_source(config)
+    check_natural_memory(len(source), size, sum(model.layers[name] for name in layers))
     images, scores, nat_profiles = natural_pass(model, source, layer, channels, layers, size,
                                                 int(config.batch_size), config.reduce)
     n = len(images)
