@@ -95,6 +95,9 @@ def run_config(argv: list[str]) -> int:
     from jfv.jobs import Interrupted, claim
 
     recipe = recipes.get(_CONFIG.value.recipe)
+    precheck = getattr(recipe, "check_before_claim", None)
+    if precheck is not None:  # refusals that must come before the workdir is claimed (or moved aside)
+        precheck(_CONFIG.value, _WORKDIR.value)
     try:
         if getattr(recipe, "RESUMABLE", False):  # it keeps its own job.json, lock and resume policy
             manifest = recipe.run(_CONFIG.value, _WORKDIR.value)

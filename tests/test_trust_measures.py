@@ -279,6 +279,10 @@ def test_score_recipe_on_class_visualisations(tmp_path, shared):
     np.testing.assert_allclose([float(r["margin_own"]) for r in rows], margin, rtol=1e-4, atol=1e-4)
     assert [r["margin_cifar_resnet20"] for r in rows] == [r["margin_own"] for r in rows]
     assert manifest["measures"]["processing_path"]["layers"][-1] == "logits"
+    config.transfer_models = "vgg16"  # ImageNet features, no CIFAR-10 classes: refused before the pass
+    with pytest.raises(score.ConfigError, match="transfer model vgg16 has other classes than cifar_resnet20"):
+        score.run(config, str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists() or not [p for p in (tmp_path / "bad").rglob("*") if p.is_file()]
 
 
 def test_score_bad_input_is_one_line(tiny_run, tmp_path, monkeypatch):
@@ -295,6 +299,13 @@ def test_score_bad_input_is_one_line(tiny_run, tmp_path, monkeypatch):
     lines = [line for line in res.stderr.splitlines() if line.startswith("jfv: ")]
     assert len(lines) == 1 and "has no manifest.json: pass --config.run_dir=DIR" in lines[0]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    # The scored DIR as the workdir, with --overwrite: refused before the scored run could be moved aside.
+    before = listing(tiny_run)
+    res = subprocess.run([sys.executable, "-m", "jfv", "--config=configs/score_tiny.py", f"--config.run_dir={tiny_run}",
+                          f"--workdir={tiny_run}", "--overwrite"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    lines = [line for line in res.stderr.splitlines() if line.startswith("jfv: ")]
+    assert res.returncode == 2 and len(lines) == 1 and "pass a workdir of its own" in lines[0], res.stderr[-2000:]
+    assert listing(tiny_run) == before and not list(tiny_run.parent.glob(f"{tiny_run.name}.old-*"))
     # A missing PNG.
     broken = tmp_path / "broken"
     broken.mkdir()

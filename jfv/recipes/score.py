@@ -136,6 +136,18 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"unknown lpips_net {config.lpips_net!r}; valid: {', '.join(metrics.NETS)}")
 
 
+def load_transfer_models(model: models.Model, names: list[str], weights_dir: str) -> dict[str, models.Model]:
+    """The models that score transferability, loaded before the pass; each must share ``model``'s labels."""
+    out = {}
+    for name in names:
+        other = models.load(name, weights_dir=weights_dir or None)
+        if other.labels != model.labels or other.layers.get(CLASS_LAYER) != model.layers.get(CLASS_LAYER):
+            raise ConfigError(f"transfer model {name} has other classes than {model.name}: list models trained on "
+                              f"the same labels in transfer_models (e.g. cifar_resnet32,cifar_resnet44), or '' for none")
+        out[name] = other
+    return out
+
+
 def check_workdir_apart(workdir: str, run_dir: str) -> None:
     out, scored = Path(workdir).expanduser().resolve(), Path(run_dir).expanduser().resolve()
     if out == scored or scored in out.parents:
@@ -160,6 +172,14 @@ def path_layers(model: models.Model, layer: str, spec: str) -> list[str]:
     for name in chosen:
         model.check_layer(name)
     return sorted(chosen, key=names.index)
+
+
+def check_before_claim(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """What ``python -m jfv`` checks before it claims the workdir: a workdir that is the scored DIR
+    (or inside it) is refused before ``--overwrite`` could move the scored run aside."""
+    check_config(config)
+    read_run(config.run_dir)
+    check_workdir_apart(workdir, config.run_dir)
 
 
 # -- the natural images ----------------------------------------------------------------------------------
@@ -243,7 +263,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     model = models.load(manifest["model"], weights_dir=config.weights_dir or None)
     layer = entries[0]["layer"]
-    n_channels = model.check_layer(layer)
+    model.check_layer(layer)
     channels = [e["channel"] for e in entries]
     model.check_channels(layer, channels)
     is_class = layer == CLASS_LAYER
@@ -251,6 +271,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     references = load_references(entries, size)  # (C, R, S, S, 3)
     layers = path_layers(model, layer, config.path_layers)
 
+    transfer = load_transfer_models(model, parse_names(config.transfer_models), config.weights_dir) if is_class else {}
     source = make_source(config)
     check_natural_memory(len(source), size, sum(model.layers[name] for name in layers))
     images, scores, nat_profiles = natural_pass(model, source, layer, channels, layers, size,
@@ -280,7 +301,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         r["path_gap_natural"] = float(nat_path.gap[i])
         r["path_deficit"] = float((nat_path.top[i] - vis_path.top[i]).mean())
     measures = ["path_gap", "path_gap_natural", "path_deficit"]
-    transfer: list[str] = []
     afc = None
     if is_class:
         targets = jnp.asarray(channels, jnp.int32)
@@ -289,12 +309,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         for i, r in enumerate(rows):
             r["p_own"], r["margin_own"] = float(own[i]), float(own_margin[i])
         measures += ["p_own", "margin_own"]
-        transfer = parse_names(config.transfer_models)
-        for name in transfer:
-            other = models.load(name, weights_dir=config.weights_dir or None)
-            if other.labels != model.labels or other.layers.get(CLASS_LAYER) != n_channels:
-                raise ConfigError(f"transfer model {name} has other classes than {model.name}: list models trained on "
-                                  f"the same labels in transfer_models (e.g. cifar_resnet32,cifar_resnet44), or '' for none")
+        for name, other in transfer.items():
             p = np.asarray(metrics.class_probabilities(other, references[:, 0], targets))
             margin = np.asarray(metrics.class_margins(other, references[:, 0], targets))
             for i, r in enumerate(rows):
@@ -332,7 +347,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 "trials": int(config.trials), "tail": tail, "similarity": f"LPIPS ({config.lpips_net})",
                 "note": "machine observer of Borowski et al. 2021 / MIS (Zimmermann et al. 2024) with LPIPS in place "
                         "of DreamSim (offline), maximally activating references only, hard fraction correct"},
-            "plausibility": {"transfer_models": transfer} if is_class else None,
+            "plausibility": {"transfer_models": list(transfer)} if is_class else None,
             "processing_path": {"layers": layers, "similarity": config.similarity, "top": k,
                                 "random": len(rand_ids)},
         },
