@@ -43,6 +43,16 @@ def test_tail_indices_match_a_brute_force_sort_with_ties():
         np.testing.assert_array_equal(bottom[c], np.lexsort((ids, scores[:, c]))[:3])
     np.testing.assert_array_equal(top[0], [1, 4, 0])
     np.testing.assert_array_equal(bottom[1], [2, 0, 1])
+    with jax.disable_jit():  # jit equals eager
+        eager = metrics.tail_indices(scores, 3)
+        d_top, d_bottom = jnp.array([[0.1, 0.5, 0.3]]), jnp.array([[0.2, 0.5, 0.05]])
+        pos, neg = jnp.array([[0, 1, 2, 0]]), jnp.array([[0, 1, 1, 2]])
+        outcomes_eager = metrics.two_afc_outcomes(d_top, d_bottom, pos, neg)
+    np.testing.assert_array_equal(eager[0], top)
+    np.testing.assert_array_equal(eager[1], bottom)
+    # trials: 0.1 < 0.2 correct; 0.5 = 0.5 a tie; 0.3 < 0.5 correct; 0.1 > 0.05 wrong
+    np.testing.assert_array_equal(outcomes_eager, [[1.0, 0.5, 1.0, 0.0]])
+    np.testing.assert_array_equal(metrics.two_afc_outcomes(d_top, d_bottom, pos, neg), outcomes_eager)
 
 
 def test_a_visualisation_identical_to_the_top_image_scores_one():
