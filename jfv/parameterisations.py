@@ -253,8 +253,8 @@ class MacoParam:
         returns the image itself only when the image already has that magnitude (e.g. any output of
         ``to_image``: the round trip is exact up to float32 and the sigmoid's saturation); for a
         natural photo it keeps the edges and layout (phase carries them: Oppenheim and Lim 1981)
-        while contrast and texture follow the mean spectrum: a pixel correlation of ~0.6-0.8
-        with the photo on the shared photos.
+        while contrast and texture follow the mean spectrum: at 128 px, a pixel correlation with
+        the photo of median 0.76 over the 30 shared photos (0.21 to 0.86).
 
         Args:
             image: (H, W, 3) or (n, H, W, 3) in [0, 1], H = W = size.
