@@ -290,6 +290,8 @@ def test_maco_tiny_config_end_to_end(tmp_path):
         rgba = np.asarray(Image.open(tmp_path / e["alpha"]))
         assert img.shape == (32, 32, 3) and img.std() > 0 and rgba.shape == (32, 32, 4)
         assert np.array_equal(rgba[..., :3], img) and rgba[..., 3].max() == 255 and rgba[..., 3].min() < 255
+    html = (tmp_path / "index.html").read_text()
+    assert html.count("<img") == 4 and "transparency (alpha)" in html
 
 
 @pytest.mark.parametrize("shape,message", [
@@ -306,4 +308,15 @@ def test_a_bad_magnitude_file_is_one_line_exit_2_no_files(tmp_path, shape, messa
     assert len(lines) == 1 and lines[0].startswith("jfv: error: maco_magnitude=") and "Traceback" not in res.stderr
     import re
     assert re.search(message, lines[0]), lines[0]
+    assert not workdir.exists() or not any(workdir.iterdir())
+
+
+def test_bad_maco_settings_are_one_line_exit_2(tmp_path):
+    workdir = tmp_path / "out"
+    res = run_jfv("--config=configs/maco_tiny.py", f"--workdir={workdir}", "--config.maco_box=(0.9, 0.5)",
+                  "--config.param=banana")
+    assert res.returncode == 2 and res.stderr.strip() == "jfv: error: unknown param 'banana'; valid: lucid, maco"
+    res = run_jfv("--config=configs/maco_tiny.py", f"--workdir={workdir}", "--config.maco_box=(0.9, 0.5)")
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and "0 < low <= high <= 1, got (0.9, 0.5)" in lines[0], res.stderr
     assert not workdir.exists() or not any(workdir.iterdir())

@@ -216,6 +216,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                     alpha_paths.append(alpha_rel)
                 pictures.append(img)
                 cards.append({"image": rel, "caption": [f"{layer} ch {c}" + (f" #{k}" if suffix else ""), f"objective {float(value):.3f}"]})
+                if alpha is not None:
+                    cards.append({"image": alpha_paths[-1], "caption": [f"{layer} ch {c}" + (f" #{k}" if suffix else ""),
+                                                                         "transparency (alpha)"]})
             entry = {"channel": int(c), "image": paths[0], "objective": round(float(value), 6)}
             if len(paths) > 1:
                 entry["images"] = paths
