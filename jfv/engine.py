@@ -59,6 +59,9 @@ class RenderState(NamedTuple):
     opt_state: optax.OptState
     step: Array  # int32 steps taken so far
     key: Array  # the key that step t folds t into
+    # (n, H, W, 3) sum over steps of |d objective / d image| (MACO's transparency), or None when not
+    # asked: None is an empty pytree, so ordinary states, programs and checkpoints are unchanged.
+    transparency: Any = None
 
 
 class Rendered(NamedTuple):
@@ -67,11 +70,14 @@ class Rendered(NamedTuple):
     images: (n, H, W, 3) in [0, 1] for ``render``; (C, n, H, W, 3) for ``render_channels``.
     objective: the objective on the final, untransformed images; scalar or (C,).
     history: the objective (under that step's transforms) before every step; (steps,) or (C, steps).
+    transparency: with ``transparency=True``, the sum over steps of ``|d objective / d image|`` at
+        the untransformed image, shaped as ``images``; otherwise None.
     """
 
     images: Any
     objective: Any
     history: Any
+    transparency: Any = None
 
 
 class Setup(NamedTuple):
@@ -104,24 +110,40 @@ def activations(model: Model, model_params: Any, images: Array, x: Array) -> dic
     return acts
 
 
-def init_cell(param: ImageParam, optimiser: optax.GradientTransformation, key: Array) -> RenderState:
-    """A cell's initial state from its key (``fold_in(key, channel)``)."""
+def init_cell(param: ImageParam, optimiser: optax.GradientTransformation, key: Array,
+              transparency: bool = False) -> RenderState:
+    """A cell's initial state from its key (``fold_in(key, channel)``); zero transparency if asked."""
     k_init, k_steps = jax.random.split(key)
     p = param.init(k_init)
-    return RenderState(p, optimiser.init(p), jnp.zeros((), jnp.int32), k_steps)
+    acc = jnp.zeros(jax.eval_shape(param.to_image, p).shape, jnp.float32) if transparency else None
+    return RenderState(p, optimiser.init(p), jnp.zeros((), jnp.int32), k_steps, acc)
 
 
 def step_cell(model, objective, param, transforms, optimiser, model_params, s: RenderState):
-    """One optimisation step of one cell: (new state, objective before the step). Pure."""
+    """One optimisation step of one cell: (new state, objective before the step). Pure.
 
-    def loss(p, key):
-        images = param.to_image(p)
+    With a transparency accumulator in the state, the gradient is split at the image with
+    ``jax.vjp`` (``d loss / d params = vjp_to_image(d loss / d image)``) and ``|d objective / d image|``
+    is added to it; without one, the step is the plain ``value_and_grad`` through ``to_image``.
+    """
+
+    def image_loss(images, key):
         return -objective(activations(model, model_params, images, transforms(key, images)))
 
+    def loss(p, key):
+        return image_loss(param.to_image(p), key)
+
     key = jax.random.fold_in(s.key, s.step)
-    value, grads = jax.value_and_grad(loss)(s.params, key)
+    if s.transparency is None:
+        value, grads = jax.value_and_grad(loss)(s.params, key)
+        transparency = None
+    else:
+        images, pullback = jax.vjp(param.to_image, s.params)
+        value, image_grads = jax.value_and_grad(image_loss)(images, key)
+        (grads,) = pullback(image_grads)
+        transparency = s.transparency + jnp.abs(image_grads)
     updates, opt_state = optimiser.update(grads, s.opt_state, s.params)
-    return RenderState(optax.apply_updates(s.params, updates), opt_state, s.step + 1, s.key), -value
+    return RenderState(optax.apply_updates(s.params, updates), opt_state, s.step + 1, s.key, transparency), -value
 
 
 def _advance_cell(model, objective, param, transforms, optimiser, n_steps, model_params, state, active):
@@ -130,8 +152,8 @@ def _advance_cell(model, objective, param, transforms, optimiser, n_steps, model
     def step(s, i):
         new, value = step_cell(model, objective, param, transforms, optimiser, model_params, s)
         keep = i < active
-        s = RenderState(*(jax.tree.map(lambda a, b: jnp.where(keep, a, b), x, y)
-                          for x, y in zip(new[:3], s[:3])), s.key)
+        pick = lambda x, y: jax.tree.map(lambda a, b: jnp.where(keep, a, b), x, y)
+        s = RenderState(*(pick(x, y) for x, y in zip(new[:3], s[:3])), s.key, pick(new.transparency, s.transparency))
         return s, value
 
     if n_steps > UNROLL_LIMIT:
@@ -182,15 +204,19 @@ class Engine:
         mesh: a ``jax.sharding.Mesh`` whose first axis shards the cell axis (params replicated);
             None runs on the default device.
         check_finite: stop with ``NonFiniteError`` when a cell's objective becomes NaN or infinite.
+        transparency: also accumulate ``|d objective / d image|`` over the steps (MACO's
+            transparency map), returned as ``Rendered.transparency``; off, nothing extra is computed.
     """
 
     def __init__(self, model: Model, make: SetupFn, param: ImageParam, transforms: Transform, *,
-                 chunk: int | None = None, mesh: Mesh | None = None, check_finite: bool = True):
+                 chunk: int | None = None, mesh: Mesh | None = None, check_finite: bool = True,
+                 transparency: bool = False):
         chunk = default_chunk() if chunk is None else int(chunk)
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")
         self.model, self.make, self.param, self.transforms = model, make, param, transforms
         self.chunk, self.mesh, self.check_finite = chunk, mesh, check_finite
+        self.transparency = bool(transparency)
         self.devices = 1 if mesh is None else int(mesh.devices.size)
 
         def setup(c, v) -> Setup:
@@ -198,7 +224,8 @@ class Engine:
             return s if s.transforms is not None else s._replace(transforms=transforms)
 
         def init(key, channels, values):
-            return jax.vmap(lambda c, v: init_cell(param, setup(c, v).optimiser, channel_key(key, c)))(channels, values)
+            return jax.vmap(lambda c, v: init_cell(param, setup(c, v).optimiser, channel_key(key, c), transparency))(
+                channels, values)
 
         def advance(model_params, state, channels, values, active):
             def one(st, c, v):
@@ -246,7 +273,7 @@ class Engine:
 
     def __repr__(self) -> str:
         return (f"Engine({self.model.name!r}, {self.param!r}, {self.transforms!r}, chunk={self.chunk}, "
-                f"devices={self.devices})")
+                f"devices={self.devices}{', transparency=True' if self.transparency else ''})")
 
     # -- pieces --------------------------------------------------------------------------------
 
@@ -357,7 +384,7 @@ class Engine:
         self.check(cells_c[0], cells_v[0])
         batch = self.group_size(batch_size, n)
         total = n * steps
-        images, objective, histories = [], [], []
+        images, objective, histories, transparency = [], [], [], []
         finished = 0
         for first in range(0, n, batch):
             k = min(batch, n - first)
@@ -375,7 +402,10 @@ class Engine:
             images.append(imgs[:k])
             objective.append(obj[:k])
             histories.append(hist[:k])
-        return Rendered(np.concatenate(images), np.concatenate(objective), np.concatenate(histories))
+            if state.transparency is not None:
+                transparency.append(np.asarray(state.transparency)[:k])
+        return Rendered(np.concatenate(images), np.concatenate(objective), np.concatenate(histories),
+                        np.concatenate(transparency) if transparency else None)
 
     def render(self, channels: Sequence[int], key: Array, steps: int, *, batch_size: int | None = None,
                progress: ProgressFn | None = None) -> Rendered:

@@ -49,6 +49,24 @@ def sprite(images: Sequence[Any], columns: int | None = None, pad: int = 2, back
     return sheet
 
 
+TRANSPARENCY_PERCENTILE = 99.0  # the accumulated gradient at this percentile and above is fully opaque
+
+
+def transparency_overlay(image: Any, transparency: Any, percentile: float = TRANSPARENCY_PERCENTILE) -> np.ndarray:
+    """An (H, W, 4) RGBA picture: ``image`` with its transparency map as alpha.
+
+    ``alpha = min(1, mean_c T / percentile_p(mean_c T))``: ``T`` (H, W, 3) the accumulated
+    ``|d objective / d image|`` of MACO (Fel et al. 2023), averaged over colour and scaled so that
+    its ``percentile``-th percentile is opaque (Horama plots it clipped at a percentile the same way).
+    An all-zero map gives an all-transparent picture.
+    """
+    img = np.asarray(image, np.float32)
+    a = np.asarray(transparency, np.float32).mean(axis=-1)
+    top = float(np.percentile(a, percentile))
+    alpha = np.clip(a / top, 0.0, 1.0) if top > 0 else np.zeros_like(a)
+    return np.concatenate([img, alpha[..., None]], axis=-1)
+
+
 GALLERY_CSS = """
 body { font-family: sans-serif; margin: 1.5em; background: #fafafa; }
 table { border-collapse: collapse; margin-bottom: 1em; font-size: 0.9em; }

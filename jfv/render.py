@@ -75,6 +75,7 @@ def render(
     steps: int,
     *,
     progress: ProgressFn | None = None,
+    transparency: bool = False,
 ) -> Rendered:
     """Maximises ``objective`` over one parameterised image: the readable reference.
 
@@ -91,15 +92,16 @@ def render(
         key: a PRNG key; the same key gives the same image.
         steps: optimisation steps.
         progress: called as ``progress(steps_done, steps)`` after every step.
+        transparency: also return the sum over steps of ``|d objective / d image|`` (n, H, W, 3).
 
     Returns:
-        Rendered(images (n, H, W, 3), objective (), history (steps,)), numpy arrays.
+        Rendered(images (n, H, W, 3), objective (), history (steps,), transparency or None), numpy arrays.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     check_layers(model, objective)
     step = jax.jit(functools.partial(step_cell, model, objective, param, transforms, optimiser))
-    state = jax.jit(functools.partial(init_cell, param, optimiser))(key)
+    state = jax.jit(functools.partial(init_cell, param, optimiser, transparency=transparency))(key)
     history = []
     for t in range(steps):
         state, value = step(model.params, state)
@@ -107,7 +109,8 @@ def render(
         if progress:
             progress(t + 1, steps)
     images, value = jax.jit(functools.partial(final_cell, model, objective, param))(model.params, state)
-    return Rendered(np.asarray(images), np.asarray(value), np.asarray(history, np.float32))
+    acc = None if state.transparency is None else np.asarray(state.transparency)
+    return Rendered(np.asarray(images), np.asarray(value), np.asarray(history, np.float32), acc)
 
 
 def render_channels(
@@ -124,6 +127,7 @@ def render_channels(
     mesh: Mesh | None = None,
     chunk: int | None = None,
     progress: ProgressFn | None = None,
+    transparency: bool = False,
 ) -> Rendered:
     """Renders one image per channel, vmapped, in groups of ``batch_size``, sharded over ``mesh``.
 
@@ -141,11 +145,14 @@ def render_channels(
             default device.
         chunk: steps per compiled call (default ``default_chunk()``); the result does not depend on it.
         progress: called as ``progress(channel_steps_done, total)`` after every chunk.
+        transparency: also return each channel's sum over steps of ``|d objective / d image|``.
 
     Returns:
-        Rendered(images (C, n, H, W, 3), objective (C,), history (C, steps)), as numpy arrays.
+        Rendered(images (C, n, H, W, 3), objective (C,), history (C, steps), transparency
+        (C, n, H, W, 3) or None), as numpy arrays.
     """
-    engine = Engine.for_channels(model, objective_fn, param, transforms, optimiser, chunk=chunk, mesh=mesh)
+    engine = Engine.for_channels(model, objective_fn, param, transforms, optimiser, chunk=chunk, mesh=mesh,
+                                 transparency=transparency)
     return engine.render(channels, key, steps, batch_size=batch_size, progress=progress)
 
 
@@ -213,7 +220,7 @@ def render_sweep(
 def reshape_sweep(out: Rendered, n_channels: int) -> Rendered:
     """(C*V, ...) cells back to (C, V, ...)."""
     n_v = len(out.objective) // n_channels
-    return Rendered(*(x.reshape((n_channels, n_v) + x.shape[1:]) for x in out))
+    return Rendered(*(None if x is None else x.reshape((n_channels, n_v) + x.shape[1:]) for x in out))
 
 
 __all__ = [

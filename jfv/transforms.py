@@ -263,6 +263,95 @@ def standard() -> Compose:
     )
 
 
+def _crop_matrix(start: Array, side: Array, size: int, n: int) -> Array:
+    """(size, n) bilinear weights sampling ``size`` pixel centres evenly over [start, start + side)."""
+    src = start + (jnp.arange(size, dtype=jnp.float32) + 0.5) * (side / size) - 0.5
+    src = jnp.clip(src, 0.0, n - 1.0)
+    lo = jnp.floor(src)
+    w = (src - lo)[:, None]
+    lo = lo.astype(jnp.int32)
+    hi = jnp.minimum(lo + 1, n - 1)
+    return (1.0 - w) * jax.nn.one_hot(lo, n, dtype=jnp.float32) + w * jax.nn.one_hot(hi, n, dtype=jnp.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomCrops:
+    """``crops`` random square crops of the image, each resized (bilinear) to ``size`` x ``size``.
+
+    Crop ``k``'s side is ``s_k * min(H, W)`` with ``s_k`` uniform in ``box`` (fractions of the image);
+    its centre is normal(0.5, ``centre_sd``) in fractional coordinates, moved so that the crop stays
+    inside the image. Every image of the input gets the same crops: (..., H, W, C) in, (crops * n,
+    size, size, C) out, crop-major (n the product of the leading axes); an objective that averages
+    over the batch then averages over crops, as MACO's does. Sampling is two (size, H) / (size, W)
+    bilinear weight matrices, so the gradient reaches exactly the pixels each crop reads.
+
+    MACO's crops (Fel et al. 2023): Horama draws the side uniform in (0.20, 0.25) of a 1280 px canvas
+    (its code in fact draws from (0.25, 0.30)) and resizes with ``roi_align``; Xplique draws it
+    normal(mean, 0.05) clipped to [0.05, 1] and resizes with ``crop_and_resize``; neither keeps the
+    crop inside the canvas (outside reads zeros).
+    """
+
+    crops: int
+    size: int
+    box: tuple[float, float] = (0.5, 0.8)
+    centre_sd: float = 0.15
+
+    def __post_init__(self):
+        object.__setattr__(self, "box", tuple(float(b) for b in self.box))
+        if self.crops < 1 or self.size < 1:
+            raise ValueError(f"RandomCrops needs crops >= 1 and size >= 1, got crops={self.crops}, size={self.size}")
+        if len(self.box) != 2 or not 0 < self.box[0] <= self.box[1] <= 1:
+            raise ValueError(f"RandomCrops box must be (low, high) fractions with 0 < low <= high <= 1, got {self.box}")
+        if self.centre_sd < 0:
+            raise ValueError(f"RandomCrops centre_sd must be >= 0, got {self.centre_sd}")
+
+    def __call__(self, key: Array, x: Array) -> Array:
+        h, w = x.shape[-3], x.shape[-2]
+        k_side, k_centre = jax.random.split(key)
+        side = jax.random.uniform(k_side, (self.crops,), jnp.float32, self.box[0], self.box[1]) * min(h, w)
+        centre = 0.5 + self.centre_sd * jax.random.normal(k_centre, (self.crops, 2), jnp.float32)
+        top = jnp.clip(centre[:, 0] * h - side / 2, 0.0, h - side)
+        left = jnp.clip(centre[:, 1] * w - side / 2, 0.0, w - side)
+        ry = jax.vmap(lambda t, s: _crop_matrix(t, s, self.size, h))(top, side)  # (k, size, H)
+        rx = jax.vmap(lambda t, s: _crop_matrix(t, s, self.size, w))(left, side)  # (k, size, W)
+        flat = x.reshape((-1, h, w, x.shape[-1]))
+        out = jnp.einsum("kiy,nyxc,kjx->knijc", ry, flat, rx)
+        return out.reshape((-1, self.size, self.size, x.shape[-1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Noise:
+    """Adds normal(0, ``sd``) and uniform(-``sd``/2, ``sd``/2) noise to every pixel (MACO's, both)."""
+
+    sd: float
+
+    def __post_init__(self):
+        s = _concrete(self.sd)
+        if s is not None and not s >= 0:
+            raise ValueError(f"Noise sd must be >= 0, got {s:g}")
+
+    def __call__(self, key: Array, x: Array) -> Array:
+        k_normal, k_uniform = jax.random.split(key)
+        normal = jax.random.normal(k_normal, x.shape, x.dtype)
+        uniform = jax.random.uniform(k_uniform, x.shape, x.dtype, -0.5, 0.5)
+        return x + self.sd * (normal + uniform)
+
+
+MACO_NOISE = 0.05  # Horama's noise; Xplique uses 0.08
+MACO_BOX = (0.5, 0.8)  # crop side as a fraction of a canvas only ~1-2x the model's input (Horama: 0.2-0.25 of 1280 px)
+
+
+def maco(crops: int, size: int, box: tuple[float, float] = MACO_BOX, noise: float = MACO_NOISE) -> Compose:
+    """MACO's transforms: ``crops`` random crops resized to ``size``, then noise.
+
+    Example:
+        >>> t = maco(4, 64)
+        >>> t(jax.random.key(0), jnp.zeros((1, 128, 128, 3))).shape
+        (4, 64, 64, 3)
+    """
+    return compose(RandomCrops(crops, size, box), Noise(noise))
+
+
 def output_size(transform: Transform, size: int) -> int:
     """The side length ``transform`` produces from a ``size`` x ``size`` image (no FLOPs spent)."""
     out = jax.eval_shape(transform, jax.random.key(0), jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
@@ -272,7 +361,11 @@ def output_size(transform: Transform, size: int) -> int:
 __all__ = [
     "Compose",
     "Jitter",
+    "MACO_BOX",
+    "MACO_NOISE",
+    "Noise",
     "Pad",
+    "RandomCrops",
     "RandomRotate",
     "RandomScale",
     "STANDARD_ANGLES",
@@ -283,6 +376,7 @@ __all__ = [
     "affine_resample",
     "compose",
     "identity",
+    "maco",
     "output_size",
     "rotate",
     "scale",

@@ -4,11 +4,16 @@ Writes into the workdir: ``channels/<layer>_<cccc>.png`` (one per channel; ``_<k
 image when a channel has several), ``sprite.png`` (all of them, in order), ``index.html`` (the
 gallery) and ``manifest.json`` (model, layer, settings, library versions, wall time, one entry per
 channel with its image path relative to the workdir and final objective).
+
+``param=maco`` (``docs/maco.md``) renders with MACO's phase-only parameterisation and also writes
+``channels/<layer>_<cccc>_alpha.png``: the image with its transparency map (the accumulated
+``|d objective / d image|``) as alpha, listed in the manifest entry under ``alpha``.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -16,8 +21,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from jfv import labels, models, objectives, parameterisations, transforms
-from jfv.outputs import Staging, check_workdir, gallery_html, sprite
+from jfv import labels, models, objectives, parameterisations, spectrum, transforms
+from jfv.outputs import Staging, check_workdir, gallery_html, sprite, transparency_overlay
 from jfv.recipes.common import (
     ConfigError,
     Progress,
@@ -33,15 +38,53 @@ from jfv.recipes.common import (
 from jfv.render import render_channels
 
 OBJECTIVES = ("channel", "neuron", "class")
-TRANSFORMS = ("standard", "none")
+TRANSFORMS = ("standard", "none", "maco")
+PARAMS = ("lucid", "maco")
 
 
-def make_transforms(name: str) -> transforms.Transform:
+def make_transforms(name: str, config: ml_collections.ConfigDict | None = None) -> transforms.Transform:
+    """The config's transforms; ``maco`` reads ``maco_crops``, ``maco_box`` and ``maco_noise``."""
     if name == "standard":
         return transforms.standard()
     if name == "none":
         return transforms.identity()
+    if name == "maco" and config is not None:
+        try:
+            return transforms.maco(config.maco_crops, config.image_size, tuple(config.maco_box), config.maco_noise)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"bad MACO transforms settings: {e} (keys maco_crops, maco_box, maco_noise)") from None
+    if name == "maco":
+        raise ConfigError("transforms=maco is only available in the channels recipe: use standard or none here")
     raise ConfigError(f"unknown transforms {name!r}; valid: {', '.join(TRANSFORMS)}")
+
+
+def load_magnitude(path: str, size: int) -> np.ndarray | None:
+    """The magnitude in an .npy (or an .npz's ``magnitude``) file, resized to ``size``; None for ""."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = np.load(f, allow_pickle=False)
+            m = data["magnitude"] if isinstance(data, np.lib.npyio.NpzFile) else data
+            m = np.asarray(m, np.float32)
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"cannot read maco_magnitude={path!r} ({e}): give an .npy file, or an .npz with a "
+                          f"'magnitude' array, of shape (3, S, S // 2 + 1)") from None
+    try:
+        return spectrum.resize_magnitude(m, size)
+    except ValueError as e:
+        raise ConfigError(f"maco_magnitude={path!r}: {e} (jfv resizes it to image_size)") from None
+
+
+def make_param(config: ml_collections.ConfigDict):
+    """The config's parameterisation: ``lucid`` (Fourier + decorrelated colour) or ``maco``."""
+    if config.param == "lucid":
+        return parameterisations.image(
+            config.image_size, config.images_per_channel, fft=config.fft, decorrelate=config.decorrelate
+        )
+    magnitude = load_magnitude(config.maco_magnitude, config.image_size)
+    source = Path(config.maco_magnitude).name if config.maco_magnitude else None
+    return parameterisations.maco(config.image_size, config.images_per_channel, magnitude=magnitude, source=source)
 
 
 def class_index(model: models.Model, class_name: str) -> int:
@@ -82,6 +125,13 @@ def check_settings(config: ml_collections.ConfigDict) -> None:
     check_precision(config.precision)
     if config.objective not in OBJECTIVES:
         raise ConfigError(f"unknown objective {config.objective!r}; valid: {', '.join(OBJECTIVES)}")
+    if config.param not in PARAMS:
+        raise ConfigError(f"unknown param {config.param!r}; valid: {', '.join(PARAMS)}")
+    if config.transforms == "maco":
+        check_int(config.maco_crops, "maco_crops", 1, meaning="random crops per step")
+    if config.diversity and config.transforms == "maco":
+        raise ConfigError("diversity compares the batch's images, which MACO's crops mix: use transforms=standard "
+                          "with diversity, or diversity=0 with transforms=maco")
     if config.diversity and config.images_per_channel < 2:
         raise ConfigError("diversity needs images_per_channel >= 2")
     if config.class_name and config.objective != "class":
@@ -100,6 +150,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
     check_workdir(workdir)
     check_settings(config)
+    param = make_param(config)  # before loading the model: a bad magnitude file fails at once
 
     model = models.load(config.model, weights_dir=config.weights_dir or None).with_precision(config.precision)
     layer = "logits" if config.objective == "class" else config.layer
@@ -111,10 +162,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     mesh = make_mesh(config.devices)
     per_call = min(config.batch_size or len(channels), len(channels)) * config.images_per_channel
+    per_call *= config.maco_crops if config.transforms == "maco" else 1
     per_device = -(-per_call // (mesh.size if mesh is not None else 1))
     check_memory(model, config.image_size, per_device, "image_size or batch_size")
 
-    tf = make_transforms(config.transforms)
+    tf = make_transforms(config.transforms, config)
     try:
         transformed = transforms.output_size(tf, config.image_size)
     except ValueError:  # e.g. a jitter larger than the padded image
@@ -125,10 +177,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         )
     model.check_image_size(layer, transformed)
 
-    param = parameterisations.image(
-        config.image_size, config.images_per_channel, fft=config.fft, decorrelate=config.decorrelate
-    )
     optimiser = optax.adam(config.learning_rate)
+    transparency = config.param == "maco"
     objective_fn = objective_factory(config.objective, layer, config.diversity)
 
     progress = Progress(f"{model.name} {layer}", enabled=config.progress)
@@ -145,24 +195,37 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             batch_size=config.batch_size or None,
             mesh=mesh,
             progress=progress,
+            transparency=transparency,
         )
     finally:
         progress.close()
 
     entries, pictures, cards = [], [], []
     with Staging(workdir) as stage:
-        for c, imgs, value in zip(channels, out.images, out.objective):
-            paths = []
+        alphas = out.transparency if transparency else [None] * len(channels)
+        for c, imgs, value, alpha in zip(channels, out.images, out.objective, alphas):
+            paths, alpha_paths = [], []
             for k, img in enumerate(imgs):
                 suffix = f"_{k}" if len(imgs) > 1 else ""
                 rel = f"channels/{layer}_{c:04d}{suffix}.png"
                 stage.save_png(rel, img)
                 paths.append(rel)
+                if alpha is not None:
+                    alpha_rel = f"channels/{layer}_{c:04d}{suffix}_alpha.png"
+                    stage.save_png(alpha_rel, transparency_overlay(img, alpha[k]))
+                    alpha_paths.append(alpha_rel)
                 pictures.append(img)
                 cards.append({"image": rel, "caption": [f"{layer} ch {c}" + (f" #{k}" if suffix else ""), f"objective {float(value):.3f}"]})
+                if alpha is not None:
+                    cards.append({"image": alpha_paths[-1], "caption": [f"{layer} ch {c}" + (f" #{k}" if suffix else ""),
+                                                                         "transparency (alpha)"]})
             entry = {"channel": int(c), "image": paths[0], "objective": round(float(value), 6)}
             if len(paths) > 1:
                 entry["images"] = paths
+            if alpha_paths:
+                entry["alpha"] = alpha_paths[0]
+                if len(alpha_paths) > 1:
+                    entry["alphas"] = alpha_paths
             entries.append(entry)
         stage.save_png("sprite.png", sprite(pictures))
         settings = config.to_dict()
