@@ -31,6 +31,9 @@ COLOR_CORRELATION_SVD_SQRT = np.asarray(
 MAX_NORM_SVD_SQRT = float(np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0)))
 COLOR_MEAN = (0.48, 0.46, 0.41)  # Lucid: ImageNet mean colour, used without a sigmoid
 FFT_OUTPUT_SCALE = 4.0  # Lucid divides the inverse FFT by 4 so the initial image has small variance
+# ``init_from_image`` clamps pixels to [eps, 1 - eps] before the logit, so 0 and 1 map to finite values
+# (logit(1e-3) = -6.9); a sigmoid parameterisation then reproduces them within eps.
+LOGIT_EPSILON = 1e-3
 
 
 def rfft2d_freqs(h: int, w: int) -> np.ndarray:
@@ -100,6 +103,53 @@ class ImageParam:
         spectrum = (p[0] + 1j * p[1]) * scale
         img = jnp.fft.irfft2(spectrum, s=(h, w), axes=(-2, -1))  # (n, 3, H, W)
         return jnp.transpose(img, (0, 2, 3, 1)) / FFT_OUTPUT_SCALE
+
+    def init_from_image(self, image: Array) -> Array:
+        """The parameters whose ``to_image`` is ``image``: the inverse of ``to_image``.
+
+        ``logit(clip(x, eps, 1 - eps))`` (or ``x`` minus the mean colour without a sigmoid), then the
+        inverse of the colour decorrelation, then ``rfft2`` with the 1/f scale divided out. Exact
+        up to float32 rounding for pixels in [eps, 1 - eps] (eps = ``LOGIT_EPSILON`` = 1e-3); pixels
+        nearer 0 or 1 come back at eps or 1 - eps. Pure and jittable, so a recipe can seed every
+        cell of a vmapped render from its own natural image (feature accentuation, inversion
+        started from a photo).
+
+        Args:
+            image: (H, W, 3) (repeated over the batch) or (batch, H, W, 3), RGB in [0, 1], H = W = size.
+
+        Returns:
+            The parameter pytree ``init`` would return, e.g. (2, n, 3, H, W//2+1) for ``fft=True``.
+
+        Example:
+            >>> param = image(64)
+            >>> p = param.init_from_image(photo)            # photo: (64, 64, 3) in [0, 1]
+            >>> np.abs(param.to_image(p)[0] - photo).max()  # < 1e-4 for pixels inside (eps, 1-eps)
+
+        Hamblin et al. 2024 ("Feature Accentuation") seed the Fourier parameterisation this way.
+        """
+        x = jnp.asarray(image, jnp.float32)
+        if x.ndim == 3:
+            x = jnp.broadcast_to(x[None], (self.batch,) + x.shape)
+        if x.shape != self.shape:
+            raise ValueError(
+                f"init_from_image needs an image of shape {self.shape[1:]} or {self.shape}, got {x.shape}: "
+                f"resize it to {self.size} x {self.size} (e.g. outputs.load_image(path, {self.size}))")
+        if self.sigmoid:
+            x = jnp.clip(x, LOGIT_EPSILON, 1.0 - LOGIT_EPSILON)
+            t = jnp.log(x) - jnp.log1p(-x)
+        else:
+            t = x - (jnp.asarray(COLOR_MEAN, jnp.float32) if self.decorrelate else 0.5)
+        if self.decorrelate:  # t = s @ M^T  =>  s = t @ (M^T)^-1
+            m = COLOR_CORRELATION_SVD_SQRT / MAX_NORM_SVD_SQRT
+            t = t @ jnp.asarray(np.linalg.inv(m.T.astype(np.float64)), jnp.float32)
+        if not self.fft:
+            return t
+        h = w = self.size
+        freqs = rfft2d_freqs(h, w)
+        scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** self.decay_power
+        scale = jnp.asarray(scale * np.sqrt(w * h), jnp.float32)
+        spectrum = jnp.fft.rfft2(jnp.transpose(t, (0, 3, 1, 2)) * FFT_OUTPUT_SCALE, axes=(-2, -1)) / scale
+        return jnp.stack([jnp.real(spectrum), jnp.imag(spectrum)]).astype(jnp.float32)
 
     def to_image(self, p: Array) -> Array:
         """Images (n, H, W, 3) in [0, 1]."""
