@@ -25,6 +25,8 @@ RECIPES: dict[str, str] = {
     "sensitivity": "jfv.recipes.sensitivity",
     "train_study": "jfv.recipes.train_study",
     "checkerboard": "jfv.recipes.checkerboard",
+    "invert": "jfv.recipes.invert",
+    "accentuate": "jfv.recipes.accentuate",
 }
 
 
