@@ -234,8 +234,10 @@ def accentuation_objective(layer: str, channel: int | Array, reg_layer: str, see
     relative squared feature distance (1 = as far as an all-zero map) independent of the layer's
     scale. See ``accentuate`` for the balance and its source.
     """
-    return (objectives_lib.channel(layer, channel) / scale
-            - penalty * objectives_lib.feature_distance(reg_layer, seed_acts))
+    term = objectives_lib.channel(layer, channel)
+    if not (isinstance(scale, (int, float)) and scale == 1):
+        term = term / scale
+    return term - penalty * objectives_lib.feature_distance(reg_layer, seed_acts)
 
 
 def accentuate(model: Model, layer: str, channels: Sequence[int], seeds: Any, param,

@@ -114,10 +114,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     results: dict[str, Any] = {}
     progress = Progress(f"{model.name} {config.mode}", enabled=config.progress)
     try:
-        for layer in layers:  # one engine per layer: the target shapes differ
+        for k, layer in enumerate(layers):  # one engine per layer: the target shapes differ
+            def report(done, total, k=k):  # one bar over all layers
+                progress(k * total + done, len(layers) * total)
+
             results[layer] = inversion.invert(model, layer, photos, param, optimiser, key, config.steps,
                                               mode=config.mode, cossim_pow=config.cossim_pow, tv=config.tv,
-                                              batch_size=config.batch_size or None, progress=progress)
+                                              batch_size=config.batch_size or None, progress=report)
     finally:
         progress.close()
 
