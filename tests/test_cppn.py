@@ -59,11 +59,11 @@ def test_cppn_jit_eager_same_key_vmap_loop_and_gradients():
 
 def test_cppn_renders_through_the_engine_as_through_render():
     model = tiny_model()
-    param = parameterisations.cppn(16, hidden=6, layers=3)
+    param = parameterisations.cppn(16, hidden=6, layers=2)
     key = jax.random.key(0)
     opt = optax.adam(0.01)
-    out = render_channels(model, lambda c: objectives.channel("conv2", c), param, identity(), opt, [2, 5], key, 8)
-    for i, c in enumerate((2, 5)):
-        ref = render(model, objectives.channel("conv2", c), param, identity(), opt, jax.random.fold_in(key, c), 8)
-        np.testing.assert_allclose(out.images[i], ref.images, atol=1e-5)
-        assert ref.history[-1] > ref.history[0]  # the objective rises
+    out = render_channels(model, lambda c: objectives.channel("conv2", c), param, identity(), opt, [2, 5], key, 6)
+    ref = render(model, objectives.channel("conv2", 5), param, identity(), opt, jax.random.fold_in(key, 5), 6)
+    np.testing.assert_allclose(out.images[1], ref.images, atol=1e-5)
+    assert ref.history[-1] > ref.history[0]  # the objective rises
+    assert not np.allclose(out.images[0], out.images[1])
