@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.tv = 0.05  # weight of the total-variation penalty (mean over pixels; Mahendran & Vedaldi's prior)
     c.steps = 200
     c.learning_rate = 0.05  # Adam
+    c.param = "image"  # image (Lucid's, with fft / decorrelate below) | cppn (Lucid's param.cppn; Adam 0.01)
     c.fft = True  # Fourier parameterisation, 1/f scaled
     c.decorrelate = True  # decorrelated colour
     c.seed = 0

@@ -50,6 +50,17 @@ def test_caricature_mode_runs_from_the_same_config(tmp_path, shared):
     assert manifest["images"][0]["layers"]["conv1_2"]["dot_ratio"] > 0
 
 
+def test_invert_with_a_cppn(tmp_path, shared):
+    c = invert_tiny.get_config()
+    c.shared_dir = str(shared)
+    c.param = "cppn"
+    c.layers = "conv1_2"
+    manifest = invert.run(c, str(tmp_path))
+    assert manifest["param"].startswith("CPPNParam(size=32")
+    img = np.asarray(Image.open(tmp_path / "images/owl_conv1_2.png"))
+    assert img.shape == (32, 32, 3) and img.std() > 0  # the CPPN moved from its flat start
+
+
 def test_accentuate_tiny_writes_grid_and_stays_in_the_ball(tmp_path, shared):
     c = accentuate_tiny.get_config()
     c.shared_dir = str(shared)
@@ -85,6 +96,7 @@ def assert_one_line(res: subprocess.CompletedProcess, fragment: str) -> None:
     ("configs/accentuate_tiny.py", ("--config.reg_layer=conv9_9",), "conv9_9"),
     ("configs/invert_tiny.py", ("--config.layers=conv1_2,fc99",), "fc99"),
     ("configs/invert_tiny.py", ("--config.mode=dream",), "unknown mode 'dream'"),
+    ("configs/invert_tiny.py", ("--config.param=maco9",), "unknown param 'maco9'"),
     ("configs/accentuate_tiny.py", ("--config.norm=linf", "--config.eps=0.0"), "needs eps > 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, shared, config, extra, fragment):

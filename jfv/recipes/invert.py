@@ -37,6 +37,7 @@ from jfv.recipes.common import (
 )
 
 SHARED_PREFIX = "shared:"  # an images entry relative to the shared folder
+PARAMS = ("image", "cppn")  # parameterisations.image (Fourier, with fft/decorrelate) | parameterisations.cppn
 
 
 def load_photos(images: str, max_images: int, size: int, shared: str) -> tuple[np.ndarray, list[str], list[str]]:
@@ -83,6 +84,8 @@ def check_settings(config: ml_collections.ConfigDict) -> None:
     check_finite([config.tv, config.cossim_pow], "tv and cossim_pow")
     if config.tv < 0:
         raise ConfigError(f"tv is a penalty weight and must be >= 0 (e.g. 0.05), got {config.tv}")
+    if config.param not in PARAMS:
+        raise ConfigError(f"unknown param {config.param!r}; valid: {', '.join(PARAMS)}")
     if config.mode not in inversion.MODES:
         raise ConfigError(f"unknown mode {config.mode!r}; valid: {', '.join(inversion.MODES)}")
 
@@ -108,7 +111,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     photos, names, paths = load_photos(config.images, int(config.max_images), size, config.shared_dir)
     check_memory(model, size, min(config.batch_size or len(photos), len(photos)), "image_size or batch_size")
 
-    param = parameterisations.image(size, fft=config.fft, decorrelate=config.decorrelate)
+    if config.param == "cppn":
+        param = parameterisations.cppn(size)
+    else:
+        param = parameterisations.image(size, fft=config.fft, decorrelate=config.decorrelate)
     optimiser = optax.adam(config.learning_rate)
     key = jax.random.key(config.seed)
     results: dict[str, Any] = {}
