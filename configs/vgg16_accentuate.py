@@ -33,6 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.penalty = 1.0  # weight of the relative squared feature distance from the seed (0 = plain AM)
     c.norm = "linf"  # none | linf | l2: a pixel-space ball around the seed
     c.eps = 0.1  # its radius in [0, 1] pixel units (L2: over the whole image)
+    c.transforms = "none"  # none | standard (Lucid's, applied to the rendering and its photo together)
     c.steps = 128
     c.learning_rate = 0.05  # Adam
     c.fft = True  # Fourier parameterisation, 1/f scaled

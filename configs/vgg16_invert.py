@@ -28,6 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.mode = "inversion"  # inversion (match the activations) | caricature (amplify them, Lucid)
     c.cossim_pow = 0.0  # caricature: exponent of the cosine factor (0 = plain dot product)
     c.tv = 0.05  # weight of the total-variation penalty (mean over pixels; Mahendran & Vedaldi's prior)
+    c.transforms = "none"  # none | standard (Lucid's, applied to the rendering and its photo together)
     c.steps = 200
     c.learning_rate = 0.05  # Adam
     c.param = "image"  # image (Lucid's, with fft / decorrelate below) | cppn (Lucid's param.cppn; Adam 0.01)

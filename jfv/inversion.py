@@ -9,10 +9,11 @@
   an L-inf or L2 ball around it in pixel space (Hamblin et al. 2024, "Feature Accentuation:
   Revealing 'What' Features Respond to in Natural Images"). One cell per (photo, channel, penalty).
 
-Feature-space terms compare the activations of the *untransformed* image with the photo's, position
-by position, so these renders use no transforms by default (a jitter or a crop would misalign the
-maps; shape-changing transforms are refused). The priors are a total-variation penalty
-(Mahendran & Vedaldi) and the parameterisation.
+Feature-space terms compare maps position by position. Without transforms (the default) the target
+is the photo's activations, computed once. With transforms, each step passes the photo through the
+same random transforms as the rendering, in one batch ``[renders, photo]`` (``WithReference``; Lucid's
+caricature recipe stacks the two the same way), and the target is the transformed photo's
+activations, so a jitter or a rotation never misaligns the maps.
 
 Keys: a cell's key is ``fold_in(key, cell)`` with ``cell = image * CELL_STRIDE + channel`` for
 accentuation and ``cell = image`` for inversion, so a cell's image does not depend on which other
@@ -26,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Sequence
 
 import jax
@@ -62,12 +64,45 @@ def check_images(images: Any, name: str = "images") -> np.ndarray:
     return x.astype(np.float32)
 
 
-def check_same_size(transforms: transforms_lib.Transform, size: int) -> None:
-    """Refuses transforms that change the image size: feature maps are compared position by position."""
-    out = transforms_lib.output_size(transforms, size)
-    if out != size:
-        raise InversionError(f"transforms {transforms!r} turn {size} px into {out} px, but feature matching compares "
-                             f"maps position by position: use transforms that keep the size (e.g. identity())")
+# ---------------------------------------------------------------------------------------------
+# Transforming the photo with the rendering.
+
+
+@dataclasses.dataclass(frozen=True)
+class WithReference:
+    """``transforms`` applied to ``[images, reference]`` in one batch: one random draw for both.
+
+    jfv's transforms draw one offset, scale and angle per call and apply it to the whole batch, so
+    the reference photo (last in the batch) is jittered, scaled and rotated exactly as the renders.
+    Pair it with ``referenced``, which reads the reference's activations as the target.
+    """
+
+    transforms: transforms_lib.Transform
+    reference: Any = dataclasses.field(repr=False)  # (H, W, 3) in [0, 1]; may be traced
+
+    def __call__(self, key: Array, x: Array) -> Array:
+        ref = jnp.asarray(self.reference, x.dtype)[None]
+        return self.transforms(key, jnp.concatenate([x, ref], 0))
+
+    def __repr__(self) -> str:
+        return f"with_reference({self.transforms!r})"
+
+
+def referenced(make: Callable[[Array], objectives_lib.Objective], layer: str, target: Array,
+               n: int) -> objectives_lib.Objective:
+    """``make(T)`` with ``T`` the reference's ``layer`` activations when the model saw ``[n renders,
+    reference]`` (under ``WithReference``), else the fixed ``target`` (untransformed, e.g. the final
+    evaluation). The renders' activations alone (the first n) are what ``make(T)`` reads; the
+    reference gets no gradient."""
+    probe = make(target)
+
+    def fn(a):
+        if a[layer].shape[0] == n + 1:
+            ref = jax.lax.stop_gradient(a[layer][n])
+            return make(ref)({k: (v[:n] if k != objectives_lib.INPUT else v) for k, v in a.items()})
+        return make(target)(a)
+
+    return objectives_lib.Objective(fn, probe.description, probe.layers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,7 +221,7 @@ def invert(model: Model, layer: str, images: Any, param, optimiser: optax.Gradie
         mode: ``"inversion"`` or ``"caricature"``.
         cossim_pow: caricature's cosine exponent.
         tv: weight of the total-variation penalty.
-        transforms: size-preserving transforms (default: none).
+        transforms: random transforms applied to the rendering and its photo together (default: none).
         engine: an engine from ``inversion_engine`` to reuse its compilations.
 
     Returns:
@@ -197,28 +232,36 @@ def invert(model: Model, layer: str, images: Any, param, optimiser: optax.Gradie
         raise InversionError(f"images are {x.shape[1]} px but the parameterisation is {param.size} px: "
                              f"load them at {param.size} px")
     model.check_layer(layer)
-    targets = model.apply(model.params, jnp.asarray(x))[layer]
     if engine is None:
-        engine = inversion_engine(model, layer, targets, param, optimiser, mode=mode, cossim_pow=cossim_pow,
+        engine = inversion_engine(model, layer, x, param, optimiser, mode=mode, cossim_pow=cossim_pow,
                                   tv=tv, transforms=transforms)
     return engine.render_cells(np.arange(len(x)), np.zeros(len(x), np.float32), key, steps,
                                batch_size=batch_size, progress=progress)
 
 
-def inversion_engine(model: Model, layer: str, targets: Array, param, optimiser: optax.GradientTransformation, *,
+def inversion_engine(model: Model, layer: str, images: Any, param, optimiser: optax.GradientTransformation, *,
                      mode: str = "inversion", cossim_pow: float = 0.0, tv: float = 0.0,
                      transforms: transforms_lib.Transform | None = None) -> Engine:
-    """The engine whose cell i inverts (or caricatures) ``targets[i]`` (activations (N, h, w, C))."""
-    transforms = transforms_lib.identity() if transforms is None else transforms
-    check_same_size(transforms, param.size)
-    targets = jnp.asarray(targets, jnp.float32)
+    """The engine whose cell i inverts (or caricatures) ``images[i]`` ((N, H, W, 3) in [0, 1]).
+
+    Without transforms the targets are the images' activations, computed once; with transforms each
+    cell passes its image through them with the rendering (``WithReference``, ``referenced``).
+    """
+    x = jnp.asarray(images, jnp.float32)
+    targets = jnp.asarray(model.apply(model.params, x)[layer], jnp.float32)
     inversion_objective(mode, layer, targets[0])  # refuses an unknown mode before compiling
+    n = param.shape[0]
+
+    def objective(c):
+        return referenced(lambda t: inversion_objective(mode, layer, t, cossim_pow, tv), layer, targets[c], n)
 
     def make(c, v):
         del v
-        return Setup(inversion_objective(mode, layer, targets[c], cossim_pow, tv), optimiser)
+        if transforms is None:
+            return Setup(objective(c), optimiser)
+        return Setup(objective(c), optimiser, WithReference(transforms, x[c]))
 
-    return Engine(model, make, param, transforms)
+    return Engine(model, make, param, transforms_lib.identity())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +312,7 @@ def accentuate(model: Model, layer: str, channels: Sequence[int], seeds: Any, pa
         penalties: lambda values (a sweep: every value shares one compiled program).
         norm: "none", "linf" or "l2": the pixel-space ball around the seed.
         eps: its radius (pixel units in [0, 1]).
-        transforms: size-preserving transforms (default: none).
+        transforms: random transforms applied to the rendering and its seed together (default: none).
 
     Returns:
         Rendered(images (N, C, P, n, H, W, 3), objective (N, C, P), history (N, C, P, steps)).
@@ -293,9 +336,6 @@ def accentuate(model: Model, layer: str, channels: Sequence[int], seeds: Any, pa
         raise InversionError(f"channel(s) {bad} out of range for {model.name} layer {layer!r}, which has {n_ch}")
     if len(x) * CELL_STRIDE >= 2**31:
         raise InversionError(f"at most {2**31 // CELL_STRIDE} seed images per run, got {len(x)}")
-    transforms = transforms_lib.identity() if transforms is None else transforms
-    check_same_size(transforms, param.size)
-
     acts = model.apply(model.params, jnp.asarray(x))
     seed_acts = jnp.asarray(acts[reg_layer], jnp.float32)
     scales = jnp.sqrt(jnp.mean(jnp.asarray(acts[layer], jnp.float32) ** 2, axis=(1, 2, 3))) + RMS_FLOOR
@@ -304,13 +344,16 @@ def accentuate(model: Model, layer: str, channels: Sequence[int], seeds: Any, pa
     def image_of(c):
         return c // CELL_STRIDE
 
+    n = param.shape[0]
+
     def make(c, lam):
         i = image_of(c)
-        objective = accentuation_objective(layer, c % CELL_STRIDE, reg_layer, seed_acts[i], lam, scales[i])
+        objective = referenced(lambda t: accentuation_objective(layer, c % CELL_STRIDE, reg_layer, t, lam, scales[i]),
+                               reg_layer, seed_acts[i], n)
         opt = optimiser if norm == "none" else optax.chain(optimiser, project(param, seeds_j[i], eps, norm))
-        return Setup(objective, opt)
+        return Setup(objective, opt, None if transforms is None else WithReference(transforms, seeds_j[i]))
 
-    engine = Engine(model, make, param, transforms)
+    engine = Engine(model, make, param, transforms_lib.identity())
     lams = np.asarray(penalties, np.float32).reshape(-1)
     cells = np.asarray([i * CELL_STRIDE + c for i in range(len(x)) for c in channels], np.int32)
     cells_c = np.repeat(cells, len(lams))
@@ -324,6 +367,7 @@ def accentuate(model: Model, layer: str, channels: Sequence[int], seeds: Any, pa
 __all__ = [
     "CELL_STRIDE",
     "InversionError",
+    "WithReference",
     "MODES",
     "NORMS",
     "accentuate",
@@ -333,6 +377,7 @@ __all__ = [
     "inversion_engine",
     "inversion_objective",
     "project",
+    "referenced",
     "seeded_cell",
     "seeded_start",
 ]

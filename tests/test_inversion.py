@@ -166,10 +166,25 @@ def test_inversion_of_vgg16_conv1_2(vgg16, shared):
     assert err[0] < 0.15, err  # 0.10 measured
 
 
-def test_inversion_refuses_transforms_that_change_the_size(tiny):
-    with pytest.raises(inversion.InversionError, match="position by position"):
-        inversion.invert(tiny, "conv1", photos(1), parameterisations.image(32), optax.adam(0.05),
-                         jax.random.key(0), 2, transforms=standard())
+def test_transforms_move_the_photo_with_the_rendering(tiny):
+    x = photos(1)
+    param = parameterisations.image(32)
+    # WithReference draws one jitter / scale / angle for the whole batch: equal inputs stay equal
+    t = inversion.WithReference(standard(), x[0])
+    out = np.asarray(t(jax.random.key(5), jnp.asarray(x)))
+    assert out.shape[0] == 2 and out.shape[1] < 32 + 24 and np.allclose(out[0], out[1], atol=1e-6)
+    assert repr(t).startswith("with_reference(compose(Pad(")
+    # through identity transforms, the reference's activations are the fixed target: the same render
+    fixed = inversion.invert(tiny, "conv2", x, param, optax.adam(0.05), jax.random.key(0), 5)
+    paired = inversion.invert(tiny, "conv2", x, param, optax.adam(0.05), jax.random.key(0), 5, transforms=identity())
+    np.testing.assert_allclose(paired.images, fixed.images, atol=1e-5)
+    np.testing.assert_allclose(paired.history, fixed.history, rtol=1e-4, atol=1e-6)
+    # under Lucid's standard transforms (pad 12, jitter, scale, rotate) the inversion still converges
+    out = inversion.invert(tiny, "conv1", x, param, optax.adam(0.05), jax.random.key(0), 100, transforms=standard())
+    assert relative_error(tiny, "conv1", out.images[:, 0], x)[0] < 0.2
+    acc = inversion.accentuate(tiny, "conv2", [1], x, param, optax.adam(0.05), jax.random.key(0), 3,
+                               transforms=standard(), norm="linf", eps=0.05)
+    assert np.abs(acc.images[0, 0, 0, 0] - x[0]).max() <= 0.05 + 1e-5
 
 
 @pytest.mark.parametrize("bad,match", [

@@ -45,7 +45,9 @@ def test_caricature_mode_runs_from_the_same_config(tmp_path, shared):
     c.mode = "caricature"
     c.layers = "conv1_2"
     c.cossim_pow = 1.0
+    c.transforms = "standard"
     manifest = invert.run(c, str(tmp_path))
+    assert manifest["transforms"].startswith("compose(Pad(")
     assert manifest["objective"].startswith("caricature(<layer>, p=1)")
     assert manifest["images"][0]["layers"]["conv1_2"]["dot_ratio"] > 0
 
@@ -97,6 +99,7 @@ def assert_one_line(res: subprocess.CompletedProcess, fragment: str) -> None:
     ("configs/invert_tiny.py", ("--config.layers=conv1_2,fc99",), "fc99"),
     ("configs/invert_tiny.py", ("--config.mode=dream",), "unknown mode 'dream'"),
     ("configs/invert_tiny.py", ("--config.param=maco9",), "unknown param 'maco9'"),
+    ("configs/accentuate_tiny.py", ("--config.transforms=lucid",), "unknown transforms 'lucid'"),
     ("configs/accentuate_tiny.py", ("--config.norm=linf", "--config.eps=0.0"), "needs eps > 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, shared, config, extra, fragment):

@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jfv import inversion, models, parameterisations
+from jfv import inversion, models, parameterisations, transforms
 from jfv.outputs import Staging, check_workdir, gallery_html, sprite
 from jfv.recipes.common import (
     ConfigError,
@@ -35,7 +35,7 @@ from jfv.recipes.common import (
     parse_channels,
     run_info,
 )
-from jfv.recipes.invert import load_photos
+from jfv.recipes.invert import TRANSFORMS, load_photos, make_transforms
 
 
 def check_settings(config: ml_collections.ConfigDict) -> None:
@@ -48,6 +48,8 @@ def check_settings(config: ml_collections.ConfigDict) -> None:
     check_finite([config.penalty, config.eps], "penalty and eps")
     if config.penalty < 0:
         raise ConfigError(f"penalty must be >= 0 (0 = plain activation maximisation from the seed), got {config.penalty}")
+    if config.transforms not in TRANSFORMS:
+        raise ConfigError(f"unknown transforms {config.transforms!r}; valid: {', '.join(TRANSFORMS)}")
     if config.norm not in inversion.NORMS:
         raise ConfigError(f"unknown norm {config.norm!r}; valid: {', '.join(inversion.NORMS)}")
     if config.norm != "none" and not config.eps > 0:
@@ -77,6 +79,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         out = inversion.accentuate(model, layer, channels, seeds, param, optax.adam(config.learning_rate),
                                    jax.random.key(config.seed), config.steps, reg_layer=reg_layer,
                                    penalties=[config.penalty], norm=config.norm, eps=config.eps,
+                                   transforms=make_transforms(config.transforms),
                                    batch_size=config.batch_size or None, progress=progress)
     finally:
         progress.close()
@@ -128,7 +131,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "projection": "none" if config.norm == "none" else f"{config.norm} ball of radius {config.eps:g}",
             "settings": config.to_dict(),
             "param": repr(param),
-            "transforms": "none (feature maps are compared position by position)",
+            "transforms": ("none" if config.transforms == "none"
+                           else f"{transforms.standard()!r}, applied to the rendering and its seed together"),
             "grid": "grid.png",
             "grid_layout": {"rows": names, "columns": ["seed"] + [f"{layer} ch {c}" for c in channels]},
             "gallery": "index.html",

@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jfv import datasets, inversion, models, parameterisations
+from jfv import datasets, inversion, models, parameterisations, transforms
 from jfv.outputs import Staging, check_workdir, gallery_html, load_image, sprite
 from jfv.recipes.attribute import image_paths, output_names
 from jfv.recipes.common import (
@@ -37,6 +37,7 @@ from jfv.recipes.common import (
 )
 
 SHARED_PREFIX = "shared:"  # an images entry relative to the shared folder
+TRANSFORMS = ("none", "standard")  # standard: Lucid's, applied to the rendering and its photo together
 PARAMS = ("image", "cppn")  # parameterisations.image (Fourier, with fft/decorrelate) | parameterisations.cppn
 
 
@@ -74,6 +75,11 @@ def parse_layers(spec: str, model: models.Model, size: int) -> list[str]:
     return layers
 
 
+def make_transforms(name: str) -> transforms.Transform | None:
+    """None (no transforms: the photo's activations are computed once) or Lucid's standard ones."""
+    return transforms.standard() if name == "standard" else None
+
+
 def check_settings(config: ml_collections.ConfigDict) -> None:
     check_int(config.image_size, "image_size", 8)
     check_int(config.steps, "steps", 1)
@@ -84,6 +90,8 @@ def check_settings(config: ml_collections.ConfigDict) -> None:
     check_finite([config.tv, config.cossim_pow], "tv and cossim_pow")
     if config.tv < 0:
         raise ConfigError(f"tv is a penalty weight and must be >= 0 (e.g. 0.05), got {config.tv}")
+    if config.transforms not in TRANSFORMS:
+        raise ConfigError(f"unknown transforms {config.transforms!r}; valid: {', '.join(TRANSFORMS)}")
     if config.param not in PARAMS:
         raise ConfigError(f"unknown param {config.param!r}; valid: {', '.join(PARAMS)}")
     if config.mode not in inversion.MODES:
@@ -126,6 +134,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
             results[layer] = inversion.invert(model, layer, photos, param, optimiser, key, config.steps,
                                               mode=config.mode, cossim_pow=config.cossim_pow, tv=config.tv,
+                                              transforms=make_transforms(config.transforms),
                                               batch_size=config.batch_size or None, progress=report)
     finally:
         progress.close()
@@ -160,7 +169,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "objective": objective.description,
             "settings": config.to_dict(),
             "param": repr(param),
-            "transforms": "none (feature maps are compared position by position)",
+            "transforms": ("none" if config.transforms == "none"
+                           else f"{transforms.standard()!r}, applied to the rendering and its photo together"),
             "grid": "grid.png",
             "grid_layout": {"rows": names, "columns": ["photo"] + layers},
             "gallery": "index.html",
