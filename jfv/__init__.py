@@ -17,6 +17,7 @@ from jfv.engine import Engine, Setup
 from jfv.objectives import Objective
 from jfv.parameterisations import ImageParam, image
 from jfv.render import Rendered, RenderState, channel_key, render, render_channels, render_sweep
+from jfv import inversion  # noqa: E402  (feature inversion, caricature, accentuation)
 
 __version__ = "0.1.0"
 
@@ -38,4 +39,5 @@ __all__ = [
     "render_channels",
     "render_sweep",
     "transforms",
+    "inversion",
 ]

@@ -278,6 +278,81 @@ def blur_penalty(sigma: float = 1.0, reduction: str = "mean") -> Objective:
     return Objective(fn, f"blur_penalty(sigma={sigma:g}, {reduction})")
 
 
+# Feature matching: objectives that compare a layer's activations with a target's (those of a natural
+# image), for feature inversion, caricature and the feature-space penalty of accentuation.
+
+MATCH_FLOOR = 1e-12  # keeps the normalisation finite for an all-zero target
+COSINE_FLOOR = 0.1  # Lucid's dot_compare clamps its similarity at 0.1 before the power
+
+
+def _target(layer: str, target: Array) -> Array:
+    t = jnp.asarray(target, jnp.float32)
+    if t.ndim < 1:
+        raise ValueError(f"the target of {layer} must be an activation array (e.g. (H, W, C)), got a scalar")
+    return t
+
+
+def feature_distance(layer: str, target: Array) -> Objective:
+    """Relative squared distance of a layer's activations from a target's, to be subtracted.
+
+    ``mean_b ||A_b - T||^2 / ||T||^2`` with sums over positions and channels; 0 when the activations
+    equal the target, 1 when they are all zero. ``T`` (one image's activations, e.g. (H, W, C))
+    broadcasts over the batch and may be a traced array, so one objective can be vmapped over targets.
+    Mahendran & Vedaldi 2015 ("Understanding Deep Image Representations by Inverting Them", eq. 1-2)
+    minimise this normalised loss.
+
+    Example:
+        >>> target = model(photo[None])["conv3_1"][0]
+        >>> objective = -feature_distance("conv3_1", target) - 0.05 * total_variation()
+    """
+    t = _target(layer, target)
+
+    def fn(a):
+        x = a[layer].astype(jnp.float32)
+        axes = tuple(range(1, x.ndim))
+        d = jnp.sum((x - t) ** 2, axis=axes)
+        return jnp.mean(d) / (jnp.sum(t**2) + MATCH_FLOOR)
+
+    return Objective(fn, f"feature_distance({layer})", (layer,))
+
+
+def feature_match(layer: str, target: Array) -> Objective:
+    """Feature inversion: ``-feature_distance(layer, target)``, maximal (0) when the activations match.
+
+    Mahendran & Vedaldi 2015; Lucid's ``feature_inversion`` recipe (which matches by a dot product,
+    see ``caricature``).
+    """
+    distance = feature_distance(layer, target)
+    return Objective(lambda a: -distance(a), f"feature_match({layer})", (layer,))
+
+
+def caricature(layer: str, target: Array, cossim_pow: float = 0.0) -> Objective:
+    """Lucid's caricature: the dot product with the target's activations, times a cosine power.
+
+    ``mean_b (<A_b, T> / ||T||^2) * max(0.1, cos(A_b, T))^p`` with sums over positions and channels.
+    With p = 0 this amplifies whatever the target has (a larger ``<A, T>`` needs activations that
+    go further along T: a caricature); a larger p keeps the direction closer to the target's, which
+    is feature inversion by direction. The value is 1 at ``A = T``.
+
+    Lucid's ``dot_compare`` divides the dot product by ``||T||`` only and calls that the cosine (a
+    projection length, not an angle); jfv uses the true cosine, so p trades angle against magnitude,
+    and normalises the dot product by ``||T||^2`` so that weights do not depend on the layer's scale.
+
+    Olah et al., Lucid ``recipes/caricature.py`` (``feature_inversion(img, model, layer, cossim_pow)``).
+    """
+    t = _target(layer, target)
+
+    def fn(a):
+        x = a[layer].astype(jnp.float32)
+        axes = tuple(range(1, x.ndim))
+        tt = jnp.sum(t**2) + MATCH_FLOOR
+        dot = jnp.sum(x * t, axis=axes)
+        cos = dot / (jnp.sqrt(jnp.sum(x**2, axis=axes) * tt) + MATCH_FLOOR)
+        return jnp.mean(dot / tt * jnp.maximum(COSINE_FLOOR, cos) ** cossim_pow)
+
+    return Objective(fn, f"caricature({layer}, p={_fmt(cossim_pow)})", (layer,))
+
+
 __all__ = [
     "Objective",
     "INPUT",
@@ -287,6 +362,9 @@ __all__ = [
     "direction",
     "diversity",
     "blur_penalty",
+    "caricature",
+    "feature_distance",
+    "feature_match",
     "l1",
     "l2",
     "layer",

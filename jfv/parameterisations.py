@@ -31,6 +31,9 @@ COLOR_CORRELATION_SVD_SQRT = np.asarray(
 MAX_NORM_SVD_SQRT = float(np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0)))
 COLOR_MEAN = (0.48, 0.46, 0.41)  # Lucid: ImageNet mean colour, used without a sigmoid
 FFT_OUTPUT_SCALE = 4.0  # Lucid divides the inverse FFT by 4 so the initial image has small variance
+# ``init_from_image`` clamps pixels to [eps, 1 - eps] before the logit, so 0 and 1 map to finite values
+# (logit(1e-3) = -6.9); a sigmoid parameterisation then reproduces them within eps.
+LOGIT_EPSILON = 1e-3
 
 
 def rfft2d_freqs(h: int, w: int) -> np.ndarray:
@@ -100,6 +103,53 @@ class ImageParam:
         spectrum = (p[0] + 1j * p[1]) * scale
         img = jnp.fft.irfft2(spectrum, s=(h, w), axes=(-2, -1))  # (n, 3, H, W)
         return jnp.transpose(img, (0, 2, 3, 1)) / FFT_OUTPUT_SCALE
+
+    def init_from_image(self, image: Array) -> Array:
+        """The parameters whose ``to_image`` is ``image``: the inverse of ``to_image``.
+
+        ``logit(clip(x, eps, 1 - eps))`` (or ``x`` minus the mean colour without a sigmoid), then the
+        inverse of the colour decorrelation, then ``rfft2`` with the 1/f scale divided out. Exact
+        up to float32 rounding for pixels in [eps, 1 - eps] (eps = ``LOGIT_EPSILON`` = 1e-3); pixels
+        nearer 0 or 1 come back at eps or 1 - eps. Pure and jittable, so a recipe can seed every
+        cell of a vmapped render from its own natural image (feature accentuation, inversion
+        started from a photo).
+
+        Args:
+            image: (H, W, 3) (repeated over the batch) or (batch, H, W, 3), RGB in [0, 1], H = W = size.
+
+        Returns:
+            The parameter pytree ``init`` would return, e.g. (2, n, 3, H, W//2+1) for ``fft=True``.
+
+        Example:
+            >>> param = image(64)
+            >>> p = param.init_from_image(photo)            # photo: (64, 64, 3) in [0, 1]
+            >>> np.abs(param.to_image(p)[0] - photo).max()  # < 1e-4 for pixels inside (eps, 1-eps)
+
+        Hamblin et al. 2024 ("Feature Accentuation") seed the Fourier parameterisation this way.
+        """
+        x = jnp.asarray(image, jnp.float32)
+        if x.ndim == 3:
+            x = jnp.broadcast_to(x[None], (self.batch,) + x.shape)
+        if x.shape != self.shape:
+            raise ValueError(
+                f"init_from_image needs an image of shape {self.shape[1:]} or {self.shape}, got {x.shape}: "
+                f"resize it to {self.size} x {self.size} (e.g. outputs.load_image(path, {self.size}))")
+        if self.sigmoid:
+            x = jnp.clip(x, LOGIT_EPSILON, 1.0 - LOGIT_EPSILON)
+            t = jnp.log(x) - jnp.log1p(-x)
+        else:
+            t = x - (jnp.asarray(COLOR_MEAN, jnp.float32) if self.decorrelate else 0.5)
+        if self.decorrelate:  # t = s @ M^T  =>  s = t @ (M^T)^-1
+            m = COLOR_CORRELATION_SVD_SQRT / MAX_NORM_SVD_SQRT
+            t = t @ jnp.asarray(np.linalg.inv(m.T.astype(np.float64)), jnp.float32)
+        if not self.fft:
+            return t
+        h = w = self.size
+        freqs = rfft2d_freqs(h, w)
+        scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** self.decay_power
+        scale = jnp.asarray(scale * np.sqrt(w * h), jnp.float32)
+        spectrum = jnp.fft.rfft2(jnp.transpose(t, (0, 3, 1, 2)) * FFT_OUTPUT_SCALE, axes=(-2, -1)) / scale
+        return jnp.stack([jnp.real(spectrum), jnp.imag(spectrum)]).astype(jnp.float32)
 
     def to_image(self, p: Array) -> Array:
         """Images (n, H, W, 3) in [0, 1]."""
@@ -306,5 +356,84 @@ def maco(size: int, batch: int = 1, *, magnitude: np.ndarray | None = None, sour
     return MacoParam(size, batch, source, m)
 
 
-__all__ = ["ImageParam", "MacoParam", "image", "maco", "pixel", "fourier", "sigmoid", "decorrelated", "rfft2d_freqs",
-           "decorrelate_colour"]
+# Lucid's ``param.cppn``: ``_composite_activation``'s scales, the RMS of atan(z) and atan(z)^2 for
+# z ~ N(0, 1) (Lucid computed them from 10^6 samples; biased variant).
+CPPN_ATAN_RMS = 0.67
+CPPN_ATAN_SQ_RMS = 0.6
+CPPN_BIAS_SD = 0.1  # Lucid: biases ~ N(0, 0.1); weights variance-scaled (fan in, truncated normal)
+
+
+@dataclasses.dataclass(frozen=True)
+class CPPNParam:
+    """A compositional pattern-producing network whose weights are the parameters.
+
+    Each pixel's coordinates ``(x, y)`` in ``[-sqrt 3, sqrt 3]`` (unit variance) go through ``layers``
+    1x1 layers ``h <- [atan(W h + b) / 0.67, atan(W h + b)^2 / 0.6]`` (Lucid's composite activation,
+    2 x ``hidden`` features) and a last layer ``sigmoid(W h + b)`` to RGB whose weights start at zero,
+    so the first image is flat. Each of the ``batch`` images has its own network (Lucid's batch shares
+    one); ``init(key) -> pytree``, ``to_image(pytree) -> (batch, size, size, 3)`` in [0, 1], like
+    ``ImageParam``. It has no ``init_from_image`` (a network is not the inverse of an image), so it
+    cannot seed accentuation. Lucid's notebook uses Adam with a lower learning rate (0.005) than for
+    Fourier images.
+
+    Stanley 2007, "Compositional pattern producing networks"; Mordvintsev et al. 2018,
+    "Differentiable Image Parameterizations" (Distill); Lucid's ``optvis.param.cppn``.
+
+    Example:
+        >>> param = cppn(64)
+        >>> param.to_image(param.init(jax.random.key(0))).shape
+        (1, 64, 64, 3)
+    """
+
+    size: int
+    batch: int = 1
+    hidden: int = 24
+    layers: int = 8
+
+    def __post_init__(self):
+        if self.size < 1 or self.batch < 1 or self.hidden < 1 or self.layers < 1:
+            raise ValueError(f"cppn size, batch, hidden and layers must be >= 1, got {self}")
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (self.batch, self.size, self.size, 3)
+
+    def init(self, key: Array) -> dict:
+        """``{"hidden": [(W (n, in, hidden), b (n, hidden)) x layers], "out": (W (n, 2 hidden, 3) = 0, b)}``."""
+        fan_in = [2] + [2 * self.hidden] * (self.layers - 1)
+        keys = jax.random.split(key, 2 * self.layers + 1)
+        init_w = jax.nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=-2, out_axis=-1,
+                                                      batch_axis=0)
+        hidden = []
+        for i, n_in in enumerate(fan_in):
+            w = init_w(keys[2 * i], (self.batch, n_in, self.hidden), jnp.float32)
+            b = CPPN_BIAS_SD * jax.random.normal(keys[2 * i + 1], (self.batch, self.hidden), jnp.float32)
+            hidden.append((w, b))
+        out = (jnp.zeros((self.batch, 2 * self.hidden, 3), jnp.float32),
+               CPPN_BIAS_SD * jax.random.normal(keys[-1], (self.batch, 3), jnp.float32))
+        return {"hidden": hidden, "out": out}
+
+    def coordinates(self) -> np.ndarray:
+        """(size, size, 2) pixel coordinates (x, y), each with unit variance."""
+        r = 3.0**0.5
+        c = np.linspace(-r, r, self.size, dtype=np.float32)
+        y, x = np.meshgrid(c, c, indexing="ij")
+        return np.stack([x, y], -1)
+
+    def to_image(self, p: dict) -> Array:
+        """Images (n, H, W, 3) in [0, 1]."""
+        h = jnp.broadcast_to(jnp.asarray(self.coordinates()), (self.batch, self.size, self.size, 2))
+        for w, b in p["hidden"]:
+            z = jnp.arctan(jnp.einsum("nyxi,nio->nyxo", h, w) + b[:, None, None, :])
+            h = jnp.concatenate([z / CPPN_ATAN_RMS, z * z / CPPN_ATAN_SQ_RMS], -1)
+        w, b = p["out"]
+        return jax.nn.sigmoid(jnp.einsum("nyxi,nio->nyxo", h, w) + b[:, None, None, :])
+
+
+def cppn(size: int, batch: int = 1, *, hidden: int = 24, layers: int = 8) -> CPPNParam:
+    """Lucid's ``param.cppn``: 8 layers of 24 composite-activation units, to RGB through a sigmoid."""
+    return CPPNParam(size, batch, hidden, layers)
+
+
+__all__ = ["CPPNParam", "ImageParam", "MacoParam", "cppn", "image", "maco", "pixel", "fourier", "sigmoid", "decorrelated",
+           "rfft2d_freqs", "decorrelate_colour"]

@@ -26,6 +26,8 @@ RECIPES: dict[str, str] = {
     "train_study": "jfv.recipes.train_study",
     "checkerboard": "jfv.recipes.checkerboard",
     "score": "jfv.recipes.score",
+    "invert": "jfv.recipes.invert",
+    "accentuate": "jfv.recipes.accentuate",
 }
 
 
