@@ -126,7 +126,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model.check_image_size(layer, transformed)
 
     param = parameterisations.image(
-        config.image_size, config.images_per_channel, fft=config.fft, decorrelate=config.decorrelate
+        config.image_size, config.images_per_channel, fft=config.fft, decorrelate=config.decorrelate,
+        channels=model.channels,
     )
     optimiser = optax.adam(config.learning_rate)
     objective_fn = objective_factory(config.objective, layer, config.diversity)
