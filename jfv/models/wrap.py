@@ -133,7 +133,7 @@ class Wrapped:
         out: dict[str, Array] = {}
         _collect(state.get("intermediates", {}), "", n, out)
         out = {k: v for k, v in out.items() if keep(k)}
-        returned = _returned(y, self.output, n)
+        returned = {k: v for k, v in _returned(y, self.output, n).items() if keep(k)}
         if isinstance(y, Mapping):  # the module's own names first, in its order
             return {**returned, **{k: v for k, v in out.items() if k not in returned}}
         return {**out, **returned}
@@ -170,6 +170,14 @@ class Wrapped:
         return dataclasses.replace(self, module=self.module.clone(**fields))
 
 
+def _is_nnx(module: Any) -> bool:
+    try:
+        from flax import nnx
+    except ImportError:  # an older flax without NNX
+        return False
+    return isinstance(module, nnx.Module)
+
+
 def _per_channel(value: float | Sequence[float], channels: int, key: str) -> tuple[float, ...]:
     v = tuple(float(x) for x in np.atleast_1d(np.asarray(value, np.float64)))
     if len(v) not in (1, channels):
@@ -201,6 +209,10 @@ def wrap(
     ``(x - mean) / std``; jfv's images are in [0, 1] and the wrapper maps them:
     ``module(((lo + (hi - lo) * images) - mean) / std)``.
 
+    An NNX module goes through Flax's bridge: ``wrap(nnx.bridge.to_linen(MyNNXNet, *args),
+    nnx.state(model, nnx.Param).to_pure_dict(), ...)``; its ``self.sow(nnx.Intermediate, name,
+    x)`` values become named activations.
+
     Args:
         module: a ``flax.linen.Module`` whose ``__call__`` takes a batch of NHWC images.
         params: its ``params`` collection (what ``module.init(...)["params"]`` returns).
@@ -223,10 +235,15 @@ def wrap(
         >>> model.layers["block1"]   # (N, T, D) tokens: D "channels"
         64
     """
+    if _is_nnx(module):
+        raise WrapError(
+            f"wrap takes a flax.linen.Module, got the NNX module {type(module).__name__}: pass "
+            f"flax.nnx.bridge.to_linen({type(module).__name__}, *constructor_args) and its params "
+            f"nnx.state(model, nnx.Param).to_pure_dict()")
     if not isinstance(module, nn.Module):
         raise WrapError(
-            f"wrap takes a flax.linen.Module, got {type(module).__name__}: wrap the function or NNX "
-            f"module in a linen module (for NNX: flax.nnx.bridge.to_linen) and pass that")
+            f"wrap takes a flax.linen.Module, got {type(module).__name__}: make the function a linen "
+            f"module's __call__ (built from submodules, or returning a dict of named arrays) and pass that")
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise WrapError(f"channels must be an integer >= 1 (1 grayscale, 3 RGB), got {channels!r}")
     lo, hi = (float(v) for v in input_range)
