@@ -248,6 +248,8 @@ def test_wrong_number_of_input_channels(gray, vit):
     one_line(e)
     with pytest.raises(models.InputChannelsError, match="give 3-channel images"):
         vit(jnp.zeros((1, 32, 32, 1)))
+    with pytest.raises(models.InputChannelsError, match=r"add the batch axis, e.g. images\[None\]"):
+        gray(jnp.zeros((32, 32, 1)))
     with pytest.raises(models.InputChannelsError):
         A.occlusion(gray, np.zeros((1, 32, 32, 3), np.float32), A.label(0), window=8, stride=8)
 

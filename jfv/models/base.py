@@ -67,8 +67,12 @@ class Model:
         """Raises InputChannelsError naming the fix when ``images`` is not (n, H, W, channels)."""
         shape = tuple(np.shape(images))
         if len(shape) != 4 or shape[-1] != self.channels:
-            fix = ("convert them to grayscale, e.g. images.mean(-1, keepdims=True)" if self.channels == 1
-                   else f"give {self.channels}-channel images")
+            if len(shape) == 3 and shape[-1] == self.channels:
+                fix = "add the batch axis, e.g. images[None]"
+            elif self.channels == 1:
+                fix = "convert them to grayscale, e.g. images.mean(-1, keepdims=True)"
+            else:
+                fix = f"give {self.channels}-channel images"
             raise InputChannelsError(
                 f"model {self.name!r} takes images of shape (n, H, W, {self.channels}) in [0, 1], "
                 f"got shape {shape}: {fix}")
