@@ -5,9 +5,9 @@
 ``gray_cnn`` (jfv/models/examples.py) is a 3-conv network on 1-channel images with RANDOM weights
 (no training run ships with it), brought in through ``jfv.models.wrap``. The images are 1-channel:
 the parameterisation has ``channels=1`` and no colour decorrelation (``decorrelate=False``, which a
-1-channel image requires), and the PNGs are 8-bit grayscale. Expected: 8 grayscale PNGs of
-oriented stripes and blobs, sprite.png, index.html and manifest.json in well under a minute on a
-2-core CPU.
+1-channel image requires), and the PNGs are 8-bit grayscale. Expected: 8 grayscale PNGs of dark
+blobs and speckle textures, sprite.png, index.html and manifest.json in about 15 s on a 2-core CPU;
+final objectives from about 0 to 1.3 (measured).
 """
 
 from configs import vgg16_channels
