@@ -129,6 +129,7 @@ def test_one_channel_param_and_png(tmp_path):
         parameterisations.image(16, channels=1)
 
 
+@pytest.mark.filterwarnings("ignore:Using 'Module.sow\\(\\)' outside:DeprecationWarning")  # flax 0.12's NNX sow
 def test_nnx_module_through_the_bridge():
     from flax import nnx
 
@@ -143,7 +144,7 @@ def test_nnx_module_through_the_bridge():
             return self.head(h.mean((1, 2)))
 
     trained = NNXNet(4, nnx.Rngs(3))
-    params = nnx.state(trained, nnx.Param).to_pure_dict()
+    params = nnx.to_pure_dict(nnx.state(trained, nnx.Param))
     with pytest.raises(models.WrapError, match=r"nnx.bridge.to_linen\(NNXNet"):
         models.wrap(trained, params, channels=1, image_size=8)
     m = models.wrap(nnx.bridge.to_linen(NNXNet, 4), params, channels=1, image_size=8, output="logits")

@@ -210,7 +210,7 @@ def wrap(
     ``module(((lo + (hi - lo) * images) - mean) / std)``.
 
     An NNX module goes through Flax's bridge: ``wrap(nnx.bridge.to_linen(MyNNXNet, *args),
-    nnx.state(model, nnx.Param).to_pure_dict(), ...)``; its ``self.sow(nnx.Intermediate, name,
+    nnx.to_pure_dict(nnx.state(model, nnx.Param)), ...)``; its ``self.sow(nnx.Intermediate, name,
     x)`` values become named activations.
 
     Args:
@@ -239,7 +239,7 @@ def wrap(
         raise WrapError(
             f"wrap takes a flax.linen.Module, got the NNX module {type(module).__name__}: pass "
             f"flax.nnx.bridge.to_linen({type(module).__name__}, *constructor_args) and its params "
-            f"nnx.state(model, nnx.Param).to_pure_dict()")
+            f"nnx.to_pure_dict(nnx.state(model, nnx.Param))")
     if not isinstance(module, nn.Module):
         raise WrapError(
             f"wrap takes a flax.linen.Module, got {type(module).__name__}: make the function a linen "
