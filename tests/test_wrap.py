@@ -108,6 +108,25 @@ def test_input_range_and_normalisation_by_hand():
     assert set(models.wrap(module, params, channels=5, layers=["mix"], image_size=4)(x)) == {"mix"}
 
 
+class BNNet(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.BatchNorm(use_running_average=True, name="bn")(nn.Conv(4, (3, 3), name="conv")(x))
+
+
+def test_batch_stats_as_state():
+    module = BNNet()
+    variables = module.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+    stats = {"batch_stats": {"bn": {"mean": jnp.arange(4.0), "var": jnp.full((4,), 4.0)}}}
+    with pytest.raises(models.WrapError, match="state="):
+        models.wrap(module, variables["params"], image_size=8)
+    m = models.wrap(module, variables["params"], state=stats, image_size=8)
+    x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
+    acts = m(x)
+    np.testing.assert_allclose(acts["bn"], (acts["conv"] - jnp.arange(4.0)) / jnp.sqrt(4.0 + 1e-5), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(acts["output"], module.apply({**variables, **stats}, x), rtol=1e-6)
+
+
 def test_token_objectives_by_hand():
     a = {"t": jnp.arange(2 * 5 * 4, dtype=jnp.float32).reshape(2, 5, 4)}
     assert float(objectives.token("t", 1, 2)(a)) == pytest.approx(float(a["t"][:, 2, 1].mean()))

@@ -96,6 +96,7 @@ class Wrapped:
         input_range: (lo, hi), the range the module's inputs are in before normalisation.
         paths: the submodule paths and sown names to keep; None keeps all.
         output: the name of the module's return value when it is an array.
+        state: the module's other variable collections (``{"batch_stats": ...}``), read-only.
     """
 
     module: nn.Module
@@ -104,6 +105,7 @@ class Wrapped:
     input_range: tuple[float, float] = (0.0, 1.0)
     paths: tuple[str, ...] | None = None
     output: str = "output"
+    state: Mapping[str, Any] | None = None
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name in {f.name for f in dataclasses.fields(Wrapped)}:
@@ -127,6 +129,7 @@ class Wrapped:
         def capture(mdl: nn.Module, method: str) -> bool:
             return method == CALL and keep(_path(mdl))
 
+        variables = {**(self.state or {}), **variables}
         y, state = self.module.apply(variables, self.normalise(images), capture_intermediates=capture,
                                      mutable=["intermediates"])
         n = images.shape[0]
@@ -202,6 +205,7 @@ def wrap(
     image_size: int = 224,
     labels: Sequence[str] | None = None,
     source: str = "",
+    state: Mapping[str, Any] | None = None,
 ) -> Model:
     """A jfv Model from any ``flax.linen`` module and its params.
 
@@ -227,6 +231,8 @@ def wrap(
         image_size: the size the network was trained at (the layer table is traced at it).
         labels: class names for ``logits``.
         source: where the weights come from, for manifests.
+        state: the module's other variable collections, e.g. ``{"batch_stats": ...}`` for
+            BatchNorm in inference mode (``use_running_average=True``); constants, not optimised.
     Returns:
         A Model whose ``layers`` maps every kept activation to its last axis's size.
 
@@ -250,7 +256,7 @@ def wrap(
     if not hi > lo:
         raise WrapError(f"input_range must be (lo, hi) with hi > lo, e.g. (0, 255), got {input_range}")
     wrapped = Wrapped(module, _per_channel(mean, channels, "mean"), _per_channel(std, channels, "std"),
-                      (lo, hi), None, output)
+                      (lo, hi), None, output, dict(state) if state else None)
     variables = {"params": params}
     x = jax.ShapeDtypeStruct((1, image_size, image_size, channels), jnp.float32)
     try:
@@ -259,7 +265,8 @@ def wrap(
         raise WrapError(
             f"{type(module).__name__} cannot run on images of shape (1, {image_size}, {image_size}, "
             f"{channels}) with these params ({type(e).__name__}: {str(e).splitlines()[0][:200]}): check "
-            f"channels, image_size and that params is module.init(...)['params']") from None
+            f"channels, image_size, that params is module.init(...)['params'] and that its other "
+            f"collections (batch_stats) are given as state=") from None
     if not shapes:
         raise WrapError(
             f"{type(module).__name__} exposes no activations to capture (no submodules with array "
