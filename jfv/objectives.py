@@ -119,17 +119,41 @@ def channel(layer: str, index: int | Array) -> Objective:
 def neuron(layer: str, index: int | Array, x: int | None = None, y: int | None = None) -> Objective:
     """Activation of one channel at one position (the centre by default), averaged over the batch.
 
-    ``mean_b A[b, y, x, index]``; Lucid's ``neuron``.
+    ``mean_b A[b, y, x, index]``; Lucid's ``neuron``. On a token layer (N, T, D) it is
+    ``token(layer, index, x)``: the middle token, or token ``x``.
     """
 
     def fn(a):
         t = a[layer]
+        if t.ndim == 3:  # tokens (N, T, D): the middle token, or token x
+            return jnp.mean(t[:, t.shape[1] // 2 if x is None else x, index])
         yy = t.shape[1] // 2 if y is None else y
         xx = t.shape[2] // 2 if x is None else x
         return jnp.mean(t[:, yy, xx, index])
 
     where = "centre" if x is None and y is None else f"x={x}, y={y}"
     return Objective(fn, f"neuron({layer}, {_index(index)}, {where})", (layer,))
+
+
+def token(layer: str, index: int | Array, position: int | None = None) -> Objective:
+    """Activation of one embedding dim at one token of a token layer (N, T, D), averaged over the
+    batch: the per-token neuron of a Vision Transformer (the middle token by default).
+
+    ``mean_b A[b, t, index]``. ``channel`` on a token layer averages over all tokens instead.
+
+    Example:
+        >>> objective = token("block2", 7, position=0)
+    """
+
+    def fn(a):
+        t = a[layer]
+        if t.ndim != 3:
+            raise ValueError(f"token({layer}) needs a token layer (N, T, D), but {layer!r} has shape {t.shape}: "
+                             f"use neuron() for spatial (N, H, W, C) layers")
+        return jnp.mean(t[:, t.shape[1] // 2 if position is None else position, index])
+
+    where = "middle" if position is None else f"t={position}"
+    return Objective(fn, f"token({layer}, {_index(index)}, {where})", (layer,))
 
 
 def layer(name: str) -> Objective:
@@ -369,5 +393,6 @@ __all__ = [
     "l2",
     "layer",
     "neuron",
+    "token",
     "total_variation",
 ]

@@ -26,8 +26,10 @@ class WorkdirError(OSError):
 
 
 def to_uint8(image: Any) -> np.ndarray:
-    """(H, W, 3) floats in [0, 1] -> uint8, rounding to nearest."""
+    """(H, W, 3) floats in [0, 1] -> uint8, rounding to nearest; (H, W, 1) grayscale -> (H, W)."""
     a = np.asarray(image, np.float32)
+    if a.ndim == 3 and a.shape[-1] == 1:  # PIL writes (H, W) uint8 as an 8-bit grayscale PNG
+        a = a[..., 0]
     return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -36,13 +38,14 @@ def save_png(image: Any, path: str | os.PathLike) -> None:
 
 
 def sprite(images: Sequence[Any], columns: int | None = None, pad: int = 2, background: float = 1.0) -> np.ndarray:
-    """Tiles (N, H, W, 3) images into one (rows*(H+pad)-pad, cols*(W+pad)-pad, 3) sheet, row-major."""
+    """Tiles (N, H, W, C) images into one (rows*(H+pad)-pad, cols*(W+pad)-pad, C) sheet, row-major."""
     images = [np.asarray(x, np.float32) for x in images]
     n = len(images)
     h, w = images[0].shape[:2]
     cols = columns or int(math.ceil(math.sqrt(n)))
     rows = int(math.ceil(n / cols))
-    sheet = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, 3), background, np.float32)
+    channels = max(x.shape[-1] for x in images)  # grayscale tiles beside colour ones become grey
+    sheet = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, channels), background, np.float32)
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
         sheet[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = img

@@ -61,6 +61,8 @@ class ImageParam:
         sigmoid: squash to [0, 1] with a sigmoid; otherwise clip with a straight-through gradient.
         sd: standard deviation of the initial values.
         decay_power: the exponent of the 1/f spectrum scaling.
+        channels: colour channels of the image (3 RGB; 1 for a grayscale model, any n for a
+            wrapped one); ``decorrelate`` needs 3.
     """
 
     size: int
@@ -70,22 +72,28 @@ class ImageParam:
     sigmoid: bool = True
     sd: float = 0.01
     decay_power: float = 1.0
+    channels: int = 3
 
     def __post_init__(self):
         if self.size < 1 or self.batch < 1:
             raise ValueError(f"image size and batch must be >= 1, got size={self.size}, batch={self.batch}")
         if self.sd < 0:
             raise ValueError(f"sd must be >= 0, got {self.sd}")
+        if self.channels < 1:
+            raise ValueError(f"channels must be >= 1, got {self.channels}")
+        if self.decorrelate and self.channels != 3:
+            raise ValueError(f"decorrelate maps 3 decorrelated coordinates to RGB, but the image has "
+                             f"{self.channels} channel(s): set decorrelate=False (--config.decorrelate=False)")
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
-        return (self.batch, self.size, self.size, 3)
+        return (self.batch, self.size, self.size, self.channels)
 
     def init(self, key: Array) -> Array:
         """Initial parameters: normal(0, sd) spectrum (2, n, 3, H, W//2+1) or pixels (n, H, W, 3)."""
         if self.fft:
             freqs = rfft2d_freqs(self.size, self.size)
-            shape = (2, self.batch, 3) + freqs.shape
+            shape = (2, self.batch, self.channels) + freqs.shape
         else:
             shape = self.shape
         # Drawn flat and reshaped: XLA:CPU takes ~10 s to compile threefry for a 5-D shape and
@@ -163,9 +171,10 @@ class ImageParam:
 
 
 def image(size: int, batch: int = 1, *, fft: bool = True, decorrelate: bool = True, sigmoid: bool = True,
-          sd: float = 0.01, decay_power: float = 1.0) -> ImageParam:
-    """Lucid's ``param.image``: Fourier + decorrelated colour + sigmoid by default."""
-    return ImageParam(size, batch, fft, decorrelate, sigmoid, sd, decay_power)
+          sd: float = 0.01, decay_power: float = 1.0, channels: int = 3) -> ImageParam:
+    """Lucid's ``param.image``: Fourier + decorrelated colour + sigmoid by default; ``channels``
+    other than 3 (a grayscale model's 1) needs ``decorrelate=False``."""
+    return ImageParam(size, batch, fft, decorrelate, sigmoid, sd, decay_power, channels)
 
 
 def pixel(size: int, batch: int = 1, *, sd: float = 0.01, sigmoid: bool = False) -> ImageParam:

@@ -121,8 +121,8 @@ def check_spatial(model: Model, layer: str, image_hw: tuple[int, int]) -> tuple[
     return shape[1], shape[2]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "target", "layer"))
-def _grad_cam(params, images, *, model: Model, target: Target, layer: str):
+@functools.partial(jax.jit, static_argnames=("model", "layer"))
+def _grad_cam(params, images, target: Target, *, model: Model, layer: str):
     acts, grad = activation_gradient(model, params, images, layer, target.score)
     a = acts[layer]
     alpha = grad.mean(axis=(1, 2), keepdims=True)
@@ -138,7 +138,7 @@ def grad_cam(model: Model, images: Array, target: Target, layer: str) -> Array:
     """
     target.check(model, images.shape[1:3])
     check_spatial(model, layer, images.shape[1:3])
-    return _grad_cam(model.params, jnp.asarray(images, jnp.float32), model=model, target=target, layer=layer)
+    return _grad_cam(model.params, jnp.asarray(images, jnp.float32), target, model=model, layer=layer)
 
 
 def head_kernel(model: Model, layer: str, logits: str = "logits") -> Array:

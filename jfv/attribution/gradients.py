@@ -11,8 +11,15 @@ from the plain gradient only in how the backward pass crosses a ReLU, so they sw
 The max-pool's gradient routes each signal to the window's argmax: exactly the switch unpooling of
 Zeiler & Fergus, so ``deconvnet`` equals the explicit ``deconvnet_switches`` (tested on VGG16).
 
-Every function takes (model, images (n, H, W, 3) in [0, 1], target) and is jit-compiled per
-(model, target, settings); a second call with same-shaped images does not recompile.
+Every function takes (model, images (n, H, W, C) in [0, 1], C = ``model.channels``, target) and
+is jit-compiled per (model, settings, the target's layer and reduction): the target's channel or
+class is traced data, so a second call with same-shaped images, or another class, does not
+recompile.
+
+What a model must provide: saliency, gradient x input and SmoothGrad need only ``apply``.
+Guided backprop and deconvnet swap the ReLU: the model's module needs a ``relu`` field applied at
+every ReLU (``Model.with_module(relu=...)``); a module without one raises ``MissingFieldError``
+(for a wrapped module: add ``relu: Callable = nn.relu`` and call ``self.relu``).
 """
 
 from __future__ import annotations
@@ -65,13 +72,24 @@ guided_relu.defvjp(_guided_fwd, _guided_bwd)
 RELUS: dict[str, Callable | None] = {"plain": None, "deconvnet": deconvnet_relu, "guided": guided_relu}
 
 
-def _check_images(images: Array) -> None:
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be (n, H, W, 3) RGB in [0, 1], got shape {tuple(images.shape)}")
+def _check_images(images: Array, model: Model) -> None:
+    model.check_input(images)  # (n, H, W, model.channels), else one line naming the fix
 
 
-@functools.partial(jax.jit, static_argnames=("model", "target", "relu"))
-def _gradient(params, images, *, model: Model, target: Target, relu: str) -> Array:
+def check_relu(model: Model, method: str) -> None:
+    """Raises MissingFieldError naming the fix when ``model``'s module has no ``relu`` field to swap."""
+    if callable(getattr(model.module, "relu", None)):
+        return
+    from jfv.models.wrap import MissingFieldError
+
+    raise MissingFieldError(
+        f"{method} swaps the model's ReLU, but {model.name}'s module ({type(getattr(model.module, 'module', model.module)).__name__}) "
+        f"has no relu field: add 'relu: Callable = nn.relu' to it and call self.relu(x) at every ReLU, "
+        f"or use saliency, grad_cam or occlusion")
+
+
+@functools.partial(jax.jit, static_argnames=("model", "relu"))
+def _gradient(params, images, target: Target, *, model: Model, relu: str) -> Array:
     m = model if RELUS[relu] is None else model.with_module(relu=RELUS[relu])
     return jax.grad(lambda x: target.score(m.apply(params, x)).sum())(images)
 
@@ -79,14 +97,16 @@ def _gradient(params, images, *, model: Model, target: Target, relu: str) -> Arr
 def gradient(model: Model, images: Array, target: Target, relu: str = "plain") -> Array:
     """d score / d pixels, through ``relu`` = plain | deconvnet | guided ReLUs.
 
-    Returns: (n, H, W, 3), the same shape as ``images``. Images are independent (the score is
+    Returns: (n, H, W, C), the same shape as ``images``. Images are independent (the score is
     summed over the batch, and no layer mixes images).
     """
-    _check_images(images)
+    _check_images(images, model)
     target.check(model, images.shape[1:3])
     if relu not in RELUS:
         raise ValueError(f"unknown relu {relu!r}; valid: {', '.join(RELUS)}")
-    return _gradient(model.params, jnp.asarray(images, jnp.float32), model=model, target=target, relu=relu)
+    if RELUS[relu] is not None:
+        check_relu(model, {"guided": "guided backprop", "deconvnet": "deconvnet"}[relu])
+    return _gradient(model.params, jnp.asarray(images, jnp.float32), target, model=model, relu=relu)
 
 
 def saliency(model: Model, images: Array, target: Target) -> Array:
@@ -102,8 +122,8 @@ def gradient_x_input(model: Model, images: Array, target: Target) -> Array:
     return (gradient(model, images, target) * images).sum(-1)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "target", "samples"))
-def _smoothgrad(params, images, key, noise, *, model: Model, target: Target, samples: int) -> Array:
+@functools.partial(jax.jit, static_argnames=("model", "samples"))
+def _smoothgrad(params, images, key, noise, target: Target, *, model: Model, samples: int) -> Array:
     span = images.max(axis=(1, 2, 3), keepdims=True) - images.min(axis=(1, 2, 3), keepdims=True)
     grad = jax.grad(lambda x: target.score(model.apply(params, x)).sum())
 
@@ -126,12 +146,12 @@ def smoothgrad(model: Model, images: Array, target: Target, key: Array, samples:
         noise: the noise's standard deviation as a fraction of each image's value range (paper: 0.1-0.2).
     Returns: (n, H, W).
     """
-    _check_images(images)
+    _check_images(images, model)
     target.check(model, images.shape[1:3])
     if samples < 1:
         raise ValueError(f"smoothgrad samples must be >= 1, got {samples}")
-    g = _smoothgrad(model.params, jnp.asarray(images, jnp.float32), key, jnp.float32(noise),
-                    model=model, target=target, samples=int(samples))
+    g = _smoothgrad(model.params, jnp.asarray(images, jnp.float32), key, jnp.float32(noise), target,
+                    model=model, samples=int(samples))
     return jnp.abs(g).max(-1)
 
 

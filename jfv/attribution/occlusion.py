@@ -66,14 +66,14 @@ def occlude(image: Array, y: Array, x: Array, window: int, fill: Array) -> Array
     return jnp.where(inside[..., None], jnp.broadcast_to(fill, image.shape).astype(image.dtype), image)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "target", "window"))
+@functools.partial(jax.jit, static_argnames=("model", "window"))  # target: a pytree, its channel traced
 def occlusion_chunk(params, images, channels, index, ys, xs, fill, *, model: Model, target: Target, window: int):
     """Scores of ``len(index)`` occluded copies: image ``index[i]`` with the window at (ys[i], xs[i])."""
     batch = jax.vmap(lambda i, y, x: occlude(images[i], y, x, window, fill))(index, ys, xs)
     return target.score(model.apply(params, batch), channels[index])
 
 
-@functools.partial(jax.jit, static_argnames=("model", "target"))
+@functools.partial(jax.jit, static_argnames=("model",))
 def _scores(params, images, channels, *, model: Model, target: Target):
     return target.score(model.apply(params, images), channels)
 
@@ -102,8 +102,7 @@ def occlusion(
         >>> occ.scores.shape   # (n, 13, 13) at 224 px
     """
     images = jnp.asarray(images, jnp.float32)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be (n, H, W, 3) RGB in [0, 1], got shape {tuple(images.shape)}")
+    model.check_input(images)
     n, h, w = images.shape[:3]
     ys, xs = window_positions(h, window, stride), window_positions(w, window, stride)
     target.check(model, (h, w))

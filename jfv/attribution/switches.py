@@ -164,8 +164,8 @@ def _input_shapes(images, ops, acts):
     return shapes
 
 
-@functools.partial(jax.jit, static_argnames=("model", "target"))
-def _switches(params, images, *, model: Model, target: Target):
+@functools.partial(jax.jit, static_argnames=("model",))  # target: a pytree, its channel traced
+def _switches(params, images, target: Target, *, model: Model):
     ops = layer_sequence(model)
     acts, switches = forward(model, params, images, ops)
     # The top signal: d score / d layer, i.e. the chosen channel's map (others zero), with the
@@ -197,7 +197,7 @@ def deconvnet_switches(model: Model, images: Array, target: Target) -> tuple[Arr
     target.check(model, images.shape[1:3])
     if target.softmax:
         raise ValueError("deconvnet projects activations; a softmax target has no deconvnet")
-    return _switches(model.params, jnp.asarray(images, jnp.float32), model=model, target=target)
+    return _switches(model.params, jnp.asarray(images, jnp.float32), target, model=model)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "layers"))

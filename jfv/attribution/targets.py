@@ -6,7 +6,9 @@ activation"), one neuron at a given position, or half the squared norm (whose gr
 feature map itself: Zeiler & Fergus's "pass the feature map down"). Class targets are channels of
 ``logits``; ``softmax=True`` scores the class probability instead of the logit.
 
-Targets are frozen and hashable, so they key compilation caches as static arguments.
+Targets are frozen pytrees whose channel is data (layer, reduction, position and softmax are
+static): a jitted method takes the target as an ordinary argument, so looping over 1,000 classes
+compiles once. They are hashable too (with concrete channels), to key caches as static arguments.
 
 Example:
     >>> t = channel("conv4_3", 7)                  # sum of channel 7's map
@@ -130,6 +132,10 @@ class Target:
                     f"neuron position (y={y}, x={x}) is off the {shape[1]}x{shape[2]} map of {self.layer!r} "
                     f"at image size {hw[0]}x{hw[1]}: use 0 <= y < {shape[1]}, 0 <= x < {shape[2]}"
                 )
+
+
+jax.tree_util.register_dataclass(
+    Target, data_fields=["channel"], meta_fields=["layer", "reduce", "position", "softmax"])
 
 
 def channel(layer: str, index: int | Sequence[int], reduce: str = "sum") -> Target:

@@ -24,10 +24,13 @@ from jfv.models import cifar_resnet, classifiers, convnet, resnet, vgg
 from jfv.models.base import (
     ChannelOutOfRangeError,
     ImageTooSmallError,
+    InputChannelsError,
     Model,
     UnknownLayerError,
     min_size_hint,
 )
+from jfv.models.wrap import MissingFieldError, WrapError, Wrapped, wrap
+from jfv.models import examples
 from jfv.models.weights import (
     MANIFEST,
     WeightsError,
@@ -284,6 +287,8 @@ REGISTRY: dict[str, Callable[..., Model]] = {
     "alexnet": _alexnet,
     "cifar_convnet": _cifar_convnet,
     **{name: _converted(name) for name in ARCHITECTURES},
+    "vit_tiny": examples.vit_tiny,  # jfv.models.wrap examples, random weights
+    "gray_cnn": examples.gray_cnn,
 }
 
 
@@ -330,6 +335,11 @@ __all__ = [
     "UnknownLayerError",
     "UnknownModelError",
     "WeightsError",
+    "InputChannelsError",
+    "MissingFieldError",
+    "WrapError",
+    "Wrapped",
+    "wrap",
     "load",
     "min_size_hint",
     "names",

@@ -28,6 +28,10 @@ class ImageTooSmallError(ValueError):
     """An input size at which a layer has no spatial extent."""
 
 
+class InputChannelsError(ValueError):
+    """Images with another number of channels than the model takes (RGB into a grayscale model)."""
+
+
 def _suggest(name: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(name, valid, n=1)
     return f" Did you mean {close[0]!r}?" if close else ""
@@ -37,8 +41,9 @@ def _suggest(name: str, valid: list[str]) -> str:
 class Model:
     """A Flax network with named activations, its params and its layer table.
 
-    ``apply(params, images)`` maps RGB images in [0, 1], NHWC float32, to a dict of named
-    activations (NHWC for spatial layers). ``layers`` maps every name in that dict to its number of
+    ``apply(params, images)`` maps images in [0, 1], NHWC float32 with ``channels`` channels (RGB
+    by default), to a dict of named activations: (N, H, W, C) for spatial layers, (N, T, D) for
+    token layers (a ViT's; their "channels" are the D embedding dims), (N, C) for vectors. ``layers`` maps every name in that dict to its number of
     channels. Models compare and hash by identity, so a loaded model can key a compilation cache.
 
     Example:
@@ -56,8 +61,24 @@ class Model:
     labels: tuple[str, ...] | None = None
     source: str = ""
     precision: str = "float32"  # the network's compute dtype (see ``with_precision``)
+    channels: int = 3  # input channels: 3 for RGB, 1 for grayscale, any n for a wrapped model
+
+    def check_input(self, images: Any) -> None:
+        """Raises InputChannelsError naming the fix when ``images`` is not (n, H, W, channels)."""
+        shape = tuple(np.shape(images))
+        if len(shape) != 4 or shape[-1] != self.channels:
+            if len(shape) == 3 and shape[-1] == self.channels:
+                fix = "add the batch axis, e.g. images[None]"
+            elif self.channels == 1:
+                fix = "convert them to grayscale, e.g. images.mean(-1, keepdims=True)"
+            else:
+                fix = f"give {self.channels}-channel images"
+            raise InputChannelsError(
+                f"model {self.name!r} takes images of shape (n, H, W, {self.channels}) in [0, 1], "
+                f"got shape {shape}: {fix}")
 
     def apply(self, params: Any, images: Array) -> dict[str, Array]:
+        self.check_input(images)  # static shapes: checked once, at trace time
         if self.precision == "float32":
             return self.module.apply({"params": params}, images)
         dtype = jnp.dtype(self.precision)
@@ -112,7 +133,7 @@ class Model:
         """Shapes of every named activation for one image of side ``image_size`` or of (height,
         width) ``image_size`` (no FLOPs spent)."""
         h, w = (image_size, image_size) if np.ndim(image_size) == 0 else image_size
-        x = jax.ShapeDtypeStruct((1, int(h), int(w), 3), jnp.float32)
+        x = jax.ShapeDtypeStruct((1, int(h), int(w), self.channels), jnp.float32)
         try:
             out = jax.eval_shape(self.apply, self.params, x)
         except Exception as e:  # a negative size inside a conv or pool

@@ -76,12 +76,16 @@ def load_magnitude(path: str, size: int) -> np.ndarray | None:
         raise ConfigError(f"maco_magnitude={path!r}: {e} (jfv resizes it to image_size)") from None
 
 
-def make_param(config: ml_collections.ConfigDict):
-    """The config's parameterisation: ``lucid`` (Fourier + decorrelated colour) or ``maco``."""
+def make_param(config: ml_collections.ConfigDict, channels: int = 3):
+    """The config's parameterisation for a model of ``channels`` input channels: ``lucid`` (Fourier +
+    decorrelated colour) or ``maco`` (RGB only: its magnitude spectrum is estimated from photos)."""
     if config.param == "lucid":
         return parameterisations.image(
-            config.image_size, config.images_per_channel, fft=config.fft, decorrelate=config.decorrelate
+            config.image_size, config.images_per_channel, fft=config.fft, decorrelate=config.decorrelate,
+            channels=channels,
         )
+    if channels != 3:
+        raise ConfigError(f"param=maco needs a 3-channel (RGB) model, this one takes {channels}: use param=lucid")
     magnitude = load_magnitude(config.maco_magnitude, config.image_size)
     source = Path(config.maco_magnitude).name if config.maco_magnitude else None
     return parameterisations.maco(config.image_size, config.images_per_channel, magnitude=magnitude, source=source)
@@ -177,6 +181,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         )
     model.check_image_size(layer, transformed)
 
+    if model.channels != 3:
+        param = make_param(config, model.channels)
     optimiser = optax.adam(config.learning_rate)
     transparency = config.param == "maco"
     objective_fn = objective_factory(config.objective, layer, config.diversity)

@@ -162,7 +162,7 @@ def available_memory() -> int | None:
 def activation_bytes(model: Model, image_size: int, batch: int) -> int:
     """Bytes of ``batch`` input images and all their named activations (shapes only: no FLOPs)."""
     shapes = model.output_shapes(image_size)
-    per_image = 3 * image_size * image_size + sum(math.prod(s[1:]) for s in shapes.values())
+    per_image = model.channels * image_size * image_size + sum(math.prod(s[1:]) for s in shapes.values())
     return batch * per_image * FLOAT_BYTES
 
 

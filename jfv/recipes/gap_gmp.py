@@ -111,13 +111,17 @@ class WithHead(nn.Module):
 
 def with_head(model: Model, layer: str, head: PoolingHead, head_params) -> Model:
     """``model`` with ``head`` on ``layer`` as one Model (with ``logits``), for CAM and faithfulness."""
+    if not isinstance(model.module, nn.Module):
+        raise ValueError(f"a pooling head sits on a built-in linen model, and {model.name} is wrapped "
+                         f"(jfv.models.wrap): add the GAP/GMP head to your own module and wrap that")
     module = WithHead(features=model.module, head=head, layer=layer)
     params = {"features": model.params, "head": head_params}
-    x = jax.ShapeDtypeStruct((1, model.image_size, model.image_size, 3), jnp.float32)
+    x = jax.ShapeDtypeStruct((1, model.image_size, model.image_size, model.channels), jnp.float32)
     shapes = jax.eval_shape(lambda p, im: module.apply({"params": p}, im), params, x)
     layers = {k: int(v.shape[-1]) for k, v in shapes.items()}
     return Model(name=f"{model.name}+{head.pool}", module=module, params=params, layers=layers,
-                 image_size=model.image_size, source=f"{model.source} + {head.pool} head trained on {layer}")
+                 image_size=model.image_size, channels=model.channels,
+                 source=f"{model.source} + {head.pool} head trained on {layer}")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -136,7 +136,8 @@ class LayerJob:
         self.config, self.model, self.layers, self.channels, self.job = config, model, layers, channels, job
         self.progress, self.flag = progress, flag
         size = config.image_size
-        self.param = parameterisations.image(size, fft=config.fft, decorrelate=config.decorrelate)
+        self.param = parameterisations.image(size, fft=config.fft, decorrelate=config.decorrelate,
+                                              channels=model.channels)
         self.tf = make_transforms(config.transforms)
         optimiser = optax.adam(config.learning_rate)
         self.engines = {layer: Engine.for_channels(model, objective_factory(config.objective, layer, 0.0), self.param,

@@ -18,6 +18,8 @@ Strengths of penalties follow the seed's convention: the objective is
 
 from __future__ import annotations
 
+import dataclasses
+
 import time
 from typing import Any, Callable
 
@@ -75,11 +77,13 @@ def penalty(family: str, config: ml_collections.ConfigDict) -> objectives.Object
     return objectives.blur_penalty(config.blur_sigma, r)
 
 
-def make_param(config, size: int) -> parameterisations.ImageParam:
+def make_param(config, size: int, channels: int = 3) -> parameterisations.ImageParam:
+    """The config's parameterisation for a model taking ``channels``-channel images (a grayscale
+    model's Fourier images are not colour-decorrelated)."""
     if config.param == "pixel":
-        return parameterisations.pixel(size)
+        return dataclasses.replace(parameterisations.pixel(size), channels=channels)
     if config.param == "fft":
-        return parameterisations.image(size)
+        return parameterisations.image(size, decorrelate=channels == 3, channels=channels)
     raise ConfigError(f"unknown param {config.param!r}; valid: {', '.join(PARAMS)}")
 
 
@@ -163,7 +167,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     channels = parse_channels(config.channels)
     model.check_channels(layer, channels)
     base_tf = make_transforms(config.transforms)
-    param = make_param(config, config.image_size)
+    param = make_param(config, config.image_size, model.channels)
     key = jax.random.key(config.seed)
     objective_fn = lambda c: objectives.channel(layer, c)  # noqa: E731
 
