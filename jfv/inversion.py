@@ -361,7 +361,7 @@ def accentuate(model: Model, layer: str, channels: Sequence[int], seeds: Any, pa
     out = engine.render_cells(cells_c, cells_v, key, steps, batch_size=batch_size, progress=progress,
                               start=seeded_start(engine, seeds_j, image_of, key))
     shape = (len(x), len(channels), len(lams))
-    return Rendered(*(a.reshape(shape + a.shape[1:]) for a in out))
+    return Rendered(*(None if a is None else a.reshape(shape + a.shape[1:]) for a in out))
 
 
 __all__ = [

@@ -68,7 +68,7 @@ def png_bytes(array: np.ndarray, bit_depth: int, colour_type: int, size: tuple[i
 CONFIG_FILES = {
     "syntax.py": ("def get_config(:\n", "has a syntax error at line 1"),
     "norecipe.py": ("import ml_collections\n\ndef get_config():\n    return ml_collections.ConfigDict({'x': 1})\n",
-                    "names no recipe: set c.recipe in get_config() to one of activations, atlas, attribute, channels"),
+                    "names no recipe: set c.recipe in get_config() to one of accentuate, activations, atlas, attribute, channels"),
     "notes.txt": ("hello\n", "fails to load (NameError: name 'hello' is not defined)"),
     "helpers.py": ("X = 1\n", "defines no get_config()"),
     "photo.png": (None, "is not a config file (not Python text)"),
