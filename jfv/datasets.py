@@ -39,6 +39,7 @@ from PIL import Image
 
 # Krizhevsky 2009; the label order of the binary release (also the archive's sorted folder names).
 from jfv.labels import CIFAR10_CLASSES  # one list of the ten names
+from jfv.paths import find_shared, shared_candidates
 CIFAR10_ARCHIVE = "data/cifar10/cifar10-jpeg.tar.gz"  # relative to the shared folder
 CIFAR10_SIZE = 32
 
@@ -48,13 +49,15 @@ class DatasetError(ValueError):
 
 
 def shared_dir(explicit: str = "") -> Path:
-    """``explicit``, else ``$JFV_SHARED``, else ``../shared`` beside the repository."""
-    repo = Path(__file__).resolve().parents[1]
-    candidates = [explicit] if explicit else [os.environ.get("JFV_SHARED", ""), str(repo.parent / "shared")]
-    for c in candidates:
-        if c and Path(c).expanduser().is_dir():
-            return Path(c).expanduser()
-    tried = ", ".join(c for c in candidates if c) or "(none)"
+    """``explicit``, else ``$JFV_SHARED``, else ``../shared`` beside the repository (``jfv.paths``).
+
+    Raises:
+        DatasetError: none of them is a folder; the message lists what was tried and the fix.
+    """
+    found = find_shared(explicit)
+    if found is not None:
+        return found
+    tried = ", ".join(str(c) for c in shared_candidates(explicit))
     raise DatasetError(
         f"shared folder not found (tried {tried}): pass --config.shared_dir=PATH or set JFV_SHARED"
     )

@@ -20,7 +20,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-SHARED_ENV = "JFV_SHARED"
+from jfv.paths import SHARED_ENV, find_shared
+
 IMAGENET_LABELS = Path("data/imagenet-labels/lucent_imagenet_labels.txt")  # relative to shared/
 # Krizhevsky 2009, "Learning Multiple Layers of Features from Tiny Images": class order of the
 # CIFAR-10 batches (batches.meta label_names).
@@ -42,14 +43,8 @@ class LabelsError(FileNotFoundError):
 
 
 def shared_dir() -> Path | None:
-    """The shared data folder: ``$JFV_SHARED``, else ``<repo>/../shared``, else ``/work/shared``."""
-    env = os.environ.get(SHARED_ENV)
-    candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parents[1].parent / "shared", Path("/work/shared")]
-    for path in candidates:
-        if path.is_dir():
-            return path
-    return None
+    """The shared data folder (``jfv.paths.find_shared``: ``$JFV_SHARED``, else ``<repo>/../shared``), or None."""
+    return find_shared()
 
 
 def read_labels(path: str | os.PathLike) -> tuple[str, ...]:

@@ -343,17 +343,9 @@ def lpips_pairs(a: Array, b: Array, net: str = "alexnet", batch: int = LPIPS_BAT
     chunk is padded), so a layer's worth of pairs fits in memory. -> (P,)."""
     a = jnp.asarray(a, jnp.float32)
     b = jnp.asarray(b, jnp.float32)
-    n = a.shape[0]
-    size = min(batch, n)
-    out = []
-    for i in range(0, n, size):
-        x, y = a[i : i + size], b[i : i + size]
-        pad = size - x.shape[0]
-        if pad:
-            x = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)])
-            y = jnp.concatenate([y, jnp.zeros((pad,) + y.shape[1:], y.dtype)])
-        out.append(lpips(x, y, net)[: size - pad])
-    return jnp.concatenate(out)
+    from jfv.imageops import map_chunks
+
+    return map_chunks(lambda x, y: lpips(x, y, net), a, b, batch=min(batch, a.shape[0]))
 
 
 def reference_distances(references: Array, queries: Array, net: str = "alexnet",

@@ -18,6 +18,8 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from jfv.imageops import check_sigma, gaussian_blur
+
 Array = jax.Array
 Activations = Mapping[str, Array]
 
@@ -289,8 +291,6 @@ def blur_penalty(sigma: float = 1.0, reduction: str = "mean") -> Objective:
     every pixel towards its blurred neighbourhood: a soft, differentiable form of Yosinski et al.'s
     blur step. Lucid's ``blur_input_each_step`` is this with a 3x3 kernel, a factor 1/2 and a sum.
     """
-    from jfv.regularisers import check_sigma, gaussian_blur
-
     check_sigma(sigma, "blur_penalty sigma")
     _check_reduction(reduction, "blur_penalty")
 

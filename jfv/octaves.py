@@ -32,13 +32,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jfv import imageops
 from jfv.engine import Engine, Rendered, RenderState, Setup
 from jfv.models.base import Model
 from jfv.parameterisations import ImageParam
 from jfv.transforms import Transform
 
 Array = jax.Array
-RESIZE_METHOD = "bilinear"
+RESIZE_METHOD = "bilinear"  # what imageops.resize does (jax.image.resize "linear"); a name users may read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,8 +83,7 @@ def check_octave_param(param: ImageParam) -> None:
 
 def resize(params: Array, size: int) -> Array:
     """Pixel parameters (..., H, W, 3) resized to (..., size, size, 3), bilinear."""
-    shape = params.shape[:-3] + (size, size, params.shape[-1])
-    return jax.image.resize(params, shape, RESIZE_METHOD)
+    return imageops.resize(params, size)
 
 
 def carry(optimiser: optax.GradientTransformation, key: Array, stage: int, params: Array, channel: Array) -> RenderState:

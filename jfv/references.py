@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jfv import objectives, parameterisations, transforms
+from jfv import imageops, objectives, parameterisations, transforms
 from jfv.models.base import Model
 from jfv.outputs import load_image
 from jfv.render import ProgressFn, Rendered, render_channels
@@ -92,14 +92,9 @@ def channel_means(model: Model, layer: str, images: np.ndarray, batch: int = 32)
     """Mean activation of every channel of ``layer`` on each image: (N, H, W, 3) -> (N, channels).
 
     Runs in fixed batches of ``batch`` (the last padded), so one compilation serves any N."""
-    out = []
-    for start in range(0, len(images), batch):
-        chunk = np.asarray(images[start : start + batch], np.float32)
-        k = len(chunk)
-        if k < batch:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - k, axis=0)])
-        out.append(np.asarray(_channel_means(model, layer, model.params, jnp.asarray(chunk)))[:k])
-    return np.concatenate(out)
+    images = np.asarray(images, np.float32)
+    fn = lambda x: _channel_means(model, layer, model.params, jnp.asarray(x))
+    return np.asarray(imageops.map_chunks(fn, images, batch=batch))
 
 
 def most_activating_patch(model: Model, layer: str, channels: Sequence[int], files: Sequence[str | os.PathLike],

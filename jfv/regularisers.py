@@ -37,8 +37,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -46,26 +44,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jfv.imageops import GAUSSIAN_TRUNCATE, check_sigma, gaussian_blur, gaussian_kernel, gaussian_radius  # noqa: F401  (re-exported)
+from jfv.imageops import concrete as _concrete
 from jfv.parameterisations import ImageParam
 
 Array = jax.Array
 
-GAUSSIAN_TRUNCATE = 4.0  # kernel half-width in standard deviations; scipy.ndimage.gaussian_filter's default
-
 
 class ImageStepError(ValueError):
     """An image-space step used where it has no meaning; the message names the valid combination."""
-
-
-def _concrete(x: Any) -> float | None:
-    """``x`` as a float when it is a concrete number (not a tracer), else None."""
-    if isinstance(x, numbers.Number):
-        return float(x)
-    if isinstance(x, (np.ndarray, np.generic)) and np.ndim(x) == 0:
-        return float(x)
-    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) and x.ndim == 0:
-        return float(x)
-    return None
 
 
 def _fmt(x: Any) -> str:
@@ -77,74 +64,6 @@ def check_percentile(percentile: Any, name: str = "percentile") -> None:
     v = _concrete(percentile)
     if v is not None and not 0.0 <= v <= 100.0:
         raise ValueError(f"{name} must be in [0, 100] (a percentile of the image's pixels), got {v:g}")
-
-
-def check_sigma(sigma: Any, name: str = "blur radius sigma") -> None:
-    v = _concrete(sigma)
-    if v is not None and not v >= 0.0:
-        raise ValueError(f"{name} must be >= 0 pixels (0 = no blur), got {v:g}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Gaussian blur.
-
-
-def gaussian_radius(sigma: float, truncate: float = GAUSSIAN_TRUNCATE) -> int:
-    """Kernel half-width in pixels for a concrete ``sigma``: ``int(truncate * sigma + 0.5)`` (scipy's)."""
-    check_sigma(sigma)
-    return int(truncate * float(sigma) + 0.5)
-
-
-def gaussian_kernel(sigma: float | Array, radius: int) -> Array:
-    """The normalised 1-D Gaussian ``w_k = exp(-k^2 / (2 sigma^2)) / Z`` for k in -radius..radius.
-
-    ``sigma`` may be traced; ``sigma = 0`` gives the identity kernel (1 at k = 0).
-
-    Returns:
-        (2 radius + 1,) float32 weights summing to 1.
-    """
-    k = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
-    s = jnp.asarray(sigma, jnp.float32)
-    safe = jnp.where(s > 0, s, 1.0)
-    w = jnp.exp(-0.5 * (k / safe) ** 2)
-    w = w / jnp.sum(w)
-    return jnp.where(s > 0, w, (k == 0).astype(jnp.float32))
-
-
-def gaussian_blur(x: Array, sigma: float | Array, radius: int | None = None) -> Array:
-    """Separable Gaussian blur of (..., H, W, C) images over H and W, edges mirrored.
-
-    ``(G_sigma * x)[y, x] = sum_{i,j} w_i w_j x[y + i, x + j]`` with the kernel of
-    ``gaussian_kernel`` and scipy's ``mode="reflect"`` edges (``d c b a | a b c d``), so it matches
-    ``scipy.ndimage.gaussian_filter(x, (0, sigma, sigma, 0), truncate=4)``.
-
-    Args:
-        x: images (..., H, W, C).
-        sigma: standard deviation in pixels, >= 0; may be traced when ``radius`` is given.
-        radius: static kernel half-width; default ``gaussian_radius(sigma)``.
-
-    Returns:
-        Blurred images, same shape.
-    """
-    check_sigma(sigma)
-    if radius is None:
-        s = _concrete(sigma)
-        if s is None:
-            raise ValueError("gaussian_blur with a traced sigma needs a static radius= (kernel half-width)")
-        radius = gaussian_radius(s)
-    if radius < 0:
-        raise ValueError(f"blur kernel radius must be >= 0 pixels, got {radius}")
-    if radius == 0:
-        return x
-    h, w = x.shape[-3], x.shape[-2]
-    if radius > min(h, w):
-        raise ValueError(f"blur kernel radius {radius} exceeds the image size {h}x{w}; use a smaller sigma")
-    kern = gaussian_kernel(sigma, radius).astype(x.dtype)
-    lead = [(0, 0)] * (x.ndim - 3)
-    xp = jnp.pad(x, lead + [(radius, radius), (0, 0), (0, 0)], mode="symmetric")
-    x = sum(kern[i] * xp[..., i : i + h, :, :] for i in range(2 * radius + 1))
-    xp = jnp.pad(x, lead + [(0, 0), (radius, radius), (0, 0)], mode="symmetric")
-    return sum(kern[i] * xp[..., :, i : i + w, :] for i in range(2 * radius + 1))
 
 
 # ---------------------------------------------------------------------------------------------

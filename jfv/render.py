@@ -28,6 +28,9 @@ Example:
 from __future__ import annotations
 
 import functools
+import sys
+import types
+import warnings
 from typing import Any, Callable, Sequence
 
 import jax
@@ -222,6 +225,21 @@ def reshape_sweep(out: Rendered, n_channels: int) -> Rendered:
     n_v = len(out.objective) // n_channels
     return Rendered(*(None if x is None else x.reshape((n_channels, n_v) + x.shape[1:]) for x in out))
 
+
+class _CallableModule(types.ModuleType):
+    """``jfv.render`` is this module; calling it still renders one image, with a deprecation warning.
+
+    Before jfv 0.2, ``jfv.render`` was the function (``from jfv.render import render`` in the
+    package shadowed the module), so ``jfv.render(model, objective, ...)`` keeps working.
+    """
+
+    def __call__(self, *args, **kwargs):
+        warnings.warn("calling the module jfv.render is deprecated: call jfv.render_image(...) "
+                      "(or jfv.render.render(...)), the same function", DeprecationWarning, stacklevel=2)
+        return render(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
     "Engine",

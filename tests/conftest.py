@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,11 +10,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_dir() -> Path | None:
-    """``$JFV_SHARED``, else ``../shared`` beside the repository; None when absent."""
-    for candidate in (os.environ.get("JFV_SHARED"), REPO.parent / "shared"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
+    """``$JFV_SHARED``, else ``../shared`` beside the repository; None when absent (``jfv.paths``)."""
+    from jfv.paths import find_shared
+
+    return find_shared()
 
 
 @pytest.fixture(scope="session")

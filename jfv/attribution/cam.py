@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jfv.attribution.targets import Target, TargetError
+from jfv.imageops import resize
 from jfv.models.base import Model
 
 Array = jax.Array
@@ -212,4 +213,4 @@ def cam_top_k(model: Model, images: Array, k: int, layer: str, kernel: Array | N
 
 def upsample(maps: Array, size: tuple[int, int]) -> Array:
     """Bilinear resize of (..., h, w) maps to (..., *size)."""
-    return jax.image.resize(maps, maps.shape[:-2] + tuple(size), "bilinear")
+    return resize(maps, tuple(size), channels=False)

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jfv.attribution.targets import Target
+from jfv.imageops import gaussian_blur, map_chunks, resize
 from jfv.models.base import Model
 
 Array = jax.Array
@@ -35,13 +36,13 @@ class Curves(NamedTuple):
 
 
 def blur(images: Array, sigma: float) -> Array:
-    """Separable Gaussian blur of (n, H, W, 3) images, sigma in pixels, edges reflected."""
-    r = max(1, int(3 * sigma))
-    k = jnp.exp(-0.5 * (jnp.arange(-r, r + 1) / sigma) ** 2)
-    k = k / k.sum()
-    x = jnp.pad(images, ((0, 0), (r, r), (r, r), (0, 0)), mode="reflect")
-    x = sum(k[i] * x[:, i : i + images.shape[1]] for i in range(2 * r + 1))
-    return sum(k[i] * x[:, :, i : i + images.shape[2]] for i in range(2 * r + 1))
+    """Separable Gaussian blur of (n, H, W, 3) images, sigma > 0 in pixels: the insertion/deletion baseline.
+
+    ``imageops.gaussian_blur`` with this baseline's own settings, kept so its curves do not change:
+    the kernel truncated at ``max(1, int(3 sigma))`` pixels and numpy's reflection at the edges
+    (``d c b | a b c d``, the edge pixel not repeated).
+    """
+    return gaussian_blur(images, sigma, radius=max(1, int(3 * sigma)), mode="reflect")
 
 
 def ranks(maps: Array) -> Array:
@@ -91,7 +92,7 @@ def deletion_insertion(
         raise ValueError(f"steps must be >= 1, got {steps}")
     target.check(model, (h, w))
     if maps.shape[1:] != (h, w):
-        maps = jax.image.resize(maps, (n, h, w), "bilinear")
+        maps = resize(maps, (h, w), channels=False)
     if isinstance(baseline, str):
         if baseline != "blur":
             raise ValueError(f"baseline must be a value in [0, 1] or 'blur', got {baseline!r}")
@@ -102,17 +103,10 @@ def deletion_insertion(
     fractions = np.linspace(0.0, 1.0, steps + 1)
     counts = np.rint(fractions * h * w).astype(np.int32)
     idx, step, ins = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(steps + 1), np.array([0, 1]), indexing="ij"))
-    total = idx.size
-    b = min(batch_size, total)
-    pad = (-total) % b
-    idx, cnt, ins = (np.concatenate([a, np.zeros(pad, a.dtype)]) for a in (idx.astype(np.int32), counts[step], ins.astype(bool)))
     channels = target.channels(n)
-    out = [
-        _chunk(model.params, images, bases, rank, channels, idx[s : s + b], cnt[s : s + b], ins[s : s + b],
-               model=model, target=target)
-        for s in range(0, total + pad, b)
-    ]
-    scores = jnp.concatenate(out)[:total].reshape(n, steps + 1, 2)
+    run = lambda i, c, s: _chunk(model.params, images, bases, rank, channels, i, c, s, model=model, target=target)
+    scores = map_chunks(run, idx.astype(np.int32), counts[step], ins.astype(bool),
+                        batch=min(batch_size, idx.size)).reshape(n, steps + 1, 2)
     deletion, insertion = scores[..., 0], scores[..., 1]
     auc = lambda c: jnp.trapezoid(c, jnp.asarray(fractions, c.dtype), axis=-1)
     return Curves(fractions, deletion, insertion, auc(deletion), auc(insertion))

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jfv.attribution.targets import Target
+from jfv.imageops import map_chunks
 from jfv.models.base import Model
 
 Array = jax.Array
@@ -111,15 +112,10 @@ def occlusion(
     fill = jnp.asarray(fill, jnp.float32)
     channels = target.channels(n)
     grid_i, grid_y, grid_x = (a.ravel() for a in np.meshgrid(np.arange(n), ys, xs, indexing="ij"))
-    total = grid_i.size
-    b = min(batch_size, total)
-    pad = (-total) % b
-    grid = [np.concatenate([a, np.zeros(pad, np.int32)]).astype(np.int32) for a in (grid_i, grid_y, grid_x)]
-    out = []
-    for s in range(0, total + pad, b):
-        out.append(occlusion_chunk(model.params, images, channels, grid[0][s : s + b], grid[1][s : s + b],
-                                   grid[2][s : s + b], fill, model=model, target=target, window=window))
-    scores = jnp.concatenate(out)[:total].reshape(n, len(ys), len(xs))
+    grid = [a.astype(np.int32) for a in (grid_i, grid_y, grid_x)]
+    run = lambda i, y, x: occlusion_chunk(model.params, images, channels, i, y, x, fill, model=model, target=target,
+                                          window=window)
+    scores = map_chunks(run, *grid, batch=min(batch_size, grid_i.size)).reshape(n, len(ys), len(xs))
     baseline = _scores(model.params, images, channels, model=model, target=target)
     return Occlusion(scores, baseline, pixel_map(baseline[:, None, None] - scores, ys, xs, window, (h, w)), ys, xs)
 

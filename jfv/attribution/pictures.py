@@ -26,12 +26,12 @@ def colourise(m, colourmap: str = COLOURMAP) -> np.ndarray:
 
 def resize_map(m, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a (h, w) map to ``size``."""
-    import jax
+    from jfv.imageops import resize
 
     m = np.asarray(m, np.float32)
     if m.shape == tuple(size):
         return m
-    return np.asarray(jax.image.resize(m, tuple(size), "bilinear"))
+    return np.asarray(resize(m, tuple(size), channels=False))
 
 
 def overlay(image, m, alpha: float = 0.5, colourmap: str = COLOURMAP) -> np.ndarray:

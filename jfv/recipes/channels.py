@@ -35,27 +35,10 @@ from jfv.recipes.common import (
     parse_channels,
     run_info,
 )
+from jfv.recipes.common import OBJECTIVES, TRANSFORMS, make_transforms, objective_factory  # noqa: F401  (moved there)
 from jfv.render import render_channels
 
-OBJECTIVES = ("channel", "neuron", "class")
-TRANSFORMS = ("standard", "none", "maco")
 PARAMS = ("lucid", "maco")
-
-
-def make_transforms(name: str, config: ml_collections.ConfigDict | None = None) -> transforms.Transform:
-    """The config's transforms; ``maco`` reads ``maco_crops``, ``maco_box`` and ``maco_noise``."""
-    if name == "standard":
-        return transforms.standard()
-    if name == "none":
-        return transforms.identity()
-    if name == "maco" and config is not None:
-        try:
-            return transforms.maco(config.maco_crops, config.image_size, tuple(config.maco_box), config.maco_noise)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"bad MACO transforms settings: {e} (keys maco_crops, maco_box, maco_noise)") from None
-    if name == "maco":
-        raise ConfigError("transforms=maco is only available in the channels recipe: use standard or none here")
-    raise ConfigError(f"unknown transforms {name!r}; valid: {', '.join(TRANSFORMS)}")
 
 
 def load_magnitude(path: str, size: int) -> np.ndarray | None:
@@ -96,25 +79,6 @@ def class_index(model: models.Model, class_name: str) -> int:
     if not model.labels:
         raise ConfigError(f"model {model.name!r} has no class labels, so class_name cannot be used")
     return labels.class_index(class_name, model.labels)
-
-
-def objective_factory(kind: str, layer: str, diversity: float):
-    """channel index -> Objective, for the config's objective kind."""
-    if kind not in OBJECTIVES:
-        raise ConfigError(f"unknown objective {kind!r}; valid: {', '.join(OBJECTIVES)}")
-
-    def make(c):
-        if kind == "channel":
-            o = objectives.channel(layer, c)
-        elif kind == "neuron":
-            o = objectives.neuron(layer, c)
-        else:
-            o = objectives.class_logit(c, layer)
-        if diversity:
-            o = o + diversity * objectives.diversity(layer)
-        return o
-
-    return make
 
 
 def check_settings(config: ml_collections.ConfigDict) -> None:

@@ -1,5 +1,5 @@
 """Pieces several recipes share: checking config values, parsing channel lists, a memory estimate,
-meshes, progress bars, run metadata.
+meshes, progress bars, run metadata, and the config's transforms and objective factory.
 
 The ``check_*`` helpers validate a value where it enters and raise ``ConfigError`` naming the key and
 the valid range, e.g. ``check_positive(config.learning_rate, "learning_rate", 0.05)``.
@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import jax
+import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
+from jfv import objectives, transforms
 from jfv.models.base import ChannelOutOfRangeError, ImageTooSmallError, Model
 from jfv.models.weights import library_versions
 
@@ -31,6 +33,8 @@ FLOAT_BYTES = 4  # float32 images and activations
 # Peak memory of a render over its forward activations: the activations kept for the backward pass
 # plus their gradients. Measured 1.75 (VGG16, 512 px) and 2.0 (256 px) on XLA:CPU.
 BACKWARD_FACTOR = 2
+OBJECTIVES = ("channel", "neuron", "class")  # the config key ``objective`` of channels, layer (a subset), sweep
+TRANSFORMS = ("standard", "none", "maco")  # the config key ``transforms``; maco only where its keys are declared
 
 
 class ConfigError(ValueError):
@@ -230,6 +234,41 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def make_transforms(name: str, config: ml_collections.ConfigDict | None = None) -> transforms.Transform:
+    """The config's transforms; ``maco`` reads ``maco_crops``, ``maco_box`` and ``maco_noise``."""
+    if name == "standard":
+        return transforms.standard()
+    if name == "none":
+        return transforms.identity()
+    if name == "maco" and config is not None:
+        try:
+            return transforms.maco(config.maco_crops, config.image_size, tuple(config.maco_box), config.maco_noise)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"bad MACO transforms settings: {e} (keys maco_crops, maco_box, maco_noise)") from None
+    if name == "maco":
+        raise ConfigError("transforms=maco is only available in the channels recipe: use standard or none here")
+    raise ConfigError(f"unknown transforms {name!r}; valid: {', '.join(TRANSFORMS)}")
+
+
+def objective_factory(kind: str, layer: str, diversity: float):
+    """channel index -> Objective, for the config's objective kind."""
+    if kind not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {kind!r}; valid: {', '.join(OBJECTIVES)}")
+
+    def make(c):
+        if kind == "channel":
+            o = objectives.channel(layer, c)
+        elif kind == "neuron":
+            o = objectives.neuron(layer, c)
+        else:
+            o = objectives.class_logit(c, layer)
+        if diversity:
+            o = o + diversity * objectives.diversity(layer)
+        return o
+
+    return make
 
 
 def run_info(start: float) -> dict:

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jfv import datasets, embeddings, figures, models
+from jfv import datasets, embeddings, figures, imageops, models
 from jfv.outputs import Staging, check_workdir, gallery_html
 from jfv.recipes.common import ConfigError, run_info
 
@@ -59,7 +59,7 @@ def thumbnails(images: np.ndarray, size: int) -> np.ndarray:
     """(n, S, S, 3) -> (n, size, size, 3) float32, antialiased linear resize (identity at S = size)."""
     if images.shape[1] == size and images.shape[2] == size:
         return np.asarray(images, np.float32)
-    out = jax.image.resize(jnp.asarray(images), (images.shape[0], size, size, 3), "linear", antialias=True)
+    out = imageops.resize(jnp.asarray(images), size)
     return np.clip(np.asarray(out), 0, 1)
 
 

@@ -45,7 +45,7 @@ import numpy as np
 import optax
 
 from jfv import attribution as A
-from jfv import datasets, models
+from jfv import datasets, imageops, models
 from jfv.attribution import pictures
 from jfv.attribution.cam import check_spatial
 from jfv.models.base import Model
@@ -137,7 +137,7 @@ def upsample_images(images: Array, size: int) -> Array:
     """(n, h, w, 3) uint8 or [0, 1] floats -> (n, size, size, 3) float32 in [0, 1], bilinear."""
     x = jnp.asarray(images)
     x = x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
-    return jnp.clip(jax.image.resize(x, (x.shape[0], size, size, 3), "bilinear"), 0.0, 1.0)
+    return jnp.clip(imageops.resize(x, size), 0.0, 1.0)
 
 
 def extract_features(model: Model, images: np.ndarray, layer: str, size: int, batch_size: int,
@@ -148,16 +148,11 @@ def extract_features(model: Model, images: np.ndarray, layer: str, size: int, ba
     slower, jax#12868); the last batch is padded so nothing recompiles.
     """
     n = images.shape[0]
-    b = min(batch_size, n)
-    out = []
     start = time.time()
-    for s in range(0, n, b):
-        chunk = images[s : s + b]
-        if chunk.shape[0] < b:
-            chunk = np.concatenate([chunk, np.zeros((b - chunk.shape[0],) + chunk.shape[1:], chunk.dtype)])
-        out.append(np.asarray(_features(model.params, chunk, model=model, layer=layer, size=size)))
-        log(f"features {min(s + b, n)}/{n} ({time.time() - start:.0f} s)")
-    return np.concatenate(out)[:n]
+    fn = lambda x: np.asarray(_features(model.params, x, model=model, layer=layer, size=size))
+    out = imageops.map_chunks(fn, images, batch=min(batch_size, n),
+                              progress=lambda done, total: log(f"features {done}/{total} ({time.time() - start:.0f} s)"))
+    return np.asarray(out)
 
 
 # ---------------------------------------------------------------------------------------------------

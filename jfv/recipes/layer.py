@@ -34,8 +34,9 @@ from jfv import models, parameterisations, transforms
 from jfv.engine import Engine, from_host, to_host
 from jfv.jobs import Interrupted, Job, StateError, StopFlag
 from jfv.outputs import GALLERY_CSS, check_workdir, header_table, sprite
-from jfv.recipes.channels import make_transforms, objective_factory
-from jfv.recipes.common import ConfigError, Progress, check_precision, make_mesh, parse_channels, run_info
+from jfv.recipes.common import (
+    ConfigError, Progress, check_precision, make_mesh, make_transforms, objective_factory, parse_channels, run_info,
+)
 
 RESUMABLE = True  # the recipe holds its workdir through jfv.jobs.Job (resume, not --overwrite)
 OBJECTIVES = ("channel", "neuron")

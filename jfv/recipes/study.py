@@ -36,7 +36,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jfv import metrics, models, objectives, octaves, parameterisations, references, transforms
+from jfv import imageops, metrics, models, objectives, octaves, parameterisations, references, transforms
 from jfv.outputs import Staging, check_workdir, gallery_html, sprite
 from jfv.recipes.common import ConfigError, Progress, parse_channels, run_info
 from jfv.engine import Engine, Setup
@@ -242,19 +242,12 @@ class Renderer:
 def _resize(img: np.ndarray, size: int) -> np.ndarray:
     if img.shape[0] == size:
         return img
-    return np.asarray(jax.image.resize(jnp.asarray(img), (size, size, 3), "linear", antialias=True))
+    return np.asarray(imageops.resize(jnp.asarray(img), size))
 
 
 def _score(fn, *arrays, chunk: int) -> np.ndarray:
     """``fn`` over the leading axis in fixed chunks (padded), so one compilation serves any length."""
-    n = len(arrays[0])
-    out = []
-    for s in range(0, n, chunk):
-        parts = [a[s : s + chunk] for a in arrays]
-        k = len(parts[0])
-        parts = [np.concatenate([p, np.repeat(p[-1:], chunk - k, axis=0)]) if k < chunk else p for p in parts]
-        out.append(np.asarray(fn(*parts))[:k])
-    return np.concatenate(out)
+    return np.asarray(imageops.map_chunks(fn, *arrays, batch=chunk))
 
 
 def _plot(path, label, parameter, values, channels, means, stds, ref_name):

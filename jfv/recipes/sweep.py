@@ -30,8 +30,7 @@ import optax
 
 from jfv import models, objectives, octaves, parameterisations, regularisers, transforms
 from jfv.outputs import Staging, check_workdir, gallery_html, sprite
-from jfv.recipes.channels import make_transforms
-from jfv.recipes.common import ConfigError, Progress, check_finite, parse_channels, run_info
+from jfv.recipes.common import ConfigError, Progress, check_finite, make_transforms, parse_channels, run_info
 from jfv.render import Setup, render_channels, render_sweep
 
 PENALTIES = ("l1", "l2", "tv", "blur_penalty")
