@@ -13,8 +13,10 @@ import shutil
 from absl import flags, logging
 
 from jfv import errors
+from jfv import models
 
-_MODEL = flags.DEFINE_string("model", "vgg16", "Model whose weights to build (vgg16, alexnet).")
+_MODEL = flags.DEFINE_string("model", models.vgg.VGG16_FEATURES.name,
+                             f"Model whose weights to build ({', '.join(models.lpips_nets().values())}).")
 _DIR = flags.DEFINE_string("weights_dir", "", "Weights root; default $JFV_WEIGHTS_DIR or the repo's weights/.")
 _FORCE = flags.DEFINE_bool("force", False, "Rebuild an existing checkpoint (the old one is kept until the new one is written).")
 
@@ -27,7 +29,6 @@ def build(argv: list[str]) -> None:
             f"unexpected argument {argv[1]!r}: name the model with --model, e.g. --model={argv[1]}"
         )
     logging.set_verbosity(logging.WARNING)
-    from jfv import models
     from jfv.models.weights import set_aside, weights_dir
 
     directory = weights_dir(_DIR.value or None) / _MODEL.value
