@@ -294,17 +294,18 @@ def convert(model: str, checkpoint: str | Path, out: str | Path, verify_size: in
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
-        print(f"{PROG}: error: {message} (see --help)", file=sys.stderr)
+        print(f"{getattr(self, 'prog_name', PROG)}: error: {message} (see --help)", file=sys.stderr)
         sys.exit(errors.EXIT_ERROR)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = PROG, command: str = "python -m jfv.convert") -> int:
     """Command line: ``python -m jfv.convert --model=NAME --checkpoint=PATH [--out=DIR]``.
 
     Returns the exit status: 2 with one message on stderr when the checkpoint cannot be converted
     exactly or ``--out`` holds files jfv did not write (``jfv.errors``), 130 on Ctrl-C.
     """
-    parser = _Parser(prog="python -m jfv.convert", description=__doc__.split("\n")[0])
+    parser = _Parser(prog=command, description=__doc__.split("\n")[0])
+    parser.prog_name = prog  # the name its one-line errors start with
     parser.add_argument("--model", required=True, choices=sorted(models.ARCHITECTURES))
     parser.add_argument("--checkpoint", required=True, help="torchvision .pth or akamaster .th file")
     parser.add_argument("--out", default=None, help="output directory (default: <weights_dir>/<model>); "
@@ -313,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="image size of the PyTorch parity check (default: the model's)")
     parser.add_argument("--noverify", action="store_true", help="skip the PyTorch parity check")
     args = parser.parse_args(argv)
-    return errors.report(PROG, _convert, args)
+    return errors.report(prog, _convert, args)
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -335,6 +336,7 @@ def _convert(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     errors.catch_ctrl_c()
+    print("note: python -m jfv.convert is deprecated: use python -m jfv.models convert (same flags)", file=sys.stderr)
     try:
         errors.finish(main(sys.argv[1:]))
     except KeyboardInterrupt:  # during argument parsing

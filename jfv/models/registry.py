@@ -29,11 +29,12 @@ import jax
 import jax.numpy as jnp
 
 from jfv import labels as labels_lib
+from jfv.models.weights import WeightsError
 
 TORCH_INSTALL = "pip install -e '.[torch]'"  # the optional dependency the converter and references need
 
 
-class TorchMissingError(RuntimeError):
+class TorchMissingError(WeightsError):
     """torch is needed (reading PyTorch checkpoints, PyTorch references) but not installed."""
 
 
