@@ -6,9 +6,10 @@ Reads torchvision ``.pth`` state dicts (ResNet-18/34/50/101/152, VGG16, AlexNet 
 and akamaster/pytorch_resnet_cifar10's legacy-pickle ``.th`` files (a dict whose ``state_dict`` keys
 carry a ``module.`` prefix). Every checkpoint key must land on a parameter and every parameter must
 be filled, with the right shape; otherwise nothing is written and the missing, unexpected and
-mis-shaped keys are listed (exit status 2). With torch installed (``pip install 'jfv[torch]'``) the
-converted network is checked against a PyTorch reference (``jfv.models.torch_reference``) on random
-inputs at every named layer before anything is written; the errors go into the manifest.
+mis-shaped keys are listed (exit status 2). Reading a PyTorch checkpoint needs torch (``pip install
+-e '.[torch]'``; without it the command stops with that fix). The converted network is checked
+against the registry entry's PyTorch reference (``jfv.models.torch_reference``, imported only here)
+on random inputs at every named layer before anything is written; the errors go into the manifest.
 
 Layout rules: conv ``weight`` (O, I, kh, kw) -> ``kernel`` (kh, kw, I, O); linear ``weight``
 (out, in) -> ``kernel`` (in, out) (the flatten before VGG's and AlexNet's first linear layer is done
@@ -20,6 +21,7 @@ at inference and is accepted where a BatchNorm expects it.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -29,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jfv import errors, models
-from jfv.models import resnet, vgg
+from jfv.models import registry
 from jfv.models.weights import MANIFEST, check_target, library_versions, save, sha256_file, weights_dir
 
 # Relative tolerance of the parity check: max |flax - torch| <= VERIFY_RTOL * max |torch| per layer.
@@ -46,37 +48,20 @@ class ConversionError(ValueError):
     """A checkpoint that cannot be converted exactly; the message says what is wrong and the fix."""
 
 
-def _vgg16_names() -> dict[str, str]:
-    names, index = {}, 0
-    for b, widths in enumerate(vgg.VGG16_BLOCKS, start=1):
-        for i in range(1, len(widths) + 1):
-            names[f"conv{b}_{i}"] = f"features.{index}"
-            index += 2  # conv, relu
-        index += 1  # max-pool
-    names.update({"fc6": "classifier.0", "fc7": "classifier.3", "fc8": "classifier.6"})
-    return names
-
-
-# torchvision's module indices inside nn.Sequential, for the models whose Flax names differ.
-TORCH_MODULES: dict[str, dict[str, str]] = {
-    "vgg16_classifier": _vgg16_names(),
-    "alexnet_classifier": {
-        "conv1": "features.0", "conv2": "features.3", "conv3": "features.6", "conv4": "features.8",
-        "conv5": "features.10", "fc6": "classifier.1", "fc7": "classifier.4", "fc8": "classifier.6",
-    },
-}
 LEAF_NAMES = {"scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
 
 
 def torch_key(model: str, path: Sequence[str]) -> str:
     """The PyTorch state-dict key of the Flax parameter at ``path`` (module names..., leaf).
 
-    ResNets use torchvision's names with ``.`` spelt ``_`` (``layer1_0/downsample_0``); VGG16 and
-    AlexNet name layers ``conv4_3`` / ``fc6`` where torchvision numbers ``features.N``.
+    The registry entry's ``torch_modules`` table maps names that differ (``conv4_3`` -> torchvision's
+    ``features.28``); without one the Flax names are torchvision's with ``.`` spelt ``_``
+    (``layer1_0/downsample_0``).
     """
     *modules, leaf = path
-    if model in TORCH_MODULES:
-        prefix = ".".join(TORCH_MODULES[model][m] for m in modules)
+    table = models.ARCHITECTURES[model].weights.torch_modules
+    if table is not None:
+        prefix = ".".join(table[m] for m in modules)
     else:
         prefix = ".".join(m.replace("_", ".") for m in modules)
     return f"{prefix}.{'weight' if leaf == 'kernel' else LEAF_NAMES[leaf]}"
@@ -90,17 +75,22 @@ def _to_flax(leaf: str, value: np.ndarray) -> np.ndarray:
     return value
 
 
-def expected_params(model: str) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
-    """torch key -> (Flax path, Flax shape) for every parameter of the registered ``model``."""
+@functools.lru_cache(maxsize=None)
+def _expected(model: str) -> tuple:
     arch = models.ARCHITECTURES[model]
     module = arch.module()
-    x = jax.ShapeDtypeStruct((1, arch.image_size, arch.image_size, 3), jnp.float32)
+    x = jax.ShapeDtypeStruct((1, arch.image_size, arch.image_size, arch.channels), jnp.float32)
     shapes = jax.eval_shape(module.init, jax.random.key(0), x)["params"]
-    out = {}
+    out = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(shapes)[0]:
         names = tuple(p.key for p in path)
-        out[torch_key(model, names)] = (names, tuple(leaf.shape))
-    return out
+        out.append((torch_key(model, names), (names, tuple(leaf.shape))))
+    return tuple(out)
+
+
+def expected_params(model: str) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+    """torch key -> (Flax path, Flax shape) for every parameter of the registered ``model``."""
+    return dict(_expected(model))
 
 
 def _listing(title: str, keys: Sequence[str]) -> str:
@@ -112,31 +102,17 @@ def _listing(title: str, keys: Sequence[str]) -> str:
 def guess_model(state_dict: Mapping[str, np.ndarray]) -> str | None:
     """The registered architecture a state dict fits exactly (keys and shapes), or None.
 
-    Reads the layout from the keys (``fc`` -> torchvision ResNet, blocks counted per stage;
-    ``linear`` -> CIFAR ResNet; ``features.28`` -> VGG16; ``features.10`` -> AlexNet), then checks the
-    guess against that architecture's full parameter list.
+    Asks every registry entry converted from PyTorch for its full parameter list (keys first, then
+    shapes); the first that fits is the answer.
     """
     keys = {k for k in state_dict if not k.endswith(OPTIONAL_BN_KEY)}
-
-    def blocks(stage: int) -> int:
-        return len({k.split(".")[1] for k in keys if k.startswith(f"layer{stage}.")})
-
-    guess = None
-    if "fc.weight" in keys:
-        kind = "bottleneck" if "layer1.0.conv3.weight" in keys else "basic"
-        stages = tuple(blocks(s) for s in range(1, 5))
-        guess = next((f"resnet{d}" for d, spec in resnet.RESNET_STAGES.items() if spec == (kind, stages)), None)
-    elif "linear.weight" in keys:
-        guess = f"cifar_resnet{6 * blocks(1) + 2}"
-    elif "classifier.6.weight" in keys:
-        guess = "vgg16_classifier" if "features.28.weight" in keys else "alexnet_classifier"
-    if guess not in models.ARCHITECTURES:
-        return None
-    expected = expected_params(guess)
-    fits = keys == set(expected) and all(
-        _to_flax(path[-1], np.asarray(state_dict[k])).shape == shape for k, (path, shape) in expected.items()
-    )
-    return guess if fits else None
+    for name in models.ARCHITECTURES:
+        expected = expected_params(name)
+        if keys == set(expected) and all(
+            _to_flax(path[-1], np.asarray(state_dict[k])).shape == shape for k, (path, shape) in expected.items()
+        ):
+            return name
+    return None
 
 
 def convert_state_dict(model: str, state_dict: Mapping[str, Any], source: str = "state dict") -> dict:
@@ -230,9 +206,9 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ConversionError(f"checkpoint {path} does not exist; pass --checkpoint=PATH to a .pth/.th file")
     try:
-        import torch
-    except ImportError:
-        raise ConversionError("reading PyTorch checkpoints needs torch: pip install 'jfv[torch]'") from None
+        torch = registry.require_torch("reading PyTorch checkpoints")
+    except registry.TorchMissingError as e:
+        raise ConversionError(str(e)) from None
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # zip reader, unpickler and EOF errors for truncated files
@@ -256,16 +232,13 @@ def verify(model: str, params: Mapping[str, Any], state_dict: Mapping[str, np.nd
            image_size: int, seed: int = 0, batch: int = 2) -> dict[str, float]:
     """Max relative error ``max|flax - torch| / max|torch|`` per named layer on uniform [0, 1] images.
 
-    The reference is ``jfv.models.torch_reference.build(model)`` with the state dict loaded strictly.
+    The reference is the registry entry's PyTorch reference with the state dict loaded strictly.
 
     Raises:
         ConversionError: a layer differs by more than ``VERIFY_RTOL``, or the layouts disagree.
     """
-    import torch
-
-    from jfv.models import torch_reference
-
-    net = torch_reference.build(model)
+    torch = registry.require_torch("the PyTorch parity check")
+    net = registry.torch_reference(models.ARCHITECTURES[model])
     net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()}, strict=True)
     images = np.array(jax.random.uniform(jax.random.key(seed), (batch, image_size, image_size, 3)))
     with torch.no_grad():
@@ -321,17 +294,18 @@ def convert(model: str, checkpoint: str | Path, out: str | Path, verify_size: in
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
-        print(f"{PROG}: error: {message} (see --help)", file=sys.stderr)
+        print(f"{getattr(self, 'prog_name', PROG)}: error: {message} (see --help)", file=sys.stderr)
         sys.exit(errors.EXIT_ERROR)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = PROG, command: str = "python -m jfv.convert") -> int:
     """Command line: ``python -m jfv.convert --model=NAME --checkpoint=PATH [--out=DIR]``.
 
     Returns the exit status: 2 with one message on stderr when the checkpoint cannot be converted
     exactly or ``--out`` holds files jfv did not write (``jfv.errors``), 130 on Ctrl-C.
     """
-    parser = _Parser(prog="python -m jfv.convert", description=__doc__.split("\n")[0])
+    parser = _Parser(prog=command, description=__doc__.split("\n")[0])
+    parser.prog_name = prog  # the name its one-line errors start with
     parser.add_argument("--model", required=True, choices=sorted(models.ARCHITECTURES))
     parser.add_argument("--checkpoint", required=True, help="torchvision .pth or akamaster .th file")
     parser.add_argument("--out", default=None, help="output directory (default: <weights_dir>/<model>); "
@@ -340,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="image size of the PyTorch parity check (default: the model's)")
     parser.add_argument("--noverify", action="store_true", help="skip the PyTorch parity check")
     args = parser.parse_args(argv)
-    return errors.report(PROG, _convert, args)
+    return errors.report(prog, _convert, args)
 
 
 def _convert(args: argparse.Namespace) -> None:
@@ -362,6 +336,7 @@ def _convert(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     errors.catch_ctrl_c()
+    print("note: python -m jfv.convert is deprecated: use python -m jfv.models convert (same flags)", file=sys.stderr)
     try:
         errors.finish(main(sys.argv[1:]))
     except KeyboardInterrupt:  # during argument parsing

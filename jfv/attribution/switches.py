@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jfv import models
 from jfv.attribution.targets import Target
 from jfv.models import vgg
 from jfv.models.base import Model
@@ -50,25 +51,17 @@ class Switches(NamedTuple):
 
 
 def layer_sequence(model: Model) -> tuple[Op, ...]:
-    """The model as a sequence of convs, ReLUs and max-pools; raises for other architectures."""
+    """The model as a sequence of convs, ReLUs and max-pools (its registry entry's ``plain_stack``);
+    raises for other architectures."""
     module = model.module
-    ops: list[Op] = []
-    if isinstance(module, vgg.VGG16Features):
-        for b, widths in enumerate(module.blocks, start=1):
-            for i in range(1, len(widths) + 1):
-                ops += [Op("conv", f"conv{b}_{i}", 3, 1, 1, f"conv{b}_{i}"), Op("relu", f"relu{b}_{i}")]
-            ops.append(Op("pool", f"pool{b}", 2, 2))
-    elif isinstance(module, vgg.AlexNetFeatures):
-        for name, _, k, s, p, pool in vgg.ALEXNET_CONVS:
-            ops += [Op("conv", f"conv{name}", k, s, p, f"conv{name}"), Op("relu", f"relu{name}")]
-            if pool:
-                ops.append(Op("pool", f"pool{name}", 3, 2))
-    else:
+    entry = models.entry_of(module)
+    if entry is None or entry.plain_stack is None:
+        plain = [e.name for e in models.ENTRIES.values() if e.plain_stack is not None]
         raise NotImplementedError(
-            f"deconvnet_switches handles plain conv/ReLU/max-pool stacks (VGG16, AlexNet), not "
+            f"deconvnet_switches handles plain conv/ReLU/max-pool stacks ({', '.join(plain)}), not "
             f"{type(module).__name__}; use jfv.attribution.deconvnet (the gradient formulation) instead"
         )
-    return tuple(ops)
+    return tuple(Op(*step) for step in entry.plain_stack(module))
 
 
 def _conv(x, kernel, stride, padding):

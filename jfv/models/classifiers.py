@@ -21,6 +21,7 @@ import numpy as np
 
 from jfv.models.vgg import (VGG16_BLOCKS, alexnet_features, alexnet_geometry, imagenet_normalise, max_pool,
                             vgg_features, vgg_geometry)
+from jfv.models.registry import Entry, TorchWeights, imagenet_labels
 from jfv.receptive import GLOBAL, Adaptive, Layer
 
 Array = jax.Array
@@ -118,3 +119,38 @@ class AlexNet(nn.Module):
     def geometry(self) -> dict[str, Layer]:
         """Each named layer's parent and the steps between them (``jfv.receptive``)."""
         return head_geometry(alexnet_geometry(), "pool5", ALEXNET_POOLED)
+
+
+def vgg16_torch_modules() -> dict[str, str]:
+    """Flax module name -> torchvision's index in ``nn.Sequential`` (``conv4_3`` -> ``features.28``)."""
+    names, index = {}, 0
+    for b, widths in enumerate(VGG16_BLOCKS, start=1):
+        for i in range(1, len(widths) + 1):
+            names[f"conv{b}_{i}"] = f"features.{index}"
+            index += 2  # conv, relu
+        index += 1  # max-pool
+    names.update({"fc6": "classifier.0", "fc7": "classifier.3", "fc8": "classifier.6"})
+    return names
+
+
+ALEXNET_TORCH_MODULES = {
+    "conv1": "features.0", "conv2": "features.3", "conv3": "features.6", "conv4": "features.8",
+    "conv5": "features.10", "fc6": "classifier.1", "fc7": "classifier.4", "fc8": "classifier.6",
+}
+
+# The registry entries (``jfv.models.registry``): torchvision's ImageNet state dicts, converted.
+VGG16_CLASSIFIER = Entry(
+    name="vgg16_classifier", module=VGG16, image_size=224, labels=imagenet_labels,
+    weights=TorchWeights(
+        checkpoint=lambda: "PATH/TO/vgg16-397923af.pth",  # torchvision's ImageNet state dict
+        reference="jfv.models.torch_reference:VGG16", torch_modules=vgg16_torch_modules(),
+    ),
+)
+ALEXNET_CLASSIFIER = Entry(
+    name="alexnet_classifier", module=AlexNet, image_size=224, labels=imagenet_labels,
+    weights=TorchWeights(
+        checkpoint=lambda: "PATH/TO/alexnet-owt-7be5be79.pth",  # torchvision's ImageNet state dict
+        reference="jfv.models.torch_reference:AlexNet", torch_modules=ALEXNET_TORCH_MODULES,
+    ),
+)
+ENTRIES = (VGG16_CLASSIFIER, ALEXNET_CLASSIFIER)

@@ -28,7 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jfv.models.base import Model
+from jfv.models.registry import Entry, TrainedWeights, cifar10_labels, layer_table
 from jfv.models.resnet import BatchNorm
+from jfv.models.weights import MANIFEST, WeightsError, restore, weights_dir as default_weights_dir
 from jfv.models.vgg import tiled_max_pool
 
 Array = jax.Array
@@ -185,3 +188,41 @@ def rgb_filters(params) -> np.ndarray:
 
 
 __all__ = ["ConvNet", "GeometryError", "check_geometry", "initialise", "rgb_filters", "spatial_sizes", "whitening_kernel"]
+
+
+TRAIN_COMMAND = "python -m jfv --config=configs/cifar10_train.py --workdir=DIR"
+
+
+def load(pretrained=True, weights_dir=None, seed=0, checkpoint=None) -> Model:
+    """The CIFAR-10 convnet jfv trains: weights only from a training run, whose ``model/`` folder
+    records the module's fields (widths, batch norm, padding, whitening)."""
+    name = CIFAR_CONVNET.name
+    if checkpoint is None and pretrained:
+        checkpoint = default_weights_dir(weights_dir) / name
+        if not (checkpoint / MANIFEST).exists():
+            raise WeightsError(
+                f"no trained {name} at {checkpoint} (it has no published weights): train one with\n  "
+                f"{TRAIN_COMMAND}\nand load it with weights_dir=DIR (--config.weights_dir=DIR), which holds DIR/{name}")
+    if checkpoint is not None:
+        params, manifest = restore(checkpoint, f"train it again: {TRAIN_COMMAND}", model=name)
+        fields = dict(manifest.get("module", {}))
+        if "widths" in fields:
+            fields["widths"] = tuple(fields["widths"])
+        module = ConvNet(**fields)
+        source = str(checkpoint)
+    else:
+        module = ConvNet()
+        params = module.init(jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))["params"]
+        source = f"random init (seed {seed})"
+    params = jax.tree.map(jnp.asarray, params)
+    return Model(name=name, module=module, params=params, layers=layer_table(module, params, 32),
+                 image_size=32, labels=cifar10_labels(), source=source)
+
+
+# The registry entry (``jfv.models.registry``): weights from a jfv training run only.
+CIFAR_CONVNET = Entry(
+    name="cifar_convnet", module=ConvNet, image_size=32, labels=cifar10_labels,
+    normalisation="CIFAR-10 mean and std, then an optional patch-whitening layer, inside the module",
+    weights=TrainedWeights(command=TRAIN_COMMAND), load=load,
+)
+ENTRIES = (CIFAR_CONVNET,)

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jfv.models.base import Model
+from jfv.models.registry import Entry, RandomWeights
 from jfv.models.wrap import wrap
 from jfv.models.weights import WeightsError
 
@@ -125,21 +126,33 @@ def _random(name: str, module: nn.Module, size: int, channels: int, seed: int, c
 def vit_tiny(pretrained: bool = True, weights_dir=None, seed: int = 0, checkpoint=None) -> Model:
     """The example ViT, wrapped: random weights (``pretrained`` is ignored: there are none)."""
     module = ViT()
-    params, source = _random("vit_tiny", module, VIT_IMAGE_SIZE, 3, seed, checkpoint, pretrained)
+    params, source = _random(VIT_TINY.name, module, VIT_IMAGE_SIZE, 3, seed, checkpoint, pretrained)
     layers = ["patch_embed", "tokens"]
     for i in range(1, module.depth + 1):  # not the (N, T, heads, head dim) query/key/value projections
         layers += [f"block{i}/attn", f"block{i}/mlp/fc1", f"block{i}/mlp", f"block{i}"]
-    return wrap(module, params, name="vit_tiny", mean=VIT_MEAN, std=VIT_STD, output="logits",
+    return wrap(module, params, name=VIT_TINY.name, mean=VIT_MEAN, std=VIT_STD, output="logits",
                 layers=layers + ["norm", "logits"], image_size=VIT_IMAGE_SIZE, source=source)
 
 
 def gray_cnn(pretrained: bool = True, weights_dir=None, seed: int = 0, checkpoint=None) -> Model:
     """The example grayscale CNN, wrapped: random weights (``pretrained`` is ignored: there are none)."""
     module = GrayCNN()
-    params, source = _random("gray_cnn", module, GRAY_IMAGE_SIZE, 1, seed, checkpoint, pretrained)
+    params, source = _random(GRAY_CNN.name, module, GRAY_IMAGE_SIZE, 1, seed, checkpoint, pretrained)
     layers = [f"{kind}{i}" for i in range(1, len(module.widths) + 1) for kind in ("conv", "relu")]
-    return wrap(module, params, name="gray_cnn", channels=1, mean=GRAY_MEAN, std=GRAY_STD, output="logits",
+    return wrap(module, params, name=GRAY_CNN.name, channels=1, mean=GRAY_MEAN, std=GRAY_STD, output="logits",
                 layers=layers + ["logits"], image_size=GRAY_IMAGE_SIZE, source=source)
 
 
-__all__ = ["Block", "GrayCNN", "Mlp", "ViT", "gray_cnn", "sincos_2d", "vit_tiny"]
+
+# The registry entries (``jfv.models.registry``): wrapped modules with random weights.
+VIT_TINY = Entry(
+    name="vit_tiny", module=ViT, image_size=VIT_IMAGE_SIZE, channels=3,
+    normalisation="(x - 0.5) / 0.5 per channel, inside the wrapper", weights=RandomWeights(), load=vit_tiny,
+)
+GRAY_CNN = Entry(
+    name="gray_cnn", module=GrayCNN, image_size=GRAY_IMAGE_SIZE, channels=1,
+    normalisation="(x - 0.5) / 0.25, inside the wrapper", weights=RandomWeights(), load=gray_cnn,
+)
+ENTRIES = (VIT_TINY, GRAY_CNN)
+
+__all__ = ["Block", "GrayCNN", "Mlp", "ViT", "gray_cnn", "sincos_2d", "vit_tiny", "ENTRIES", "GRAY_CNN", "VIT_TINY"]

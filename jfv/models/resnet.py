@@ -22,12 +22,14 @@ He et al. 2016, "Deep Residual Learning for Image Recognition"; torchvision.mode
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jfv.models.registry import Entry, TorchWeights, imagenet_labels
 from jfv.models.vgg import imagenet_normalise, max_pool
 from jfv.receptive import GLOBAL, Layer, Residual, Window
 
@@ -227,3 +229,16 @@ def resnet(depth: int, **fields) -> ResNet:
         raise ValueError(f"no ResNet-{depth}; torchvision's depths are {sorted(RESNET_STAGES)}")
     block, stages = RESNET_STAGES[depth]
     return ResNet(block=block, stages=stages, **fields)
+
+
+# The registry entries (``jfv.models.registry``): torchvision's ImageNet state dicts, converted.
+ENTRIES = tuple(
+    Entry(
+        name=f"resnet{depth}", module=functools.partial(resnet, depth), image_size=224, labels=imagenet_labels,
+        weights=TorchWeights(
+            checkpoint=lambda depth=depth: f"PATH/TO/resnet{depth}-HASH.pth",  # torchvision's ImageNet state dict
+            reference="jfv.models.torch_reference:resnet", reference_args=(depth,),
+        ),
+    )
+    for depth in RESNET_STAGES
+)

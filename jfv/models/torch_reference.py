@@ -4,7 +4,8 @@
 checks that the converted Flax network computes the same activations on random inputs. Each
 ``forward`` returns the named activations jfv's Flax modules return, NCHW (vectors (N, C)).
 
-Requires torch (``pip install 'jfv[torch]'``); nothing else in jfv imports this module.
+Requires torch (``pip install -e '.[torch]'``). Only the registry imports it, lazily: each entry names
+its reference as a ``"jfv.models.torch_reference:function"`` string (``jfv.models.registry``).
 """
 
 from __future__ import annotations
@@ -260,23 +261,22 @@ def _head(net, x, out, names):
     return out
 
 
+def resnet(depth: int) -> ResNet:
+    """torchvision's ResNet of the given depth (the registry entries' reference)."""
+    from jfv.models.resnet import RESNET_STAGES
+
+    kind, stages = RESNET_STAGES[depth]
+    return ResNet(Bottleneck if kind == "bottleneck" else BasicBlock, stages)
+
+
+def cifar_resnet(depth: int) -> CifarResNet:
+    """akamaster's CIFAR ResNet of the given depth (6n + 2)."""
+    return CifarResNet((depth - 2) // 6)
+
+
 def build(name: str) -> nn.Module:
-    """The reference network registered in jfv under ``name``, in eval mode, float32."""
-    resnets = {
-        "resnet18": (BasicBlock, (2, 2, 2, 2)),
-        "resnet34": (BasicBlock, (3, 4, 6, 3)),
-        "resnet50": (Bottleneck, (3, 4, 6, 3)),
-        "resnet101": (Bottleneck, (3, 4, 23, 3)),
-        "resnet152": (Bottleneck, (3, 8, 36, 3)),
-    }
-    if name in resnets:
-        net = ResNet(*resnets[name])
-    elif name.startswith("cifar_resnet"):
-        net = CifarResNet((int(name[len("cifar_resnet"):]) - 2) // 6)
-    elif name == "vgg16_classifier":
-        net = VGG16()
-    elif name == "alexnet_classifier":
-        net = AlexNet()
-    else:
-        raise ValueError(f"no PyTorch reference for {name!r}")
-    return net.eval()
+    """The reference network of the model registered in jfv under ``name``, in eval mode, float32."""
+    from jfv import models
+    from jfv.models import registry
+
+    return registry.torch_reference(models.entry(name))

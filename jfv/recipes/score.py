@@ -143,7 +143,7 @@ def load_transfer_models(model: models.Model, names: list[str], weights_dir: str
         other = models.load(name, weights_dir=weights_dir or None)
         if other.labels != model.labels or other.layers.get(CLASS_LAYER) != model.layers.get(CLASS_LAYER):
             raise ConfigError(f"transfer model {name} has other classes than {model.name}: list models trained on "
-                              f"the same labels in transfer_models (e.g. cifar_resnet32,cifar_resnet44), or '' for none")
+                              f"the same labels in transfer_models ({','.join(models.names_with_labels(model.labels))}), or '' for none")
         out[name] = other
     return out
 

@@ -77,7 +77,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model = models.load(config.model, weights_dir=config.weights_dir or None)
     if "logits" not in model.layers or model.layers["logits"] != len(CIFAR10_CLASSES):
         raise ConfigError(f"model {model.name!r} has no 10-class 'logits' layer; use a CIFAR-10 classifier "
-                          f"(cifar_convnet, cifar_resnet20, ...)")
+                          f"({', '.join(models.names_with_labels(CIFAR10_CLASSES))})")
     archive = datasets.shared_dir(config.shared_dir) / datasets.CIFAR10_ARCHIVE
     x, y = datasets.cifar10_subsets(archive, {"test": int(config.test_per_class)})["test"]
     images = jnp.asarray(x, jnp.float32) / 255

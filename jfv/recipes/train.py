@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jfv import datasets, filters, objectives, parameterisations, train, transforms
+from jfv import datasets, filters, models, objectives, parameterisations, train, transforms
 from jfv.engine import Engine
 from jfv.jobs import Interrupted, Job, StopFlag
 from jfv.models import cifar_resnet, convnet
@@ -50,7 +50,7 @@ from jfv.outputs import GALLERY_CSS, check_workdir, header_table, sprite
 from jfv.recipes.common import ConfigError, check_int, check_positive, check_seed, run_info
 
 RESUMABLE = True
-ARCHS = ("convnet",) + tuple(f"cifar_resnet{d}" for d in cifar_resnet.CIFAR_DEPTHS)
+ARCHS = ("convnet",) + tuple(e.name for e in cifar_resnet.ENTRIES)
 # Config keys that change nothing the run computes: they may differ between a run and its resume.
 RUN_KEYS = ("progress", "resume", "shared_dir", "keep_checkpoints", "eval_batch_size")
 CKPT = re.compile(r"^ckpt_(\d{4})_(\d{5})$")
@@ -92,7 +92,7 @@ def build_module(config) -> tuple[Any, dict]:
         if key in config and config[key] is not True and (key != "whiten" or config[key]):
             raise ConfigError(f"{key}={config[key]!r} is a convnet switch; {config.arch} always has batch norm and "
                               f"padding and no whitening: use arch=convnet, or leave {key} at its default")
-    return cifar_resnet.cifar_resnet(int(config.arch[len("cifar_resnet"):]), train=True), {}
+    return models.entry(config.arch).module(train=True), {}
 
 
 def check_config(config) -> None:
@@ -312,7 +312,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_config(config)
     module, fields = build_module(config)
     eval_module = module.clone(train=False)
-    arch = config.arch if config.arch != "convnet" else "cifar_convnet"
+    arch = config.arch if config.arch != "convnet" else convnet.CIFAR_CONVNET.name
     check_workdir(workdir)
     (x_train, y_train), (x_test, y_test), archive = load_data(config)
 

@@ -128,7 +128,7 @@ def _run(config, job: Job, layers: list[str], start: float) -> dict[str, Any]:
                         "train_seconds": round(sum(r["seconds"] for r in rows), 1),
                         "images_per_second": round(float(np.median([r["images_per_second"] for r in rows])), 1),
                         "note": ""})
-        trained[name] = models.load("cifar_convnet", weights_dir=path / name)
+        trained[name] = models.load(models.convnet.CIFAR_CONVNET.name, weights_dir=path / name)
     for model in trained.values():
         for layer in layers:
             if layer not in model.layers:
