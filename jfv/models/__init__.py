@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from pathlib import Path
@@ -249,8 +250,9 @@ def load(
         WeightsError: a corrupt or unreadable checkpoint, naming the file and the fix; for a
             PyTorch-converted model never converted, the ``python -m jfv.convert`` command to run.
     """
-    entry(name)  # UnknownModelError listing the valid names
-    return REGISTRY[name](pretrained=pretrained, weights_dir=weights_dir, seed=seed, checkpoint=checkpoint)
+    declared = entry(name)  # UnknownModelError listing the valid names
+    model = REGISTRY[name](pretrained=pretrained, weights_dir=weights_dir, seed=seed, checkpoint=checkpoint)
+    return dataclasses.replace(model, absent_layers=declared.absent_layers) if declared.absent_layers else model
 
 
 __all__ = [

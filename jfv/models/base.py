@@ -62,6 +62,9 @@ class Model:
     source: str = ""
     precision: str = "float32"  # the network's compute dtype (see ``with_precision``)
     channels: int = 3  # input channels: 3 for RGB, 1 for grayscale, any n for a wrapped model
+    # layer name -> what to use instead, for layers users expect but this model lacks (the
+    # ImageNet feature stacks have no ``logits``); added to the unknown-layer message
+    absent_layers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def check_input(self, images: Any) -> None:
         """Raises InputChannelsError naming the fix when ``images`` is not (n, H, W, channels)."""
@@ -112,8 +115,9 @@ class Model:
         """Returns the layer's channel count; raises UnknownLayerError listing the valid names."""
         if layer not in self.layers:
             valid = list(self.layers)
+            instead = f" {self.name} {self.absent_layers[layer]}." if layer in self.absent_layers else ""
             raise UnknownLayerError(
-                f"model {self.name!r} has no layer {layer!r}.{_suggest(layer, valid)} "
+                f"model {self.name!r} has no layer {layer!r}.{instead}{_suggest(layer, valid)} "
                 f"Valid layers: {', '.join(valid)}"
             )
         return self.layers[layer]

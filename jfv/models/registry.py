@@ -100,6 +100,9 @@ class Entry:
             generic LPIPS / PyTorch loaders do not cover (trained or wrapped networks).
         plain_stack: for plain conv/ReLU/max-pool stacks, ``plain_stack(module)`` -> the sequence
             ``(kind, name, window, stride, padding, param)`` deconvnet's switches walk; None otherwise.
+        absent_layers: layer name -> what to use instead, for layers a user may expect but this
+            network lacks (``logits`` on a feature stack); ``load`` puts it on the Model, whose
+            unknown-layer message then says it.
     """
 
     name: str
@@ -111,6 +114,7 @@ class Entry:
     normalisation: str = "ImageNet mean and std (torchvision), inside the module"
     load: Callable[..., Any] | None = None
     plain_stack: Callable[[nn.Module], tuple[tuple, ...]] | None = None
+    absent_layers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def collect(*groups: Iterable[Entry]) -> dict[str, Entry]:

