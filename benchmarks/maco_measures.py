@@ -20,7 +20,7 @@ measure's mean over seeds of the per-run mean, the sd over channels (mean over s
 between seeds (max - min of the per-run means), and the render's wall time. Converts the CIFAR ResNet
 weights from ``../shared/weights/cifar10-resnet/`` into ``weights/`` first if they are missing.
 A run whose ``manifest.json`` exists is reused, so a re-run after an interruption continues.
-Takes ~15-20 minutes on a 2-core CPU; results in ``benchmarks/maco_measures.md``.
+Took 669 s on the 2-core CPU (load ~1-4); results in ``benchmarks/maco_measures.md``.
 """
 
 from __future__ import annotations
