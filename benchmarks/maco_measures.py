@@ -66,7 +66,7 @@ def convert_weights(log) -> None:
     shared = REPO / ".." / "shared" / "weights" / "cifar10-resnet"
     for model, name in CIFAR_WEIGHTS.items():
         if not (REPO / "weights" / model / "manifest.json").exists():
-            sh([sys.executable, "-m", "jfv.convert", f"--model={model}", f"--checkpoint={shared / name}"], log)
+            sh([sys.executable, "-m", "jfv.models", "convert", f"--model={model}", f"--checkpoint={shared / name}"], log)
 
 
 def run_one(root: Path, name: str, seed: int, log) -> dict:
