@@ -446,6 +446,12 @@ def class_probabilities(model, images: Array, targets: Array, layer: str = "logi
     Nguyen, Yosinski & Clune 2016 (transfer of class visualisations between networks); Fel et al.
     2023 (MACO) report plausibility and transferability of this kind.
     """
+    targets = _class_targets(model, images, targets, layer)
+    return _probabilities(model.params, jnp.asarray(images, jnp.float32), targets, model=model, layer=layer)
+
+
+def _class_targets(model, images: Array, targets: Array, layer: str) -> Array:
+    """``targets`` as (N,) int32, one in-range class per image; ValueError naming the range otherwise."""
     n = model.check_layer(layer)
     targets = jnp.asarray(targets, jnp.int32)
     if targets.ndim != 1 or targets.shape[0] != np.shape(images)[0]:
@@ -453,7 +459,7 @@ def class_probabilities(model, images: Array, targets: Array, layer: str = "logi
     bad = [int(t) for t in np.asarray(targets) if not 0 <= t < n]
     if bad:
         raise ValueError(f"targets {bad[:5]} are out of range for {model.name} {layer!r} ({n} classes): use 0..{n - 1}")
-    return _probabilities(model.params, jnp.asarray(images, jnp.float32), targets, model=model, layer=layer)
+    return targets
 
 
 @functools.partial(jax.jit, static_argnames=("model", "layer"))
@@ -471,13 +477,7 @@ def class_margins(model, images: Array, targets: Array, layer: str = "logits") -
     does not saturate (a class visualisation's logits reach ~150, where float32's softmax is 1.0), so
     it still ranks visualisations that every model classifies with certainty.
     """
-    n = model.check_layer(layer)
-    targets = jnp.asarray(targets, jnp.int32)
-    if targets.ndim != 1 or targets.shape[0] != np.shape(images)[0]:
-        raise ValueError(f"targets must be (N,) with one class per image, got {tuple(targets.shape)}")
-    bad = [int(t) for t in np.asarray(targets) if not 0 <= t < n]
-    if bad:
-        raise ValueError(f"targets {bad[:5]} are out of range for {model.name} {layer!r} ({n} classes): use 0..{n - 1}")
+    targets = _class_targets(model, images, targets, layer)
     return _margins(model.params, jnp.asarray(images, jnp.float32), targets, model=model, layer=layer)
 
 
