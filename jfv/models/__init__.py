@@ -124,16 +124,7 @@ def _load_lpips(e: registry.Entry, pretrained: bool, weights_dir, seed: int, che
     else:
         params = module.init(jax.random.key(seed), jnp.zeros((1, 64, 64, 3)))["params"]
         source = f"random init (seed {seed})"
-    params = jax.tree.map(jnp.asarray, params)
-    return Model(
-        name=e.name,
-        module=module,
-        params=params,
-        layers=registry.layer_table(module, params, e.image_size),
-        image_size=e.image_size,
-        labels=e.labels(),
-        source=source,
-    )
+    return _model(e, module, params, source)
 
 
 def random_params(module: nn.Module, image_size: int, key: jax.Array) -> dict[str, Any]:
@@ -196,16 +187,7 @@ def _load_converted(e: registry.Entry, pretrained=True, weights_dir=None, seed=0
     else:
         params = random_params(module, e.image_size, jax.random.key(seed))
         source = f"random init (seed {seed})"
-    params = jax.tree.map(jnp.asarray, params)
-    return Model(
-        name=name,
-        module=module,
-        params=params,
-        layers=registry.layer_table(module, params, e.image_size),
-        image_size=e.image_size,
-        labels=e.labels(),
-        source=source,
-    )
+    return _model(e, module, params, source)
 
 
 def _loader(e: registry.Entry) -> Callable[..., Model]:
@@ -224,6 +206,14 @@ REGISTRY: dict[str, Callable[..., Model]] = {name: _loader(e) for name, e in ENT
 
 def names() -> list[str]:
     return sorted(REGISTRY)
+
+
+def _model(e: registry.Entry, module: nn.Module, params, source: str) -> Model:
+    """The Model of a registry entry: its params as jax arrays and its layer table traced."""
+    params = jax.tree.map(jnp.asarray, params)
+    return Model(name=e.name, module=module, params=params,
+                 layers=registry.layer_table(module, params, e.image_size), image_size=e.image_size,
+                 labels=e.labels(), source=source)
 
 
 def load(
