@@ -11,6 +11,12 @@ Octaves carry *pixels*, so they need a parameterisation without a Fourier basis
 resizing commutes with their per-pixel colour map). A Fourier spectrum would have to be re-fitted to
 the resized image; jfv refuses it with a clear error instead.
 
+Transparency (MACO's attribution map, ``transparency=True``): each stage's engine adds
+``|d objective / d image|`` at every step to the map, as ``Engine(transparency=True)`` does; between
+stages the map is resized with the pixels (bilinear, ``resize``: values, not mass) and the next stage
+keeps adding to it. So the final map is the sum over every step of every stage of the gradient
+magnitude, each stage's earlier sum seen at the last stage's size. One stage equals the engine's map.
+
 Every stage compiles once per image size (shapes change). Pass the same ``engines`` dict to several
 calls to reuse the stage engines (and their compiled programs) of earlier calls at the same size.
 
@@ -86,12 +92,14 @@ def resize(params: Array, size: int) -> Array:
     return imageops.resize(params, size)
 
 
-def carry(optimiser: optax.GradientTransformation, key: Array, stage: int, params: Array, channel: Array) -> RenderState:
+def carry(optimiser: optax.GradientTransformation, key: Array, stage: int, params: Array, channel: Array,
+          transparency: Array | None = None) -> RenderState:
     """A cell's state at the start of octave ``stage`` > 0 from the previous stage's (resized) params:
-    a fresh optimiser state, step 0, and transform keys from ``fold_in(fold_in(key, channel), stage)``."""
+    a fresh optimiser state, step 0, and transform keys from ``fold_in(fold_in(key, channel), stage)``.
+    ``transparency``: the previous stages' (resized) transparency map, carried on; None: none kept."""
     k = jax.random.fold_in(jax.random.fold_in(key, channel), stage)
     _, k_steps = jax.random.split(k)
-    return RenderState(params, optimiser.init(params), jnp.zeros((), jnp.int32), k_steps)
+    return RenderState(params, optimiser.init(params), jnp.zeros((), jnp.int32), k_steps, transparency)
 
 
 def _carry_program(engine: Engine, stage: int):
@@ -99,11 +107,12 @@ def _carry_program(engine: Engine, stage: int):
     size = engine.param.size
 
     def build():
-        def fn(key, params, channels, values):
-            def one(p, c, v):
-                return carry(engine.setup_traced(c, v).optimiser, key, stage, resize(p, size), c)
+        def fn(key, params, acc, channels, values):
+            def one(p, a, c, v):
+                a = None if a is None else resize(a, size)
+                return carry(engine.setup_traced(c, v).optimiser, key, stage, resize(p, size), c, a)
 
-            return jax.vmap(one)(params, channels, values)
+            return jax.vmap(one)(params, acc, channels, values)
 
         return engine.jit(fn, replicated=1)
 
@@ -125,6 +134,7 @@ def render_octaves(
     mesh=None,
     progress: Callable[[int, int], None] | None = None,
     engines: dict | None = None,
+    transparency: bool = False,
 ) -> tuple[Rendered, tuple[int, ...]]:
     """Renders every channel through the octave ``schedule``, vmapped over channels.
 
@@ -137,20 +147,25 @@ def render_octaves(
         schedule: octaves, scale factor and steps per octave.
         engines: a dict the caller keeps, image size -> Engine, so that stages of the same size
             (in this call or a later one with the same objective_fn, transforms and optimiser)
-            reuse their compiled programs. None: fresh engines.
+            reuse their compiled programs. None: fresh engines. Engines with transparency are
+            kept under ``(size, "transparency")``.
+        transparency: also return each channel's transparency map at the last size: the sum of
+            ``|d objective / d image|`` over every step of every stage, earlier stages' sums resized
+            with the pixels (see the module docstring).
         others (batch_size, chunk, mesh, progress): as in ``render.render_channels``.
 
     Returns:
         (Rendered(images (C, n, S, S, 3) at the last size S, objective (C,) at the last stage,
-        history (C, octaves * steps)), the stage sizes).
+        history (C, octaves * steps), transparency (C, n, S, S, 3) or None), the stage sizes).
     """
     return render_octave_cells(model, lambda c, v: Setup(objective_fn(c), optimiser), param, transforms, channels,
                                np.zeros(len(channels), np.float32), key, schedule, batch_size=batch_size, chunk=chunk,
-                               mesh=mesh, progress=progress, engines=engines)
+                               mesh=mesh, progress=progress, engines=engines, transparency=transparency)
 
 
 def render_octave_cells(model, make, param, transforms, channels, values, key, schedule: Octaves, *,
-                        batch_size=None, chunk=None, mesh=None, progress=None, engines: dict | None = None):
+                        batch_size=None, chunk=None, mesh=None, progress=None, engines: dict | None = None,
+                        transparency: bool = False):
     """``render_octaves`` for cells (channels[i], values[i]) with ``make(c, v) -> Setup``."""
     check_octave_param(param)
     channels = np.asarray([int(c) for c in channels], np.int32)
@@ -159,26 +174,29 @@ def render_octave_cells(model, make, param, transforms, channels, values, key, s
         raise ValueError("render_octaves needs at least one channel")
     sizes = schedule.sizes(param.size)
     engines = {} if engines is None else engines
+    name = (lambda s: (s, "transparency")) if transparency else (lambda s: s)
     for s in sizes:
-        if s not in engines:
-            engines[s] = Engine(model, make, dataclasses.replace(param, size=s), transforms, chunk=chunk, mesh=mesh)
-    first_engine = engines[sizes[0]]
+        if name(s) not in engines:
+            engines[name(s)] = Engine(model, make, dataclasses.replace(param, size=s), transforms, chunk=chunk,
+                                      mesh=mesh, transparency=transparency)
+    first_engine = engines[name(sizes[0])]
     first_engine.check(channels[0], values[0])
     n, steps = len(channels), schedule.steps
     batch = first_engine.group_size(batch_size, n)
     total, finished = n * schedule.total_steps, 0
-    images, objective, histories = [], [], []
+    images, objective, histories, maps = [], [], [], []
     for first in range(0, n, batch):
         k = min(batch, n - first)
         idx = np.minimum(np.arange(first, first + batch), n - 1)
         cs, vs = channels[idx], values[idx]
         hist = []
         for stage, s in enumerate(sizes):
-            engine = engines[s]
+            engine = engines[name(s)]
             if stage == 0:
                 state = engine.init(key, cs, vs)
             else:
-                state = _carry_program(engine, stage)(key, state.params, engine.put(cs), engine.put(vs))
+                state = _carry_program(engine, stage)(key, state.params, state.transparency, engine.put(cs),
+                                                      engine.put(vs))
             hook = None
             if progress is not None:
                 def hook(st, h, d, base=finished, k=k):
@@ -190,7 +208,10 @@ def render_octave_cells(model, make, param, transforms, channels, values, key, s
         images.append(imgs[:k])
         objective.append(obj[:k])
         histories.append(np.concatenate(hist, axis=1))
-    out = Rendered(np.concatenate(images), np.concatenate(objective), np.concatenate(histories))
+        if transparency:
+            maps.append(np.asarray(state.transparency)[:k])
+    out = Rendered(np.concatenate(images), np.concatenate(objective), np.concatenate(histories),
+                   np.concatenate(maps) if transparency else None)
     return out, sizes
 
 

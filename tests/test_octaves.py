@@ -66,3 +66,49 @@ def test_one_octave_is_render_channels_and_more_octaves_raise_the_objective():
 def test_bad_input(bad, message):
     with pytest.raises(ValueError, match=message):
         bad()
+
+
+# ---------------------------------------------------------------------------------------------
+# Transparency (MACO's map) through octave stages.
+
+
+def test_one_stage_transparency_equals_the_engines_map():
+    param = parameterisations.pixel(16, sd=0.2)
+    opt = optax.adam(0.05)
+    one, _ = octaves.render_octaves(MODEL, objective_fn, param, transforms.Jitter(2), opt, [1, 4], KEY,
+                                    octaves.Octaves(1, 1.5, 3), transparency=True)
+    plain = render_channels(MODEL, objective_fn, param, transforms.Jitter(2), opt, [1, 4], KEY, 3, transparency=True)
+    assert one.transparency.shape == plain.transparency.shape == (2, 1, 16, 16, 3)
+    assert one.transparency.min() >= 0 and one.transparency.max() > 0
+    np.testing.assert_allclose(one.transparency, plain.transparency, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(one.images, plain.images, atol=1e-6)
+
+
+def test_two_stage_transparency_equals_a_hand_built_loop():
+    """Stage 0 at 16 px, the map and pixels resized to 20 px, stage 1 adds its |d objective / d image|."""
+    from jfv.engine import init_cell, step_cell
+
+    param, opt, tf = parameterisations.pixel(16, sd=0.2), optax.adam(0.05), transforms.Jitter(2)
+    schedule = octaves.Octaves(2, 1.25, 3)
+    engines: dict = {}
+    out, sizes = octaves.render_octaves(MODEL, objective_fn, param, tf, opt, [1, 4], KEY, schedule,
+                                        transparency=True, engines=engines)
+    assert sizes == (16, 20) and out.transparency.shape == (2, 1, 20, 20, 3)
+    assert set(engines) == {(16, "transparency"), (20, "transparency")}  # kept apart from plain engines
+    for i, c in enumerate([1, 4]):
+        obj = objective_fn(c)
+        state = init_cell(param, opt, jax.random.fold_in(KEY, c), transparency=True)
+        for _ in range(3):
+            state, _ = step_cell(MODEL, obj, param, tf, opt, MODEL.params, state)
+        big = parameterisations.pixel(20, sd=0.2)
+        state = octaves.carry(opt, KEY, 1, octaves.resize(state.params, 20), c,
+                              octaves.resize(state.transparency, 20))
+        stage0 = np.asarray(state.transparency)
+        for _ in range(3):
+            state, _ = step_cell(MODEL, obj, big, tf, opt, MODEL.params, state)
+        np.testing.assert_allclose(out.transparency[i], state.transparency, rtol=1e-4, atol=1e-8)
+        np.testing.assert_allclose(out.images[i], big.to_image(state.params), atol=1e-5)
+        assert (np.asarray(state.transparency) > stage0).mean() > 0.5  # stage 1 added to the carried map
+    plain, _ = octaves.render_octaves(MODEL, objective_fn, param, tf, opt, [1, 4], KEY, schedule)
+    assert plain.transparency is None
+    np.testing.assert_allclose(plain.images, out.images, atol=1e-6)  # the map changes no image
