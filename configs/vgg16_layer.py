@@ -27,7 +27,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.learning_rate = 0.05  # Adam
     c.fft = True  # Fourier parameterisation, 1/f scaled
     c.decorrelate = True  # decorrelated colour
-    c.transforms = "standard"  # standard (Lucid's) | none
+    c.transforms = "standard"  # standard (Lucid's) | none | maco (random crops + noise; docs/maco.md)
+    c.param = "lucid"  # lucid (Fourier, fft/decorrelate above) | maco (phase only, fixed natural magnitude; + _alpha.png)
+    c.maco_magnitude = ""  # param=maco: .npy/.npz of a (3, S, S // 2 + 1) magnitude; "" = the shipped estimate
+    c.maco_crops = 4  # transforms=maco: random crops per step (each resized to image_size)
+    c.maco_box = (0.5, 0.8)  # transforms=maco: crop side, a fraction of the image, uniform in [low, high]
+    c.maco_noise = 0.05  # transforms=maco: normal(sd) + uniform(+-sd/2) noise on the crops (Horama's 0.05)
     c.seed = 0
     c.precision = "float32"  # the network's compute: float32 | bfloat16 (image, FFT and Adam stay float32)
     c.batch_size = 8  # channels per compiled call: bounds memory (a group; the unit of resumption)

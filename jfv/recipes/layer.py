@@ -13,6 +13,11 @@ With ``distributed=True`` the job calls ``jax.distributed.initialize`` and proce
 groups g with g % process_count == p (each sharded over its local devices when ``devices`` != 0);
 DIR must be a folder every process sees. Process 0 writes ``job.json``, the gallery and the manifest.
 
+``param=maco`` (``docs/maco.md``) renders with MACO's phase-only parameterisation (with
+``transforms=maco``: its random crops and noise) and also writes ``channels/<layer>_<cccc>_alpha.png``,
+the image with its transparency map (the accumulated ``|d objective / d image|``, checkpointed with the
+group's state, so a resumed run's overlays are byte-equal too) as alpha; the entry's ``alpha`` names it.
+
 Writes into DIR: ``channels/<layer>_<cccc>.png``, ``records/<layer>_g<gggg>.json`` (one per finished
 group), ``state/<layer>_g<gggg>.npz`` (in-flight checkpoints, removed when their group finishes), ``sprite_<layer>.png``
 (once a layer is complete), ``index.html``, ``manifest.json`` and ``job.json``.
@@ -33,9 +38,11 @@ import optax
 from jfv import models, parameterisations, transforms
 from jfv.engine import Engine, from_host, to_host
 from jfv.jobs import Interrupted, Job, StateError, StopFlag
-from jfv.outputs import GALLERY_CSS, check_workdir, header_table, sprite
+from jfv.outputs import GALLERY_CSS, check_workdir, header_table, sprite, transparency_overlay
+from jfv.recipes.channels import PARAMS, load_magnitude
 from jfv.recipes.common import (
-    ConfigError, Progress, check_precision, make_mesh, make_transforms, objective_factory, parse_channels, run_info,
+    ConfigError, Progress, check_int, check_precision, make_mesh, make_transforms, objective_factory, parse_channels,
+    run_info,
 )
 
 RESUMABLE = True  # the recipe holds its workdir through jfv.jobs.Job (resume, not --overwrite)
@@ -43,6 +50,7 @@ OBJECTIVES = ("channel", "neuron")
 # Config keys that do not change any image: they may differ between a run and its resume.
 RUN_KEYS = ("layers", "channels", "devices", "progress", "resume", "discard_state", "checkpoint_every",
             "distributed", "coordinator_address", "num_processes", "process_id", "weights_dir")
+MACO_KEYS = ("maco_magnitude", "maco_crops", "maco_box", "maco_noise")  # read only with param or transforms maco
 
 
 def piece_name(layer: str, group: int) -> str:
@@ -51,6 +59,10 @@ def piece_name(layer: str, group: int) -> str:
 
 def image_path(layer: str, channel: int) -> str:
     return f"channels/{layer}_{channel:04d}.png"
+
+
+def alpha_path(layer: str, channel: int) -> str:
+    return f"channels/{layer}_{channel:04d}_alpha.png"
 
 
 def parse_layers(spec: str) -> list[str]:
@@ -118,14 +130,38 @@ def check_config(config) -> None:
     if not (config.learning_rate > 0 and np.isfinite(config.learning_rate)):
         raise ConfigError(f"learning_rate must be a finite number > 0, got {config.learning_rate}")
     check_precision(config.precision)
+    if config.param not in PARAMS:
+        raise ConfigError(f"unknown param {config.param!r}; valid: {', '.join(PARAMS)}")
+    if config.transforms == "maco":
+        check_int(config.maco_crops, "maco_crops", 1, meaning="random crops per step")
+
+
+def uses_maco(config) -> bool:
+    return config.param == "maco" or config.transforms == "maco"
+
+
+def make_param(config, channels: int = 3):
+    """``lucid`` (Fourier + decorrelated colour, keys fft/decorrelate) or ``maco`` (phase only, RGB)."""
+    size = config.image_size
+    if config.param == "lucid":
+        return parameterisations.image(size, fft=config.fft, decorrelate=config.decorrelate, channels=channels)
+    if channels != 3:
+        raise ConfigError(f"param=maco needs a 3-channel (RGB) model, this one takes {channels}: use param=lucid")
+    source = config.maco_magnitude.rsplit("/", 1)[-1] if config.maco_magnitude else None
+    return parameterisations.maco(size, magnitude=load_magnitude(config.maco_magnitude, size), source=source)
 
 
 def settings_of(config, model: models.Model) -> dict:
     """Everything that changes an image: the config less RUN_KEYS, plus the weights' digest (so the
-    same weights read from another folder still resume, and other weights do not)."""
+    same weights read from another folder still resume, and other weights do not).
+
+    ``param`` is left out at its default ``lucid``, and the MACO keys when nothing reads them, so a
+    job started before they existed still resumes; a resume that changes them is refused naming them
+    (``param ('<absent>' -> 'maco')``)."""
     from jfv.models.weights import params_digest
 
-    settings = {k: v for k, v in config.to_dict().items() if k not in RUN_KEYS}
+    skip = RUN_KEYS + (() if uses_maco(config) else MACO_KEYS) + (("param",) if config.param == "lucid" else ())
+    settings = {k: v for k, v in config.to_dict().items() if k not in skip}
     settings["params_sha256"] = params_digest(jax.device_get(model.params))
     return settings
 
@@ -136,13 +172,13 @@ class LayerJob:
     def __init__(self, config, model, layers, channels, job: Job, mesh, progress, flag: StopFlag):
         self.config, self.model, self.layers, self.channels, self.job = config, model, layers, channels, job
         self.progress, self.flag = progress, flag
-        size = config.image_size
-        self.param = parameterisations.image(size, fft=config.fft, decorrelate=config.decorrelate,
-                                              channels=model.channels)
-        self.tf = make_transforms(config.transforms)
+        self.param = make_param(config, model.channels)
+        self.tf = make_transforms(config.transforms, config)
+        self.transparency = config.param == "maco"  # MACO's map, carried in the state (and its checkpoints)
         optimiser = optax.adam(config.learning_rate)
         self.engines = {layer: Engine.for_channels(model, objective_factory(config.objective, layer, 0.0), self.param,
-                                                   self.tf, optimiser, mesh=mesh) for layer in layers}
+                                                   self.tf, optimiser, mesh=mesh, transparency=self.transparency)
+                        for layer in layers}
         self.key = jax.random.key(config.seed)
 
     def pieces(self) -> list[tuple[str, int, list[int]]]:
@@ -182,11 +218,16 @@ class LayerJob:
 
         state, history = engine.advance_group(state, cs, vs, steps, history=history, real=k, between=between)
         images, objective = engine.final(state, cs, vs)
+        alphas = None if state.transparency is None else np.asarray(state.transparency)
         entries = []
         for i, c in enumerate(chans):
             rel = image_path(layer, c)
             self.job.save_png(rel, images[i, 0])
-            entries.append({"layer": layer, "channel": int(c), "image": rel, "objective": round(float(objective[i]), 6)})
+            entry = {"layer": layer, "channel": int(c), "image": rel, "objective": round(float(objective[i]), 6)}
+            if alphas is not None:
+                entry["alpha"] = alpha_path(layer, c)
+                self.job.save_png(entry["alpha"], transparency_overlay(images[i, 0], alphas[i, 0]))
+            entries.append(entry)
         record = {"layer": layer, "group": group, "channels": [int(c) for c in chans], "entries": entries}
         self.job.finish(name, record)
         return record
@@ -229,7 +270,9 @@ def gallery(model_name: str, layers: list[str], entries: list[dict], header: dic
         cards = "".join(
             f'<figure id="{html.escape(layer)}-{e["channel"]}" data-channel="{e["channel"]}"><a href="{html.escape(e["image"])}">'
             f'<img loading="lazy" src="{html.escape(e["image"])}" alt="{html.escape(layer)} channel {e["channel"]}"></a>'
-            f'<figcaption>{html.escape(layer)} ch {e["channel"]}<br>objective {e["objective"]:.3f}</figcaption></figure>'
+            f'<figcaption>{html.escape(layer)} ch {e["channel"]}<br>objective {e["objective"]:.3f}'
+            + (f' · <a href="{html.escape(e["alpha"])}">alpha</a>' if e.get("alpha") else "")
+            + '</figcaption></figure>'
             for e in items)
         sections.append(f'<h2 id="{html.escape(layer)}">{html.escape(layer)} ({len(items)} channels)</h2>'
                         f'<div class="grid">{cards}</div>')
@@ -284,7 +327,7 @@ def write_summary(job: Job, config, model, layers, channels, start: float, compl
     manifest.update(run_info(start))
     header = {"model": model.name, "layers": ", ".join(layers), "finished": f"{len(entries)} of "
               f"{sum(len(c) for c in channels.values())} channels", "objective": config.objective,
-              "steps": config.steps, "image size": config.image_size, "seed": config.seed,
+              "steps": config.steps, "image size": config.image_size, "param": config.param, "seed": config.seed,
               "wall time of this run (s)": manifest["wall_time_s"]}
     job.write_text("index.html", gallery(model.name, layers, entries, header, complete))
     job.write_json("manifest.json", manifest)
@@ -295,11 +338,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
     check_config(config)
     check_workdir(workdir)
+    make_param(config)  # a bad magnitude file fails before the model loads
     index, count = init_distributed(config)
     model = models.load(config.model, weights_dir=config.weights_dir or None).with_precision(config.precision)
     layers = parse_layers(config.layers)
     channels = {layer: layer_channels(model, layer, config.channels, config.image_size) for layer in layers}
-    tf = make_transforms(config.transforms)
+    tf = make_transforms(config.transforms, config)
+    if model.channels != 3:
+        make_param(config, model.channels)
     for layer in layers:
         model.check_image_size(layer, transforms.output_size(tf, config.image_size))
     mesh = make_mesh(config.devices)
