@@ -377,8 +377,92 @@ def caricature(layer: str, target: Array, cossim_pow: float = 0.0) -> Objective:
     return Objective(fn, f"caricature({layer}, p={_fmt(cossim_pow)})", (layer,))
 
 
+# Interpolation between two channels across a batch of frames, and the alignment penalty that keeps
+# neighbouring frames alike. Olah et al. 2017 ("Feature Visualization", the interpolation figure);
+# Lucid's ``objectives.channel_interpolate``, ``objectives.alignment`` and its
+# ``aligned_interpolation`` notebook.
+
+ALIGNMENT_DISTANCE = 4  # Lucid's alignment compares frames up to 4 apart
+
+
+def interpolation_weights(n: int) -> Array:
+    """``t_i = i / (n - 1)`` for i = 0..n-1: frame 0 is all channel A, frame n-1 all channel B."""
+    if n < 2:
+        raise ValueError(f"channel interpolation needs a batch of at least 2 frames, got {n}: set frames >= 2")
+    return jnp.arange(n, dtype=jnp.float32) / (n - 1)
+
+
+def channel_interpolate(layer_a: str, index_a: int | Array, layer_b: str, index_b: int | Array) -> Objective:
+    """Interpolates from channel A to channel B across the batch: frame i weights A by 1 - t_i, B by t_i.
+
+    ``sum_{i=0}^{n-1} (1 - t_i) mean_{y,x} A[i, y, x, a] + t_i mean_{y,x} B[i, y, x, b]`` with
+    ``t_i = i / (n - 1)`` over a batch of n >= 2 frames: frame 0 maximises channel a of ``layer_a``
+    alone, frame n-1 channel b of ``layer_b`` alone, the frames between a mix. A sum over frames (as
+    Lucid), so each frame's gradient is that of its own weighted objective. Both indices may be
+    traced (one objective vmapped over pairs).
+
+    Args:
+        layer_a, index_a: the channel of frame 0.
+        layer_b, index_b: the channel of the last frame.
+
+    Returns:
+        An Objective; add ``- w * alignment(layer)`` to keep the frames alike.
+
+    Example:
+        >>> objective = channel_interpolate("conv4_3", 48, "conv4_3", 62) - 0.1 * alignment("conv4_3")
+
+    Olah et al. 2017 (Distill, "Feature Visualization": interpolation); Lucid's ``channel_interpolate``.
+    """
+
+    def fn(a):
+        xa, xb = a[layer_a][..., index_a], a[layer_b][..., index_b]
+        t = interpolation_weights(xa.shape[0])
+        ma = jnp.mean(xa.reshape(xa.shape[0], -1), axis=1)
+        mb = jnp.mean(xb.reshape(xb.shape[0], -1), axis=1)
+        return jnp.sum((1.0 - t) * ma + t * mb)
+
+    name = lambda i, placeholder: str(int(i)) if isinstance(i, int) else placeholder
+    return Objective(fn, f"channel_interpolate({layer_a}, {name(index_a, 'a')} -> {layer_b}, {name(index_b, 'b')})",
+                     _union((layer_a,), (layer_b,)))
+
+
+def alignment(layer: str, decay_ratio: float = 2.0) -> Objective:
+    """How much neighbouring frames' activations differ, to be subtracted: keeps a strip aligned.
+
+    ``R = sum_{d=1}^{4} sum_{i=0}^{n-1-d} mean_{y,x,c} (A_i - A_{i+d})^2 / decay_ratio^d`` over a
+    batch of n frames: frames d apart are pulled together with weight ``decay_ratio^-d``. Zero when
+    all frames are the same. Lucid's ``alignment`` returns ``-R`` (to be added); jfv's penalties are
+    positive and subtracted, like ``total_variation``: ``objective - w * alignment(layer)``.
+
+    Args:
+        layer: the activations to compare (Lucid's notebook aligns two middle layers).
+        decay_ratio: > 0; larger values care only about the nearest frames.
+
+    Example:
+        >>> objective = channel_interpolate("conv4_3", 48, "conv4_3", 62) - 0.1 * alignment("conv3_3", 5)
+
+    Lucid's ``objectives.alignment`` and ``aligned_interpolation`` notebook.
+    """
+    if not decay_ratio > 0:
+        raise ValueError(f"alignment decay_ratio must be > 0 (Lucid uses 2 to 5), got {decay_ratio}")
+
+    def fn(a):
+        x = a[layer].astype(jnp.float32)
+        n = x.shape[0]
+        total = jnp.zeros((), jnp.float32)
+        for d in range(1, min(ALIGNMENT_DISTANCE, n - 1) + 1):
+            diff = (x[d:] - x[:-d]).reshape(n - d, -1)
+            total = total + jnp.sum(jnp.mean(diff**2, axis=1)) / decay_ratio**d
+        return total
+
+    return Objective(fn, f"alignment({layer}, decay={decay_ratio:g})", (layer,))
+
+
 __all__ = [
     "Objective",
+    "alignment",
+    "channel_interpolate",
+    "interpolation_weights",
     "INPUT",
     "channel",
     "class_logit",

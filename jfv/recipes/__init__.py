@@ -28,6 +28,7 @@ RECIPES: dict[str, str] = {
     "score": "jfv.recipes.score",
     "invert": "jfv.recipes.invert",
     "accentuate": "jfv.recipes.accentuate",
+    "interpolate": "jfv.recipes.interpolate",
 }
 
 
