@@ -34,6 +34,7 @@ SUBMODULES = (
     "octaves", "outputs", "parameterisations", "patches", "paths", "receptive", "references",
     "regularisers", "render", "spectrum", "topk", "train", "transforms",
 )
+SUBMODULES += ("interpolation",)  # channel interpolation strips (docs/interpolation.md)
 
 
 def __getattr__(name: str):
