@@ -28,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.fft = True  # Fourier parameterisation, 1/f scaled
     c.decorrelate = True  # decorrelated colour
     c.transforms = "standard"  # standard (Lucid's) | none | maco (random crops + noise; docs/maco.md)
-    c.param = "lucid"  # lucid (Fourier, fft/decorrelate above) | maco (phase only, fixed natural magnitude; + _alpha.png)
+    c.param = "lucid"  # lucid (Fourier, fft/decorrelate above) | maco (phase only, natural magnitude; + _alpha.png)
     c.maco_magnitude = ""  # param=maco: .npy/.npz of a (3, S, S // 2 + 1) magnitude; "" = the shipped estimate
     c.maco_crops = 4  # transforms=maco: random crops per step (each resized to image_size)
     c.maco_box = (0.5, 0.8)  # transforms=maco: crop side, a fraction of the image, uniform in [low, high]

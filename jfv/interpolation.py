@@ -107,9 +107,11 @@ class InterpolationParam:
     def init(self, key: Array) -> dict:
         """``{"unique": ImageParam.init, "shared": (L_1, ...)}``, the shared parts normal(0, sd)."""
         keys = jax.random.split(key, len(self.shared) + 1)
-        shared = tuple(self.sd * jax.random.normal(kk, (int(np.prod(self.low_shape(*s))),), jnp.float32
-                                                   ).reshape(self.low_shape(*s)) for kk, s in zip(keys[1:], self.shared))
-        return {"unique": self.unique.init(keys[0]), "shared": shared}
+        shared = []
+        for k, s in zip(keys[1:], self.shared):
+            shape = self.low_shape(*s)  # drawn flat, as ImageParam.init (faster to compile on CPU)
+            shared.append(self.sd * jax.random.normal(k, (int(np.prod(shape)),), jnp.float32).reshape(shape))
+        return {"unique": self.unique.init(keys[0]), "shared": tuple(shared)}
 
     def spatial(self, p: dict) -> Array:
         """The unconstrained frames (frames, H, W, 3): the unique images plus the upsampled shared parts."""

@@ -65,7 +65,8 @@ def test_they_compose_jit_and_vmap_over_pairs():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (lambda: objectives.channel_interpolate("conv2", 0, "conv2", 1)({"conv2": jnp.ones((1, 2, 2, 8))}), "at least 2 frames"),
+    (lambda: objectives.channel_interpolate("conv2", 0, "conv2", 1)({"conv2": jnp.ones((1, 2, 2, 8))}),
+     "at least 2 frames"),
     (lambda: objectives.alignment("conv2", 0.0), "decay_ratio must be > 0"),
     (lambda: interpolation.param(16, frames=1), "frames >= 2"),
 ])
@@ -79,7 +80,8 @@ def test_bad_input(bad, message):
 
 
 def test_frame_weights_align_the_ends():
-    np.testing.assert_allclose(interpolation.frame_weights(5, 2), [[1, 0], [0.75, 0.25], [0.5, 0.5], [0.25, 0.75], [0, 1]])
+    np.testing.assert_allclose(interpolation.frame_weights(5, 2),
+                               [[1, 0], [0.75, 0.25], [0.5, 0.5], [0.25, 0.75], [0, 1]])
     np.testing.assert_allclose(interpolation.frame_weights(3, 1), np.ones((3, 1)))
     w = interpolation.frame_weights(6, 3)
     np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-6)
@@ -158,7 +160,8 @@ def test_the_strips_end_frames_equal_single_channel_renders():
         init = param.init(jax.random.split(jax.random.fold_in(KEY, a))[0])["unique"]
         np.testing.assert_allclose(strip[0], single_render(a, init[:, 0:1], steps, lr), atol=1e-5)
         np.testing.assert_allclose(strip[2], single_render(b, init[:, 2:3], steps, lr), atol=1e-5)
-        assert np.abs(strip[0] - param.to_image({"unique": init, "shared": ()})[0]).max() > 0.02  # it moved (init is 0.5 +- 0.01)
+        start = param.to_image({"unique": init, "shared": ()})[0]
+        assert np.abs(strip[0] - start).max() > 0.02  # it moved (the start is 0.5 +- 0.01)
 
 
 def test_aligned_strips_rise_and_pairs_are_independent_of_the_batch():

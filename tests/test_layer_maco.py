@@ -45,7 +45,8 @@ def reference(tmp_path_factory):
 
 def test_maco_layer_job_writes_images_and_alpha_overlays(reference):
     names = sorted(pngs(reference))
-    assert names == sorted([f"conv3_1_{c:04d}.png" for c in range(4)] + [f"conv3_1_{c:04d}_alpha.png" for c in range(4)])
+    expect = [f"conv3_1_{c:04d}{suffix}.png" for c in range(4) for suffix in ("", "_alpha")]
+    assert names == sorted(expect)
     manifest = json.loads((reference / "manifest.json").read_text())
     assert manifest["complete"] and manifest["settings"]["param"] == "maco"
     for e in manifest["channels"]:
