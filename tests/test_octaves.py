@@ -112,3 +112,38 @@ def test_two_stage_transparency_equals_a_hand_built_loop():
     plain, _ = octaves.render_octaves(MODEL, objective_fn, param, tf, opt, [1, 4], KEY, schedule)
     assert plain.transparency is None
     np.testing.assert_allclose(plain.images, out.images, atol=1e-6)  # the map changes no image
+
+
+SHARDED = """
+import json, jax, numpy as np, optax
+from jax.sharding import Mesh
+from jfv import objectives, octaves, parameterisations, transforms
+from tiny_model import tiny_model
+assert len(jax.devices()) == 4, jax.devices()
+model, key = tiny_model(), jax.random.key(0)
+args = (model, lambda c: objectives.channel("conv2", c), parameterisations.pixel(16, sd=0.2), transforms.identity(),
+        optax.adam(0.05), [0, 1, 2, 3, 5], key, octaves.Octaves(2, 1.25, 2))
+plain, _ = octaves.render_octaves(*args, transparency=True)
+sharded, _ = octaves.render_octaves(*args, transparency=True, batch_size=4,
+                                    mesh=Mesh(np.array(jax.devices()), ("channels",)))
+print(json.dumps({"images": float(np.abs(plain.images - sharded.images).max()),
+                  "map": float(np.abs(plain.transparency - sharded.transparency).max()),
+                  "scale": float(np.abs(plain.transparency).max())}))
+"""
+
+
+def test_transparency_through_octaves_sharded_over_four_fake_devices_equals_unsharded():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join([str(tests.parent), str(tests), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", SHARDED], env=env, cwd=tests.parent, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    diffs = json.loads(res.stdout.strip().splitlines()[-1])
+    assert diffs["images"] < 1e-5 and diffs["map"] <= 1e-5 * diffs["scale"] and diffs["scale"] > 0, diffs
