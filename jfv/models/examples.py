@@ -4,7 +4,8 @@ Flax module runs through every recipe, not what a trained network has learnt.
 
 - ``vit_tiny``: 4x4 patch embedding (a strided conv), fixed 2-D sine-cosine position embeddings
   (so any image size divisible by 4 works, as AM's transforms change the size), ``depth``
-  pre-norm attention blocks, mean-pooled tokens, a linear head. Layers: ``patch_embed``
+  pre-norm attention blocks, mean-pooled tokens, a linear head; its geometry makes ``patch_embed``
+  a spatial map with patches (top_patches), the token layers not. Layers: ``patch_embed``
   ((N, H/4, W/4, D), before flattening), the token layers (N, T, D) ``tokens``, ``block1`` ...,
   their ``attn``, ``mlp/fc1`` and ``mlp`` parts and the final ``norm``, and ``logits`` (N, 10). Its "channels" are the D embedding dims: a channel objective
   averages a dim over tokens, ``objectives.token`` picks one token. It has no ReLU (GELU MLPs), so
@@ -98,6 +99,17 @@ class ViT(nn.Module):
             x = Block(self.heads, self.hidden, name=f"block{i}")(x)
         x = nn.LayerNorm(name="norm")(x)
         return nn.Dense(self.num_classes, name="head")(x.mean(axis=1))
+
+    def geometry(self) -> dict[str, Layer]:
+        """``jfv.receptive``'s view: ``patch_embed`` is a spatial map (a ``patch`` x ``patch`` conv of
+        stride ``patch``), so its units have image patches (top_patches, receptive fields); the token
+        layers after it are not spatial maps (attention mixes every token), so they have none."""
+        geo = {"patch_embed": Layer(None, (Window(self.patch, self.patch),)), "tokens": Layer("patch_embed", (GLOBAL,))}
+        for i in range(1, self.depth + 1):
+            for part in ("ln1", "attn", "ln2", "mlp/fc1", "mlp/fc2", "mlp", ""):
+                geo[f"block{i}/{part}" if part else f"block{i}"] = Layer("tokens")
+        geo.update(norm=Layer("tokens"), head=Layer("tokens"), logits=Layer("tokens"))
+        return geo
 
 
 class GrayCNN(nn.Module):
