@@ -357,3 +357,16 @@ def test_cli_grayscale_with_colour_decorrelation(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("jfv: error: decorrelate") and "--config.decorrelate=False" in lines[0]
     assert not workdir.exists() or not any(workdir.iterdir())
+
+
+def test_example_geometries_match_their_shapes(gray, vit):
+    """gray_cnn and vit_tiny declare geometry() (receptive fields, top_patches): it agrees with the
+    modules' output shapes at two sizes; the ViT's patch embedding has 4x4 patches, its tokens none."""
+    from jfv import receptive
+
+    for model in (gray, vit):
+        for size in (32, 48):
+            receptive.check(model, size)
+    assert receptive.receptive_field(gray, "relu3") == receptive.ReceptiveField(size=18, stride=4, offset=-7)
+    assert receptive.receptive_field(vit, "patch_embed") == receptive.ReceptiveField(size=4, stride=4, offset=0)
+    assert not receptive.has_extent(receptive.geometry(vit), "block1")
