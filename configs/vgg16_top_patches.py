@@ -21,7 +21,7 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.recipe = "top_patches"
-    c.model = "vgg16"  # jfv.models.names(); projections need a switches deconvnet (vgg16, alexnet)
+    c.model = "vgg16"  # jfv.models.names(); projections need a switches deconvnet (vgg16, alexnet, gray_cnn)
     c.weights_dir = ""  # "" = $JFV_WEIGHTS_DIR or the repo's weights/
     c.layers = "conv5_3"  # one or more spatial layers, comma-separated
     c.channels = "all"  # channels that get patches: all | a:b | a list (the pass ranks every channel)

@@ -21,6 +21,9 @@ Example:
     >>> source = cifar10(split="test", per_class=20)
     >>> for batch in batches(source, size=64, batch_size=32):
     ...     acts = model(batch.images)           # (32, 64, 64, 3) in [0, 1]; batch.mask (32,) bool
+
+A model with other input channels takes ``batches(source, 64, 32, convert=model.from_rgb)``: each
+decoded RGB image becomes the model's input (ITU-R BT.601 luma for a grayscale model).
 """
 
 from __future__ import annotations
@@ -336,7 +339,7 @@ def decode(raw: bytes, size: int, resample: str = "bicubic") -> np.ndarray:
 
 
 class Batch(NamedTuple):
-    """A fixed-size batch: images (B, S, S, 3) float32 in [0, 1], ids (B,) int32 (-1 for padding),
+    """A fixed-size batch: images (B, S, S, C) float32 in [0, 1] (RGB, or converted: ``batches``), ids (B,) int32 (-1 for padding),
     labels (B,) int32 (-1 unlabelled or padding), mask (B,) bool (False for padding), and
     ``skipped``: ((name, reason), ...) of the images dropped while filling this batch."""
 
@@ -356,25 +359,56 @@ def _check_batching(size: int, batch_size: int, resample: str) -> None:
         raise DatasetError(f"unknown resample {resample!r}; valid: {', '.join(RESAMPLE)}")
 
 
-def _decoded(source: Source, size: int, resample: str) -> Iterator[tuple[Item, np.ndarray | None, str]]:
+Convert = Callable[[np.ndarray], np.ndarray]  # (..., H, W, 3) RGB in [0, 1] -> (..., H, W, C): Model.from_rgb
+
+
+def converted_channels(convert: Convert | None) -> int:
+    """The channels ``convert`` gives (3 without one), from a one-pixel probe; raises DatasetError
+    (with the converter's own message, e.g. ``Model.from_rgb``'s fix) when it cannot convert."""
+    if convert is None:
+        return 3
+    try:
+        out = np.asarray(convert(np.zeros((1, 1, 3), np.float32)))
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+    if out.ndim != 3 or out.shape[:2] != (1, 1) or out.shape[-1] < 1:
+        raise DatasetError(f"the image converter turned a (1, 1, 3) image into shape {out.shape}: it must give "
+                           f"(H, W, channels) for (H, W, 3)")
+    return int(out.shape[-1])
+
+
+def displayable(images: np.ndarray) -> np.ndarray:
+    """Model-input images (..., C) as pictures: 1 (grayscale) or 3 (RGB) channels as they are; any
+    other count as the mean over channels, a grayscale picture (stated wherever it is shown)."""
+    a = np.asarray(images, np.float32)
+    return a if a.shape[-1] in (1, 3) else a.mean(axis=-1, keepdims=True)
+
+
+def _decoded(source: Source, size: int, resample: str, convert: Convert | None = None
+             ) -> Iterator[tuple[Item, np.ndarray | None, str]]:
     for it, raw in source.reader(source.items):
         if isinstance(raw, BaseException):
             yield it, None, f"{type(raw).__name__}: {raw}"
             continue
         try:
-            yield it, decode(raw, size, resample), ""
+            image = decode(raw, size, resample)
         except READ_ERRORS as e:
             yield it, None, f"{type(e).__name__}: {e}"
+            continue
+        yield it, (image if convert is None else np.asarray(convert(image), np.float32)), ""
 
 
-def _batched(source: Source, size: int, batch_size: int, resample: str) -> Iterator[Batch]:
+def _batched(source: Source, size: int, batch_size: int, resample: str, convert: Convert | None = None
+             ) -> Iterator[Batch]:
+    channels = converted_channels(convert)
+
     def empty():
-        return (np.zeros((batch_size, size, size, 3), np.float32), np.full((batch_size,), -1, np.int32),
+        return (np.zeros((batch_size, size, size, channels), np.float32), np.full((batch_size,), -1, np.int32),
                 np.full((batch_size,), -1, np.int32), np.zeros((batch_size,), bool))
 
     images, ids, labels, mask = empty()
     n, skipped = 0, []
-    for it, image, reason in _decoded(source, size, resample):
+    for it, image, reason in _decoded(source, size, resample, convert):
         if image is None:
             skipped.append((it.name, reason))
             continue
@@ -432,8 +466,12 @@ def prefetch(iterator: Iterator, depth: int) -> Iterator:
 
 
 def batches(source: Source, size: int, batch_size: int, resample: str = "bicubic",
-            prefetch_batches: int = 2) -> Iterator[Batch]:
+            prefetch_batches: int = 2, convert: Convert | None = None) -> Iterator[Batch]:
     """The source decoded and fitted to ``size``, in batches of exactly ``batch_size``.
+
+    Images are decoded as RGB; ``convert`` (a model's ``from_rgb``: ITU-R BT.601 luma for a
+    grayscale model, its declared converter for other channel counts) turns each into the model's
+    input, in the decoding thread, so a batch is (B, S, S, channels).
 
     The last batch is padded with zero images (``mask`` False, id -1). Images that cannot be read
     or decoded are left out and named in ``Batch.skipped`` (a batch holding only skips can come
@@ -444,17 +482,21 @@ def batches(source: Source, size: int, batch_size: int, resample: str = "bicubic
         ...     feats = f(b.images)[b.mask]
     """
     _check_batching(size, batch_size, resample)
-    return prefetch(_batched(source, int(size), int(batch_size), resample), prefetch_batches)
+    converted_channels(convert)  # a converter that cannot convert fails here, before the thread starts
+    return prefetch(_batched(source, int(size), int(batch_size), resample, convert), prefetch_batches)
 
 
-def load(source: Source, ids: Iterable[int], size: int, resample: str = "bicubic") -> dict[int, np.ndarray]:
-    """The images with ``ids``, fitted to ``size``, in one pass: {id: (size, size, 3) float32}.
+def load(source: Source, ids: Iterable[int], size: int, resample: str = "bicubic",
+         convert: Convert | None = None) -> dict[int, np.ndarray]:
+    """The images with ``ids``, fitted to ``size`` (and ``convert``ed, as ``batches``), in one pass:
+    {id: (size, size, channels) float32}.
 
     Ids whose image cannot be read are missing from the result.
     """
     _check_batching(size, 1, resample)
+    converted_channels(convert)
     sub = source.select(ids)
-    return {it.id: image for it, image, _ in _decoded(sub, int(size), resample) if image is not None}
+    return {it.id: image for it, image, _ in _decoded(sub, int(size), resample, convert) if image is not None}
 
 
 def count_skipped(stream: Iterable[Batch]) -> tuple[list[Batch], list[tuple[str, str]]]:

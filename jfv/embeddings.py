@@ -52,13 +52,16 @@ class Features(NamedTuple):
 
 
 def pool(activations: Array) -> Array:
-    """(n, H, W, C) -> (n, C) by the mean over positions; (n, C) unchanged."""
+    """(n, H, W, C) -> (n, C) by the mean over positions; (n, T, D) tokens (a ViT's) -> (n, D) by
+    the mean over tokens (as a mean-pooled ViT head sees them); (n, C) unchanged."""
     a = jnp.asarray(activations)
     if a.ndim == 4:
         return a.mean(axis=(1, 2))
+    if a.ndim == 3:
+        return a.mean(axis=1)
     if a.ndim == 2:
         return a
-    raise EmbeddingError(f"activations must be (n, H, W, C) or (n, C), got shape {tuple(a.shape)}")
+    raise EmbeddingError(f"activations must be (n, H, W, C), (n, T, D) or (n, C), got shape {tuple(a.shape)}")
 
 
 @functools.partial(jax.jit, static_argnames=("model", "layer"))
@@ -222,7 +225,7 @@ def tsne(x, seed: int = 0, perplexity: float = 30.0, pca_dims: int = 50, iterati
 
 
 def pixels(images) -> np.ndarray:
-    """(n, H, W, 3) images -> (n, H*W*3) float32 rows: the pixel space of seed 002's comparison."""
+    """(n, H, W, C) images -> (n, H*W*C) float32 rows: the pixel space of seed 002's comparison."""
     a = np.asarray(images, np.float32)
     return a.reshape(a.shape[0], -1)
 

@@ -162,7 +162,7 @@ def project(model: Any, images: np.ndarray, layer: str, channels: np.ndarray, po
 
 def sheet(patches: np.ndarray, projections: np.ndarray | None = None, columns: int = 3, pad: int = 2) -> np.ndarray:
     """Zeiler & Fergus's Fig. 2 layout for one channel: the projections' grid (each scaled to its own
-    largest magnitude, grey = 0) left of the patches' grid. (N, S, S, 3) -> (H, W, 3) in [0, 1].
+    largest magnitude, grey = 0) left of the patches' grid. (N, S, S, C) -> (H, W, C) in [0, 1], C 3 or 1.
 
     Crop the projections with the patches' boxes (``crop(projections, boxes, fill=0)``) first.
     """
@@ -175,7 +175,7 @@ def sheet(patches: np.ndarray, projections: np.ndarray | None = None, columns: i
     if np.shape(projections) != patches.shape:
         raise PatchError(f"projections {np.shape(projections)} and patches {patches.shape} differ: crop both with the same boxes")
     left = sprite([pictures.signed_image(p) for p in projections], columns=columns, pad=pad)
-    gap = np.ones((left.shape[0], 3 * pad + 2, 3), np.float32)
+    gap = np.ones((left.shape[0], 3 * pad + 2, left.shape[-1]), np.float32)  # 1 channel for grayscale sheets
     return np.concatenate([left, gap, right], axis=1)
 
 

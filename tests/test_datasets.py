@@ -146,3 +146,56 @@ def test_bad_input_names_the_fix(tmp_path, folder):
         D.cifar10("test", per_class=1001, archive=tmp_path / "x.tar.gz")
     with pytest.raises(D.DatasetError, match="archive .* not found"):
         D.cifar10("test", per_class=1, archive=tmp_path / "x.tar.gz")
+
+
+# -- images in the model's channel count -------------------------------------------------------------
+
+
+def _four_channel_model(**kw):
+    import jax
+    import jax.numpy as jnp
+
+    from jfv import models
+    from jfv.models.examples import GrayCNN
+
+    module = GrayCNN()
+    params = module.init(jax.random.key(0), jnp.zeros((1, 16, 16, 4)))["params"]
+    return models.wrap(module, params, name="four", channels=4, image_size=16, **kw)
+
+
+def test_batches_in_the_models_channels(folder, tmp_path):
+    """A grayscale model gets BT.601 luma of the decoded RGB (by hand: 0.299 R + 0.587 G + 0.114 B),
+    padding included; a grayscale file comes back as its own values; an n-channel model uses its
+    declared converter; without one, one line naming rgb_to_input."""
+    from jfv import models
+
+    gray = models.load("gray_cnn")
+    source = D.image_folder(folder)
+    rgb, _ = D.count_skipped(D.batches(source, 16, 2, prefetch_batches=0))
+    lum, skipped = D.count_skipped(D.batches(source, 16, 2, prefetch_batches=0, convert=gray.from_rgb))
+    assert [len(b.skipped) for b in lum] == [len(b.skipped) for b in rgb] and len(skipped) == 2
+    for a, b in zip(rgb, lum):
+        assert b.images.shape == (2, 16, 16, 1)
+        want = 0.299 * a.images[..., :1] + 0.587 * a.images[..., 1:2] + 0.114 * a.images[..., 2:]
+        np.testing.assert_allclose(b.images, want, atol=1e-6)
+        np.testing.assert_array_equal(b.ids, a.ids)
+    loaded = D.load(source, [0, 1], 16, convert=gray.from_rgb)
+    np.testing.assert_allclose(loaded[1], lum[0].images[1], atol=1e-7)
+
+    plain = np.random.default_rng(0).integers(0, 256, (16, 16), np.uint8)
+    Image.fromarray(plain, mode="L").save(tmp_path / "g.png")
+    (img,) = D.load(D.path_list([tmp_path / "g.png"]), [0], 16, convert=gray.from_rgb).values()
+    np.testing.assert_allclose(img[..., 0], plain / 255.0, atol=1e-6)
+
+    four = _four_channel_model(rgb_to_input=lambda x: np.concatenate([x, x.mean(-1, keepdims=True)], -1))
+    (b, *_), _ = D.count_skipped(D.batches(source, 16, 2, prefetch_batches=0, convert=four.from_rgb))
+    assert b.images.shape == (2, 16, 16, 4)
+    np.testing.assert_allclose(b.images[..., 3], rgb[0].images.mean(-1), atol=1e-6)
+    assert D.displayable(b.images).shape == (2, 16, 16, 1)
+
+    with pytest.raises(D.DatasetError, match=r"takes 4-channel images.*rgb_to_input=f") as e:
+        D.batches(source, 16, 2, convert=_four_channel_model().from_rgb)
+    assert "\n" not in str(e.value)
+    bad = _four_channel_model(rgb_to_input=lambda x: x)
+    with pytest.raises(D.DatasetError, match=r"must return \(\.\.\., H, W, 4\)"):
+        D.load(source, [0], 16, convert=bad.from_rgb)

@@ -130,6 +130,30 @@ def test_switches_and_lpips_ask_the_registry():
     assert models.entry_of(models.classifiers.VGG16()).plain_stack is None
 
 
+def test_entry_of_tells_apart_entries_sharing_a_class():
+    """Entries built from one class (the four CIFAR ResNets) resolve to their own entry, from the bare
+    module (by its architecture fields) and from a Model (by its name); a swapped ReLU changes nothing;
+    a Model whose name belongs to another architecture, or a user's wrapped module, has no entry."""
+    from jfv.models import cifar_resnet, classifiers, vgg
+    from jfv.models.base import Model
+
+    for depth in (20, 32, 44, 56):
+        module = cifar_resnet.cifar_resnet(depth)
+        assert models.entry_of(module).name == f"cifar_resnet{depth}"
+        assert models.entry_of(module.clone(relu=lambda x: x)).name == f"cifar_resnet{depth}"
+        model = Model(name=f"cifar_resnet{depth}", module=module, params={}, layers={})
+        assert models.entry_of(model) is models.entry(f"cifar_resnet{depth}")
+    assert models.entry_of(vgg.VGG16Features()).name == "vgg16"
+    assert models.entry_of(classifiers.VGG16()).name == "vgg16_classifier"
+    assert models.entry_of(Model(name="vgg16", module=classifiers.VGG16(), params={}, layers={})) is None
+    assert models.entry_of(Model(name="cifar_resnet20", module=cifar_resnet.cifar_resnet(56), params={},
+                                 layers={})) is None
+    gray = models.load("gray_cnn")
+    assert models.entry_of(gray) is models.entry("gray_cnn")
+    mine = models.wrap(models.examples.GrayCNN(), gray.params, name="mine", channels=1, image_size=32)
+    assert models.entry_of(mine) is None
+
+
 def test_importing_jfv_does_not_import_torch():
     """The PyTorch references are imported only where torch is needed (lazily, by the registry)."""
     code = ("import sys, jfv, jfv.models, jfv.convert, jfv.metrics, jfv.attribution; "

@@ -81,6 +81,80 @@ def test_wrapped_vgg16_same_attributions(vgg16, wrapped_vgg16, images32, method)
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6 * float(jnp.abs(ref).max()))
 
 
+# --- deconvnet with explicit switches on a wrapped model -----------------------------------------
+
+
+class PlainVGG16(nn.Module):
+    """VGG16's convolutions on an already normalised input (the wrapper normalises): a user's copy."""
+
+    @nn.compact
+    def __call__(self, x):
+        out = {}
+        models.vgg.vgg_features(x, models.vgg.VGG16_BLOCKS, nn.relu, models.vgg.max_pool, out)
+        return out
+
+
+@pytest.fixture(scope="module")
+def plain_vgg16(vgg16):
+    stack = models.vgg.vgg_plain_stack(models.vgg.VGG16Features())
+    return models.wrap(PlainVGG16(), vgg16.params, name="my_vgg16", mean=models.vgg.IMAGENET_MEAN,
+                       std=models.vgg.IMAGENET_STD, image_size=32, plain_stack=stack)
+
+
+def test_wrapped_vgg16_same_explicit_switches(vgg16, plain_vgg16, images32):
+    """A user's VGG16 copy that declares its plain stack and ImageNet normalisation to wrap gets the
+    built-in model's switch-based deconvnet, unit projections and best feature map per block."""
+    target = A.strongest("relu4_3", 12)
+    (ours, sw_ours), (ref, sw_ref) = (A.deconvnet_switches(m, images32, target) for m in (plain_vgg16, vgg16))
+    scale = float(jnp.abs(ref).max())
+    assert scale > 0
+    np.testing.assert_allclose(ours, ref, atol=1e-5 * scale)
+    np.testing.assert_array_equal(sw_ours["pool3"].index, sw_ref["pool3"].index)
+    channels, positions = jnp.asarray([3, 9]), jnp.asarray([[1, 2], [3, 0]])
+    (p_ours, v_ours), (p_ref, v_ref) = (A.project_units(m, images32, "conv3_3", channels, positions)
+                                        for m in (plain_vgg16, vgg16))
+    np.testing.assert_allclose(v_ours, v_ref, rtol=1e-5)
+    np.testing.assert_allclose(p_ours, p_ref, atol=1e-5 * float(jnp.abs(p_ref).max()))
+    b_ours, b_ref = (A.best_per_block(m, images32, ("relu2_2",))["relu2_2"] for m in (plain_vgg16, vgg16))
+    np.testing.assert_array_equal(b_ours[1], b_ref[1])
+    np.testing.assert_allclose(b_ours[0], b_ref[0], atol=1e-5 * float(jnp.abs(b_ref[0]).max()))
+
+
+def test_gray_cnn_switches_equal_gradient_formulation(gray):
+    """gray_cnn declares its plain stack: its activations are the module's, and the explicit-switch
+    deconvnet equals the ReLU-swap one through the wrapper's (x - 0.5) / 0.25, 1-channel."""
+    x = jax.random.uniform(jax.random.key(4), (2, 32, 32, 1))
+    acts, _ = A.switches.forward(gray, gray.params, x, A.switches.layer_sequence(gray))
+    full = gray(x)
+    for name in ("conv1", "relu1", "conv2", "relu2", "conv3", "relu3"):
+        np.testing.assert_allclose(acts[name], full[name], rtol=1e-6, atol=1e-6, err_msg=name)
+    for target in (A.strongest("relu3", 5), A.Target("relu2", 7, "square")):
+        explicit, switches = A.deconvnet_switches(gray, x, target)
+        grad = A.deconvnet(gray, x, target)
+        assert explicit.shape == (2, 32, 32, 1) and switches["pool1"].index.shape == (2, 16, 16, 16)
+        scale = float(jnp.abs(grad).max())
+        assert scale > 0
+        np.testing.assert_allclose(explicit, grad, atol=1e-5 * scale)
+    # the normalisation's Jacobian (1 / std = 4) is applied on the way down, by hand: a unit seed at
+    # conv1's (0, 0) channel 0 projects to 4 * its kernel (the bias is not used on the way down)
+    down = A.switches.to_image(gray, x[:1], jnp.ones((1, 32, 32, 1)))
+    np.testing.assert_allclose(down, 4.0 * np.ones((1, 32, 32, 1)), rtol=1e-6)
+
+
+def test_wrapped_model_without_plain_stack_gets_the_clear_error(wrapped_vgg16, vit, images32):
+    for model, x in ((wrapped_vgg16, images32), (vit, jnp.zeros((1, 32, 32, 3)))):
+        with pytest.raises(A.switches.NoSwitchesError, match=r"pass plain_stack=.*to jfv.models.wrap") as e:
+            A.deconvnet_switches(model, x, A.strongest(list(model.layers)[1], 0))
+        one_line(e)
+    module = examples.GrayCNN()
+    params = module.init(jax.random.key(0), jnp.zeros((1, 32, 32, 1)))["params"]
+    with pytest.raises(models.WrapError, match="reads params 'conv9', which has no 4-D kernel") as e:
+        models.wrap(module, params, channels=1, image_size=32, plain_stack=[("conv", "conv1", 3, 1, 1, "conv9")])
+    one_line(e)
+    with pytest.raises(models.WrapError, match="kind in conv, relu, pool"):
+        models.wrap(module, params, channels=1, image_size=32, plain_stack=[("avgpool", "p", 2, 2)])
+
+
 # --- what the wrapper does, by hand -------------------------------------------------------------
 
 
@@ -283,3 +357,16 @@ def test_cli_grayscale_with_colour_decorrelation(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("jfv: error: decorrelate") and "--config.decorrelate=False" in lines[0]
     assert not workdir.exists() or not any(workdir.iterdir())
+
+
+def test_example_geometries_match_their_shapes(gray, vit):
+    """gray_cnn and vit_tiny declare geometry() (receptive fields, top_patches): it agrees with the
+    modules' output shapes at two sizes; the ViT's patch embedding has 4x4 patches, its tokens none."""
+    from jfv import receptive
+
+    for model in (gray, vit):
+        for size in (32, 48):
+            receptive.check(model, size)
+    assert receptive.receptive_field(gray, "relu3") == receptive.ReceptiveField(size=18, stride=4, offset=-7)
+    assert receptive.receptive_field(vit, "patch_embed") == receptive.ReceptiveField(size=4, stride=4, offset=0)
+    assert not receptive.has_extent(receptive.geometry(vit), "block1")

@@ -9,7 +9,11 @@ biases are not used on the way down, as in the paper. The result is the gradient
 the [0, 1] image (so the input normalisation's 1/std is applied last) and equals
 ``gradients.deconvnet`` (the same projection as a gradient through deconvnet ReLUs) to float error.
 
-Works on plain conv/ReLU/max-pool stacks (``VGG16Features``, ``AlexNetFeatures``); for other models
+Works on plain conv/ReLU/max-pool stacks: registry entries with a ``plain_stack`` (``VGG16Features``,
+``AlexNetFeatures``) and wrapped models that declare one (``jfv.models.wrap(..., plain_stack=...)``).
+The input normalisation is the model's own: the module's ``normalise(images)`` method (the built-in
+stacks' ImageNet statistics, a wrapped model's ``mean``, ``std`` and ``input_range``), applied on the
+way up and differentiated (its vector-Jacobian product) at the end of the way down. For other models
 use the gradient formulation, which needs only the swappable ReLU.
 """
 
@@ -24,10 +28,14 @@ from jax import lax
 
 from jfv import models
 from jfv.attribution.targets import Target
-from jfv.models import vgg
 from jfv.models.base import Model
+from jfv.models.wrap import Wrapped
 
 Array = jax.Array
+
+
+class NoSwitchesError(ValueError, NotImplementedError):
+    """A model that is not a declared plain conv/ReLU/max-pool stack; the message names the fix."""
 
 
 class Op(NamedTuple):
@@ -51,17 +59,52 @@ class Switches(NamedTuple):
 
 
 def layer_sequence(model: Model) -> tuple[Op, ...]:
-    """The model as a sequence of convs, ReLUs and max-pools (its registry entry's ``plain_stack``);
-    raises for other architectures."""
+    """The model as a sequence of convs, ReLUs and max-pools: a wrapped model's declared
+    ``plain_stack``, else its registry entry's (``models.entry_of``); raises ``NoSwitchesError``
+    naming the fix for other models."""
     module = model.module
-    entry = models.entry_of(module)
-    if entry is None or entry.plain_stack is None:
-        plain = [e.name for e in models.ENTRIES.values() if e.plain_stack is not None]
-        raise NotImplementedError(
-            f"deconvnet_switches handles plain conv/ReLU/max-pool stacks ({', '.join(plain)}), not "
-            f"{type(module).__name__}; use jfv.attribution.deconvnet (the gradient formulation) instead"
-        )
-    return tuple(Op(*step) for step in entry.plain_stack(module))
+    if isinstance(module, Wrapped):
+        steps = module.plain_stack
+        if steps is None:
+            raise NoSwitchesError(
+                f"model {model.name!r} declares no plain conv/ReLU/max-pool stack for deconvnet with explicit "
+                f"switches: pass plain_stack=[('conv', name, kernel, stride, padding, params_path), ('relu', name), "
+                f"('pool', name, window, stride), ...] to jfv.models.wrap (docs/models.md), or use "
+                f"jfv.attribution.deconvnet (the gradient formulation) instead")
+    else:
+        # The plain stack is a function of the module's class and fields (VGG16Features(blocks=...)
+        # of any widths), so any entry built from this very class that declares one applies.
+        entry = models.entry_of(model) or next(
+            (e for e in models.ENTRIES.values() if e.plain_stack is not None and _built_class(e) is type(module)), None)
+        if entry is None or entry.plain_stack is None:
+            plain = [e.name for e in models.ENTRIES.values() if e.plain_stack is not None]
+            raise NoSwitchesError(
+                f"deconvnet_switches handles plain conv/ReLU/max-pool stacks ({', '.join(plain)}, or a wrapped "
+                f"model declaring plain_stack), not {model.name!r} ({type(module).__name__}); use "
+                f"jfv.attribution.deconvnet (the gradient formulation) instead")
+        steps = entry.plain_stack(module)
+    if not callable(getattr(module, "normalise", None)):
+        raise NoSwitchesError(f"model {model.name!r} ({type(module).__name__}) has no normalise(images) method for "
+                              f"deconvnet's switches: give the module one mapping [0, 1] images to its first conv's input")
+    return tuple(Op(*step) for step in steps)
+
+
+def _built_class(entry) -> type:
+    return entry.module if isinstance(entry.module, type) else type(entry.module())
+
+
+def _param(params, path: str):
+    """``params["a"]["b"]`` for the path ``a/b`` (a plain stack's conv names its params so)."""
+    for part in path.split("/"):
+        params = params[part]
+    return params
+
+
+def to_image(model: Model, images: Array, down: Array) -> Array:
+    """The signal at the normalised input, as a gradient with respect to the [0, 1] images: the
+    vector-Jacobian product of the model's ``normalise`` (``down * (hi - lo) / std`` for its affine map)."""
+    _, vjp = jax.vjp(model.module.normalise, images)
+    return vjp(down.astype(images.dtype))[0]
 
 
 def _conv(x, kernel, stride, padding):
@@ -117,13 +160,14 @@ def unpool(y: Array, s: Switches) -> Array:
 
 
 def forward(model: Model, params, images: Array, ops: tuple[Op, ...]):
-    """The forward pass of a plain stack: named activations, and switches for every pool."""
-    x = vgg.imagenet_normalise(images)
+    """The forward pass of a plain stack from the model's normalised input: named activations, and
+    switches for every pool."""
+    x = model.module.normalise(images)
     acts: dict[str, Array] = {}
     switches: dict[str, Switches] = {}
     for op in ops:
         if op.kind == "conv":
-            p = params[op.param]
+            p = _param(params, op.param)
             x = _conv(x, p["kernel"], op.stride, op.padding) + p["bias"]
         elif op.kind == "relu":
             x = jnp.maximum(x, 0)
@@ -142,7 +186,7 @@ def reverse(params, signal: Array, start: str, ops: tuple[Op, ...], switches, in
         elif op.kind == "relu":
             signal = jnp.maximum(signal, 0)
         else:
-            signal = transposed_conv(signal, params[op.param]["kernel"], op.stride, op.padding,
+            signal = transposed_conv(signal, _param(params, op.param)["kernel"], op.stride, op.padding,
                                      input_shapes[op.name])
     return signal
 
@@ -166,27 +210,26 @@ def _switches(params, images, target: Target, *, model: Model):
     # feature map itself for "square").
     seed = jax.grad(lambda a: target.score({target.layer: a}).sum())(acts[target.layer])
     down = reverse(params, seed, target.layer, ops, switches, _input_shapes(images, ops, acts))
-    return down / jnp.asarray(vgg.IMAGENET_STD, down.dtype), switches
+    return to_image(model, images, down), switches
 
 
 def deconvnet_switches(model: Model, images: Array, target: Target) -> tuple[Array, dict[str, Switches]]:
     """Deconvnet projection of ``target`` to pixels with explicit switches.
 
     Args:
-        model: a plain conv/ReLU/max-pool stack (VGG16, AlexNet).
-        images: (n, H, W, 3) in [0, 1].
+        model: a plain conv/ReLU/max-pool stack (VGG16, AlexNet, a wrapped model declaring ``plain_stack``).
+        images: (n, H, W, channels) in [0, 1].
         target: a channel of a conv, ReLU or pool layer; ``strongest(layer, c)`` projects only the
             strongest activation, ``Target(layer, c, "square")`` the whole feature map.
     Returns:
-        (projection (n, H, W, 3), {pool name: Switches}) — the switches recorded on the way up.
+        (projection (n, H, W, channels), {pool name: Switches}) — the switches recorded on the way up.
 
     Example:
         >>> img, sw = deconvnet_switches(model, images, strongest("relu4_3", 12))
         >>> sw["pool1"].index.shape   # (n, H/2, W/2, 64)
     """
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be (n, H, W, 3) RGB in [0, 1], got shape {tuple(images.shape)}")
     layer_sequence(model)  # fail before tracing for unsupported models
+    model.check_input(images)
     target.check(model, images.shape[1:3])
     if target.softmax:
         raise ValueError("deconvnet projects activations; a softmax target has no deconvnet")
@@ -209,7 +252,7 @@ def _best_per_block(params, images, *, model: Model, layers: tuple[str, ...]):
         first = jnp.cumsum(mask.reshape(a.shape[0], -1), axis=1).reshape(a.shape) == 1
         seed = jnp.where(first & (mask > 0), a, 0)
         down = reverse(params, seed, layer, ops, switches, shapes)
-        out[layer] = (down / jnp.asarray(vgg.IMAGENET_STD, down.dtype), best, peak.max(-1))
+        out[layer] = (to_image(model, images, down), best, peak.max(-1))
     return out
 
 
@@ -222,9 +265,10 @@ def best_per_block(model: Model, images: Array, layers: tuple[str, ...] | None =
     Args:
         layers: the layers to project from; default the last ReLU of every block.
     Returns:
-        {layer: (projection (n, H, W, 3), channel (n,), activation (n,))}.
+        {layer: (projection (n, H, W, channels), channel (n,), activation (n,))}.
     """
     ops = layer_sequence(model)
+    model.check_input(images)
     if layers is None:
         layers = tuple(ops[i - 1].name for i, op in enumerate(ops) if op.kind == "pool")
     for layer in layers:
@@ -241,7 +285,7 @@ def _project_units(params, images, channels, positions, *, model: Model, layer: 
     value = a[rows, positions[:, 0], positions[:, 1], channels]
     seed = jnp.zeros_like(a).at[rows, positions[:, 0], positions[:, 1], channels].set(value)
     down = reverse(params, seed, layer, ops, switches, _input_shapes(images, ops, acts))
-    return down / jnp.asarray(vgg.IMAGENET_STD, down.dtype), value
+    return to_image(model, images, down), value
 
 
 def project_units(model: Model, images: Array, layer: str, channels: Array, positions: Array) -> tuple[Array, Array]:
@@ -253,13 +297,12 @@ def project_units(model: Model, images: Array, layer: str, channels: Array, posi
     ``value * deconvnet_switches(model, image, neuron(layer, c, y, x))`` for a positive value.
 
     Args:
-        images: (n, H, W, 3) in [0, 1]; channels: (n,) int; positions: (n, 2) int (row, column).
+        images: (n, H, W, channels) in [0, 1]; channels: (n,) int; positions: (n, 2) int (row, column).
     Returns:
-        (projection (n, H, W, 3), value (n,)) — the gradient-like signal at the [0, 1] image.
+        (projection (n, H, W, channels), value (n,)) — the gradient-like signal at the [0, 1] image.
     """
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be (n, H, W, 3) RGB in [0, 1], got shape {tuple(images.shape)}")
     layer_sequence(model)  # fail before tracing for unsupported models
+    model.check_input(images)
     model.check_layer(layer)
     return _project_units(model.params, jnp.asarray(images, jnp.float32), jnp.asarray(channels, jnp.int32),
                           jnp.asarray(positions, jnp.int32), model=model, layer=layer)

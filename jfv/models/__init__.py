@@ -60,14 +60,44 @@ def entry(name: str) -> registry.Entry:
     return ENTRIES[name]
 
 
-def entry_of(module: nn.Module) -> registry.Entry | None:
-    """The first entry whose Flax module class ``module`` is an instance of (fields may differ), or None."""
-    for e in ENTRIES.values():
-        built = e.module
-        cls = built if isinstance(built, type) else type(built())
-        if isinstance(module, cls):
-            return e
-    return None
+SWAPPABLE = ("relu", "pool")  # module fields attribution swaps; they do not change the architecture
+
+
+def _architecture(module: Any) -> dict[str, Any]:
+    """A module's class and its fields that fix the architecture: not ``parent``/``name``, and not the
+    callables attribution swaps (``relu``, ``pool``), so a clone with a guided ReLU is the same network."""
+    fields = {f.name: getattr(module, f.name) for f in dataclasses.fields(module)
+              if f.name not in ("parent", "name", *SWAPPABLE)}
+    return {"class": type(module), **fields}
+
+
+def entry_of(model: Model | nn.Module) -> registry.Entry | None:
+    """The registry entry a Model or Flax module was built from, or None (a user's wrapped model).
+
+    A Model resolves by its name (``load`` names it after its entry), provided its module is that
+    entry's architecture; a bare module resolves by its class and architecture fields, so modules
+    sharing a class (``cifar_resnet20`` ... ``cifar_resnet56``) each find their own entry. Swapped
+    ``relu``/``pool`` fields do not change the answer.
+
+    Example:
+        >>> models.entry_of(models.load("cifar_resnet32", pretrained=False)).name
+        'cifar_resnet32'
+    """
+    module = model.module if isinstance(model, Model) else model
+    if isinstance(module, Wrapped):  # a wrapped module belongs to the entry whose load wrapped it
+        module = module.module
+    if not isinstance(module, nn.Module):
+        return None
+    arch = _architecture(module)
+
+    def built(e: registry.Entry) -> nn.Module:
+        return e.module if isinstance(e.module, nn.Module) else e.module()
+
+    if isinstance(model, Model):
+        e = ENTRIES.get(model.name)
+        return e if e is not None and _architecture(built(e)) == arch else None
+    found = [e for e in ENTRIES.values() if _architecture(built(e)) == arch]
+    return found[0] if len(found) == 1 else None
 
 
 def names_with_labels(labels: tuple[str, ...] | None) -> list[str]:

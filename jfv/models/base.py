@@ -14,6 +14,7 @@ import numpy as np
 Array = jax.Array
 LIST_LIMIT = 10  # channels listed in an error message
 PRECISIONS = ("float32", "bfloat16")  # Model.with_precision
+LUMA_601 = (0.299, 0.587, 0.114)  # ITU-R BT.601 RGB -> luma weights (PIL's "L" conversion): Model.from_rgb
 
 
 class UnknownLayerError(ValueError):
@@ -65,6 +66,48 @@ class Model:
     # layer name -> what to use instead, for layers users expect but this model lacks (the
     # ImageNet feature stacks have no ``logits``); added to the unknown-layer message
     absent_layers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # RGB (..., H, W, 3) in [0, 1] -> this model's input (..., H, W, channels), for other channel
+    # counts than 1 and 3 (``from_rgb``); ``jfv.models.wrap(..., rgb_to_input=f)`` sets it
+    rgb_to_input: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def from_rgb(self, images: Any) -> np.ndarray:
+        """RGB images in [0, 1] (what datasets and photos give) as this model's input.
+
+        3 channels: the images as they are; 1 channel: their ITU-R BT.601 luma,
+        ``Y = 0.299 R + 0.587 G + 0.114 B`` (``LUMA_601``); other counts: the model's declared
+        ``rgb_to_input``. Done on the host, once per image.
+
+        Args:
+            images: (..., H, W, 3) float in [0, 1].
+        Returns:
+            (..., H, W, channels) float32.
+        Raises:
+            InputChannelsError: images that are not RGB, or an n-channel model (n not 1 or 3) that
+                declares no ``rgb_to_input`` (the message names ``wrap(..., rgb_to_input=f)``), or a
+                converter that returns another shape.
+
+        Example:
+            >>> jfv.models.load("gray_cnn").from_rgb(np.ones((2, 32, 32, 3))).shape
+            (2, 32, 32, 1)
+        """
+        a = np.asarray(images, np.float32)
+        if a.ndim < 3 or a.shape[-1] != 3:
+            raise InputChannelsError(f"from_rgb takes RGB images (..., H, W, 3) in [0, 1], got shape {a.shape}")
+        if self.rgb_to_input is not None:
+            out = np.asarray(self.rgb_to_input(a), np.float32)
+            if out.shape != a.shape[:-1] + (self.channels,):
+                raise InputChannelsError(
+                    f"model {self.name!r}'s rgb_to_input turned images of shape {a.shape} into {out.shape}: it "
+                    f"must return (..., H, W, {self.channels}), the same leading axes")
+            return out
+        if self.channels == 3:
+            return a
+        if self.channels == 1:
+            return (a @ np.asarray(LUMA_601, np.float32))[..., None]
+        raise InputChannelsError(
+            f"model {self.name!r} takes {self.channels}-channel images and declares no conversion from the RGB "
+            f"images datasets and photos give: wrap it with jfv.models.wrap(..., rgb_to_input=f), f mapping "
+            f"(..., H, W, 3) in [0, 1] to (..., H, W, {self.channels})")
 
     def check_input(self, images: Any) -> None:
         """Raises InputChannelsError naming the fix when ``images`` is not (n, H, W, channels)."""

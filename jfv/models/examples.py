@@ -4,7 +4,8 @@ Flax module runs through every recipe, not what a trained network has learnt.
 
 - ``vit_tiny``: 4x4 patch embedding (a strided conv), fixed 2-D sine-cosine position embeddings
   (so any image size divisible by 4 works, as AM's transforms change the size), ``depth``
-  pre-norm attention blocks, mean-pooled tokens, a linear head. Layers: ``patch_embed``
+  pre-norm attention blocks, mean-pooled tokens, a linear head; its geometry makes ``patch_embed``
+  a spatial map with patches (top_patches), the token layers not. Layers: ``patch_embed``
   ((N, H/4, W/4, D), before flattening), the token layers (N, T, D) ``tokens``, ``block1`` ...,
   their ``attn``, ``mlp/fc1`` and ``mlp`` parts and the final ``norm``, and ``logits`` (N, 10). Its "channels" are the D embedding dims: a channel objective
   averages a dim over tokens, ``objectives.token`` picks one token. It has no ReLU (GELU MLPs), so
@@ -12,7 +13,8 @@ Flax module runs through every recipe, not what a trained network has learnt.
   and occlusion work.
 - ``gray_cnn``: 1-channel input, ``conv1 -> relu -> pool -> conv2 -> relu -> pool -> conv3 -> relu
   -> global mean -> logits``, the ReLU a module field (so deconvnet and guided backprop work) and
-  the post-ReLU maps stored with ``self.sow`` (``relu1`` ...).
+  the post-ReLU maps stored with ``self.sow`` (``relu1`` ...); it declares its geometry
+  (receptive fields, top_patches) and its plain stack (deconvnet with explicit switches).
 
 Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words" (ViT); the sine-cosine position
 embedding of Vaswani et al. 2017 in 2-D (MAE, He et al. 2022).
@@ -30,6 +32,7 @@ import numpy as np
 from jfv.models.base import Model
 from jfv.models.registry import Entry, RandomWeights
 from jfv.models.wrap import wrap
+from jfv.receptive import GLOBAL, Layer, Window
 from jfv.models.weights import WeightsError
 
 Array = jax.Array
@@ -97,6 +100,17 @@ class ViT(nn.Module):
         x = nn.LayerNorm(name="norm")(x)
         return nn.Dense(self.num_classes, name="head")(x.mean(axis=1))
 
+    def geometry(self) -> dict[str, Layer]:
+        """``jfv.receptive``'s view: ``patch_embed`` is a spatial map (a ``patch`` x ``patch`` conv of
+        stride ``patch``), so its units have image patches (top_patches, receptive fields); the token
+        layers after it are not spatial maps (attention mixes every token), so they have none."""
+        geo = {"patch_embed": Layer(None, (Window(self.patch, self.patch),)), "tokens": Layer("patch_embed", (GLOBAL,))}
+        for i in range(1, self.depth + 1):
+            for part in ("ln1", "attn", "ln2", "mlp/fc1", "mlp/fc2", "mlp", ""):
+                geo[f"block{i}/{part}" if part else f"block{i}"] = Layer("tokens")
+        geo.update(norm=Layer("tokens"), head=Layer("tokens"), logits=Layer("tokens"))
+        return geo
+
 
 class GrayCNN(nn.Module):
     """A 1-channel CNN with a swappable ReLU; see the module docstring."""
@@ -113,6 +127,31 @@ class GrayCNN(nn.Module):
             if i < len(self.widths):
                 x = nn.max_pool(x, (2, 2), (2, 2))
         return nn.Dense(self.num_classes, name="head")(x.mean(axis=(1, 2)))
+
+    def geometry(self) -> dict[str, Layer]:
+        """Each named layer's parent and the windows between them (``jfv.receptive``): 3x3 convs with
+        padding 1, a 2x2 max-pool before every conv but the first, a global mean before ``logits``."""
+        geo: dict[str, Layer] = {}
+        last = None
+        for i in range(1, len(self.widths) + 1):
+            steps = (Window(3, 1, 1),) if i == 1 else (Window(2, 2), Window(3, 1, 1))
+            geo[f"conv{i}"] = Layer(last, steps)
+            geo[f"relu{i}"] = Layer(f"conv{i}")
+            last = f"relu{i}"
+        geo["logits"] = Layer(last, (GLOBAL,))
+        return geo
+
+
+def gray_plain_stack(module: GrayCNN) -> tuple[tuple, ...]:
+    """``GrayCNN``'s convolutions as the plain stack deconvnet's switches walk (``wrap(plain_stack=)``):
+    conv (3x3, padding 1) -> relu, a 2x2 max-pool between blocks; the pools are not layers of the
+    model, so they get names of their own (``pool1``, ``pool2``)."""
+    steps: list[tuple] = []
+    for i in range(1, len(module.widths) + 1):
+        steps += [("conv", f"conv{i}", 3, 1, 1, f"conv{i}"), ("relu", f"relu{i}")]
+        if i < len(module.widths):
+            steps.append(("pool", f"pool{i}", 2, 2))
+    return tuple(steps)
 
 
 def _random(name: str, module: nn.Module, size: int, channels: int, seed: int, checkpoint, pretrained: bool):
@@ -140,7 +179,8 @@ def gray_cnn(pretrained: bool = True, weights_dir=None, seed: int = 0, checkpoin
     params, source = _random(GRAY_CNN.name, module, GRAY_IMAGE_SIZE, 1, seed, checkpoint, pretrained)
     layers = [f"{kind}{i}" for i in range(1, len(module.widths) + 1) for kind in ("conv", "relu")]
     return wrap(module, params, name=GRAY_CNN.name, channels=1, mean=GRAY_MEAN, std=GRAY_STD, output="logits",
-                layers=layers + ["logits"], image_size=GRAY_IMAGE_SIZE, source=source)
+                layers=layers + ["logits"], image_size=GRAY_IMAGE_SIZE, source=source,
+                plain_stack=gray_plain_stack(module))
 
 
 
@@ -155,4 +195,4 @@ GRAY_CNN = Entry(
 )
 ENTRIES = (VIT_TINY, GRAY_CNN)
 
-__all__ = ["Block", "GrayCNN", "Mlp", "ViT", "gray_cnn", "sincos_2d", "vit_tiny", "ENTRIES", "GRAY_CNN", "VIT_TINY"]
+__all__ = ["Block", "GrayCNN", "Mlp", "ViT", "gray_cnn", "gray_plain_stack", "sincos_2d", "vit_tiny", "ENTRIES", "GRAY_CNN", "VIT_TINY"]

@@ -156,12 +156,16 @@ class VGG16Features(nn.Module):
     @nn.compact
     def __call__(self, images: Array) -> dict[str, Array]:
         out: dict[str, Array] = {}
-        vgg_features(imagenet_normalise(images), self.blocks, self.relu, self.pool, out)
+        vgg_features(self.normalise(images), self.blocks, self.relu, self.pool, out)
         return out
 
     def geometry(self) -> dict[str, Layer]:
         """Each named layer's parent and the windows between them (``jfv.receptive``)."""
         return vgg_geometry(self.blocks)
+
+    def normalise(self, images: Array) -> Array:
+        """[0, 1] RGB -> the convolutions' input (``imagenet_normalise``); deconvnet's switches use it too."""
+        return imagenet_normalise(images)
 
 
 class AlexNetFeatures(nn.Module):
@@ -173,12 +177,16 @@ class AlexNetFeatures(nn.Module):
     @nn.compact
     def __call__(self, images: Array) -> dict[str, Array]:
         out: dict[str, Array] = {}
-        alexnet_features(imagenet_normalise(images), self.relu, self.pool, out)
+        alexnet_features(self.normalise(images), self.relu, self.pool, out)
         return out
 
     def geometry(self) -> dict[str, Layer]:
         """Each named layer's parent and the windows between them (``jfv.receptive``)."""
         return alexnet_geometry()
+
+    def normalise(self, images: Array) -> Array:
+        """[0, 1] RGB -> the convolutions' input (``imagenet_normalise``); deconvnet's switches use it too."""
+        return imagenet_normalise(images)
 
 
 def vgg_plain_stack(module: VGG16Features) -> tuple[tuple, ...]:

@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -97,6 +97,8 @@ class Wrapped:
         paths: the submodule paths and sown names to keep; None keeps all.
         output: the name of the module's return value when it is an array.
         state: the module's other variable collections (``{"batch_stats": ...}``), read-only.
+        plain_stack: for a plain conv/ReLU/max-pool stack, the steps deconvnet's explicit switches
+            walk (``jfv.attribution.switches``); None when the module did not declare them.
     """
 
     module: nn.Module
@@ -106,6 +108,7 @@ class Wrapped:
     paths: tuple[str, ...] | None = None
     output: str = "output"
     state: Mapping[str, Any] | None = None
+    plain_stack: tuple[tuple, ...] | None = None
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name in {f.name for f in dataclasses.fields(Wrapped)}:
@@ -191,6 +194,52 @@ def _per_channel(value: float | Sequence[float], channels: int, key: str) -> tup
     return v
 
 
+PLAIN_KINDS = ("conv", "relu", "pool")  # the steps of a plain stack (jfv.attribution.switches.Op)
+
+
+def _leaf(params: Any, path: str) -> Any:
+    """``params["a"]["b"]`` for ``path`` "a/b"; None when absent."""
+    node = params
+    for part in path.split("/"):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _plain_stack(steps: Sequence[Sequence], params: Any) -> tuple[tuple, ...]:
+    """Checks a declared plain stack against the params: known kinds, convs whose params exist with a
+    4-D HWIO ``kernel`` and a ``bias``, positive windows and strides, names used once."""
+    out: list[tuple] = []
+    example = "('conv', 'conv1', 3, 1, 1, 'conv1'), ('relu', 'relu1'), ('pool', 'pool1', 2, 2)"
+    for step in steps:
+        step = tuple(step)
+        if not step or step[0] not in PLAIN_KINDS or len(step) < 2:
+            raise WrapError(f"plain_stack step {step!r} is not (kind, name, window, stride, padding, param) with kind "
+                            f"in {', '.join(PLAIN_KINDS)}: e.g. {example}")
+        kind, name = str(step[0]), str(step[1])
+        window, stride, padding = (int(v) for v in (tuple(step[2:5]) + (0, 1, 0)[len(step[2:5]):]))
+        param = str(step[5]) if len(step) > 5 else (name if kind == "conv" else "")
+        if kind == "conv":
+            p = _leaf(params, param)
+            kernel = p.get("kernel") if isinstance(p, Mapping) else None
+            if kernel is None or np.ndim(kernel) != 4 or "bias" not in p:
+                raise WrapError(f"plain_stack conv {name!r} reads params {param!r}, which has no 4-D kernel and bias "
+                                f"(an nn.Conv's): give the conv's params path as the step's sixth item")
+            if np.shape(kernel)[0] != np.shape(kernel)[1] or np.shape(kernel)[0] != window:
+                raise WrapError(f"plain_stack conv {name!r} says window {window} but its kernel is "
+                                f"{np.shape(kernel)[0]}x{np.shape(kernel)[1]}: square kernels of the stated size only")
+        if kind in ("conv", "pool") and (window < 1 or stride < 1 or padding < 0):
+            raise WrapError(f"plain_stack step {step!r}: window and stride must be >= 1, padding >= 0")
+        if kind == "pool" and padding:
+            raise WrapError(f"plain_stack pool {name!r} is padded: the switches handle unpadded (VALID) max-pools only")
+        out.append((kind, name, window, stride, padding, param))
+    names = [s[1] for s in out]
+    if not out or len(set(names)) != len(names):
+        raise WrapError(f"plain_stack must list each step once, with distinct names, e.g. {example}")
+    return tuple(out)
+
+
 def wrap(
     module: nn.Module,
     params: Any,
@@ -206,6 +255,8 @@ def wrap(
     labels: Sequence[str] | None = None,
     source: str = "",
     state: Mapping[str, Any] | None = None,
+    plain_stack: Sequence[Sequence] | None = None,
+    rgb_to_input: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Model:
     """A jfv Model from any ``flax.linen`` module and its params.
 
@@ -233,6 +284,16 @@ def wrap(
         source: where the weights come from, for manifests.
         state: the module's other variable collections, e.g. ``{"batch_stats": ...}`` for
             BatchNorm in inference mode (``use_running_average=True``); constants, not optimised.
+        plain_stack: for a plain conv/ReLU/max-pool network, the steps Zeiler & Fergus's deconvnet
+            with explicit switches walks (``deconvnet_switches``, ``project_units``,
+            ``best_per_block``, the top_patches projections), in order, from the normalised input:
+            ``("conv", name, kernel, stride, padding, params_path)``, ``("relu", name)``,
+            ``("pool", name, window, stride)`` (max-pools, unpadded). Names that are also layers of
+            the module must be the same arrays (a test should check it, as ``tests/test_wrap.py``
+            does for ``gray_cnn``).
+        rgb_to_input: how RGB images (..., H, W, 3) in [0, 1] (what datasets and photos give) become
+            this model's (..., H, W, ``channels``) input; default: as they are for 3 channels, ITU-R
+            BT.601 luma for 1 (``Model.from_rgb``). Needed for other channel counts.
     Returns:
         A Model whose ``layers`` maps every kept activation to its last axis's size.
 
@@ -282,6 +343,11 @@ def wrap(
                             f"valid paths: {shown}")
         wrapped = dataclasses.replace(wrapped, paths=layers)
         shapes = {k: v for k, v in shapes.items() if k in layers}
+    if plain_stack is not None:
+        wrapped = dataclasses.replace(wrapped, plain_stack=_plain_stack(plain_stack, params))
+    if rgb_to_input is not None and not callable(rgb_to_input):
+        raise WrapError(f"rgb_to_input must be a function from (..., H, W, 3) RGB in [0, 1] to (..., H, W, "
+                        f"{channels}), got {type(rgb_to_input).__name__}")
     return Model(
         name=name,
         module=wrapped,
@@ -291,6 +357,7 @@ def wrap(
         labels=tuple(labels) if labels is not None else None,
         source=source or f"wrapped {type(module).__name__}",
         channels=channels,
+        rgb_to_input=rgb_to_input,
     )
 
 

@@ -2,7 +2,8 @@
 
 The DeepVis view (Yosinski et al. 2015) and seed 003's "most activated filters of a layer". Writes into
 the workdir: ``input.png`` (the image as the network sees it: shorter side resized to
-``image_size``, centre-cropped), ``grid.png`` (every channel's map as a grey tile, channel order
+``image_size``, centre-cropped, and for a grayscale model its ITU-R BT.601 luma, a grayscale PNG:
+``Model.from_rgb``), ``grid.png`` (every channel's map as a grey tile, channel order
 row-major, scaled by ``normalise``), ``top.png`` (the input and the ``top`` channels with the largest
 ``reduce`` over positions, each map over the image), ``index.html`` and ``manifest.json`` (layer
 shape, the top channels with their values, the grid's layout).
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jfv import activations, figures, models
+from jfv import activations, datasets, figures, models
 from jfv.models.base import ImageTooSmallError
 from jfv.outputs import Staging, check_workdir, gallery_html, load_image
 from jfv.recipes.attribute import default_image
@@ -57,13 +58,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         raise ImageTooSmallError(f"layer {config.layer!r} has no positions at image_size {config.image_size}: use a larger image_size")
     if int(config.top) > channels_n:
         raise ConfigError(f"top must be <= {channels_n} ({config.layer}'s channels), got {config.top}")
-    maps = np.asarray(model(jnp.asarray(image[None]))[config.layer][0])
+    seen = model.from_rgb(image)  # the model's input: the photo, or its BT.601 luma for a grayscale model
+    maps = np.asarray(model(jnp.asarray(seen[None]))[config.layer][0])
+    image = datasets.displayable(seen)  # what input.png shows: what the model saw
+    if image.shape[-1] == 1:  # the figure draws colour heat maps over it: grey as RGB
+        image = np.repeat(image, 3, axis=-1)
     columns = int(config.columns) or math.ceil(math.sqrt(channels_n))
     grid = activations.activation_grid(maps, config.normalise, columns=columns, scale=int(config.scale))
     top, values = activations.top_channels(maps, int(config.top), config.reduce)
     picture = figures.top_maps(image, maps, top, values, config.layer)
     with Staging(workdir) as stage:
-        stage.save_png("input.png", image)
+        stage.save_png("input.png", datasets.displayable(seen))
         stage.save_png("grid.png", grid)
         stage.save_png("top.png", picture)
         manifest = {

@@ -2,9 +2,10 @@
 
 Seed 002's "last layer" slides for any model and layer. The dataset (``dataset``: ``cifar10``, or a
 folder of images or of ``<class>/`` folders) is streamed in batches of ``batch_size`` at
-``image_size``; each image's ``layer`` activations are averaged over positions (a vector layer is
-taken as it is). Alongside, each image is kept at ``pixel_size`` px: its pixel-space vector and its
-thumbnail. Writes into the workdir:
+``image_size``; each image's ``layer`` activations are averaged over positions (a token layer's over
+tokens; a vector layer is taken as it is). Alongside, each image is kept at ``pixel_size`` px: its pixel-space vector and its
+thumbnail. Images are the model's input: RGB, or for a grayscale model their ITU-R BT.601 luma
+(``Model.from_rgb``), so pixel space and thumbnails are grey too. Writes into the workdir:
 
 - ``neighbours.png``: for ``queries`` images spread evenly over the dataset, the ``neighbours``
   nearest other images in feature space beside the nearest in pixel space (``metric``), framed
@@ -56,11 +57,18 @@ def make_source(config: ml_collections.ConfigDict) -> datasets.Source:
 
 
 def thumbnails(images: np.ndarray, size: int) -> np.ndarray:
-    """(n, S, S, 3) -> (n, size, size, 3) float32, antialiased linear resize (identity at S = size)."""
+    """(n, S, S, C) -> (n, size, size, C) float32, antialiased linear resize (identity at S = size)."""
     if images.shape[1] == size and images.shape[2] == size:
         return np.asarray(images, np.float32)
     out = imageops.resize(jnp.asarray(images), size)
     return np.clip(np.asarray(out), 0, 1)
+
+
+def pictures(thumbs: np.ndarray) -> np.ndarray:
+    """Thumbnails of the model's input as RGB pictures for the figures: grey (1 channel, or the mean
+    of another count: ``datasets.displayable``) repeated into three channels."""
+    shown = datasets.displayable(thumbs)
+    return np.repeat(shown, 3, axis=-1) if shown.shape[-1] == 1 else shown
 
 
 def _keeping_thumbnails(stream, size: int, kept: list) -> Iterator[datasets.Batch]:
@@ -86,6 +94,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         seed=config.seed)
     model.check_layer(config.layer)
     model.check_image_size(config.layer, int(config.image_size))
+    datasets.converted_channels(model.from_rgb)  # an n-channel model without a converter fails here, with the fix
     n_all = len(source)
     if int(config.queries) > n_all or int(config.neighbours) > n_all - 1 or int(config.knn_k) > n_all - 1:
         raise ConfigError(
@@ -95,7 +104,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     log(f"{source.description}; {model.name} {config.layer} at {config.image_size} px")
 
     kept: list[np.ndarray] = []
-    stream = datasets.batches(source, int(config.image_size), int(config.batch_size))
+    # each image as the model takes it (its BT.601 luma for a grayscale model: Model.from_rgb); the
+    # thumbnails and the pixel space are of the same images, what the model saw
+    stream = datasets.batches(source, int(config.image_size), int(config.batch_size), convert=model.from_rgb)
     t = time.time()
     every = 10 * int(config.batch_size)  # log about every ten batches
     feats = embeddings.extract(model, config.layer, _keeping_thumbnails(stream, int(config.pixel_size), kept),
@@ -109,6 +120,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if int(config.neighbours) > n - 1 or int(config.knn_k) > n - 1 or int(config.queries) > n:
         raise ConfigError(f"{len(feats.skipped)} images were unreadable, leaving {n}: use smaller queries, neighbours and knn_k")
     pixel_vectors = embeddings.pixels(thumbs)
+    thumbs = pictures(thumbs)
     labelled = bool((feats.labels >= 0).all())
     classes = source.classes
 
@@ -166,7 +178,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "skipped": len(feats.skipped),
             "skipped_images": [{"name": name, "reason": reason} for name, reason in feats.skipped[:100]],
             "feature_dim": int(feats.values.shape[1]),
-            "pooling": "mean over positions" if len(model.output_shapes(int(config.image_size))[config.layer]) == 4 else "none (a vector layer)",
+            "pooling": {4: "mean over positions", 3: "mean over tokens"}.get(
+                len(model.output_shapes(int(config.image_size))[config.layer]), "none (a vector layer)"),
             "knn_accuracy": knn,
             "pca_explained_variance_ratio": [float(v) for v in var],
             "queries": [{"id": int(feats.ids[q]), "name": source.name(int(feats.ids[q])),

@@ -117,9 +117,9 @@ def projector(model: models.Model, layers: list[str]) -> str:
 
     try:
         names = {op.name for op in layer_sequence(model)}
-    except NotImplementedError:
-        return (f"{model.name} is not a plain conv/ReLU/max-pool stack, so it has no deconvnet with switches "
-                f"(VGG16 and AlexNet have): patches only")
+    except NotImplementedError:  # switches.NoSwitchesError
+        return (f"{model.name} is not a declared plain conv/ReLU/max-pool stack, so it has no deconvnet with "
+                f"switches (VGG16, AlexNet and wrapped models declaring plain_stack have): patches only")
     missing = [layer for layer in layers if layer not in names]
     if missing:
         return f"layers {missing} are not in {model.name}'s deconvnet (its conv, ReLU and pool layers): patches only"
@@ -254,7 +254,7 @@ def run_pass(job: Job, model, source, layers, reductions, config, flag: StopFlag
     stream: Iterator[datasets.Batch] = iter(())
     if todo:
         stream = datasets.batches(source.select(todo), int(config.image_size), int(config.batch_size),
-                                  prefetch_batches=int(config.prefetch_batches))
+                                  prefetch_batches=int(config.prefetch_batches), convert=model.from_rgb)
     try:
         for batch in stream:
             states, per_image = pass_step(model, state.states, batch, reductions)
@@ -316,16 +316,33 @@ def patch_size(model, layer: str, config) -> int:
     return min(rf.size if rf is not None else int(config.image_size), int(config.image_size))
 
 
+def padding_fill(model) -> np.ndarray:
+    """The [0, 1] pixel value the model's normalisation maps to 0, per channel: what its first conv's
+    zero padding looks like, and so the fill of patches reaching past the image. A wrapped model's
+    ``(mean - lo) / (hi - lo)``; ``patches.DEFAULT_FILL`` (the ImageNet mean every built-in RGB
+    model subtracts) otherwise. Shaped as ``datasets.displayable`` pictures."""
+    module = model.module
+    if isinstance(module, models.Wrapped):
+        lo, hi = module.input_range
+        mean = np.broadcast_to(np.asarray(module.mean, np.float64), (model.channels,))
+        fill = np.clip((mean - lo) / (hi - lo), 0, 1)
+    else:
+        fill = np.broadcast_to(np.asarray(patches.DEFAULT_FILL if model.channels == 3 else 0.5), (model.channels,))
+    return datasets.displayable(np.asarray(fill, np.float32))
+
+
 def hit_pictures(model, layer, stack, hits, config, project: bool):
-    """Patches (N, s, s, 3) and projections (N, s, s, 3) as pictures (or None), with the boxes and
-    the unit's activation at each hit's position (None without projections)."""
+    """Patches (N, s, s, C) and projections (N, s, s, C) as pictures (or None), with the boxes and
+    the unit's activation at each hit's position (None without projections). ``stack`` holds the
+    model's input images; C is their channels for 1 (grayscale) or 3, else 1 (their mean:
+    ``datasets.displayable``)."""
     size, px = int(config.image_size), patch_size(model, layer, config)
     bx = patches.boxes(model, layer, hits.positions, size, clip=bool(config.clip))
-    crops = patches.fit(patches.crop(stack, bx) if len(stack) else [], px)
+    crops = patches.fit(patches.crop(datasets.displayable(stack), bx, fill=padding_fill(model)) if len(stack) else [], px)
     if not project or not len(stack):
         return crops, None, bx, None
     proj, unit = patches.project(model, stack, layer, hits.channels, hits.positions, int(config.project_batch))
-    cropped = patches.fit(patches.crop(proj, bx, fill=0.0), px)
+    cropped = patches.fit(patches.crop(datasets.displayable(proj), bx, fill=0.0), px)
     return crops, cropped, bx, unit
 
 
@@ -338,7 +355,7 @@ def run_piece(job: Job, model, source, layer, group, chans, states, reductions, 
     """One group of channels: every reduction's hits as PNGs, a sheet per channel, the record."""
     hits = {r: patches.gather(states[r], chans) for r in reductions}
     wanted = sorted({int(i) for r in reductions for i in hits[r].ids})
-    images = datasets.load(source, wanted, int(config.image_size)) if wanted else {}
+    images = datasets.load(source, wanted, int(config.image_size), convert=model.from_rgb) if wanted else {}
     missing = [source.name(i) for i in wanted if i not in images]
     if missing:
         raise datasets.DatasetError(f"{len(missing)} top images can no longer be read (e.g. {missing[0]}): restore "
@@ -391,16 +408,24 @@ def blocks_figure(model, image: np.ndarray) -> tuple[np.ndarray, list[dict]]:
     from jfv.attribution import best_per_block
     from jfv.figures import _canvas
 
+    def show(ax, picture):  # a grayscale picture (H, W, 1) as grey, not as matplotlib's colour map
+        picture = datasets.displayable(picture)
+        if picture.shape[-1] == 1:
+            ax.imshow(picture[..., 0], cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(picture)
+
+    image = model.from_rgb(image)  # the photo as the model sees it (BT.601 luma for a grayscale model)
     out = best_per_block(model, image[None])
     n = len(out) + 1
     fig, axes = plt.subplots(1, n, figsize=(2.0 * n, 2.3), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    axes[0, 0].imshow(np.clip(image, 0, 1))
+    show(axes[0, 0], np.clip(image, 0, 1))
     axes[0, 0].set_title("input", fontsize=8)
     rows = []
     for j, (layer, (proj, channel, value)) in enumerate(out.items(), start=1):
-        axes[0, j].imshow(pictures.signed_image(np.asarray(proj)[0], gain=2.0))
+        show(axes[0, j], pictures.signed_image(np.asarray(proj)[0], gain=2.0))
         axes[0, j].set_title(f"{layer} ch {int(channel[0])}: {float(value[0]):.3g}", fontsize=8)
         rows.append({"layer": layer, "channel": int(channel[0]), "activation": float(value[0])})
     fig.tight_layout()
@@ -472,6 +497,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     reductions = tuple(parse_list(config.reductions, "reductions", "max,mean"))
     source = make_source(config)
     model = models.load(config.model, weights_dir=config.weights_dir or None)
+    datasets.converted_channels(model.from_rgb)  # an n-channel model without a converter fails here, with the fix
     channels = {layer: layer_channels(model, layer, config.channels, int(config.image_size)) for layer in layers}
     note = projector(model, layers)
     block = block_image(config) if not note else None
