@@ -12,6 +12,13 @@ every value in ``grid`` x every channel x ``seeds`` seeds, with pixel parameteri
 seeds. Writes results.csv, table.md, refined_ranges.md, plots/<experiment>.png, contact_sheet.png,
 images/, references/, index.html, manifest.json (with the time spent rendering / scoring).
 
+Add ``maco`` to ``experiments`` for MACO's phase-only image and crops beside ``lucid``, and
+``--config.measures=true`` to score every image with the trust measures (two-alternative test and
+processing path against the natural images of ``measure_images``; columns two_afc and path_gap,
+measures.md with mean ± std across seeds per experiment). Measured: experiments=none,tv,lucid,maco,
+grid.tv=-0.0005, reference_steps=128, measures=true took 319 s on a loaded 2-core CPU; MACO best on
+the two-alternative test (0.505), Lucid on LPIPS and the path gap (docs/study.md).
+
 Run time: 31 cells x 4 channels x 2 seeds = 248 images of 32 steps, plus the reference (4 x 256
 steps): 708 s measured on an idle 2-core CPU (85% rendering, 13% reference, 1% scoring;
 benchmarks/study.md). docs/study.md has its table beside the seed's.

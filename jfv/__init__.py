@@ -34,6 +34,7 @@ SUBMODULES = (
     "octaves", "outputs", "parameterisations", "patches", "paths", "receptive", "references",
     "regularisers", "render", "spectrum", "topk", "train", "transforms",
 )
+SUBMODULES += ("families",)  # the table of regulariser families (docs/regularisers.md)
 
 
 def __getattr__(name: str):

@@ -12,6 +12,15 @@ from PIL import Image
 from jfv.recipes import study
 
 
+def noise_images(folder: Path, n: int, shape=(48, 40, 3), seed: int = 0) -> str:
+    """``n`` uniform-noise PNGs in ``folder`` (natural-image stand-ins for the tiny study); its path."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray((rng.uniform(size=shape) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return str(folder)
+
+
 def test_refined_range_on_a_made_up_table():
     values = [-0.05, -0.01, -0.005, -0.001, -0.0001]
     scores = [1.20, 1.00, 0.96, 0.98, 1.10]  # best 0.96; tolerance 5% admits <= 1.008
@@ -38,13 +47,8 @@ def test_tiny_study_end_to_end(tmp_path):
     from jfv import main  # noqa: F401  (the CLI's entry point imports cleanly)
     from configs import regulariser_study_tiny
 
-    images = tmp_path / "images"
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray((rng.uniform(size=(48, 40, 3)) * 255).astype(np.uint8)).save(images / f"{i}.png")
     config = regulariser_study_tiny.get_config()
-    config.reference_images = str(images)
+    config.reference_images = noise_images(tmp_path / "images", 2)
     workdir = tmp_path / "run"
     manifest = study.run(config, str(workdir))
 
@@ -81,11 +85,9 @@ def test_the_maco_experiment_renders_macos_param_and_crops(tmp_path):
     from jfv.engine import channel_key
     from jfv.render import render
 
-    images = tmp_path / "images"
-    images.mkdir()
-    Image.fromarray((np.random.default_rng(1).uniform(size=(40, 40, 3)) * 255).astype(np.uint8)).save(images / "a.png")
     config = regulariser_study_tiny.get_config()
-    config.reference_images, config.experiments, config.seeds, config.maco_crops = str(images), "maco", 1, 2
+    config.reference_images = noise_images(tmp_path / "images", 1, (40, 40, 3), seed=1)
+    config.experiments, config.seeds, config.maco_crops = "maco", 1, 2
     manifest = study.run(config, str(tmp_path / "run"))
     assert manifest["experiments"]["maco"]["values"] == [0.0]
     rows = list(csv.DictReader((tmp_path / "run" / "results.csv").open()))
@@ -109,13 +111,9 @@ def test_the_measures_equal_a_direct_call_of_the_metrics_on_the_written_images(t
     from jfv import datasets, metrics, models
     from jfv.outputs import load_image
 
-    images = tmp_path / "images"
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        Image.fromarray((rng.uniform(size=(40, 40, 3)) * 255).astype(np.uint8)).save(images / f"{i}.png")
+    images = noise_images(tmp_path / "images", 6, (40, 40, 3))
     config = regulariser_study_tiny.get_config()
-    config.reference_images = config.measure_images = str(images)
+    config.reference_images = config.measure_images = images
     config.experiments, config.grid.tv, config.channels = "none,tv", "-0.001", "3,5"
     config.measures, config.measure_trials, config.measure_tail, config.path_top, config.path_random = True, 20, 2, 2, 3
     workdir = tmp_path / "run"
@@ -126,7 +124,7 @@ def test_the_measures_equal_a_direct_call_of_the_metrics_on_the_written_images(t
 
     model = models.load(config.model, weights_dir=config.weights_dir or None)
     layers = metrics.layers_up_to(model, "conv3_1")
-    natural = metrics.natural_pass(model, datasets.image_folder(str(images)), "conv3_1", [3, 5], layers, 32, 8)
+    natural = metrics.natural_pass(model, datasets.image_folder(images), "conv3_1", [3, 5], layers, 32, 8)
     written = np.stack([load_image(workdir / r["image"], 32) for r in rows])
     cols = [[3, 5].index(int(r["channel"])) for r in rows]
     k_afc, k_path = jax.random.split(jax.random.key(config.seed + study.MEASURE_SEED_OFFSET))
