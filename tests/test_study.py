@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from jfv.recipes import study
@@ -159,3 +160,21 @@ def test_seed_spread_and_the_measures_table_on_made_up_rows():
     text = study.measures_markdown(rows, ["none", "lucid"])
     assert "- LPIPS to the reference: Lucid's full recipe" in text
     assert "- two-alternative accuracy: Lucid's full recipe (Fourier + decorrelated + standard) (0.900 ± 0.100)" in text
+
+
+def test_measures_without_the_natural_images_they_need_fail_before_rendering(tmp_path):
+    from configs import regulariser_study_tiny
+
+    config = regulariser_study_tiny.get_config()
+    config.reference_images = noise_images(tmp_path / "images", 1)
+    config.measures, config.measure_images = True, str(tmp_path / "missing")
+    with pytest.raises(ValueError, match="does not exist: pass a folder of images"):
+        study.run(config, str(tmp_path / "a"))
+    config.measure_images = config.reference_images  # one image: no two tails to draw from
+    with pytest.raises(ValueError, match=r"at least 2 readable natural images in measure_images=.*found 1"):
+        study.run(config, str(tmp_path / "b"))
+    config.measure_images, config.similarity = str(tmp_path / "images"), "euclid"
+    with pytest.raises(ValueError, match="unknown similarity 'euclid'; valid: spearman, cosine"):
+        study.run(config, str(tmp_path / "c"))
+    for name in "abc":
+        assert not (tmp_path / name).exists() or list((tmp_path / name).iterdir()) == []

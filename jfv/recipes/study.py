@@ -331,6 +331,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         path_layers = metrics.layers_up_to(model, layer)
         natural = metrics.natural_pass(model, datasets.image_folder(config.measure_images), layer, channels,
                                        path_layers, size, config.score_batch)
+        if len(natural.images) < 2:
+            raise ConfigError(f"measures need at least 2 readable natural images in measure_images="
+                              f"{config.measure_images!r}, found {len(natural.images)}: point it at a folder of photos")
         timings["natural_s"] = time.time() - t
     cells = sum(len(v) for v in values.values()) * len(channels) * config.seeds
     progress = Progress(f"study {model.name} {layer}", enabled=config.progress)
