@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     # none | l1 | l2 | tv | blur_penalty (penalties: channel + v * R, v <= 0 penalises)
     # decay | blur | clip_norm | clip_contribution | yosinski (image steps; param must be pixel)
     # scale | rotate (transform strength, one compile) | jitter | octaves (one compile per value)
+    # maco (MACO's phase-only image and crops; no strength) -- the table is jfv.families.FAMILIES
     c.regulariser = "tv"
     c.strengths = "0,-0.0001,-0.001,-0.005"  # comma list; yosinski: preset names or "all"
     c.penalty_reduction = "sum"  # mean | sum (Lucid's scale); l2 also: norm (Lucid's sqrt of the sum)
@@ -31,6 +32,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.blur_sigma = 1.0  # blur_penalty's Gaussian, pixels
     c.blur_every = 4  # blur step: every k steps (values are sigmas)
     c.octaves = 3  # octaves family: number of stages (values are scale factors, steps per stage)
+    c.maco_crops = 4  # maco family (MACO's param and crops instead of param/transforms): crops per step
     c.param = "pixel"  # pixel | fft (Fourier + decorrelated colour; not with image steps or octaves)
     c.optimiser = "adam"  # adam | sgd
     c.learning_rate = 0.05

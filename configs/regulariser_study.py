@@ -12,6 +12,13 @@ every value in ``grid`` x every channel x ``seeds`` seeds, with pixel parameteri
 seeds. Writes results.csv, table.md, refined_ranges.md, plots/<experiment>.png, contact_sheet.png,
 images/, references/, index.html, manifest.json (with the time spent rendering / scoring).
 
+Add ``maco`` to ``experiments`` for MACO's phase-only image and crops beside ``lucid``, and
+``--config.measures=true`` to score every image with the trust measures (two-alternative test and
+processing path against the natural images of ``measure_images``; columns two_afc and path_gap,
+measures.md with mean ± std across seeds per experiment). Measured: experiments=none,tv,lucid,maco,
+grid.tv=-0.0005, reference_steps=128, measures=true took 319 s on a loaded 2-core CPU; MACO best on
+the two-alternative test (0.505), Lucid on LPIPS and the path gap (docs/study.md).
+
 Run time: 31 cells x 4 channels x 2 seeds = 248 images of 32 steps, plus the reference (4 x 256
 steps): 708 s measured on an idle 2-core CPU (85% rendering, 13% reference, 1% scoring;
 benchmarks/study.md). docs/study.md has its table beside the seed's.
@@ -27,7 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.weights_dir = ""  # "" = $JFV_WEIGHTS_DIR or the repo's weights/
     c.layer = "conv4_3"
     c.channels = "48,62,73,91"  # the seed's channels
-    # none, l2, tv, standard, jitter, scale, rotate, octaves (the seed's) + tv_octaves, tv_standard, lucid
+    # none, l2, tv, standard, jitter, scale, rotate, octaves (the seed's) + tv_octaves, tv_standard, lucid, maco
     c.experiments = "none,l2,tv,standard,jitter,scale,rotate,octaves,tv_octaves,tv_standard,lucid"
     c.grid = ml_collections.ConfigDict()
     c.grid.l2 = "-0.0005,-0.001,-0.005,-0.01,-0.05"  # lambda_L2, Lucid's L2 norm (seed: -0.01 .. -0.001)
@@ -39,6 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.octaves = 3  # octave stages; each gets steps // octaves steps (same total as the other experiments)
     c.combo_tv = -0.0005  # lambda_tv in tv_octaves and tv_standard
     c.combo_octave_scale = 1.2  # octave factor in tv_octaves
+    c.maco_crops = 4  # maco experiment (add it to experiments): random crops per step (docs/maco.md)
     c.reference = "lucid"  # lucid | natural (see jfv/references.py, docs/study.md)
     c.reference_steps = 256  # steps of the Lucid-recipe reference
     c.reference_images = "../shared/data/images"  # natural: directory of jpg/png/bmp files
@@ -52,5 +60,14 @@ def get_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.batch_size = 0  # cells per compiled call (memory); 0 = all at once
     c.score_batch = 32  # images per compiled LPIPS / metric call
+    # Trust measures (docs/study.md): two-alternative test and processing path of every image, per
+    # experiment with the spread across seeds, in results.csv and measures.md. Off: no natural pass.
+    c.measures = False
+    c.measure_images = "../shared/data/images"  # natural images (a folder, or class folders of images)
+    c.measure_trials = 100  # two-alternative trials per image
+    c.measure_tail = 20  # natural images in each of a channel's top and bottom tails (<= N / 2)
+    c.path_top = 8  # top natural images per channel for the processing path
+    c.path_random = 16  # random natural images of its baseline
+    c.similarity = "spearman"  # spearman | cosine (processing path)
     c.progress = True
     return c

@@ -35,6 +35,7 @@ SUBMODULES = (
     "regularisers", "render", "spectrum", "topk", "train", "transforms",
 )
 SUBMODULES += ("interpolation",)  # channel interpolation strips (docs/interpolation.md)
+SUBMODULES += ("families",)  # the table of regulariser families (docs/regularisers.md)
 
 
 def __getattr__(name: str):

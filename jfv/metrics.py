@@ -579,3 +579,111 @@ def processing_path(references: Mapping[str, Array], top: Mapping[str, Array], r
         randoms.append(profile_similarity(ref, jnp.asarray(random[layer], jnp.float32), kind).mean(axis=1))
     t, r = jnp.stack(tops, axis=1), jnp.stack(randoms, axis=1)
     return PathScores(t, r, (t - r).mean(axis=1))
+
+
+# -- natural images and the measures of many visualisations (the score and study recipes) -----------
+
+
+class NaturalPass(NamedTuple):
+    """One stream of natural images through a model.
+
+    images: (N, S, S, 3) in [0, 1]; scores: (N, C) each image's score for each channel (``topk.scores``);
+    profiles: {layer: (N, D)} spatially averaged activations (``spatial_mean``).
+    """
+
+    images: np.ndarray
+    scores: np.ndarray
+    profiles: dict
+
+
+def layers_up_to(model, layer: str) -> list[str]:
+    """The model's named layers, in network order, up to and including ``layer`` (the processing path's)."""
+    model.check_layer(layer)
+    names = list(model.layers)
+    return names[: names.index(layer) + 1]
+
+
+def natural_pass(model, source, layer: str, channels: Sequence[int], layers: Sequence[str], size: int,
+                 batch_size: int, reduce: str = "mean") -> NaturalPass:
+    """Streams ``source`` (a ``datasets.Source``) once through ``model`` at ``size`` px, in batches.
+
+    Returns NaturalPass(images (N, S, S, 3), scores (N, C) of ``channels`` of ``layer`` under
+    ``topk.scores(reduce)``, {name: (N, D)} profiles of ``layers``); the unreadable images are dropped.
+    """
+    from jfv import datasets, topk  # datasets reads files: only when natural images are asked for
+
+    chans = jnp.asarray(channels, jnp.int32)
+    layers = list(layers)
+
+    @jax.jit
+    def step(params, images):
+        acts = model.apply(params, images)
+        values, _ = topk.scores(acts[layer], reduce)
+        return values[:, chans], {name: spatial_mean(acts[name]) for name in layers}
+
+    images, scores, profiles = [], [], {name: [] for name in layers}
+    for batch in datasets.batches(source, size, batch_size, prefetch_batches=0):
+        real = np.asarray(batch.mask)
+        if not real.any():
+            continue
+        s, p = step(model.params, jnp.asarray(batch.images))
+        images.append(np.asarray(batch.images)[real])
+        scores.append(np.asarray(s)[real])
+        for name in layers:
+            profiles[name].append(np.asarray(p[name])[real])
+    if not images:
+        raise datasets.DatasetError(f"no readable image in {source.description}: point dataset at readable images")
+    return NaturalPass(np.concatenate(images), np.concatenate(scores), {k: np.concatenate(v) for k, v in profiles.items()})
+
+
+class VisualisationMeasures(NamedTuple):
+    """Per visualisation: ``two_afc`` (V,) accuracy and ``two_afc_se`` (V,) its standard error;
+    ``path`` the PathScores against its channel's top natural images and random ones."""
+
+    two_afc: np.ndarray
+    two_afc_se: np.ndarray
+    path: PathScores
+
+
+def visualisation_measures(key: Array, model, layers: Sequence[str], visualisations: Array, columns: Sequence[int],
+                           channel_ids: Sequence[int], natural: NaturalPass, *, trials: int = TWO_AFC_TRIALS,
+                           tail: int = TWO_AFC_TAIL, path_top: int = 8, path_random: int = 16,
+                           similarity: str = "spearman", net: str = "alexnet") -> VisualisationMeasures:
+    """The two-alternative test and the processing path of each of V single visualisations.
+
+    Visualisation v shows channel ``channel_ids[v]``, whose scores are column ``columns[v]`` of
+    ``natural.scores``. With ``(k_afc, k_path) = split(key)``:
+
+        two_afc[v] = two_afc(k_afc, visualisations[v][None], natural.images, natural.scores[:, columns[v]],
+                             channel_ids[v]).accuracy       (the same trials for every v of one channel)
+        path[v]    = processing_path(profiles(v), its channel's top ``path_top`` natural images,
+                                     ``path_random`` random natural images drawn with k_path)
+
+    so visualisations of one channel by different recipes meet the same queries and baselines.
+    ``tail`` is capped at N // 2 and ``path_top`` at N - 1.
+
+    Args:
+        visualisations: (V, S, S, 3) in [0, 1], at the natural images' size.
+        columns, channel_ids: (V,) ints. Others: as in ``two_afc`` and ``processing_path``.
+    Returns:
+        VisualisationMeasures(two_afc (V,), two_afc_se (V,), path PathScores (V, L)).
+
+    Zimmermann et al. 2024 (MIS), Borowski et al. 2021; Geirhos et al. 2024 (processing path).
+    """
+    n = len(natural.images)
+    tail = min(int(tail), n // 2)
+    if tail < 1:
+        raise ValueError(f"the two-alternative test needs at least 2 natural images, got {n}: give more images")
+    k_afc, k_path = jax.random.split(key)
+    columns = np.asarray(columns, np.int32)
+    vis = jnp.asarray(visualisations, jnp.float32)
+    afc = two_afc(k_afc, vis[:, None], natural.images, natural.scores[:, columns], jnp.asarray(channel_ids, jnp.int32),
+                  int(trials), tail, net)
+    k = min(int(path_top), n - 1)
+    top, _ = tail_indices(natural.scores, k)
+    top = np.asarray(top)[columns]  # (V, k)
+    rand_ids = np.asarray(jax.random.choice(k_path, n, (min(int(path_random), n),), replace=False))
+    path = processing_path(activation_profiles(model, vis, layers),
+                           {name: natural.profiles[name][top] for name in layers},
+                           {name: natural.profiles[name][rand_ids] for name in layers}, layers, similarity)
+    return VisualisationMeasures(np.asarray(afc.accuracy), np.asarray(afc.stderr), path)

@@ -143,3 +143,18 @@ def test_recipe_writes_regulariser_and_strength_per_image(weights_dir, tmp_path)
     assert "once for all channels and values" in on_disk["compiled"]
     page = (tmp_path / "index.html").read_text()
     assert "tv = -0.005" in page and "conv2_1 ch 5" in page
+
+
+def test_recipe_sweeps_any_family_of_the_table_maco_included(weights_dir, tmp_path):
+    """The recipe has no list of its own: ``regulariser=maco`` is the table's MACO entry (its param
+    and crops), one cell per channel."""
+    import json
+
+    from jfv.recipes import sweep
+
+    sweep.run(sweep_config(weights_dir, regulariser="maco", maco_crops=2, strengths=""), str(tmp_path))
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())
+    assert [(e["channel"], e["regulariser"], e["strength"]) for e in on_disk["images"]] == [(3, "maco", 0.0),
+                                                                                           (5, "maco", 0.0)]
+    assert "with MACO (phase-only Fourier image, 2 crops + noise)" in on_disk["objective"]
+    assert sweep.FAMILIES[-1] == "maco"

@@ -31,6 +31,7 @@ from jfv.recipes.common import (
     check_positive,
     check_precision,
     check_seed,
+    gallery_header,
     make_mesh,
     parse_channels,
     run_info,
@@ -213,17 +214,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "channels": entries,
         }
         manifest.update(run_info(start))
-        header = {
-            "model": model.name,
-            "layer": layer,
-            "objective": manifest["objective"],
-            "steps": config.steps,
-            "image size": config.image_size,
-            "param": repr(param),
-            "transforms": repr(tf),
-            "seed": config.seed,
-            "wall time (s)": manifest["wall_time_s"],
-        }
+        header = gallery_header(model, layer, manifest["objective"], config.steps, config.image_size, param, tf,
+                                config.seed, manifest["wall_time_s"])
         stage.write_text("index.html", gallery_html(f"{model.name} {layer}", cards, header))
         stage.write_json("manifest.json", manifest)
     return manifest

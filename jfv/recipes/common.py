@@ -278,3 +278,12 @@ def run_info(start: float) -> dict:
         "devices": [str(d) for d in jax.devices()],
         "wall_time_s": round(time.time() - start, 3),
     }
+
+
+def gallery_header(model: Model, layer: str, objective: str, steps: Any, image_size: int, param: Any,
+                   transforms_: Any, seed: int, wall_time_s: float, extra: dict | None = None) -> dict:
+    """The settings a recipe's ``index.html`` shows above its images; ``extra`` (e.g. a sweep's
+    regulariser and values) after the layer."""
+    return {"model": model.name, "layer": layer, **(extra or {}), "objective": objective, "steps": steps,
+            "image size": image_size, "param": repr(param), "transforms": repr(transforms_), "seed": seed,
+            "wall time (s)": wall_time_s}

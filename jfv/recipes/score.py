@@ -167,7 +167,7 @@ def path_layers(model: models.Model, layer: str, spec: str) -> list[str]:
     """``""``: every layer of the model's table up to and including ``layer``; else the listed ones."""
     names = list(model.layers)
     if not str(spec).strip():
-        return names[: names.index(layer) + 1]
+        return metrics.layers_up_to(model, layer)
     chosen = parse_names(spec)
     for name in chosen:
         model.check_layer(name)
@@ -194,30 +194,7 @@ def check_natural_memory(n: int, size: int, profile_width: int) -> None:
                           f"the {free / 1e6:.1f} MB free: lower per_class or limit, or image_size")
 
 
-def natural_pass(model: models.Model, source: datasets.Source, layer: str, channels: list[int], layers: list[str],
-                 size: int, batch_size: int, reduce: str):
-    """One stream over the natural images: (images (N, S, S, 3), scores (N, C), {layer: profiles (N, D)})."""
-    chans = jnp.asarray(channels, jnp.int32)
-
-    @jax.jit
-    def step(params, images):
-        acts = model.apply(params, images)
-        values, _ = topk.scores(acts[layer], reduce)
-        return values[:, chans], {name: metrics.spatial_mean(acts[name]) for name in layers}
-
-    images, scores, profiles = [], [], {name: [] for name in layers}
-    for batch in datasets.batches(source, size, batch_size, prefetch_batches=0):
-        real = np.asarray(batch.mask)
-        if not real.any():
-            continue
-        s, p = step(model.params, jnp.asarray(batch.images))
-        images.append(np.asarray(batch.images)[real])
-        scores.append(np.asarray(s)[real])
-        for name in layers:
-            profiles[name].append(np.asarray(p[name])[real])
-    if not images:
-        raise datasets.DatasetError(f"no readable image in {source.description}: point dataset at readable images")
-    return np.concatenate(images), np.concatenate(scores), {k: np.concatenate(v) for k, v in profiles.items()}
+natural_pass = metrics.natural_pass  # moved to jfv.metrics (the study's measures use it too)
 
 
 # -- outputs ---------------------------------------------------------------------------------------------

@@ -36,36 +36,59 @@ import ml_collections
 import numpy as np
 import optax
 
-from jfv import imageops, metrics, models, objectives, octaves, parameterisations, references, transforms
+from jfv import datasets, families, imageops, metrics, models, objectives, parameterisations, references, transforms
 from jfv.outputs import Staging, check_workdir, gallery_html, sprite
-from jfv.recipes.common import ConfigError, Progress, parse_channels, run_info
-from jfv.engine import Engine, Setup
-from jfv.render import reshape_sweep, sweep_cells
+from jfv.recipes.common import ConfigError, Progress, check_int, parse_channels, run_info
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """One row of the seed's table: how its cells are rendered. ``values_key`` names the config
-    key holding its values (None: a single cell)."""
+    """One row of the seed's table: its regulariser family (``jfv.families``, built from the config),
+    the parameterisation (``pixel`` or Lucid's Fourier ``image``) and base transforms (None or
+    ``standard``) its cells start from. ``values_key`` names the ``grid`` key holding its values
+    (None: the single value ``fixed`` gives, default 0)."""
 
     name: str
     label: str
     parameter: str
     values_key: str | None
+    family: Callable[[Any], families.Family]
+    param: str = "pixel"
+    transforms: str | None = None
+    fixed: Callable[[Any], float] = lambda config: 0.0
+
+
+def _l2(config) -> families.Family:
+    return families.L2(0.5, "norm")  # Lucid's L2 norm: lambda_L2 is the seed's
+
+
+def _tv(config) -> families.Family:
+    return families.TotalVariation(1.0, "sum")  # summed TV: lambda_tv is the seed's
+
+
+def _octaves(config, scale=None, inner=families.NoRegulariser()) -> families.Family:
+    # Each stage gets steps // octaves steps: the same total as the other experiments.
+    return families.Octaves(config.octaves, max(1, config.steps // config.octaves), scale, inner)
 
 
 EXPERIMENTS = {e.name: e for e in (
-    Experiment("none", "No regularisation", "-", None),
-    Experiment("l2", "L2", "lambda_L2 (Lucid's L2 norm)", "l2"),
-    Experiment("tv", "Total variation", "lambda_tv (summed TV)", "tv"),
-    Experiment("standard", "Standard transformation", "-", None),
-    Experiment("jitter", "Transformation: Jitter", "pixels", "jitter"),
-    Experiment("scale", "Transformation: Scale", "v (zoom in [1/v, v])", "scale"),
-    Experiment("rotate", "Transformation: Rotate", "v degrees (in [-v, v])", "rotate"),
-    Experiment("octaves", "Octaves scale-up", "factor per octave", "octaves"),
-    Experiment("tv_octaves", "TV + octaves", "lambda_tv (octave factor combo_octave_scale)", None),
-    Experiment("tv_standard", "TV + standard transformation", "lambda_tv combo_tv", None),
-    Experiment("lucid", "Lucid's full recipe (Fourier + decorrelated + standard)", "-", None),
+    Experiment("none", "No regularisation", "-", None, lambda c: families.NoRegulariser()),
+    Experiment("l2", "L2", "lambda_L2 (Lucid's L2 norm)", "l2", _l2),
+    Experiment("tv", "Total variation", "lambda_tv (summed TV)", "tv", _tv),
+    Experiment("standard", "Standard transformation", "-", None, lambda c: families.NoRegulariser(),
+               transforms="standard"),
+    Experiment("jitter", "Transformation: Jitter", "pixels", "jitter", lambda c: families.Jitter()),
+    Experiment("scale", "Transformation: Scale", "v (zoom in [1/v, v])", "scale", lambda c: families.Scale()),
+    Experiment("rotate", "Transformation: Rotate", "v degrees (in [-v, v])", "rotate", lambda c: families.Rotate()),
+    Experiment("octaves", "Octaves scale-up", "factor per octave", "octaves", _octaves),
+    Experiment("tv_octaves", "TV + octaves", "lambda_tv (octave factor combo_octave_scale)", None,
+               lambda c: _octaves(c, c.combo_octave_scale, _tv(c)), fixed=lambda c: float(c.combo_tv)),
+    Experiment("tv_standard", "TV + standard transformation", "lambda_tv combo_tv", None, _tv,
+               transforms="standard", fixed=lambda c: float(c.combo_tv)),
+    Experiment("lucid", "Lucid's full recipe (Fourier + decorrelated + standard)", "-", None,
+               lambda c: families.NoRegulariser(), param="lucid", transforms="standard"),
+    Experiment("maco", "MACO (phase-only Fourier, maco_crops crops + noise)", "-", None,
+               lambda c: families.Maco(c.maco_crops)),
 )}
 REFERENCES = ("lucid", "natural")
 
@@ -147,18 +170,39 @@ def refined_markdown(rows, experiments, channels, tolerance: float) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+# The measures of measures.md: (column, what, which way is better).
+MEASURES = (("lpips", "LPIPS to the reference", "lower"), ("activation", "channel activation", "higher"),
+            ("two_afc", "two-alternative accuracy", "higher"), ("path_gap", "processing-path gap", "higher"))
+
+
+def seed_spread(rows: Sequence[dict], experiment: str, measure: str) -> tuple[float, float]:
+    """(mean, std) across seeds of the experiment's per-seed mean of ``measure`` (over its channels
+    and values)."""
+    per_seed: dict = {}
+    for r in rows:
+        if r["experiment"] == experiment:
+            per_seed.setdefault(r["seed"], []).append(r[measure])
+    means = [float(np.mean(xs)) for xs in per_seed.values()]
+    return float(np.mean(means)), float(np.std(means))
+
+
+def measures_markdown(rows: Sequence[dict], experiments: Sequence[str], measures=MEASURES) -> str:
+    """One row per experiment: each measure's mean ± std across seeds, then the winner of each."""
+    head = "| Experiment | " + " | ".join(f"{what} ({better} is better)" for _, what, better in measures) + " |\n"
+    head += "|---" * (len(measures) + 1) + "|\n"
+    stats = {(e, m): seed_spread(rows, e, m) for e in experiments for m, _, _ in measures}
+    lines = [f"| {EXPERIMENTS[e].label} | " + " | ".join(f"{stats[(e, m)][0]:.3f} ± {stats[(e, m)][1]:.3f}"
+                                                        for m, _, _ in measures) + " |" for e in experiments]
+    wins = []
+    for m, what, better in measures:
+        pick = min if better == "lower" else max
+        e = pick(experiments, key=lambda x: stats[(x, m)][0])
+        wins.append(f"- {what}: {EXPERIMENTS[e].label} ({stats[(e, m)][0]:.3f} ± {stats[(e, m)][1]:.3f})")
+    return head + "\n".join(lines) + "\n\nBest mean per measure:\n\n" + "\n".join(wins) + "\n"
+
+
 # ---------------------------------------------------------------------------------------------
 # Rendering.
-
-
-def parse_values(spec: str, key: str) -> list[float]:
-    try:
-        values = [float(s) for s in str(spec).split(",") if s.strip()]
-    except ValueError:
-        values = []
-    if not values:
-        raise ConfigError(f"cannot read grid.{key}={spec!r}: use a comma-separated list of numbers")
-    return values
 
 
 def parse_experiments(spec: str) -> list[str]:
@@ -171,72 +215,49 @@ def parse_experiments(spec: str) -> list[str]:
 
 def experiment_values(name: str, config) -> list[float]:
     e = EXPERIMENTS[name]
-    if e.values_key is not None:
-        return parse_values(config.grid[e.values_key], e.values_key)
-    if name in ("tv_octaves", "tv_standard"):
-        return [float(config.combo_tv)]
-    return [0.0]
+    if e.values_key is None:
+        return [e.fixed(config)]
+    try:
+        return e.family(config).parse(config.grid[e.values_key], f"grid.{e.values_key}")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 class Renderer:
-    """Renders one experiment for one seed: ``(C, V) -> images (C, V, S, S, 3), objective (C, V)``.
+    """Renders one experiment for one seed: ``(C, V) -> images [C][V] (S, S, 3), objective (C, V)``,
+    through ``families.render_family``.
 
-    Holds one engine per experiment (per jitter value; per octave stage size), so seeds reuse
+    Holds the engines of each experiment (per jitter value; per octave stage size), so seeds reuse
     their compilations."""
 
     def __init__(self, model, config, layer, channels, progress):
         self.model, self.config, self.layer, self.channels = model, config, layer, channels
         self.size, self.steps = config.image_size, config.steps
-        self.pixel = parameterisations.pixel(self.size)
-        self.adam = optax.adam(config.learning_rate)
+        self.optimiser = optax.adam(config.learning_rate)
         self.progress = progress
-        l2 = objectives.l2(0.5, "norm")
-        tv = objectives.total_variation(1.0, "sum")
-        self.makes: dict[str, Callable] = {
-            "none": lambda c, v: Setup(objectives.channel(layer, c), self.adam),
-            "l2": lambda c, v: Setup(objectives.channel(layer, c) + v * l2, self.adam),
-            "tv": lambda c, v: Setup(objectives.channel(layer, c) + v * tv, self.adam),
-            "scale": lambda c, v: Setup(objectives.channel(layer, c), self.adam, transforms.scale(v)),
-            "rotate": lambda c, v: Setup(objectives.channel(layer, c), self.adam, transforms.rotate(v)),
-        }
-        for alias, name in (("standard", "none"), ("lucid", "none"), ("tv_standard", "tv"), ("jitter", "none"),
-                            ("octaves", "none"), ("tv_octaves", "tv")):
-            self.makes[alias] = self.makes[name]
         self.engines: dict = {}
 
-    def _engine(self, key, build):
-        if key not in self.engines:
-            self.engines[key] = build()
-        return self.engines[key]
+    def pieces(self, name: str):
+        """(family, param, base transforms) of experiment ``name``."""
+        e = EXPERIMENTS[name]
+        param = parameterisations.image(self.size) if e.param == "lucid" else parameterisations.pixel(self.size)
+        base = transforms.standard() if e.transforms == "standard" else None
+        return e.family(self.config), param, base
+
+    def objective_fn(self, c):
+        return objectives.channel(self.layer, c)
+
+    def check(self, name: str, values: list[float]) -> None:
+        """Refuses, before any compilation, values the experiment cannot render."""
+        family, param, base = self.pieces(name)
+        family.check(self.model, self.layer, self.objective_fn, param, base, self.optimiser, values, self.channels[0])
 
     def render(self, name: str, values: list[float], key) -> tuple[list[list[np.ndarray]], np.ndarray]:
-        cfg, chans = self.config, self.channels
-        bs = cfg.batch_size or None
-        make = self.makes[name]
-        if name in ("jitter", "octaves", "tv_octaves"):
-            per_value = []
-            for v in values:
-                if name == "jitter":
-                    engine = self._engine((name, v), lambda: Engine(self.model, make, self.pixel,
-                                                                    transforms.Jitter(int(v))))
-                    out = engine.render(chans, key, self.steps, batch_size=bs, progress=self.progress)
-                else:
-                    factor = v if name == "octaves" else cfg.combo_octave_scale
-                    schedule = octaves.Octaves(cfg.octaves, factor, max(1, self.steps // cfg.octaves))
-                    out, _ = octaves.render_octave_cells(
-                        self.model, make, self.pixel, transforms.identity(), chans,
-                        np.full(len(chans), v if name == "tv_octaves" else 0.0, np.float32), key, schedule,
-                        batch_size=bs, progress=self.progress, engines=self._engine(name, dict))
-                per_value.append(out)
-            images = [[np.asarray(o.images[i, 0]) for o in per_value] for i in range(len(chans))]
-            return images, np.stack([o.objective for o in per_value], axis=1)
-        param = parameterisations.image(self.size) if name == "lucid" else self.pixel
-        tf = transforms.standard() if name in ("standard", "lucid", "tv_standard") else transforms.identity()
-        engine = self._engine(name, lambda: Engine(self.model, make, param, tf))
-        out = reshape_sweep(engine.render_cells(*sweep_cells(chans, values), key, self.steps, batch_size=bs,
-                                                progress=self.progress), len(chans))
-        images = [[np.asarray(out.images[i, j, 0]) for j in range(len(values))] for i in range(len(chans))]
-        return images, np.asarray(out.objective)
+        family, param, base = self.pieces(name)
+        out = families.render_family(self.model, family, self.objective_fn, param, base, self.optimiser, self.channels,
+                                     values, key, self.steps, engines=self.engines.setdefault(name, {}),
+                                     batch_size=self.config.batch_size or None, progress=self.progress)
+        return [[img[0] for img in row] for row in out.images], out.objective
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:
@@ -284,6 +305,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         raise ConfigError("seeds, steps and image_size must be >= 1")
     if config.lpips_net not in metrics.NETS:
         raise ConfigError(f"unknown lpips_net {config.lpips_net!r}; valid: {', '.join(metrics.NETS)}")
+    if config.measures:
+        check_int(config.measure_trials, "measure_trials", 1, meaning="two-alternative trials per channel")
+        check_int(config.measure_tail, "measure_tail", 1, meaning="natural images in each tail")
+        check_int(config.path_top, "path_top", 1, meaning="top natural images per channel")
+        check_int(config.path_random, "path_random", 1, meaning="random natural images of the baseline")
+        if config.similarity not in metrics.SIMILARITIES:
+            raise ConfigError(f"unknown similarity {config.similarity!r}; valid: {', '.join(metrics.SIMILARITIES)}")
     model = models.load(config.model, weights_dir=config.weights_dir or None)
     layer = config.layer
     model.check_layer(layer)
@@ -291,13 +319,22 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model.check_channels(layer, channels)
     size = config.image_size
     model.check_image_size(layer, transforms.output_size(transforms.standard(), size))
-    for v in values.get("jitter", []):
-        if int(v) != v or v < 1:
-            raise ConfigError(f"jitter values are whole pixels >= 1, got {v}")
-        model.check_image_size(layer, size - int(v))
+    renderer = Renderer(model, config, layer, channels, None)
+    for e in exps:
+        renderer.check(e, values[e])
     files = references.image_files(config.reference_images) if config.reference == "natural" else []
 
     timings: dict[str, float] = {}
+    natural, path_layers = None, []
+    if config.measures:  # natural images first: a bad folder fails before any rendering
+        t = time.time()
+        path_layers = metrics.layers_up_to(model, layer)
+        natural = metrics.natural_pass(model, datasets.image_folder(config.measure_images), layer, channels,
+                                       path_layers, size, config.score_batch)
+        if len(natural.images) < 2:
+            raise ConfigError(f"measures need at least 2 readable natural images in measure_images="
+                              f"{config.measure_images!r}, found {len(natural.images)}: point it at a folder of photos")
+        timings["natural_s"] = time.time() - t
     cells = sum(len(v) for v in values.values()) * len(channels) * config.seeds
     progress = Progress(f"study {model.name} {layer}", enabled=config.progress)
     done = [0]
@@ -320,7 +357,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     # 2. Render every experiment x seed.
     t = time.time()
-    renderer = Renderer(model, config, layer, channels, None)
     rendered: dict = {}  # (experiment, seed) -> (images [C][V], objective (C, V))
     try:
         for e in exps:
@@ -364,6 +400,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         b = stacks[:, pairs_j].reshape((-1,) + imgs.shape[1:])
         d = _score(lambda x, y: metrics.lpips(x, y, net), a, b, chunk=chunk).reshape(len(order), -1).mean(axis=1)
         div = dict(zip(order, d))
+    trust = None
+    if natural is not None:
+        trust = metrics.visualisation_measures(
+            jax.random.key(config.seed + MEASURE_SEED_OFFSET), model, path_layers, imgs,
+            [channels.index(c) for c in chan_idx], chan_idx, natural, trials=config.measure_trials,
+            tail=config.measure_tail, path_top=config.path_top, path_random=config.path_random,
+            similarity=config.similarity, net=net)
     timings["score_s"] = time.time() - t
 
     rows = []
@@ -372,6 +415,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                      "activation": float(acts[n]), "objective": objs[n], "hf_energy": float(hf[n]),
                      "tv": float(tv[n]), "diversity": float(div[(e, j, c)]) if div else float("nan"),
                      "image": f"images/{e}_{j}_{layer}_{c:04d}_s{config.seed + s}.png"})
+        if trust is not None:
+            rows[-1].update({"two_afc": float(trust.two_afc[n]), "path_gap": float(trust.path.gap[n])})
 
     # 4. Write.
     t = time.time()
@@ -396,6 +441,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                          f"{100 * config.tolerance:g}% of the channel's best (L <= L_best * (1 + "
                          f"{config.tolerance:g})); min..max of those values.\n\n"
                          + refined_markdown(rows, exps, channels, config.tolerance))
+        if trust is not None:
+            stage.write_text("measures.md", "# Trust measures per experiment\n\n" + MEASURES_DOC.format(
+                n=len(natural.images), folder=config.measure_images, trials=config.measure_trials,
+                tail=min(config.measure_tail, len(natural.images) // 2), net=net, top=config.path_top,
+                random=config.path_random, similarity=config.similarity, layers=len(path_layers), seeds=config.seeds)
+                + measures_markdown(rows, exps))
         plots = []
         for e in exps:
             if len(values[e]) < 2:
@@ -445,6 +496,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         "plots": plots, "contact_sheet": "contact_sheet.png", "gallery": "index.html"},
             "settings": config.to_dict(),
         }
+        if trust is not None:
+            manifest["outputs"]["measures"] = "measures.md"
+            manifest["measures"] = {"natural_images": len(natural.images), "folder": config.measure_images,
+                                    "path_layers": path_layers}
         manifest.update(run_info(start))
         header = {"model": model.name, "layer": layer, "channels": ", ".join(map(str, channels)),
                   "reference": f"{config.reference}: {REFERENCE_DOCS[config.reference]}", "LPIPS": net,
@@ -456,6 +511,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
 
 REFERENCE_SEED_OFFSET = 1000  # the reference's key differs from every rendered seed's
+MEASURE_SEED_OFFSET = 2000  # the measures' trials and random baseline: one key for every experiment
+MEASURES_DOC = (
+    "Every study image scored against {n} natural images of {folder} at the study size: two_afc = the "
+    "fraction of {trials} trials in which the image is nearer (LPIPS {net}, offline stand-in for DreamSim) "
+    "to a query from its channel's {tail} most activating natural images than to one from its {tail} least "
+    "(chance 0.5; jfv.metrics.two_afc); path_gap = mean over {layers} layers of the {similarity} similarity "
+    "of its spatially averaged activations to its channel's {top} top natural images minus that to {random} "
+    "random ones (jfv.metrics.processing_path; Geirhos et al. 2024). Per experiment: the mean over channels "
+    "and values per seed, then mean ± std across {seeds} seed(s).\n\n")
 REFERENCE_DOCS = {
     "lucid": "Lucid's recipe: Fourier + decorrelated colour + sigmoid, standard transforms, Adam 0.05, reference_steps",
     "natural": "the most activating window among the images of reference_images",
