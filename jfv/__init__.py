@@ -35,6 +35,8 @@ SUBMODULES = (
     "regularisers", "render", "spectrum", "topk", "train", "transforms",
 )
 
+SUBMODULES += ("heads",)  # the CAM head on any model (jfv.heads)
+
 
 def __getattr__(name: str):
     if name in SUBMODULES:

@@ -22,27 +22,12 @@ from jfv import attribution as A
 from jfv import models
 from jfv.attribution import pictures
 from jfv.outputs import Staging, check_workdir, gallery_html, load_image, sprite
-from jfv.recipes.common import ConfigError, check_int, check_memory, check_seed, run_info
+from jfv.recipes.common import ConfigError, check_int, check_memory, check_seed, model_images, run_info
 
 METHODS = ("saliency", "gradient_x_input", "smoothgrad", "guided_backprop", "deconvnet", "grad_cam", "cam", "occlusion")
 IMAGE_METHODS = ("guided_backprop", "deconvnet")  # shown as images, ranked by their magnitude
 TARGETS = ("channel", "strongest", "neuron", "class")
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 RGB -> grayscale weights (PIL's "L" conversion)
-
-
-def model_images(images: np.ndarray, model: models.Model) -> np.ndarray:
-    """The loaded RGB photos (n, H, W, 3) as the model's input: unchanged for an RGB model, their
-    BT.601 luma (n, H, W, 1) for a grayscale one; ConfigError for other channel counts."""
-    if model.channels == images.shape[-1]:
-        return images
-    if model.channels == 1:
-        return (images @ np.asarray(LUMA, np.float32))[..., None]
-    raise ConfigError(f"model {model.name!r} takes {model.channels}-channel images, but the attribute recipe "
-                      f"reads RGB photos: attribute it from Python (jfv.attribution) with your own "
-                      f"(n, H, W, {model.channels}) arrays")
-
-
 def default_image() -> str:
     """matplotlib's sample photo of Grace Hopper, shipped with every matplotlib install."""
     import matplotlib
@@ -123,7 +108,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     methods = parse_methods(config.methods, model)
     paths = image_paths(config.images, config.max_images)
     check_memory(model, config.image_size, max(len(paths), config.batch_size), "image_size, max_images or batch_size")
-    images = jnp.asarray(model_images(np.stack([load_image(p, config.image_size) for p in paths]), model))
+    images = jnp.asarray(model_images(np.stack([load_image(p, config.image_size) for p in paths]), model, "the attribute recipe"))
     target = make_target(config, model, images)
     key = jax.random.key(config.seed)
     size = images.shape[1:3]

@@ -278,3 +278,18 @@ def run_info(start: float) -> dict:
         "devices": [str(d) for d in jax.devices()],
         "wall_time_s": round(time.time() - start, 3),
     }
+
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 RGB -> grayscale weights (PIL's "L" conversion)
+
+
+def model_images(images: np.ndarray, model: Model, recipe: str = "this recipe") -> np.ndarray:
+    """RGB images (n, H, W, 3) floats in [0, 1] as the model's input: unchanged for an RGB model,
+    their BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (n, H, W, 1) for a grayscale one; ConfigError
+    for other channel counts (the recipe reads RGB images, so a 4-channel model needs Python)."""
+    if model.channels == images.shape[-1]:
+        return images
+    if model.channels == 1:
+        return (images @ np.asarray(LUMA, np.float32))[..., None]
+    raise ConfigError(f"model {model.name!r} takes {model.channels}-channel images, but {recipe} reads "
+                      f"RGB images: call the library from Python with your own (n, H, W, {model.channels}) arrays")
