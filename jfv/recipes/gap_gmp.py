@@ -54,7 +54,7 @@ from jfv.heads import (  # noqa: F401  (the head and its training live in jfv.he
     upsample_images, with_head,
 )
 from jfv.metrics import CENTRE_SIDE, EXTENT_THRESHOLD, centre_fraction, extent, summary  # noqa: F401
-from jfv.outputs import Staging, check_workdir, gallery_html, sprite
+from jfv.outputs import Staging, check_workdir, write_run
 from jfv.recipes.common import ConfigError, model_images, run_info
 
 # ---------------------------------------------------------------------------------------------------
@@ -255,8 +255,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 rows.append(pic)
                 cards.append({"image": f"{name}_{pool}.png",
                               "caption": [f"{pool.upper()} CAM: {pred}", "right" if pred == truth else f"wrong ({truth})"]})
-        if rows:
-            stage.save_png("grid.png", sprite(rows, columns=1 + len(POOLS)))
         table = results_table(results)
         info = run_info(start)
         results["wall_time_s"] = info["wall_time_s"]
@@ -288,6 +286,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   "image size": size, "grid": "grid.png (rows: test images; columns: input, GAP CAM, GMP CAM)"}
         header.update({f"{p.upper()} test accuracy": f"{results_heads[p]['test_accuracy']:.3f}" for p in POOLS})
         header["wall time (s)"] = info["wall_time_s"]
-        stage.write_text("index.html", gallery_html("GAP versus GMP CAM heads", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, "GAP versus GMP CAM heads", cards, header, grid=rows, grid_columns=1 + len(POOLS))
     return manifest
