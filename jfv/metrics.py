@@ -627,7 +627,7 @@ def extent(maps: np.ndarray, threshold: float = EXTENT_THRESHOLD) -> np.ndarray:
     return (flat >= lo + threshold * (hi - lo)).mean(1)
 
 
-def summary(values) -> dict[str, float]:
+def sample_stats(values) -> dict[str, float]:
     """mean, std (ddof 1), standard error std / sqrt(n) and n of a sample (std 0 for one value)."""
     v = np.asarray(values, np.float64)
     std = float(v.std(ddof=1)) if v.size > 1 else 0.0

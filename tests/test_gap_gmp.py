@@ -112,3 +112,11 @@ def test_gray_cnn_config_puts_the_heads_on_a_wrapped_model(tmp_path, shared):
     cams = np.einsum("nhwk,nk->nhw", np.asarray(out["head_relu"]), w[:, pred].T)  # sum_k w[k, c] A_k(x, y)
     cams = np.asarray(A.upsample(jnp.asarray(cams), (32, 32)))
     assert results["heads"]["gap"]["centre_fraction"]["mean"] == pytest.approx(metrics.centre_fraction(cams).mean(), abs=1e-5)
+
+
+def test_the_old_summary_name_still_works_with_a_deprecation_warning():
+    from jfv import metrics
+
+    with pytest.warns(DeprecationWarning, match="jfv.metrics.sample_stats"):
+        old = gap_gmp.summary([1.0, 2.0, 4.0])
+    assert old == metrics.sample_stats([1.0, 2.0, 4.0])

@@ -84,5 +84,6 @@ def test_map_measures_by_hand():
     np.testing.assert_allclose(metrics.centre_fraction(m[1:]), [mm[1:3, 1:3].sum() / mm.sum()])
     np.testing.assert_allclose(metrics.centre_fraction(np.ones((1, 4, 4))), [0.25])  # flat: evenly spread
     np.testing.assert_allclose(metrics.extent(m), [4 / 16, 13 / 16])  # values >= 0.2 * 15 = 3 of 0..15
-    s = metrics.summary([1.0, 2.0, 3.0])
-    assert s["mean"] == 2.0 and s["std"] == 1.0 and s["n"] == 3
+    s = metrics.sample_stats([1.0, 2.0, 3.0])
+    assert s["mean"] == 2.0 and s["std"] == 1.0 and s["n"] == 3 and s["sem"] == pytest.approx(1 / 3 ** 0.5)
+    assert metrics.sample_stats([4.0]) == {"mean": 4.0, "std": 0.0, "sem": 0.0, "n": 1}

@@ -27,7 +27,7 @@ test images; columns: input, GAP CAM, GMP CAM), ``examples/*.png``, ``index.html
 and, when ``cache_features``, ``cache/features_*.npz`` (reused by later runs with the same data).
 
 The recipe parses its config and writes; the head, its init and training are ``jfv.heads``, the map
-measures ``jfv.metrics`` (``centre_fraction``, ``extent``, ``summary``), CAM ``jfv.attribution``.
+measures ``jfv.metrics`` (``centre_fraction``, ``extent``, ``sample_stats``), CAM ``jfv.attribution``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ from jfv.heads import (  # noqa: F401  (the head and its training live in jfv.he
     POOLS, PoolingHead, TrainResult, extract_features, head_cam, head_outputs, lecun_normal_flat, train_head,
     upsample_images, with_head,
 )
-from jfv.metrics import CENTRE_SIDE, EXTENT_THRESHOLD, centre_fraction, extent, summary  # noqa: F401
+from jfv.metrics import CENTRE_SIDE, EXTENT_THRESHOLD, centre_fraction, extent, sample_stats  # noqa: F401
 from jfv.outputs import Staging, check_workdir, write_run
 from jfv.recipes.common import ConfigError, model_images, run_info
 
@@ -182,8 +183,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "test_accuracy_se": math.sqrt(acc * (1 - acc) / len(y_test)),
             "train_accuracy": float(np.mean(pred_train == y_train)),
             "losses": [round(float(v), 5) for v in trained.losses],
-            "centre_fraction": summary(centre_fraction(maps)),
-            "extent": summary(extent(maps)),
+            "centre_fraction": sample_stats(centre_fraction(maps)),
+            "extent": sample_stats(extent(maps)),
             "_centre": centre_fraction(maps),
             "_extent": extent(maps),
             "_correct": (pred_test == y_test).astype(np.float64),
@@ -204,19 +205,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                           config.feature_batch)
             r = results_heads[pool]
             r["_deletion"], r["_insertion"] = np.asarray(curves.deletion_auc), np.asarray(curves.insertion_auc)
-            r["deletion_auc"], r["insertion_auc"] = summary(r["_deletion"]), summary(r["_insertion"])
+            r["deletion_auc"], r["insertion_auc"] = sample_stats(r["_deletion"]), sample_stats(r["_insertion"])
             log(f"{pool}: deletion {r['deletion_auc']['mean']:.3f}, insertion {r['insertion_auc']['mean']:.3f}")
         faith_time = time.time() - t
 
     gap, gmp = results_heads["gap"], results_heads["gmp"]
     paired = {
-        "test accuracy": summary(gap["_correct"] - gmp["_correct"]),
-        "centre fraction": summary(gap["_centre"] - gmp["_centre"]),
-        "extent": summary(gap["_extent"] - gmp["_extent"]),
+        "test accuracy": sample_stats(gap["_correct"] - gmp["_correct"]),
+        "centre fraction": sample_stats(gap["_centre"] - gmp["_centre"]),
+        "extent": sample_stats(gap["_extent"] - gmp["_extent"]),
     }
     if config.faithfulness_per_class:
-        paired["deletion AUC"] = summary(gap["_deletion"] - gmp["_deletion"])
-        paired["insertion AUC"] = summary(gap["_insertion"] - gmp["_insertion"])
+        paired["deletion AUC"] = sample_stats(gap["_deletion"] - gmp["_deletion"])
+        paired["insertion AUC"] = sample_stats(gap["_insertion"] - gmp["_insertion"])
     for r in results_heads.values():
         for k in [k for k in r if k.startswith("_")]:
             del r[k]
@@ -288,3 +289,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         header["wall time (s)"] = info["wall_time_s"]
         write_run(stage, manifest, "GAP versus GMP CAM heads", cards, header, grid=rows, grid_columns=1 + len(POOLS))
     return manifest
+
+
+def summary(values) -> dict[str, float]:
+    """Deprecated: ``jfv.metrics.sample_stats`` (a "summary" is also what reports and manifests hold)."""
+    warnings.warn("jfv.recipes.gap_gmp.summary is deprecated: use jfv.metrics.sample_stats, the same function",
+                  DeprecationWarning, stacklevel=2)
+    return sample_stats(values)

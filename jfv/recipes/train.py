@@ -270,7 +270,7 @@ def snapshot(job: Job, epoch: int, module, params, snaps: Snapshots | None) -> N
         job.save_png(f"evolution/am_{epoch:04d}.png", sprite(list(am), columns=len(am), pad=2))
 
 
-def summary(job: Job, config, arch: str, rows: list[dict], start: float, complete: bool, extra: dict) -> dict:
+def write_summary(job: Job, config, arch: str, rows: list[dict], start: float, complete: bool, extra: dict) -> dict:
     manifest = {"recipe": "train", "arch": arch, "complete": complete, "epochs": rows,
                 "settings": config.to_dict(), "gallery": "index.html", **extra}
     manifest.update(run_info(start))
@@ -400,7 +400,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         montage(job, "filters_*.png", "filters_over_time.png", 0)
                         if snaps is not None:
                             montage(job, "am_*.png", "am_over_time.png", 0)
-                        summary(job, config, arch, rows, start, False, extra)
+                        write_summary(job, config, arch, rows, start, False, extra)
                     epoch, step, sums = epoch + 1, 0, {"loss": 0.0, "correct": 0.0, "seconds": 0.0}
         finally:
             bar.close()
@@ -413,7 +413,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         extra["model"] = {"path": arch, "load": f"jfv.models.load({arch!r}, weights_dir={str(path)!r})",
                           "test_accuracy": final.get("test_accuracy"),
                           "train_seconds": round(sum(r["seconds"] for r in rows), 1)}
-        manifest = summary(job, config, arch, rows, start, True, extra)
+        manifest = write_summary(job, config, arch, rows, start, True, extra)
     finally:
         job.close()
     return manifest

@@ -104,12 +104,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def _run(config, job: Job, layers: list[str], start: float) -> dict[str, Any]:
     path = job.path
     results, trained = [], {}
-    train = recipes.get("train")  # the study runs the train recipe once per variant, as `python -m jfv` would
+    train_recipe = recipes.get("train")  # the study runs the train recipe once per variant, as `python -m jfv` would
     for bn, pad in VARIANTS:
         name = variant_name(bn, pad)
         c = variant_config(config, bn, pad)
         try:
-            manifest = train.run(c, str(path / name))
+            manifest = train_recipe.run(c, str(path / name))
         except DivergedError as e:
             results.append({"variant": name, "batch_norm": bn, "padding": pad, "test_accuracy": "diverged",
                             "train_seconds": "", "images_per_second": "", "note": str(e).split(";")[0]})
