@@ -22,11 +22,12 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.recipe = "gap_gmp"
     c.shared_dir = ""  # "" = $JFV_SHARED, else ../shared beside the repository
+    c.model = "vgg16"  # any model of jfv.models.names() with a spatial layer, built-in or wrapped (gray_cnn)
     c.weights_dir = ""  # "" = $JFV_WEIGHTS_DIR or the repo's weights/
     c.train_per_class = 100  # training images per class: files 0000..k-1 of train/<class>/ (<= 5000)
     c.test_per_class = 30  # test images per class: files 0000..k-1 of test/<class>/ (<= 1000)
     c.image_size = 112  # 32 px upsampled (bilinear) to this, so the layer keeps a map (112 -> 7x7 at relu5_3)
-    c.layer = "relu5_3"  # frozen VGG16 features the head sits on (conv5_3 after its ReLU, as in the paper)
+    c.layer = "relu5_3"  # frozen features of `model` the head sits on (conv5_3 after its ReLU, as in the paper)
     c.head_width = 128  # channels of the head's 3x3 conv (the paper: 1024; 128 keeps training ~1 min on a CPU)
     c.epochs = 10  # the loss is ~0.7 after 2 epochs; more mostly overfits 1000 images
     c.batch_size = 64

@@ -37,6 +37,8 @@ SUBMODULES = (
 SUBMODULES += ("interpolation",)  # channel interpolation strips (docs/interpolation.md)
 SUBMODULES += ("families",)  # the table of regulariser families (docs/regularisers.md)
 
+SUBMODULES += ("heads",)  # the CAM head on any model (jfv.heads)
+
 
 def __getattr__(name: str):
     if name in SUBMODULES:

@@ -184,3 +184,27 @@ def projection_grid(inputs: np.ndarray, pictures: np.ndarray, rows: Sequence[str
 
 
 __all__ = ["CLASS_COLOURS", "class_colour", "embedding_map", "neighbours", "projection_grid", "top_maps"]
+
+
+def pyplot():
+    """matplotlib's pyplot on the off-screen Agg backend (no display needed), for recipes' plots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png_bytes(fig, dpi: int | None = None) -> bytes:
+    """A matplotlib figure laid out tightly and encoded as PNG at ``dpi`` (the figure's own when
+    None); the figure is closed. Plots go to ``Staging.write_bytes`` / ``Job.write_bytes``."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()

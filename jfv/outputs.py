@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -170,6 +170,71 @@ class Staging:
             self.commit()
         else:
             self.abort()
+
+
+class Writer(Protocol):
+    """Where a run's files go: ``Staging`` (one-shot recipes) or ``jfv.jobs.Job`` (resumable ones);
+    both write each file atomically and make it visible in the workdir at their commit point."""
+
+    def save_png(self, relative: str, image: Any) -> None: ...
+    def write_text(self, relative: str, text: str) -> None: ...
+    def write_json(self, relative: str, obj: Any) -> None: ...
+
+
+GALLERY = "index.html"  # every run's page
+MANIFEST = "manifest.json"  # every run's record, written last: its presence means the run finished
+GRID = "grid.png"  # the usual name of a run's sprite sheet
+
+
+def write_run(
+    writer: Writer,
+    manifest: dict[str, Any],
+    title: str,
+    cards: Iterable[Mapping[str, Any]] = (),
+    header: Mapping[str, Any] | None = None,
+    *,
+    grid: Sequence[Any] | None = None,
+    grid_columns: int | None = None,
+    grid_name: str = GRID,
+    page: str | None = None,
+) -> dict[str, Any]:
+    """The end of every recipe: its sprite sheet, its gallery page and its manifest, in one place.
+
+    Every recipe's outputs go through this function so that every run directory looks and behaves
+    alike: ``index.html`` (a gallery of ``cards`` under a table of ``header`` settings, or a page the
+    recipe renders itself), an optional sprite sheet (``grid.png``), and ``manifest.json`` written
+    last, the commit point (``Staging`` moves it in after every other file), naming the page under
+    ``"gallery"``. The recipe's own files (PNGs of each result, CSV, Markdown tables) are written to
+    the same ``writer`` before this call.
+
+    Args:
+        writer: a ``Staging`` (inside its ``with`` block) or a ``jfv.jobs.Job``.
+        manifest: the run's record: ``recipe``, ``settings``, results, ``run_info(start)``. Its
+            ``"gallery"`` entry is set to ``index.html`` when absent (existing keys keep their order).
+        title: the page's title and heading.
+        cards: the gallery's entries, each ``{"image": relative path, "caption": [lines]}``.
+        header: settings shown above the gallery, ``{label: value}``.
+        grid: tiles (H, W, C) in [0, 1] for the sprite sheet, row-major; None writes no sheet.
+        grid_columns: tiles per row of the sheet (default: about the square root of the count).
+        grid_name: the sheet's file name.
+        page: a complete HTML page to write instead of the gallery (recipes whose page shows
+            figures and tables rather than cards); ``title``, ``cards`` and ``header`` are then unused.
+    Returns:
+        ``manifest`` (the same dict, with ``"gallery"``).
+
+    Example:
+        >>> with Staging(workdir) as stage:
+        ...     stage.save_png("images/c0003.png", image)
+        ...     manifest = {"recipe": "filters", "settings": config.to_dict(), **run_info(start)}
+        ...     write_run(stage, manifest, "alexnet first-layer filters",
+        ...               [{"image": "images/c0003.png", "caption": ["channel 3"]}], {"layer": "conv1"})
+    """
+    if grid is not None and len(grid):
+        writer.save_png(grid_name, sprite(list(grid), columns=grid_columns))
+    manifest.setdefault("gallery", GALLERY)
+    writer.write_text(GALLERY, page if page is not None else gallery_html(title, cards, header))
+    writer.write_json(MANIFEST, manifest)
+    return manifest
 
 
 class ImageReadError(ValueError):

@@ -126,6 +126,8 @@ def render_channels(
     key: Array,
     steps: int,
     *,
+    # The engine's options, spelt out in every caller's signature on purpose (render_sweep and
+    # octaves.render_octaves repeat them): **kwargs would hide them from help() and the docs.
     batch_size: int | None = None,
     mesh: Mesh | None = None,
     chunk: int | None = None,
@@ -241,18 +243,6 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = [
-    "Engine",
-    "NonFiniteError",
-    "RenderState",
-    "Rendered",
-    "Setup",
-    "channel_key",
-    "check_layers",
-    "default_chunk",
-    "render",
-    "render_channels",
-    "render_sweep",
-    "reshape_sweep",
-    "sweep_cells",
-]
+# The engine's public types, re-exported here for callers that imported them from jfv.render.
+FROM_ENGINE = ("Engine", "NonFiniteError", "RenderState", "Rendered", "Setup", "channel_key", "default_chunk")
+__all__ = [*FROM_ENGINE, "check_layers", "render", "render_channels", "render_sweep", "reshape_sweep", "sweep_cells"]

@@ -216,5 +216,9 @@ def evaluate(ev: Callable, params: Any, images: np.ndarray, labels: np.ndarray, 
     return Evaluation(correct / n, loss / n, np.concatenate(preds))
 
 
-__all__ = ["Evaluation", "SCHEDULES", "TrainState", "augment", "batch_key", "cross_entropy", "epoch_order", "evaluate",
+class DivergedError(ValueError):
+    """The training loss became non-finite; the message names the epoch and the fix."""
+
+
+__all__ = ["DivergedError", "Evaluation", "SCHEDULES", "TrainState", "augment", "batch_key", "cross_entropy", "epoch_order", "evaluate",
            "init_state", "lr_schedule", "make_eval", "make_step", "optimiser", "param_groups"]

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from configs import attribute_tiny, tiny
-from jfv import labels, models, outputs
+from jfv import models, outputs
 from jfv.attribution import targets
 from jfv.attribution.cam import check_spatial
 from jfv.models import weights
@@ -187,29 +187,6 @@ def test_sweep_strengths_must_be_finite():
     assert common.check_finite([-0.01, 0.0, 2], "strengths") == [-0.01, 0.0, 2.0]
     with pytest.raises(common.ConfigError, match=r"strengths must be finite numbers, got nan, inf: e\.g\."):
         common.check_finite([0.1, float("nan"), float("inf")], "strengths")
-
-
-# --- class names ---------------------------------------------------------------------------------
-
-def test_ambiguous_class_name_lists_the_candidates(shared):
-    names = labels.imagenet()
-    with pytest.raises(labels.AmbiguousClassError) as e:
-        labels.class_index("crane", names)
-    message = str(e.value)
-    assert "134 'crane' (between 'bittern' and 'limpkin'); 517 'crane' (between 'cradle' and 'crash helmet')" in message
-    assert "Pick one by its index, e.g. class_name=134" in message
-    assert labels.class_index("517", names) == 517 and labels.class_index(" 134", names) == 134
-    with pytest.raises(labels.UnknownClassError, match="class index 1000 is out of range: the classes are 0..999"):
-        labels.class_index("1000", names)
-
-
-def test_unknown_class_name_lists_close_matches_and_where_all_are(shared):
-    with pytest.raises(labels.UnknownClassError) as e:
-        labels.class_index("kat", labels.CIFAR10_CLASSES)
-    assert "Close matches: 'cat'. All names with their indices: 0 airplane, 1 automobile, 2 bird, 3 cat" in str(e.value)
-    with pytest.raises(labels.UnknownClassError) as e:
-        labels.class_index("meerkats", labels.imagenet())
-    assert "'meerkat'" in str(e.value) and str(shared / labels.IMAGENET_LABELS) in str(e.value)
 
 
 # --- neuron positions on non-square maps --------------------------------------------------------

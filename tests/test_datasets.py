@@ -199,3 +199,35 @@ def test_batches_in_the_models_channels(folder, tmp_path):
     bad = _four_channel_model(rgb_to_input=lambda x: x)
     with pytest.raises(D.DatasetError, match=r"must return \(\.\.\., H, W, 4\)"):
         D.load(source, [0], 16, convert=bad.from_rgb)
+def _fake_cifar(path, per_class=3):
+    """A CIFAR-10-shaped tar.gz: split/class/NNNN.jpg, pixel value = 20 * index + class."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    with tarfile.open(path, "w:gz") as tar:
+        for split in ("test", "train"):
+            for c, cls in reversed(list(enumerate(D.CIFAR10_CLASSES))):  # not in label order
+                for i in reversed(range(per_class)):
+                    buf = io.BytesIO()
+                    Image.fromarray(np.full((32, 32, 3), 20 * i + c, np.uint8)).save(buf, "PNG")
+                    info = tarfile.TarInfo(f"{split}/{cls}/{i:04d}.jpg")  # PIL reads by content
+                    info.size = len(buf.getvalue())
+                    buf.seek(0)
+                    tar.addfile(info, buf)
+    return path
+
+
+def test_cifar_subsets_are_balanced_class_major_and_deterministic(tmp_path):
+    archive = _fake_cifar(tmp_path / "c.tar.gz")
+    data = D.cifar10_subsets(archive, {"train": 2, "test": 1})
+    x, y = data["train"]
+    assert x.shape == (20, 32, 32, 3) and x.dtype == np.uint8
+    np.testing.assert_array_equal(y, np.repeat(np.arange(10), 2))
+    np.testing.assert_array_equal(x[:, 0, 0, 0], [20 * i + c for c in range(10) for i in range(2)])
+    assert data["test"][0].shape == (10, 32, 32, 3)
+    with pytest.raises(D.DatasetError, match="use test_per_class <= 3"):
+        D.cifar10_subsets(archive, {"test": 4})
+    with pytest.raises(D.DatasetError, match="not found"):
+        D.cifar10_subsets(tmp_path / "missing.tar.gz", {"test": 1})

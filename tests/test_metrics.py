@@ -73,3 +73,17 @@ def test_total_variation_is_the_objectives_maths_per_image():
         want = objectives.total_variation(1.0, "mean")({objectives.INPUT: jnp.asarray(imgs[i : i + 1])})
         np.testing.assert_allclose(tv[i], want, rtol=1e-5)
     assert float(metrics.total_variation(np.full((1, 8, 8, 3), 0.3))[0]) < 1e-3
+
+
+def test_map_measures_by_hand():
+    m = np.zeros((2, 4, 4))
+    m[0, 1:3, 1:3] = 1.0  # all mass in the central 2x2 box
+    m[1] = np.arange(16).reshape(4, 4)
+    np.testing.assert_allclose(metrics.centre_fraction(m[:1]), [1.0])
+    mm = m[1] / 15.0
+    np.testing.assert_allclose(metrics.centre_fraction(m[1:]), [mm[1:3, 1:3].sum() / mm.sum()])
+    np.testing.assert_allclose(metrics.centre_fraction(np.ones((1, 4, 4))), [0.25])  # flat: evenly spread
+    np.testing.assert_allclose(metrics.extent(m), [4 / 16, 13 / 16])  # values >= 0.2 * 15 = 3 of 0..15
+    s = metrics.sample_stats([1.0, 2.0, 3.0])
+    assert s["mean"] == 2.0 and s["std"] == 1.0 and s["n"] == 3 and s["sem"] == pytest.approx(1 / 3 ** 0.5)
+    assert metrics.sample_stats([4.0]) == {"mean": 4.0, "std": 0.0, "sem": 0.0, "n": 1}

@@ -128,7 +128,9 @@ def _smoothgrad(params, images, key, noise, target: Target, *, model: Model, sam
     grad = jax.grad(lambda x: target.score(model.apply(params, x)).sum())
 
     def one(total, k):
-        eps = jax.random.normal(k, images.shape, images.dtype) * noise * span
+        # one draw per sample, shared by the images (scaled to each one's range): an image's map
+        # does not depend on the batch it is in (tests/test_attribution_conformance.py)
+        eps = jax.random.normal(k, images.shape[1:], images.dtype)[None] * noise * span
         return total + grad(images + eps), None
 
     total, _ = jax.lax.scan(one, jnp.zeros_like(images), jax.random.split(key, samples))
@@ -141,7 +143,8 @@ def smoothgrad(model: Model, images: Array, target: Target, key: Array, samples:
         map = max_colour | (1/N) sum_i grad(x + eps_i) |,  eps_i ~ N(0, (noise * (max x - min x))^2)
 
     Args:
-        key: PRNG key for the noise; the same key gives the same map.
+        key: PRNG key for the noise; the same key gives the same map, alone or in any batch (every
+            image gets the same standard-normal draws, scaled to its own range).
         samples: N, noisy copies (the paper uses ~50; 16 is enough for a picture).
         noise: the noise's standard deviation as a fraction of each image's value range (paper: 0.1-0.2).
     Returns: (n, H, W).

@@ -23,33 +23,16 @@ import numpy as np
 import optax
 
 from jfv import inversion, models, parameterisations, transforms
-from jfv.outputs import Staging, check_workdir, gallery_html, sprite
-from jfv.recipes.common import (
-    ConfigError,
-    Progress,
-    check_finite,
-    check_int,
-    check_memory,
-    check_positive,
-    check_seed,
-    parse_channels,
-    run_info,
-)
-from jfv.recipes.invert import TRANSFORMS, load_photos, make_transforms
+from jfv.outputs import Staging, check_workdir, write_run
+from jfv.recipes.common import (ConfigError, Progress, check_finite, check_memory, check_photo_settings, load_photos,
+                                parse_channels, photo_transforms, run_info)
 
 
 def check_settings(config: ml_collections.ConfigDict) -> None:
-    check_int(config.image_size, "image_size", 8)
-    check_int(config.steps, "steps", 1)
-    check_int(config.max_images, "max_images", 0, meaning="0 = all")
-    check_int(config.batch_size, "batch_size", 0, meaning="cells per compiled call; 0 = all at once")
-    check_positive(config.learning_rate, "learning_rate", 0.05)
-    check_seed(config.seed)
+    check_photo_settings(config, "cells")
     check_finite([config.penalty, config.eps], "penalty and eps")
     if config.penalty < 0:
         raise ConfigError(f"penalty must be >= 0 (0 = plain activation maximisation from the seed), got {config.penalty}")
-    if config.transforms not in TRANSFORMS:
-        raise ConfigError(f"unknown transforms {config.transforms!r}; valid: {', '.join(TRANSFORMS)}")
     if config.norm not in inversion.NORMS:
         raise ConfigError(f"unknown norm {config.norm!r}; valid: {', '.join(inversion.NORMS)}")
     if config.norm != "none" and not config.eps > 0:
@@ -57,6 +40,8 @@ def check_settings(config: ml_collections.ConfigDict) -> None:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    # The prelude is invert.run's (clock, workdir, keys, model): four calls kept in the open rather
+    # than behind a helper, because their order is the point (nothing loads before the keys pass).
     start = time.time()
     check_workdir(workdir)
     check_settings(config)
@@ -79,7 +64,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         out = inversion.accentuate(model, layer, channels, seeds, param, optax.adam(config.learning_rate),
                                    jax.random.key(config.seed), config.steps, reg_layer=reg_layer,
                                    penalties=[config.penalty], norm=config.norm, eps=config.eps,
-                                   transforms=make_transforms(config.transforms),
+                                   transforms=photo_transforms(config.transforms),
                                    batch_size=config.batch_size or None, progress=progress)
     finally:
         progress.close()
@@ -118,7 +103,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 cards.append({"image": rel, "caption": [f"{name} {layer} ch {c}", f"act {before:.2f} -> {after:.2f}",
                                                          f"L-inf {cell['pixel_linf']:.3f}"]})
             entries.append(entry)
-        stage.save_png("grid.png", sprite(pictures, columns=1 + len(channels)))
         description = inversion.accentuation_objective(layer, np.int32(channels[0]), reg_layer, np.zeros(1),
                                                        config.penalty).description
         manifest = {
@@ -142,6 +126,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         header = {"model": model.name, "layer": layer, "reg_layer": reg_layer, "penalty": config.penalty,
                   "projection": manifest["projection"], "steps": config.steps, "image size": size,
                   "param": repr(param), "seed": config.seed, "wall time (s)": manifest["wall_time_s"]}
-        stage.write_text("index.html", gallery_html(f"{model.name} {layer} feature accentuation", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{model.name} {layer} feature accentuation", cards, header, grid=pictures,
+                  grid_columns=1 + len(channels))
     return manifest

@@ -8,9 +8,7 @@ when ``faithfulness_steps`` > 0, so methods can be compared with numbers).
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -21,63 +19,15 @@ import numpy as np
 from jfv import attribution as A
 from jfv import models
 from jfv.attribution import pictures
-from jfv.outputs import Staging, check_workdir, gallery_html, load_image, sprite
-from jfv.recipes.common import ConfigError, check_int, check_memory, check_seed, run_info
+from jfv.outputs import Staging, check_workdir, load_image, write_run
+from jfv.recipes.common import (  # noqa: F401  (image_paths, output_names, default_image: their home is common)
+    SUFFIXES, ConfigError, check_int, check_memory, check_seed, default_image, image_paths, model_images,
+    output_names, run_info,
+)
 
 METHODS = ("saliency", "gradient_x_input", "smoothgrad", "guided_backprop", "deconvnet", "grad_cam", "cam", "occlusion")
 IMAGE_METHODS = ("guided_backprop", "deconvnet")  # shown as images, ranked by their magnitude
 TARGETS = ("channel", "strongest", "neuron", "class")
-SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 RGB -> grayscale weights (PIL's "L" conversion)
-
-
-def model_images(images: np.ndarray, model: models.Model) -> np.ndarray:
-    """The loaded RGB photos (n, H, W, 3) as the model's input: unchanged for an RGB model, their
-    BT.601 luma (n, H, W, 1) for a grayscale one; ConfigError for other channel counts."""
-    if model.channels == images.shape[-1]:
-        return images
-    if model.channels == 1:
-        return (images @ np.asarray(LUMA, np.float32))[..., None]
-    raise ConfigError(f"model {model.name!r} takes {model.channels}-channel images, but the attribute recipe "
-                      f"reads RGB photos: attribute it from Python (jfv.attribution) with your own "
-                      f"(n, H, W, {model.channels}) arrays")
-
-
-def default_image() -> str:
-    """matplotlib's sample photo of Grace Hopper, shipped with every matplotlib install."""
-    import matplotlib
-
-    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    if not path.exists():
-        raise ConfigError(f"no default image ({path} is missing): pass --config.images=PATH[,PATH...]")
-    return str(path)
-
-
-def image_paths(spec: str, limit: int) -> list[str]:
-    """``""`` -> the default photo; else comma-separated files or directories (sorted images in them)."""
-    if not spec:
-        return [default_image()]
-    paths: list[str] = []
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        p = Path(part).expanduser()
-        if p.is_dir():
-            paths += sorted(str(f) for f in p.iterdir() if f.suffix.lower() in SUFFIXES)
-        elif p.is_file():
-            paths.append(str(p))
-        else:
-            raise ConfigError(f"images: {part!r} is neither a file nor a directory")
-    if not paths:
-        raise ConfigError(f"images: no {'/'.join(SUFFIXES)} files in {spec!r}")
-    return paths[:limit] if limit > 0 else paths
-
-
-def output_names(paths: list[str]) -> list[str]:
-    """A distinct name per image for its output files: the file's stem, with its folder's name in
-    front where stems repeat (``a/cat.jpg``, ``b/cat.jpg`` -> ``a_cat``, ``b_cat``), and its position
-    in front where that is still not enough."""
-    stems = [Path(p).stem for p in paths]
-    names = [f"{Path(p).parent.name}_{s}" if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
-    return [f"{i:02d}_{n}" if names.count(n) > 1 else n for i, n in enumerate(names)]
 
 
 def parse_methods(spec: str, model: models.Model) -> list[str]:
@@ -123,7 +73,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     methods = parse_methods(config.methods, model)
     paths = image_paths(config.images, config.max_images)
     check_memory(model, config.image_size, max(len(paths), config.batch_size), "image_size, max_images or batch_size")
-    images = jnp.asarray(model_images(np.stack([load_image(p, config.image_size) for p in paths]), model))
+    images = jnp.asarray(model_images(np.stack([load_image(p, config.image_size) for p in paths]), model, "the attribute recipe"))
     target = make_target(config, model, images)
     key = jax.random.key(config.seed)
     size = images.shape[1:3]
@@ -184,7 +134,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 entry["methods"][method] = info
             entries.append(entry)
             rows += row
-        stage.save_png("grid.png", sprite(rows, columns=len(methods) + 1))
         manifest = {
             "recipe": "attribute",
             "model": model.name,
@@ -203,6 +152,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   "faithfulness": f"{config.faithfulness_steps} steps, baseline {config.faithfulness_baseline}"
                   if config.faithfulness_steps else "off",
                   "wall time (s)": manifest["wall_time_s"]}
-        stage.write_text("index.html", gallery_html(f"{model.name} attribution", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{model.name} attribution", cards, header, grid=rows, grid_columns=len(methods) + 1)
     return manifest

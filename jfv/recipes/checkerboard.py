@@ -34,12 +34,12 @@ import numpy as np
 from jfv import checkerboard as C
 from jfv import datasets, figures, metrics, models
 from jfv.attribution import pictures
-from jfv.outputs import Staging, check_workdir, gallery_html, load_image, sprite
-from jfv.recipes.attribute import image_paths, output_names
-from jfv.recipes.common import ConfigError, check_int, check_memory, check_positive, check_seed, run_info
+from jfv.outputs import Staging, check_workdir, load_image, write_run
+
+from jfv.recipes.common import (SHARED_PREFIX, ConfigError, check_int, check_memory, check_positive, check_seed,
+                                config_model, image_paths, output_names, run_info)
 
 DATASETS = ("files", "cifar10")
-SHARED_PREFIX = "shared:"  # an images entry relative to the shared folder
 CIFAR_SIZE = 32
 LABELS = {"deconvnet": "deconvnet", "guided_backprop": "guided backprop"}
 
@@ -119,8 +119,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
     check_config(config)
     check_workdir(workdir)
-    model = models.load(config.model, pretrained=config.pretrained, weights_dir=config.weights_dir or None,
-                        seed=config.seed)
+    model = config_model(config)
     layers = parse_layers(config.layers, model)
     images, names, sources = load_images(config)
     check_memory(model, images.shape[1], images.shape[0] * len(layers), "image_size, max_images or layers")
@@ -191,7 +190,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     entries = []
     with Staging(workdir) as stage:
         stage.save_png("figure.png", figure)
-        stage.save_png("grid.png", sprite(grid_tiles, columns=len(columns)))
         for i, name in enumerate(names):
             stage.save_png(f"inputs/{name}.png", images[i])
             cards.append({"image": f"inputs/{name}.png", "caption": [name, "input"]})
@@ -237,6 +235,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   "images": ", ".join(names), "reduce": config.reduce,
                   "measure": f"checkerboard energy E_s, s = {stride} and the layer's stride S: table.md, results.csv",
                   "wall time (s)": manifest["wall_time_s"]}
-        stage.write_text("index.html", gallery_html(f"{model.name} checkerboard analysis", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{model.name} checkerboard analysis", cards, header, grid=grid_tiles,
+                  grid_columns=len(columns))
     return manifest

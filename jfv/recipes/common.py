@@ -20,9 +20,10 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from jfv import objectives, transforms
+from jfv import datasets, models, objectives, transforms
 from jfv.models.base import ChannelOutOfRangeError, ImageTooSmallError, Model
 from jfv.models.weights import library_versions
+from jfv.outputs import load_image
 
 LIST_LIMIT = 10  # values shown in a message about many values
 # A range's size is checked against this before the layer is known, so a typo such as 0:100000000
@@ -287,3 +288,115 @@ def gallery_header(model: Model, layer: str, objective: str, steps: Any, image_s
     return {"model": model.name, "layer": layer, **(extra or {}), "objective": objective, "steps": steps,
             "image size": image_size, "param": repr(param), "transforms": repr(transforms_), "seed": seed,
             "wall time (s)": wall_time_s}
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 RGB -> grayscale weights (PIL's "L" conversion)
+
+
+def model_images(images: np.ndarray, model: Model, recipe: str = "this recipe") -> np.ndarray:
+    """RGB images (n, H, W, 3) floats in [0, 1] as the model's input: unchanged for an RGB model,
+    their BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (n, H, W, 1) for a grayscale one; ConfigError
+    for other channel counts (the recipe reads RGB images, so a 4-channel model needs Python)."""
+    if model.channels == images.shape[-1]:
+        return images
+    if model.channels == 1:
+        return (images @ np.asarray(LUMA, np.float32))[..., None]
+    raise ConfigError(f"model {model.name!r} takes {model.channels}-channel images, but {recipe} reads "
+                      f"RGB images: call the library from Python with your own (n, H, W, {model.channels}) arrays")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Photos as input (the attribute, invert and accentuate recipes)
+
+SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")  # image files a folder of photos is read for
+
+
+def default_image() -> str:
+    """matplotlib's sample photo of Grace Hopper, shipped with every matplotlib install."""
+    import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    if not path.exists():
+        raise ConfigError(f"no default image ({path} is missing): pass --config.images=PATH[,PATH...]")
+    return str(path)
+
+
+def image_paths(spec: str, limit: int) -> list[str]:
+    """``""`` -> the default photo; else comma-separated files or directories (sorted images in them)."""
+    if not spec:
+        return [default_image()]
+    paths: list[str] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        p = Path(part).expanduser()
+        if p.is_dir():
+            paths += sorted(str(f) for f in p.iterdir() if f.suffix.lower() in SUFFIXES)
+        elif p.is_file():
+            paths.append(str(p))
+        else:
+            raise ConfigError(f"images: {part!r} is neither a file nor a directory")
+    if not paths:
+        raise ConfigError(f"images: no {'/'.join(SUFFIXES)} files in {spec!r}")
+    return paths[:limit] if limit > 0 else paths
+
+
+def output_names(paths: list[str]) -> list[str]:
+    """A distinct name per image for its output files: the file's stem, with its folder's name in
+    front where stems repeat (``a/cat.jpg``, ``b/cat.jpg`` -> ``a_cat``, ``b_cat``), and its position
+    in front where that is still not enough."""
+    stems = [Path(p).stem for p in paths]
+    names = [f"{Path(p).parent.name}_{s}" if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
+    return [f"{i:02d}_{n}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
+SHARED_PREFIX = "shared:"  # an images entry relative to the shared folder
+PHOTO_TRANSFORMS = ("none", "standard")  # standard: Lucid's, applied to the rendering and its photo together
+
+
+def load_photos(images: str, max_images: int, size: int, shared: str) -> tuple[np.ndarray, list[str], list[str]]:
+    """(n, size, size, 3) photos in [0, 1], their output names and their paths.
+
+    ``images``: comma-separated files or folders; ``shared:REL`` is REL inside the shared folder
+    (``datasets.shared_dir``); a missing one is refused naming the path and the fix.
+    """
+    parts = []
+    for part in (p.strip() for p in str(images).split(",") if p.strip()):
+        if part.startswith(SHARED_PREFIX):
+            path = datasets.shared_dir(shared) / part[len(SHARED_PREFIX):]
+            if not path.exists():
+                raise ConfigError(f"images: {path} is missing from the shared folder: pass --config.images=PATH[,PATH...] "
+                                  f"(files or folders of photos) or --config.shared_dir=PATH")
+            part = str(path)
+        parts.append(part)
+    if not parts:
+        raise ConfigError("images is empty: pass --config.images=PATH[,PATH...] (files or folders of photos)")
+    paths = image_paths(",".join(parts), max_images)
+    return np.stack([load_image(p, size) for p in paths]), output_names(paths), paths
+
+
+def photo_transforms(name: str) -> transforms.Transform | None:
+    """None (no transforms: the photo's activations are computed once) or Lucid's standard ones."""
+    return transforms.standard() if name == "standard" else None
+
+
+def check_photo_settings(config: ml_collections.ConfigDict, cells: str) -> None:
+    """The keys the photo recipes (invert, accentuate) share: image_size, steps, max_images,
+    batch_size (``cells`` per compiled call), learning_rate, seed and transforms."""
+    check_int(config.image_size, "image_size", 8)
+    check_int(config.steps, "steps", 1)
+    check_int(config.max_images, "max_images", 0, meaning="0 = all")
+    check_int(config.batch_size, "batch_size", 0, meaning=f"{cells} per compiled call; 0 = all at once")
+    check_positive(config.learning_rate, "learning_rate", 0.05)
+    check_seed(config.seed)
+    if config.transforms not in PHOTO_TRANSFORMS:
+        raise ConfigError(f"unknown transforms {config.transforms!r}; valid: {', '.join(PHOTO_TRANSFORMS)}")
+
+
+def config_model(config: ml_collections.ConfigDict) -> Model:
+    """The model the config's ``model``, ``pretrained``, ``weights_dir`` and ``seed`` keys name
+    (``seed`` draws the init when ``pretrained`` is False)."""
+    return models.load(config.model, pretrained=config.pretrained, weights_dir=config.weights_dir or None,
+                       seed=config.seed)
+
+
+def job_settings(config: ml_collections.ConfigDict, run_keys: Sequence[str]) -> dict:
+    """The settings a resumable job stores in ``job.json`` and a resume must match: every config key
+    but ``run_keys``, those that change nothing the run computes (progress bars, resume, paths)."""
+    return {k: v for k, v in config.to_dict().items() if k not in run_keys}

@@ -15,9 +15,9 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from jfv import filters, models
-from jfv.outputs import Staging, check_workdir, gallery_html
-from jfv.recipes.common import ConfigError, run_info
+from jfv import filters
+from jfv.outputs import Staging, check_workdir, write_run
+from jfv.recipes.common import ConfigError, config_model, run_info
 
 TILE_PX = 40  # the enlarged size a filter tile aims at when scale = 0 (auto)
 
@@ -34,8 +34,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
     check_config(config)
     check_workdir(workdir)
-    model = models.load(config.model, pretrained=config.pretrained, weights_dir=config.weights_dir or None,
-                        seed=config.seed)
+    model = config_model(config)
     name, kernel = filters.first_conv(model)
     kh, kw, cin, cout = kernel.shape
     tiles = np.asarray(filters.normalise_filters(kernel, config.normalise))
@@ -63,6 +62,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         header = {"model": model.name, "layer": f"{name} ({shape}, O x I x kh x kw)", "normalise": config.normalise,
                   "source": model.source}
         cards = [{"image": "filters.png", "caption": [f"{model.name} {name}", f"{cout} filters {kh}x{kw}"]}]
-        stage.write_text("index.html", gallery_html(f"{model.name} first-layer filters", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{model.name} first-layer filters", cards, header)
     return manifest

@@ -22,44 +22,13 @@ import ml_collections
 import numpy as np
 import optax
 
-from jfv import datasets, inversion, models, parameterisations, transforms
-from jfv.outputs import Staging, check_workdir, gallery_html, load_image, sprite
-from jfv.recipes.attribute import image_paths, output_names
-from jfv.recipes.common import (
-    ConfigError,
-    Progress,
-    check_finite,
-    check_int,
-    check_memory,
-    check_positive,
-    check_seed,
-    run_info,
-)
+from jfv import inversion, models, parameterisations, transforms
+from jfv.outputs import Staging, check_workdir, write_run
+from jfv.recipes.common import PHOTO_TRANSFORMS as TRANSFORMS  # noqa: F401  (the name users read)
+from jfv.recipes.common import (ConfigError, Progress, check_finite, check_memory, check_photo_settings, load_photos,
+                                photo_transforms, run_info)
 
-SHARED_PREFIX = "shared:"  # an images entry relative to the shared folder
-TRANSFORMS = ("none", "standard")  # standard: Lucid's, applied to the rendering and its photo together
 PARAMS = ("image", "cppn")  # parameterisations.image (Fourier, with fft/decorrelate) | parameterisations.cppn
-
-
-def load_photos(images: str, max_images: int, size: int, shared: str) -> tuple[np.ndarray, list[str], list[str]]:
-    """(n, size, size, 3) photos in [0, 1], their output names and their paths.
-
-    ``images``: comma-separated files or folders; ``shared:REL`` is REL inside the shared folder
-    (``datasets.shared_dir``); a missing one is refused naming the path and the fix.
-    """
-    parts = []
-    for part in (p.strip() for p in str(images).split(",") if p.strip()):
-        if part.startswith(SHARED_PREFIX):
-            path = datasets.shared_dir(shared) / part[len(SHARED_PREFIX):]
-            if not path.exists():
-                raise ConfigError(f"images: {path} is missing from the shared folder: pass --config.images=PATH[,PATH...] "
-                                  f"(files or folders of photos) or --config.shared_dir=PATH")
-            part = str(path)
-        parts.append(part)
-    if not parts:
-        raise ConfigError("images is empty: pass --config.images=PATH[,PATH...] (files or folders of photos)")
-    paths = image_paths(",".join(parts), max_images)
-    return np.stack([load_image(p, size) for p in paths]), output_names(paths), paths
 
 
 def parse_layers(spec: str, model: models.Model, size: int) -> list[str]:
@@ -75,23 +44,11 @@ def parse_layers(spec: str, model: models.Model, size: int) -> list[str]:
     return layers
 
 
-def make_transforms(name: str) -> transforms.Transform | None:
-    """None (no transforms: the photo's activations are computed once) or Lucid's standard ones."""
-    return transforms.standard() if name == "standard" else None
-
-
 def check_settings(config: ml_collections.ConfigDict) -> None:
-    check_int(config.image_size, "image_size", 8)
-    check_int(config.steps, "steps", 1)
-    check_int(config.max_images, "max_images", 0, meaning="0 = all")
-    check_int(config.batch_size, "batch_size", 0, meaning="photos per compiled call; 0 = all at once")
-    check_positive(config.learning_rate, "learning_rate", 0.05)
-    check_seed(config.seed)
+    check_photo_settings(config, "photos")
     check_finite([config.tv, config.cossim_pow], "tv and cossim_pow")
     if config.tv < 0:
         raise ConfigError(f"tv is a penalty weight and must be >= 0 (e.g. 0.05), got {config.tv}")
-    if config.transforms not in TRANSFORMS:
-        raise ConfigError(f"unknown transforms {config.transforms!r}; valid: {', '.join(TRANSFORMS)}")
     if config.param not in PARAMS:
         raise ConfigError(f"unknown param {config.param!r}; valid: {', '.join(PARAMS)}")
     if config.mode not in inversion.MODES:
@@ -134,7 +91,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
             results[layer] = inversion.invert(model, layer, photos, param, optimiser, key, config.steps,
                                               mode=config.mode, cossim_pow=config.cossim_pow, tv=config.tv,
-                                              transforms=make_transforms(config.transforms),
+                                              transforms=photo_transforms(config.transforms),
                                               batch_size=config.batch_size or None, progress=report)
     finally:
         progress.close()
@@ -158,7 +115,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                                          f"dot ratio {s['dot_ratio']:.2f}"]})
                 entry["layers"][layer] = {"image": rel, "objective": round(float(results[layer].objective[i]), 6), **s}
             entries.append(entry)
-        stage.save_png("grid.png", sprite(pictures, columns=1 + len(layers)))
         objective = inversion.inversion_objective(config.mode, "<layer>", np.zeros(1), config.cossim_pow, config.tv)
         manifest = {
             "recipe": "invert",
@@ -180,6 +136,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         header = {"model": model.name, "mode": config.mode, "layers": ", ".join(layers),
                   "objective": objective.description, "steps": config.steps, "image size": size,
                   "param": repr(param), "seed": config.seed, "wall time (s)": manifest["wall_time_s"]}
-        stage.write_text("index.html", gallery_html(f"{model.name} feature {config.mode}", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{model.name} feature {config.mode}", cards, header, grid=pictures,
+                  grid_columns=1 + len(layers))
     return manifest

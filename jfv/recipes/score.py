@@ -12,7 +12,8 @@ scores every visualisation with the measures that apply:
   transferability (``transfer_models``' probabilities) and the processing path.
 
 Writes into OUT (never into DIR): ``scores.csv`` (one row per visualisation), ``scores.md`` (the
-same as a table, the summary, and the processing path per layer) and ``manifest.json``.
+same as a table, the summary, and the processing path per layer), ``index.html`` (the settings; the
+shared page of every run, ``jfv.outputs.write_run``) and ``manifest.json``.
 
 Zimmermann, Klindt & Brendel 2024 (MIS); Borowski et al. 2021; Geirhos et al. 2024.
 """
@@ -32,7 +33,7 @@ import ml_collections
 import numpy as np
 
 from jfv import datasets, metrics, models, topk
-from jfv.outputs import ImageReadError, Staging, check_workdir, load_image
+from jfv.outputs import ImageReadError, Staging, check_workdir, load_image, write_run
 from jfv.recipes.common import FLOAT_BYTES, ConfigError, available_memory, check_int, check_seed, run_info
 
 RECIPES_SCORED = ("channels", "layer")  # recipes whose manifest lists a layer, channels and PNGs
@@ -346,5 +347,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         stage.write_text("scores.csv", csv_text(rows))
         stage.write_text("scores.md", markdown(f"Trust measures: {model.name} {layer}", header, rows, summary,
                                                path_table))
-        stage.write_json("manifest.json", out_manifest)
+        write_run(stage, out_manifest, f"Trust measures: {model.name} {layer}", header=header)
     return out_manifest

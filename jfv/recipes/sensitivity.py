@@ -27,9 +27,9 @@ import ml_collections
 import numpy as np
 
 from jfv import attribution as A
-from jfv import datasets, models
+from jfv import datasets, figures, models
 from jfv.labels import CIFAR10_CLASSES
-from jfv.outputs import Staging, gallery_html
+from jfv.outputs import Staging, write_run
 from jfv.recipes.common import ConfigError, check_int, run_info
 
 
@@ -43,10 +43,7 @@ def check_config(config) -> None:
 
 
 def figure(images: np.ndarray, maps: np.ndarray, drops: np.ndarray, labels, preds, p0) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     n = len(images)
     cols = min(n, 5)
@@ -64,11 +61,7 @@ def figure(images: np.ndarray, maps: np.ndarray, drops: np.ndarray, labels, pred
         d.imshow(images[i], interpolation="nearest")
         d.imshow(np.clip(drops[i], 0, None), cmap="jet", alpha=0.5, vmin=0, vmax=max(float(drops[i].max()), 1e-6))
         d.set_title(f"drop\npred {CIFAR10_CLASSES[preds[i]]}", fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return figures.png_bytes(fig, dpi=110)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -115,6 +108,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   "mean p(true) unoccluded": manifest["mean_p_true"],
                   "mean of the lowest p(true)": manifest["mean_min_p_true"]}
         cards = [{"image": "sensitivity.png", "caption": ["image | p(true class) per window position | drop overlay"]}]
-        stage.write_text("index.html", gallery_html(f"{model.name}: occlusion sensitivity", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{model.name}: occlusion sensitivity", cards, header)
     return manifest

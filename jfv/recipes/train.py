@@ -40,14 +40,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jfv import datasets, filters, models, objectives, parameterisations, train, transforms
+from jfv import datasets, figures, filters, models, objectives, parameterisations, train, transforms
 from jfv.engine import Engine
 from jfv.jobs import Interrupted, Job, StopFlag
 from jfv.models import cifar_resnet, convnet
 from jfv.models.resnet import merge_batch_stats
 from jfv.models.weights import WeightsError, restore, save
-from jfv.outputs import GALLERY_CSS, check_workdir, header_table, sprite
-from jfv.recipes.common import ConfigError, check_int, check_positive, check_seed, run_info
+from jfv.outputs import GALLERY_CSS, check_workdir, header_table, sprite, write_run
+from jfv.recipes.common import ConfigError, check_int, check_positive, check_seed, job_settings, run_info
+from jfv.train import DivergedError  # noqa: F401  (raised here; its home is the library)
 
 RESUMABLE = True
 ARCHS = ("convnet",) + tuple(e.name for e in cifar_resnet.ENTRIES)
@@ -55,10 +56,6 @@ ARCHS = ("convnet",) + tuple(e.name for e in cifar_resnet.ENTRIES)
 RUN_KEYS = ("progress", "resume", "shared_dir", "keep_checkpoints", "eval_batch_size")
 CKPT = re.compile(r"^ckpt_(\d{4})_(\d{5})$")
 STATE_MODEL = "jfv-train-state"  # the manifest's model name for a training checkpoint
-
-
-class DivergedError(ValueError):
-    """The training loss became non-finite; the message names the epoch and the fix."""
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -120,7 +117,8 @@ def check_config(config) -> None:
 
 
 def settings_of(config) -> dict:
-    return {k: v for k, v in config.to_dict().items() if k not in RUN_KEYS}
+    """The settings a resume must match: every key but ``RUN_KEYS``."""
+    return job_settings(config, RUN_KEYS)
 
 
 # -- checkpoints ---------------------------------------------------------------------------------
@@ -230,10 +228,7 @@ def write_metrics(job: Job, rows: list[dict]) -> None:
         w.writeheader()
         w.writerows(rows)
     job.write_text("metrics.csv", buf.getvalue())
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
     ep = [r["epoch"] for r in rows]
@@ -250,11 +245,7 @@ def write_metrics(job: Job, rows: list[dict]) -> None:
         a.grid(alpha=0.3)
     axes[0].legend()
     axes[1].legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    job.write_bytes("metrics.png", buf.getvalue())
+    job.write_bytes("metrics.png", figures.png_bytes(fig, dpi=90))
 
 
 def montage(job: Job, pattern: str, out: str, columns: int) -> None:
@@ -279,11 +270,10 @@ def snapshot(job: Job, epoch: int, module, params, snaps: Snapshots | None) -> N
         job.save_png(f"evolution/am_{epoch:04d}.png", sprite(list(am), columns=len(am), pad=2))
 
 
-def summary(job: Job, config, arch: str, rows: list[dict], start: float, complete: bool, extra: dict) -> dict:
+def write_summary(job: Job, config, arch: str, rows: list[dict], start: float, complete: bool, extra: dict) -> dict:
     manifest = {"recipe": "train", "arch": arch, "complete": complete, "epochs": rows,
                 "settings": config.to_dict(), "gallery": "index.html", **extra}
     manifest.update(run_info(start))
-    job.write_json("manifest.json", manifest)
     last = rows[-1] if rows else {}
     header = {"arch": arch, "epochs done": f"{len(rows)} of {config.epochs}",
               "test accuracy": last.get("test_accuracy", "-"), "batch size": config.batch_size,
@@ -295,7 +285,7 @@ def summary(job: Job, config, arch: str, rows: list[dict], start: float, complet
     figures = "".join(f'<figure><img src="{p}" alt="{html.escape(t)}"><figcaption>{html.escape(t)}</figcaption></figure>'
                       for p, t in images if (job.path / p).exists())
     refresh = "" if complete else '<meta http-equiv="refresh" content="60">'
-    job.write_text("index.html", f"""<!doctype html>
+    page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">{refresh}<title>training {html.escape(arch)}</title>
 <style>{GALLERY_CSS} img {{ image-rendering: pixelated; max-width: 100%; }}</style></head>
 <body><h1>{html.escape(arch)} on CIFAR-10: {'complete' if complete else 'in progress (reloads every minute)'}</h1>
@@ -303,8 +293,8 @@ def summary(job: Job, config, arch: str, rows: list[dict], start: float, complet
 <p><a href="metrics.csv">metrics.csv</a> · model: <code>jfv.models.load({arch!r}, weights_dir="{html.escape(str(job.path))}")</code></p>
 {figures}
 </body></html>
-""")
-    return manifest
+"""
+    return write_run(job, manifest, f"training {arch}", page=page)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -410,7 +400,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         montage(job, "filters_*.png", "filters_over_time.png", 0)
                         if snaps is not None:
                             montage(job, "am_*.png", "am_over_time.png", 0)
-                        summary(job, config, arch, rows, start, False, extra)
+                        write_summary(job, config, arch, rows, start, False, extra)
                     epoch, step, sums = epoch + 1, 0, {"loss": 0.0, "correct": 0.0, "seconds": 0.0}
         finally:
             bar.close()
@@ -423,7 +413,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         extra["model"] = {"path": arch, "load": f"jfv.models.load({arch!r}, weights_dir={str(path)!r})",
                           "test_accuracy": final.get("test_accuracy"),
                           "train_seconds": round(sum(r["seconds"] for r in rows), 1)}
-        manifest = summary(job, config, arch, rows, start, True, extra)
+        manifest = write_summary(job, config, arch, rows, start, True, extra)
     finally:
         job.close()
     return manifest

@@ -26,12 +26,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jfv import datasets, models
+from jfv import datasets, figures, models, recipes
 from jfv.jobs import Interrupted, Job
 from jfv.labels import CIFAR10_CLASSES
-from jfv.outputs import GALLERY_CSS, check_workdir, header_table
-from jfv.recipes import train as train_recipe
-from jfv.recipes.common import ConfigError, check_int, run_info
+from jfv.outputs import GALLERY_CSS, check_workdir, header_table, write_run
+from jfv.recipes.common import ConfigError, check_int, job_settings, run_info
+from jfv.train import DivergedError
 
 RESUMABLE = True  # each variant is a resumable train job in its own subfolder
 VARIANTS = ((True, True), (True, False), (False, True), (False, False))  # (batch_norm, padding)
@@ -61,10 +61,7 @@ def top_maps(acts: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def grid_figure(images: np.ndarray, labels, per_variant: dict[str, tuple[np.ndarray, np.ndarray]], layer: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = figures.pyplot()
 
     n = len(images)
     names = list(per_variant)
@@ -86,11 +83,7 @@ def grid_figure(images: np.ndarray, labels, per_variant: dict[str, tuple[np.ndar
                 if i == 0 and k == 0:
                     ax.set_title(name, fontsize=7, loc="left")
     fig.suptitle(f"{layer}: the {top} most activated filters per image and variant", fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return figures.png_bytes(fig, dpi=100)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -99,7 +92,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_int(config.top, "top", 1, 16, "filters shown per image")
     layers = [s.strip() for s in str(config.layers).split(",") if s.strip()]
     check_workdir(workdir)
-    job = Job(workdir, "train_study", train_recipe.settings_of(config), resume=config.resume)
+    job = Job(workdir, "train_study", job_settings(config, recipes.get("train").RUN_KEYS), resume=config.resume)
     try:
         job.create()
         job.clean_stale()
@@ -111,12 +104,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def _run(config, job: Job, layers: list[str], start: float) -> dict[str, Any]:
     path = job.path
     results, trained = [], {}
+    train_recipe = recipes.get("train")  # the study runs the train recipe once per variant, as `python -m jfv` would
     for bn, pad in VARIANTS:
         name = variant_name(bn, pad)
         c = variant_config(config, bn, pad)
         try:
             manifest = train_recipe.run(c, str(path / name))
-        except train_recipe.DivergedError as e:
+        except DivergedError as e:
             results.append({"variant": name, "batch_norm": bn, "padding": pad, "test_accuracy": "diverged",
                             "train_seconds": "", "images_per_second": "", "note": str(e).split(";")[0]})
             continue
@@ -168,7 +162,7 @@ def _run(config, job: Job, layers: list[str], start: float) -> dict[str, Any]:
                     for r in results)
     figs = "".join(f'<figure><img src="{l}.png" alt="{l}"><figcaption>{l}</figcaption></figure>' for l in figures)
     links = " · ".join(f'<a href="{v}/index.html">{v}</a>' for v in trained)
-    job.write_text("index.html", f"""<!doctype html>
+    page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>batch norm x padding</title><style>{GALLERY_CSS}</style></head>
 <body><h1>Batch norm x padding: four convnets, one seed, one budget</h1>
 {header_table(header)}
@@ -176,6 +170,5 @@ def _run(config, job: Job, layers: list[str], start: float) -> dict[str, Any]:
 <p>training runs: {links}</p>
 {figs}
 </body></html>
-""")
-    job.write_json("manifest.json", manifest)
-    return manifest
+"""
+    return write_run(job, manifest, "batch norm x padding", page=page)
