@@ -82,6 +82,19 @@ figcaption { font-size: 0.8em; font-family: monospace; }
 """
 
 
+# A box that shows only the cards (``<figure data-channel=N>``) of the channel typed into it; the
+# pages of the layer and top_patches recipes put the input above their cards and the script below.
+CHANNEL_FILTER_INPUT = '<label>channel <input id="q" type="number" min="0" placeholder="all"></label>'
+CHANNEL_FILTER_SCRIPT = """<script>
+document.getElementById('q').addEventListener('input', function () {
+  var v = this.value;
+  document.querySelectorAll('figure').forEach(function (f) {
+    f.classList.toggle('hidden', v !== '' && f.dataset.channel !== v);
+  });
+});
+</script>"""
+
+
 def header_table(header: Mapping[str, Any]) -> str:
     """A two-column HTML table of settings."""
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in header.items())
@@ -196,6 +209,7 @@ def write_run(
     grid: Sequence[Any] | None = None,
     grid_columns: int | None = None,
     grid_name: str = GRID,
+    grid_pad: int = 2,
     page: str | None = None,
 ) -> dict[str, Any]:
     """The end of every recipe: its sprite sheet, its gallery page and its manifest, in one place.
@@ -217,6 +231,7 @@ def write_run(
         grid: tiles (H, W, C) in [0, 1] for the sprite sheet, row-major; None writes no sheet.
         grid_columns: tiles per row of the sheet (default: about the square root of the count).
         grid_name: the sheet's file name.
+        grid_pad: white pixels between tiles of the sheet.
         page: a complete HTML page to write instead of the gallery (recipes whose page shows
             figures and tables rather than cards); ``title``, ``cards`` and ``header`` are then unused.
     Returns:
@@ -230,7 +245,7 @@ def write_run(
         ...               [{"image": "images/c0003.png", "caption": ["channel 3"]}], {"layer": "conv1"})
     """
     if grid is not None and len(grid):
-        writer.save_png(grid_name, sprite(list(grid), columns=grid_columns))
+        writer.save_png(grid_name, sprite(list(grid), columns=grid_columns, pad=grid_pad))
     manifest.setdefault("gallery", GALLERY)
     writer.write_text(GALLERY, page if page is not None else gallery_html(title, cards, header))
     writer.write_json(MANIFEST, manifest)

@@ -108,3 +108,55 @@ def test_write_run_on_a_job_writes_the_recipes_own_page(tmp_path):
     assert (tmp_path / "w" / "index.html").read_text() == page
     assert json.loads((tmp_path / "w" / "manifest.json").read_text()) == {"recipe": "demo", "gallery": "index.html"}
     assert not (tmp_path / "w" / "grid.png").exists()
+
+
+def _recipe_trees():
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    from jfv.recipes import RECIPES
+
+    for name, module in sorted(RECIPES.items()):
+        path = Path(importlib.util.find_spec(module).origin)
+        yield name, ast.parse(path.read_text(), str(path))
+
+
+def test_every_recipe_ends_through_write_run():
+    """Each recipe in RECIPES calls write_run, and none writes index.html or manifest.json itself."""
+    import ast
+
+    names = []
+    for name, tree in _recipe_trees():
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+        called = {getattr(c.func, "attr", getattr(c.func, "id", None)) for c in calls}
+        assert "write_run" in called, f"recipe {name} does not end through outputs.write_run"
+        direct = [c.args[0].value for c in calls
+                  if getattr(c.func, "attr", None) in ("write_json", "write_text", "write_bytes", "save_png")
+                  and c.args and isinstance(c.args[0], ast.Constant)
+                  and c.args[0].value in (outputs.GALLERY, outputs.MANIFEST)]
+        assert not direct, f"recipe {name} writes {direct} itself instead of through write_run"
+        names.append(name)
+    assert len(names) >= 19 and {"channels", "layer", "sweep", "study", "top_patches", "atlas"} <= set(names)
+
+
+def test_a_resumable_recipe_writes_through_write_run_on_its_job(tmp_path, monkeypatch):
+    """layer (a jobs.Job) ends through write_run: its manifest comes from that call, gallery first."""
+    from configs import layer_tiny
+    from jfv.recipes import layer
+
+    seen = []
+    real = outputs.write_run
+
+    def spy(writer, manifest, *args, **kwargs):
+        seen.append((type(writer).__name__, sorted(manifest)))
+        return real(writer, manifest, *args, **kwargs)
+
+    monkeypatch.setattr(layer, "write_run", spy)
+    c = layer_tiny.get_config()
+    c.channels, c.steps, c.image_size, c.layers = "0:2", 1, 32, "conv1_1"
+    manifest = layer.run(c, str(tmp_path / "w"))
+    assert seen and seen[-1][0] == "Job" and manifest["complete"] is True
+    on_disk = json.loads((tmp_path / "w" / outputs.MANIFEST).read_text())
+    assert on_disk["gallery"] == outputs.GALLERY and on_disk["channels"] == manifest["channels"]
+    assert len(on_disk["channels"]) == 2 and (tmp_path / "w" / "sprite_conv1_1.png").exists()

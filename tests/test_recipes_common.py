@@ -53,3 +53,34 @@ def test_sweep_and_layer_do_not_import_the_channels_recipe():
     from jfv.recipes import channels  # the old names still work
 
     assert channels.make_transforms is common.make_transforms and channels.objective_factory is common.objective_factory
+
+
+def test_no_recipe_imports_another_recipe():
+    """Recipes share helpers through jfv.recipes.common only: no recipe module imports another."""
+    import ast
+
+    from jfv.recipes import RECIPES
+
+    folder = Path(common.__file__).parent
+    recipe_modules = {m.rsplit(".", 1)[1] for m in RECIPES.values()}
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for t in targets:
+                parts = t.split(".")
+                if parts[:2] == ["jfv", "recipes"] and len(parts) > 2:
+                    assert parts[2] not in recipe_modules, f"{path.name} imports the recipe {parts[2]} ({t})"
+
+
+def test_parse_list_strips_and_refuses_empty_or_repeated_items():
+    assert common.parse_list(" conv3_1, conv4_3 ,", "layers", "conv4_3") == ["conv3_1", "conv4_3"]
+    with pytest.raises(common.ConfigError, match=r"cannot read layers ' , ': .* e\.g\. conv4_3"):
+        common.parse_list(" , ", "layers", "conv4_3")
+    with pytest.raises(common.ConfigError, match="names a layer twice"):
+        common.parse_list("a,b,a", "layers", "conv4_3", item="a layer")

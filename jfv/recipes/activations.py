@@ -21,9 +21,8 @@ import numpy as np
 
 from jfv import activations, datasets, figures, models
 from jfv.models.base import ImageTooSmallError
-from jfv.outputs import Staging, check_workdir, gallery_html, load_image
-from jfv.recipes.attribute import default_image
-from jfv.recipes.common import ConfigError, run_info
+from jfv.outputs import Staging, check_workdir, load_image, write_run
+from jfv.recipes.common import ConfigError, default_image, run_info
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -92,6 +91,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                  {"image": "top.png", "caption": [f"top {config.top} by {config.reduce}",
                                                   ", ".join(str(int(c)) for c in top[:6])]}]
         header = {"model": model.name, "layer": f"{config.layer} {shape[1]}x{shape[2]}x{channels_n}", "image": str(path)}
-        stage.write_text("index.html", gallery_html(f"{model.name} {config.layer} activations", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{model.name} {config.layer} activations", cards, header)
     return manifest

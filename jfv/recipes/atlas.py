@@ -20,9 +20,8 @@ import ml_collections
 import numpy as np
 
 from jfv import atlas
-from jfv.outputs import Staging, check_workdir
-from jfv.recipes.common import ConfigError, run_info
-from jfv.recipes.top_patches import parse_list
+from jfv.outputs import Staging, check_workdir, write_run
+from jfv.recipes.common import ConfigError, parse_list, run_info
 
 TOP_PATCHES_FIX = "point top_patches_dir at the workdir of a finished top_patches run (configs/vgg16_top_patches.py)"
 AM_FIX = "point am_dir at the workdir of a finished layer or channels run of the same model, or leave it empty"
@@ -117,11 +116,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   "projections": tp["projections"], "top patches run": str(tp_dir),
                   "activation maximisation run": (f"{am_dir} ({am_manifest['recipe']}, {len(am)} channels here)"
                                                   if am_dir else "none")}
-        stage.write_text("index.html", atlas.page(f"{tp['model']} atlas",
-                                                  atlas.index_body(tp["model"], layers, summaries, header, blocks_file)))
         manifest = {"recipe": "atlas", "model": tp["model"], "top_patches_dir": str(tp_dir),
                     "am_dir": str(am_dir) if am_dir else "", "layers": {layer: len(layer_channels[layer]) for layer in layers},
                     "channel_pages": pages, "am_channels": len(am), "settings": config.to_dict(), "gallery": "index.html"}
         manifest.update(run_info(start))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{tp['model']} atlas", page=atlas.page(
+            f"{tp['model']} atlas", atlas.index_body(tp["model"], layers, summaries, header, blocks_file)))
     return manifest

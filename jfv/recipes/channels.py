@@ -21,8 +21,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from jfv import labels, models, objectives, parameterisations, spectrum, transforms
-from jfv.outputs import Staging, check_workdir, gallery_html, sprite, transparency_overlay
+from jfv import labels, models, objectives, parameterisations, transforms
+from jfv.outputs import Staging, check_workdir, transparency_overlay, write_run
 from jfv.recipes.common import (
     ConfigError,
     Progress,
@@ -37,27 +37,8 @@ from jfv.recipes.common import (
     run_info,
 )
 from jfv.recipes.common import OBJECTIVES, TRANSFORMS, make_transforms, objective_factory  # noqa: F401  (moved there)
+from jfv.recipes.common import PARAMS, load_magnitude  # noqa: F401  (moved there: layer uses them too)
 from jfv.render import render_channels
-
-PARAMS = ("lucid", "maco")
-
-
-def load_magnitude(path: str, size: int) -> np.ndarray | None:
-    """The magnitude in an .npy (or an .npz's ``magnitude``) file, resized to ``size``; None for ""."""
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as f:
-            data = np.load(f, allow_pickle=False)
-            m = data["magnitude"] if isinstance(data, np.lib.npyio.NpzFile) else data
-            m = np.asarray(m, np.float32)
-    except (OSError, ValueError, KeyError) as e:
-        raise ConfigError(f"cannot read maco_magnitude={path!r} ({e}): give an .npy file, or an .npz with a "
-                          f"'magnitude' array, of shape (3, S, S // 2 + 1)") from None
-    try:
-        return spectrum.resize_magnitude(m, size)
-    except ValueError as e:
-        raise ConfigError(f"maco_magnitude={path!r}: {e} (jfv resizes it to image_size)") from None
 
 
 def make_param(config: ml_collections.ConfigDict, channels: int = 3):
@@ -198,7 +179,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 if len(alpha_paths) > 1:
                     entry["alphas"] = alpha_paths
             entries.append(entry)
-        stage.save_png("sprite.png", sprite(pictures))
         settings = config.to_dict()
         manifest = {
             "recipe": "channels",
@@ -216,6 +196,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         manifest.update(run_info(start))
         header = gallery_header(model, layer, manifest["objective"], config.steps, config.image_size, param, tf,
                                 config.seed, manifest["wall_time_s"])
-        stage.write_text("index.html", gallery_html(f"{model.name} {layer}", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{model.name} {layer}", cards, header, grid=pictures, grid_name="sprite.png")
     return manifest

@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from jfv import datasets, models, objectives, transforms
+from jfv import datasets, models, objectives, spectrum, transforms
 from jfv.models.base import ChannelOutOfRangeError, ImageTooSmallError, Model
 from jfv.models.weights import library_versions
 from jfv.outputs import load_image
@@ -400,3 +400,41 @@ def job_settings(config: ml_collections.ConfigDict, run_keys: Sequence[str]) -> 
     """The settings a resumable job stores in ``job.json`` and a resume must match: every config key
     but ``run_keys``, those that change nothing the run computes (progress bars, resume, paths)."""
     return {k: v for k, v in config.to_dict().items() if k not in run_keys}
+
+
+def parse_list(spec: str, what: str, example: str, item: str = "one") -> list[str]:
+    """A comma-separated config value (layers, reductions, ...) -> its items, stripped, each once.
+
+    Raises:
+        ConfigError: naming ``what`` and an ``example``, when the list is empty or names ``item`` twice.
+    Example:
+        >>> parse_list(" conv3_1, conv4_3 ", "layers", "conv4_3,conv5_3")
+        ['conv3_1', 'conv4_3']
+    """
+    items = [s.strip() for s in str(spec).split(",") if s.strip()]
+    if not items:
+        raise ConfigError(f"cannot read {what} {spec!r}: give one or more, comma-separated, e.g. {example}")
+    if len(set(items)) != len(items):
+        raise ConfigError(f"{what} {spec!r} names {item} twice; list each once")
+    return items
+
+
+PARAMS = ("lucid", "maco")  # the config key ``param`` of channels and layer
+
+
+def load_magnitude(path: str, size: int) -> np.ndarray | None:
+    """The magnitude in an .npy (or an .npz's ``magnitude``) file, resized to ``size``; None for ""."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = np.load(f, allow_pickle=False)
+            m = data["magnitude"] if isinstance(data, np.lib.npyio.NpzFile) else data
+            m = np.asarray(m, np.float32)
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"cannot read maco_magnitude={path!r} ({e}): give an .npy file, or an .npz with a "
+                          f"'magnitude' array, of shape (3, S, S // 2 + 1)") from None
+    try:
+        return spectrum.resize_magnitude(m, size)
+    except ValueError as e:
+        raise ConfigError(f"maco_magnitude={path!r}: {e} (jfv resizes it to image_size)") from None

@@ -30,7 +30,7 @@ import ml_collections
 import numpy as np
 
 from jfv import datasets, embeddings, figures, imageops, models
-from jfv.outputs import Staging, check_workdir, gallery_html
+from jfv.outputs import Staging, check_workdir, write_run
 from jfv.recipes.common import ConfigError, run_info
 
 
@@ -203,7 +203,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         cards = [{"image": "neighbours.png", "caption": ["neighbours", "feature space | pixel space"]},
                  {"image": "pca.png", "caption": ["PCA", f"{100 * var.sum():.1f}% variance"]},
                  {"image": "tsne.png", "caption": ["t-SNE", f"perplexity {perplexity:g}"]}]
-        stage.write_text("index.html", gallery_html(f"{model.name} {config.layer} embeddings", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{model.name} {config.layer} embeddings", cards, header)
     return manifest
 

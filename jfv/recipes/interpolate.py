@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 from jfv import interpolation, models, transforms
-from jfv.outputs import GALLERY_CSS, Staging, check_workdir, header_table
+from jfv.outputs import GALLERY_CSS, Staging, check_workdir, header_table, write_run
 from jfv.recipes.common import (
     ConfigError, Progress, check_finite, check_int, check_memory, check_positive, check_precision, check_seed,
     run_info, shorten,
@@ -161,8 +161,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             entries.append({"pair": [int(a), int(b)], "image": rel, "objective": round(float(value), 6),
                             "activation_a": act_a, "activation_b": act_b})
             cards.append({"image": rel, "caption": f"{layer} {a} -> {b}: objective {float(value):.3f}"})
-        sheet = [np.pad(s, ((0, STRIP_GAP), (0, 0), (0, 0)), constant_values=1.0) for s in strips]
-        stage.save_png("sprite.png", np.concatenate(sheet, axis=0)[:-STRIP_GAP])
         objective = interpolation.strip_objective(layer, np.int32(0), np.int32(0), align, float(config.alignment),
                                                   float(config.decay_ratio)).description  # a, b: the pair
         manifest = {
@@ -182,6 +180,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         header = {"model": model.name, "layer": layer, "objective": objective, "frames": config.frames,
                   "steps": config.steps, "image size": config.image_size, "param": repr(param),
                   "transforms": repr(tf), "seed": config.seed, "wall time (s)": manifest["wall_time_s"]}
-        stage.write_text("index.html", page(f"{model.name} {layer}: channel interpolation", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{model.name} {layer}: channel interpolation",  # one strip a row, STRIP_GAP apart
+                  page=page(f"{model.name} {layer}: channel interpolation", cards, header),
+                  grid=strips, grid_columns=1, grid_pad=STRIP_GAP, grid_name="sprite.png")
     return manifest

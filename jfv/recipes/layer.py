@@ -38,11 +38,13 @@ import optax
 from jfv import models, parameterisations, transforms
 from jfv.engine import Engine, from_host, to_host
 from jfv.jobs import Interrupted, Job, StateError, StopFlag
-from jfv.outputs import GALLERY_CSS, check_workdir, header_table, sprite, transparency_overlay
-from jfv.recipes.channels import PARAMS, load_magnitude
+from jfv.outputs import (
+    CHANNEL_FILTER_INPUT, CHANNEL_FILTER_SCRIPT, GALLERY_CSS, check_workdir, header_table, sprite, transparency_overlay,
+    write_run,
+)
 from jfv.recipes.common import (
-    ConfigError, Progress, check_int, check_precision, make_mesh, make_transforms, objective_factory, parse_channels,
-    run_info,
+    PARAMS, ConfigError, Progress, check_int, check_precision, make_mesh, make_transforms, objective_factory, parse_channels,
+    load_magnitude, parse_list, run_info,
 )
 
 RESUMABLE = True  # the recipe holds its workdir through jfv.jobs.Job (resume, not --overwrite)
@@ -66,12 +68,8 @@ def alpha_path(layer: str, channel: int) -> str:
 
 
 def parse_layers(spec: str) -> list[str]:
-    layers = [s.strip() for s in str(spec).split(",") if s.strip()]
-    if not layers:
-        raise ConfigError(f"cannot read layers {spec!r}: give one or more layer names, e.g. conv3_3,conv4_3")
-    if len(set(layers)) != len(layers):
-        raise ConfigError(f"layers {spec!r} names a layer twice; list each once")
-    return layers
+    """``layers`` -> layer names, each once (``common.parse_list``)."""
+    return parse_list(spec, "layers", "conv3_3,conv4_3", item="a layer")
 
 
 def layer_channels(model: models.Model, layer: str, spec: str, image_size: int) -> list[int]:
@@ -283,16 +281,9 @@ def gallery(model_name: str, layers: list[str], entries: list[dict], header: dic
 <style>{GALLERY_CSS}</style></head>
 <body><h1>{html.escape(model_name)}: {'complete' if complete else 'in progress (reloads every minute)'}</h1>
 {header_table(header)}
-<p>{nav} &nbsp; <label>channel <input id="q" type="number" min="0" placeholder="all"></label></p>
+<p>{nav} &nbsp; {CHANNEL_FILTER_INPUT}</p>
 {''.join(sections)}
-<script>
-document.getElementById('q').addEventListener('input', function () {{
-  var v = this.value;
-  document.querySelectorAll('figure').forEach(function (f) {{
-    f.classList.toggle('hidden', v !== '' && f.dataset.channel !== v);
-  }});
-}});
-</script>
+{CHANNEL_FILTER_SCRIPT}
 </body></html>
 """
 
@@ -329,9 +320,8 @@ def write_summary(job: Job, config, model, layers, channels, start: float, compl
               f"{sum(len(c) for c in channels.values())} channels", "objective": config.objective,
               "steps": config.steps, "image size": config.image_size, "param": config.param, "seed": config.seed,
               "wall time of this run (s)": manifest["wall_time_s"]}
-    job.write_text("index.html", gallery(model.name, layers, entries, header, complete))
-    job.write_json("manifest.json", manifest)
-    return manifest
+    # one sprite per layer (written above, the recipe's own files); the page is the layer gallery
+    return write_run(job, manifest, model.name, page=gallery(model.name, layers, entries, header, complete))
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import numpy as np
 import optax
 
 from jfv import datasets, families, imageops, metrics, models, objectives, parameterisations, references, transforms
-from jfv.outputs import Staging, check_workdir, gallery_html, sprite
+from jfv.outputs import Staging, check_workdir, write_run
 from jfv.recipes.common import ConfigError, Progress, check_int, parse_channels, run_info
 
 
@@ -468,7 +468,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 best_rows[k] = n
         sheet = [ref_images[i] for i in range(len(channels))]
         sheet += [imgs[best_rows[(e, c)]] for e in exps for c in channels]
-        stage.save_png("contact_sheet.png", sprite(sheet, columns=len(channels)))
         cards = [{"image": f"references/{layer}_{c:04d}.png", "caption": [f"{layer} ch {c}", "reference",
                                                                              ref_sources[i]]}
                  for i, c in enumerate(channels)]
@@ -505,8 +504,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   "reference": f"{config.reference}: {REFERENCE_DOCS[config.reference]}", "LPIPS": net,
                   "steps": config.steps, "image size": size, "seeds": config.seeds,
                   "wall time (s)": round(wall, 1)}
-        stage.write_text("index.html", gallery_html(f"{model.name} {layer}: regulariser study", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{model.name} {layer}: regulariser study", cards, header,
+                  grid=sheet, grid_columns=len(channels), grid_name="contact_sheet.png")
     return manifest
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from jfv import families, models, objectives, parameterisations
-from jfv.outputs import Staging, check_workdir, gallery_html, sprite
+from jfv.outputs import Staging, check_workdir, write_run
 from jfv.recipes.common import ConfigError, Progress, gallery_header, make_transforms, parse_channels, run_info
 
 FAMILIES = tuple(families.FAMILIES)  # none, penalties, image steps, transform ranges, jitter, octaves
@@ -129,7 +129,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 cards.append({"image": rel, "caption": [f"{layer} ch {c}", f"{name} = {strength}",
                                                         f"objective {float(final[i, j]):.3f}"]})
         side = max(p.shape[0] for p in pictures)
-        stage.save_png("sprite.png", sprite(_pad_to(pictures, side), columns=len(values)))
         manifest = {
             "recipe": "sweep",
             "model": model.name,
@@ -151,6 +150,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                 config.image_size, param, base_tf, config.seed, manifest["wall_time_s"],
                                 {"regulariser": name, "values": ", ".join(map(str, manifest["values"])),
                                  "optimiser": f"{config.optimiser}({config.learning_rate:g})", "compiled": compiled})
-        stage.write_text("index.html", gallery_html(f"{model.name} {layer}: {name} sweep", cards, header))
-        stage.write_json("manifest.json", manifest)
+        write_run(stage, manifest, f"{model.name} {layer}: {name} sweep", cards, header,
+                  grid=_pad_to(pictures, side), grid_columns=len(values), grid_name="sprite.png")
     return manifest

@@ -46,8 +46,10 @@ import numpy as np
 from jfv import datasets, models, patches, receptive, topk
 from jfv.attribution import pictures
 from jfv.jobs import Interrupted, Job, StopFlag
-from jfv.outputs import GALLERY_CSS, check_workdir, header_table
-from jfv.recipes.common import ConfigError, parse_channels, run_info
+from jfv.outputs import (
+    CHANNEL_FILTER_INPUT, CHANNEL_FILTER_SCRIPT, GALLERY_CSS, check_workdir, header_table, write_run,
+)
+from jfv.recipes.common import ConfigError, default_image, parse_channels, parse_list, run_info
 
 RESUMABLE = True  # holds its workdir through jfv.jobs.Job (resume, not --overwrite)
 PASS = "pass"  # the piece name of the dataset pass
@@ -58,15 +60,6 @@ SHEET_COLUMNS = 3  # Zeiler & Fergus's Fig. 2 shows the top 9 as 3 x 3
 
 
 # -- configuration -----------------------------------------------------------------------------------
-
-
-def parse_list(spec: str, what: str, example: str) -> list[str]:
-    items = [s.strip() for s in str(spec).split(",") if s.strip()]
-    if not items:
-        raise ConfigError(f"cannot read {what} {spec!r}: give one or more, comma-separated, e.g. {example}")
-    if len(set(items)) != len(items):
-        raise ConfigError(f"{what} {spec!r} names one twice; list each once")
-    return items
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -434,7 +427,6 @@ def blocks_figure(model, image: np.ndarray) -> tuple[np.ndarray, list[dict]]:
 
 def block_image(config) -> tuple[str, np.ndarray]:
     from jfv.outputs import load_image
-    from jfv.recipes.attribute import default_image
 
     path = config.block_image or default_image()
     try:
@@ -473,16 +465,9 @@ def gallery(model_name: str, layers: list[str], summaries: dict, header: dict, r
 <style>{GALLERY_CSS} img {{ width: 320px; height: auto; }} figure {{ width: 320px; }}</style></head>
 <body><h1>{html.escape(model_name)}: top patches (projections left, patches right)</h1>
 {header_table(header)}
-<p><label>channel <input id="q" type="number" min="0" placeholder="all"></label></p>
+<p>{CHANNEL_FILTER_INPUT}</p>
 {''.join(sections)}
-<script>
-document.getElementById('q').addEventListener('input', function () {{
-  var v = this.value;
-  document.querySelectorAll('figure').forEach(function (f) {{
-    f.classList.toggle('hidden', v !== '' && f.dataset.channel !== v);
-  }});
-}});
-</script></body></html>
+{CHANNEL_FILTER_SCRIPT}</body></html>
 """
 
 
@@ -552,8 +537,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   "images read / skipped": f"{pass_record['read']} / {pass_record['skipped']}",
                   "layers": ", ".join(layers), "k": config.k, "image size": config.image_size,
                   "projections": manifest["projections"], "wall time of this run (s)": manifest["wall_time_s"]}
-        job.write_text("index.html", gallery(model.name, layers, summaries, header, reductions[0]))
-        job.write_json("manifest.json", manifest)
+        write_run(job, manifest, model.name, page=gallery(model.name, layers, summaries, header, reductions[0]))
     finally:
         job.close()
     return manifest
