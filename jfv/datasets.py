@@ -2,7 +2,7 @@
 
 One of the few modules that touch files (with ``jfv.outputs``). A ``Source`` is a list of items
 (id, name, label) and a way to read their bytes in the cheapest order; ``batches`` decodes them,
-resizes and centre-crops each to ``size`` (``fit``), and yields fixed-size ``Batch``es: the last one
+resizes and centre-crops each to ``size`` (``fit``), and yields fixed-size ``PaddedBatch``es: the last one
 padded, with a validity mask, so one compiled program serves every batch. Nothing is held beyond the
 batch being filled (and ``prefetch`` more decoded by a background thread). An unreadable or corrupt
 image is skipped and reported in the batch's ``skipped``, not raised.
@@ -338,8 +338,8 @@ def decode(raw: bytes, size: int, resample: str = "bicubic") -> np.ndarray:
         return fit(im, size, resample)
 
 
-class Batch(NamedTuple):
-    """A fixed-size batch: images (B, S, S, C) float32 in [0, 1] (RGB, or converted: ``batches``), ids (B,) int32 (-1 for padding),
+class PaddedBatch(NamedTuple):
+    """A fixed-size batch of a dataset's images, padded at the end (``mask``): images (B, S, S, C) float32 in [0, 1] (RGB, or converted: ``batches``), ids (B,) int32 (-1 for padding),
     labels (B,) int32 (-1 unlabelled or padding), mask (B,) bool (False for padding), and
     ``skipped``: ((name, reason), ...) of the images dropped while filling this batch."""
 
@@ -399,7 +399,7 @@ def _decoded(source: Source, size: int, resample: str, convert: Convert | None =
 
 
 def _batched(source: Source, size: int, batch_size: int, resample: str, convert: Convert | None = None
-             ) -> Iterator[Batch]:
+             ) -> Iterator[PaddedBatch]:
     channels = converted_channels(convert)
 
     def empty():
@@ -415,11 +415,11 @@ def _batched(source: Source, size: int, batch_size: int, resample: str, convert:
         images[n], ids[n], labels[n], mask[n] = image, it.id, it.label, True
         n += 1
         if n == batch_size:
-            yield Batch(images, ids, labels, mask, tuple(skipped))
+            yield PaddedBatch(images, ids, labels, mask, tuple(skipped))
             images, ids, labels, mask = empty()
             n, skipped = 0, []
     if n or skipped:
-        yield Batch(images, ids, labels, mask, tuple(skipped))
+        yield PaddedBatch(images, ids, labels, mask, tuple(skipped))
 
 
 def prefetch(iterator: Iterator, depth: int) -> Iterator:
@@ -466,7 +466,7 @@ def prefetch(iterator: Iterator, depth: int) -> Iterator:
 
 
 def batches(source: Source, size: int, batch_size: int, resample: str = "bicubic",
-            prefetch_batches: int = 2, convert: Convert | None = None) -> Iterator[Batch]:
+            prefetch_batches: int = 2, convert: Convert | None = None) -> Iterator[PaddedBatch]:
     """The source decoded and fitted to ``size``, in batches of exactly ``batch_size``.
 
     Images are decoded as RGB; ``convert`` (a model's ``from_rgb``: ITU-R BT.601 luma for a
@@ -474,7 +474,7 @@ def batches(source: Source, size: int, batch_size: int, resample: str = "bicubic
     input, in the decoding thread, so a batch is (B, S, S, channels).
 
     The last batch is padded with zero images (``mask`` False, id -1). Images that cannot be read
-    or decoded are left out and named in ``Batch.skipped`` (a batch holding only skips can come
+    or decoded are left out and named in ``PaddedBatch.skipped`` (a batch holding only skips can come
     last). ``prefetch_batches`` batches are decoded ahead in a background thread.
 
     Example:
@@ -499,10 +499,20 @@ def load(source: Source, ids: Iterable[int], size: int, resample: str = "bicubic
     return {it.id: image for it, image, _ in _decoded(sub, int(size), resample, convert) if image is not None}
 
 
-def count_skipped(stream: Iterable[Batch]) -> tuple[list[Batch], list[tuple[str, str]]]:
+def count_skipped(stream: Iterable[PaddedBatch]) -> tuple[list[PaddedBatch], list[tuple[str, str]]]:
     """Drains a stream: (its batches, every skipped (name, reason)). For small sources and tests."""
     out, skipped = [], []
     for b in stream:
         out.append(b)
         skipped.extend(b.skipped)
     return out, skipped
+
+
+def __getattr__(name: str):
+    if name == "Batch":  # renamed: "batch" also names a training minibatch and the cells of one compiled call
+        import warnings
+
+        warnings.warn("jfv.datasets.Batch is deprecated: use jfv.datasets.PaddedBatch, the same type",
+                      DeprecationWarning, stacklevel=2)
+        return PaddedBatch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

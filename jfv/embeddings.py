@@ -70,7 +70,7 @@ def _pooled(params, images, *, model: Any, layer: str) -> Array:
 
 
 def extract(model: Any, layer: str, stream: Iterable[Any], progress: Callable[[int], None] = lambda n: None) -> Features:
-    """Pooled ``layer`` features of every valid image of a stream of ``jfv.datasets.Batch``."""
+    """Pooled ``layer`` features of every valid image of a stream of ``jfv.datasets.PaddedBatch``."""
     model.check_layer(layer)
     ids, labels, values, skipped = [], [], [], []
     for batch in stream:

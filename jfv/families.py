@@ -294,7 +294,7 @@ class Blur(ImageSteps):
 
     def steps(self, v, values):
         radius = regularisers.gaussian_radius(max(max(float(x) for x in values), 0.0))
-        return (regularisers.blur(v, self.every, radius=radius),)
+        return (regularisers.blur_step(v, self.every, radius=radius),)
 
 
 @dataclasses.dataclass(frozen=True)

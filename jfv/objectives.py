@@ -13,6 +13,7 @@ Olah et al. 2017, "Feature Visualization" (Distill); Lucid's ``optvis.objectives
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Callable, Mapping
 
 import jax
@@ -183,12 +184,13 @@ def class_logit(index: int | Array, name: str = "logits") -> Objective:
     return Objective(lambda a: jnp.mean(a[name][..., index]), f"class_logit({_index(index)})", (name,))
 
 
-def diversity(name: str) -> Objective:
-    """Minus the mean pairwise cosine similarity of the batch's Gram matrices at layer ``name``.
+def gram_diversity(name: str) -> Objective:
+    """An objective term: minus the mean pairwise cosine similarity of the batch's Gram matrices at layer ``name``.
 
     For a batch of n >= 2 images, ``-1/(n(n-1)) sum_{i != j} cos(G_i, G_j)`` with
-    ``G_i = A_i^T A_i`` over positions. Weight it (e.g. ``channel(...) + 0.1 * diversity(...)``)
-    to push the images of one channel apart. Lucid's ``diversity``; Olah et al. 2017.
+    ``G_i = A_i^T A_i`` over positions. Weight it (e.g. ``channel(...) + 0.1 * gram_diversity(...)``)
+    to push the images of one channel apart. Lucid's ``diversity``; Olah et al. 2017. It prints as ``diversity(name)``,
+    as it always has; ``jfv.metrics.diversity`` is a different thing, a measure of rendered images (LPIPS).
     """
 
     def fn(a):
@@ -204,6 +206,13 @@ def diversity(name: str) -> Objective:
         return -off / (n * (n - 1))
 
     return Objective(fn, f"diversity({name})", (name,))
+
+
+def diversity(name: str) -> Objective:
+    """Deprecated name of ``gram_diversity`` (``jfv.metrics.diversity`` is a measure, not this objective)."""
+    warnings.warn("jfv.objectives.diversity is deprecated: use jfv.objectives.gram_diversity, the same objective",
+                  DeprecationWarning, stacklevel=2)
+    return gram_diversity(name)
 
 
 REDUCTIONS = ("mean", "sum")
@@ -468,7 +477,7 @@ __all__ = [
     "class_logit",
     "deepdream",
     "direction",
-    "diversity",
+    "gram_diversity",
     "blur_penalty",
     "caricature",
     "feature_distance",

@@ -7,7 +7,7 @@ transformation, chained *after* the optimiser, that turns the optimiser's update
 ``r(x + u) - x`` so that ``optax.apply_updates`` lands on the regularised image:
 
 - ``decay(theta)``: ``x <- (1 - theta) x`` (L2 decay);
-- ``blur(sigma, every)``: a Gaussian blur of standard deviation ``sigma`` pixels every ``every``
+- ``blur_step(sigma, every)``: a Gaussian blur of standard deviation ``sigma`` pixels every ``every``
   steps (at steps 0, every, 2 every, ...);
 - ``clip_norm(percentile)``: zero the pixels whose colour norm ``||x[y, x, :]||`` is under the
   given percentile of the image's pixel norms;
@@ -37,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -132,8 +133,8 @@ def decay(theta: float | Array) -> ImageStep:
     return _step("decay", _empty, apply, f"decay(theta={_fmt(theta)})")
 
 
-def blur(sigma: float | Array, every: int | Array = 1, *, radius: int | None = None) -> ImageStep:
-    """Gaussian blur of radius (standard deviation) ``sigma`` pixels at steps 0, every, 2 every, ...
+def blur_step(sigma: float | Array, every: int | Array = 1, *, radius: int | None = None) -> ImageStep:
+    """An image step: Gaussian blur of radius (standard deviation) ``sigma`` pixels at steps 0, every, 2 every, ...
 
     ``x <- G_sigma * x`` when ``count % every == 0``; ``every = 0`` never blurs. Yosinski et al. 2015
     (theta_b_width = sigma, theta_b_every = every). With a traced ``sigma`` pass the static kernel
@@ -160,6 +161,14 @@ def blur(sigma: float | Array, every: int | Array = 1, *, radius: int | None = N
         return x, BlurState(state.count + 1)
 
     return _step("blur", init, apply, f"blur(sigma={_fmt(sigma)}, every={_fmt(every)})")
+
+
+def blur(sigma: float | Array, every: int | Array = 1, *, radius: int | None = None) -> ImageStep:
+    """Deprecated name of ``blur_step`` ("blur" alone also names ``imageops.gaussian_blur``, the
+    faithfulness baseline and ``objectives.blur_penalty``)."""
+    warnings.warn("jfv.regularisers.blur is deprecated: use jfv.regularisers.blur_step, the same image step",
+                  DeprecationWarning, stacklevel=2)
+    return blur_step(sigma, every, radius=radius)
 
 
 def _zero_under_percentile(x: Array, score: Array, percentile: Any) -> Array:
@@ -295,7 +304,7 @@ def yosinski_steps(settings: YosinskiSettings | Array | Sequence[Any], *, radius
         d, s, e, n, c = (settings[i] for i in range(5))
         if radius is None:
             raise ValueError("yosinski_steps with array settings needs a static radius= for the blur kernel")
-    return (decay(d), blur(s, jnp.asarray(e).astype(jnp.int32) if not isinstance(e, int) else e, radius=radius),
+    return (decay(d), blur_step(s, jnp.asarray(e).astype(jnp.int32) if not isinstance(e, int) else e, radius=radius),
             clip_norm(n), clip_contribution(c))
 
 
@@ -314,7 +323,7 @@ __all__ = [
     "ImageStepsState",
     "YOSINSKI_PRESETS",
     "YosinskiSettings",
-    "blur",
+    "blur_step",
     "chain_image_steps",
     "check_percentile",
     "check_pixel_param",

@@ -180,7 +180,7 @@ def step(model: Any, states: States, images: Array, ids: Array, mask: Array) -> 
 def run(model: Any, layers: Sequence[str], stream: Iterable[Any], k: int,
         reductions: Sequence[str] = REDUCTIONS, states: States | None = None,
         progress: Callable[[int], None] = lambda n: None) -> States:
-    """The whole pass: ``step`` over a stream of ``jfv.datasets.Batch`` (images, ids, mask).
+    """The whole pass: ``step`` over a stream of ``jfv.datasets.PaddedBatch`` (images, ids, mask).
 
     Pass ``states`` to continue an earlier pass. ``progress`` gets the count of images seen.
     """

@@ -231,3 +231,12 @@ def test_cifar_subsets_are_balanced_class_major_and_deterministic(tmp_path):
         D.cifar10_subsets(archive, {"test": 4})
     with pytest.raises(D.DatasetError, match="not found"):
         D.cifar10_subsets(tmp_path / "missing.tar.gz", {"test": 1})
+
+
+def test_old_name_batch_warns_and_is_padded_batch():
+    from jfv import datasets
+
+    with pytest.warns(DeprecationWarning, match="PaddedBatch"):
+        assert datasets.Batch is datasets.PaddedBatch
+    with pytest.raises(AttributeError, match="no attribute 'Bach'"):
+        datasets.Bach

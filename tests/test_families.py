@@ -43,7 +43,7 @@ CASES = {
                      lambda c, v: (GOAL(c) + v * objectives.blur_penalty(1.5, "sum"), None, None)),
     "decay": (families.Decay(), "0,0.2", [0.0, 0.2], lambda c, v: (GOAL(c), (regularisers.decay(v),), None)),
     "blur": (families.Blur(every=2), "0.5,1", [0.5, 1.0],
-             lambda c, v: (GOAL(c), (regularisers.blur(v, 2, radius=regularisers.gaussian_radius(1.0)),), None)),
+             lambda c, v: (GOAL(c), (regularisers.blur_step(v, 2, radius=regularisers.gaussian_radius(1.0)),), None)),
     "clip_norm": (families.ClipNorm(), "10,50", [10.0, 50.0],
                   lambda c, v: (GOAL(c), (regularisers.clip_norm(v),), None)),
     "clip_contribution": (families.ClipContribution(), "20", [20.0],

@@ -88,7 +88,7 @@ def test_blur_traced_sigma_jit_equals_eager_and_vmap_equals_loop():
 def test_faithfulness_baseline_is_the_shared_blur_with_its_own_settings():
     x = jax.random.uniform(jax.random.key(3), (2, 16, 16, 3))
     r = max(1, int(3 * 1.6))
-    got = np.asarray(faithfulness.blur(x, 1.6))
+    got = np.asarray(faithfulness.blurred_baseline(x, 1.6))
     np.testing.assert_array_equal(got, imageops.gaussian_blur(x, 1.6, r, mode="reflect"))
     np.testing.assert_allclose(got[1, ..., 2], blur_by_hand(np.asarray(x[1, ..., 2], np.float64), 1.6, r, "reflect"),
                                atol=2e-6)
@@ -177,3 +177,10 @@ def test_map_chunks_jitted_model_equals_one_call():
 def test_map_chunks_bad_input(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_old_name_faithfulness_blur_warns_and_is_the_baseline():
+    x = jax.random.uniform(jax.random.key(4), (1, 9, 9, 3))
+    with pytest.warns(DeprecationWarning, match="blurred_baseline"):
+        old = faithfulness.blur(x, 1.2)
+    np.testing.assert_array_equal(np.asarray(old), np.asarray(faithfulness.blurred_baseline(x, 1.2)))

@@ -67,10 +67,10 @@ def test_diversity_prefers_different_images():
     t[1, ..., 1] = 1
     t[2, :2, ..., 0] = 1
     different = {"conv": jnp.asarray(t)}
-    assert float(O.diversity("conv")(same)) == pytest.approx(-1.0, abs=1e-5)
-    assert float(O.diversity("conv")(different)) > -0.5
+    assert float(O.gram_diversity("conv")(same)) == pytest.approx(-1.0, abs=1e-5)
+    assert float(O.gram_diversity("conv")(different)) > -0.5
     with pytest.raises(ValueError, match="at least 2"):
-        O.diversity("conv")({"conv": jnp.ones((1, 2, 2, 2))})
+        O.gram_diversity("conv")({"conv": jnp.ones((1, 2, 2, 2))})
 
 
 @pytest.mark.parametrize(
@@ -83,3 +83,12 @@ def test_ascent_raises_the_objective(vgg16, objective):
     assert out.history.shape == (6,)
     assert float(out.history[-1]) > float(out.history[0])
     assert float(out.objective) > float(out.history[0])
+
+
+def test_old_name_diversity_warns_and_is_gram_diversity():
+    acts = {"conv": jax.random.normal(jax.random.key(1), (3, 4, 4, 5))}
+    with pytest.warns(DeprecationWarning, match="gram_diversity"):
+        old = O.diversity("conv")
+    new = O.gram_diversity("conv")
+    assert old.description == new.description == "diversity(conv)"
+    assert float(old(acts)) == float(new(acts))

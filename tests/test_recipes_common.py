@@ -42,7 +42,7 @@ def test_objective_factory_values():
     make = common.objective_factory("channel", "conv1", 0.0)
     assert float(make(2)(acts)) == float(objectives.channel("conv1", 2)(acts)) == float(acts["conv1"][..., 2].mean())
     with_div = common.objective_factory("neuron", "conv1", 0.5)(1)
-    expect = objectives.neuron("conv1", 1)(acts) + 0.5 * objectives.diversity("conv1")(acts)
+    expect = objectives.neuron("conv1", 1)(acts) + 0.5 * objectives.gram_diversity("conv1")(acts)
     np.testing.assert_allclose(float(with_div(acts)), float(expect), rtol=1e-6)
 
 

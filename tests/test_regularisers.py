@@ -147,7 +147,7 @@ def test_decay_matches_formula():
 
 
 def test_blur_step_fires_every_k_steps():
-    step = regularisers.blur(1.0, every=3)
+    step = regularisers.blur_step(1.0, every=3)
     p, state = P0, None
     for t in range(7):
         new, state = apply_step(step, p, U0, state=state)
@@ -216,7 +216,7 @@ def test_presets_are_table_1():
 
 STEPS = {
     "decay": lambda h: regularisers.decay(h),
-    "blur": lambda h: regularisers.blur(h, 2, radius=4),
+    "blur": lambda h: regularisers.blur_step(h, 2, radius=4),
     "clip_norm": lambda h: regularisers.clip_norm(h),
     "clip_contribution": lambda h: regularisers.clip_contribution(h),
 }
@@ -301,7 +301,7 @@ def test_uniform_scale_with_one_value_is_random_scale():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (lambda: regularisers.blur(-1.0), r"blur radius sigma must be >= 0"),
+    (lambda: regularisers.blur_step(-1.0), r"blur radius sigma must be >= 0"),
     (lambda: regularisers.gaussian_blur(jnp.zeros((1, 8, 8, 3)), -0.5), r">= 0"),
     (lambda: regularisers.clip_norm(101.0), r"in \[0, 100\]"),
     (lambda: regularisers.clip_contribution(-5.0), r"in \[0, 100\]"),
@@ -328,7 +328,7 @@ def test_image_steps_refuse_non_pixel_params(param):
 
 
 def test_image_step_in_plain_chain_refuses_fourier_coefficients():
-    opt = optax.chain(optax.sgd(0.1), regularisers.blur(1.0))
+    opt = optax.chain(optax.sgd(0.1), regularisers.blur_step(1.0))
     p = jnp.zeros((2, 1, 3, 16, 9))  # the coefficients of parameterisations.fourier(16)
     with pytest.raises(regularisers.ImageStepError, match="pixel parameters of shape"):
         opt.update(p, opt.init(p), p)
@@ -339,3 +339,13 @@ def test_clip_contribution_without_gradient_says_how():
     p = jnp.asarray(P0)
     with pytest.raises(regularisers.ImageStepError, match="chain_image_steps"):
         opt.update(p, opt.init(p), p)
+
+
+def test_old_name_blur_warns_and_builds_the_same_step():
+    """``blur`` is now ``blur_step`` (one meaning per name): the old name warns and is the same step."""
+    new = regularisers.blur_step(1.5, every=2)
+    with pytest.warns(DeprecationWarning, match="blur_step"):
+        old = regularisers.blur(1.5, every=2)
+    assert repr(old) == repr(new)  # the printed settings are unchanged
+    np.testing.assert_array_equal(apply_step(old)[0], apply_step(new)[0])
+    assert not np.allclose(apply_step(new)[0], P0 + U0)  # step 0 blurs

@@ -10,6 +10,7 @@ copies run as one batched computation, chunked like occlusion.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -35,14 +36,22 @@ class Curves(NamedTuple):
     insertion_auc: Array
 
 
-def blur(images: Array, sigma: float) -> Array:
-    """Separable Gaussian blur of (n, H, W, 3) images, sigma > 0 in pixels: the insertion/deletion baseline.
+def blurred_baseline(images: Array, sigma: float) -> Array:
+    """The insertion/deletion baseline: separable Gaussian blur of (n, H, W, 3) images, sigma > 0 in pixels.
 
     ``imageops.gaussian_blur`` with this baseline's own settings, kept so its curves do not change:
     the kernel truncated at ``max(1, int(3 sigma))`` pixels and numpy's reflection at the edges
     (``d c b | a b c d``, the edge pixel not repeated).
     """
     return gaussian_blur(images, sigma, radius=max(1, int(3 * sigma)), mode="reflect")
+
+
+def blur(images: Array, sigma: float) -> Array:
+    """Deprecated name of ``blurred_baseline`` ("blur" alone also names ``imageops.gaussian_blur``,
+    ``regularisers.blur_step`` and ``objectives.blur_penalty``)."""
+    warnings.warn("jfv.attribution.faithfulness.blur is deprecated: use blurred_baseline, the same baseline",
+                  DeprecationWarning, stacklevel=2)
+    return blurred_baseline(images, sigma)
 
 
 def ranks(maps: Array) -> Array:
@@ -96,7 +105,7 @@ def deletion_insertion(
     if isinstance(baseline, str):
         if baseline != "blur":
             raise ValueError(f"baseline must be a value in [0, 1] or 'blur', got {baseline!r}")
-        bases = blur(images, BLUR_SIGMA * max(h, w))
+        bases = blurred_baseline(images, BLUR_SIGMA * max(h, w))
     else:
         bases = jnp.full_like(images, float(baseline))
     rank = ranks(maps)

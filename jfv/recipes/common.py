@@ -266,7 +266,7 @@ def objective_factory(kind: str, layer: str, diversity: float):
         else:
             o = objectives.class_logit(c, layer)
         if diversity:
-            o = o + diversity * objectives.diversity(layer)
+            o = o + diversity * objectives.gram_diversity(layer)
         return o
 
     return make

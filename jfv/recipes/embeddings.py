@@ -71,7 +71,7 @@ def pictures(thumbs: np.ndarray) -> np.ndarray:
     return np.repeat(shown, 3, axis=-1) if shown.shape[-1] == 1 else shown
 
 
-def _keeping_thumbnails(stream, size: int, kept: list) -> Iterator[datasets.Batch]:
+def _keeping_thumbnails(stream, size: int, kept: list) -> Iterator[datasets.PaddedBatch]:
     for batch in stream:
         kept.append(thumbnails(batch.images[batch.mask], size))
         yield batch

@@ -149,7 +149,7 @@ def _pass_step(params, states, images, ids, mask, *, model, reductions):
     return new, per_image
 
 
-def pass_step(model: models.Model, states: topk.States, batch: datasets.Batch, reductions: tuple[str, ...]):
+def pass_step(model: models.Model, states: topk.States, batch: datasets.PaddedBatch, reductions: tuple[str, ...]):
     """One batch into every state: (new states, {"<layer>.<reduce>": scores (B, C)}); one program."""
     return _pass_step(model.params, states, jnp.asarray(batch.images), jnp.asarray(batch.ids, jnp.int32),
                       jnp.asarray(batch.mask), model=model, reductions=reductions)
@@ -204,7 +204,7 @@ class PassState:
             raise StateError(f"the in-flight checkpoint {where} does not fit this job (other layers, k or data); "
                              f"re-run with --config.discard_state=True to start the pass again") from None
 
-    def add(self, batch: datasets.Batch, states, per_image, by_name: Mapping[str, int]) -> None:
+    def add(self, batch: datasets.PaddedBatch, states, per_image, by_name: Mapping[str, int]) -> None:
         self.states = states
         real = np.asarray(batch.mask)
         ids = np.asarray(batch.ids)[real]
@@ -244,7 +244,7 @@ def run_pass(job: Job, model, source, layers, reductions, config, flag: StopFlag
         bar = tqdm(total=len(source), initial=int(state.seen.sum()), desc=f"{model.name} pass", unit="img",
                    file=__import__("sys").stderr, dynamic_ncols=True)
     every = int(config.checkpoint_every)
-    stream: Iterator[datasets.Batch] = iter(())
+    stream: Iterator[datasets.PaddedBatch] = iter(())
     if todo:
         stream = datasets.batches(source.select(todo), int(config.image_size), int(config.batch_size),
                                   prefetch_batches=int(config.prefetch_batches), convert=model.from_rgb)
