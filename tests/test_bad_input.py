@@ -394,26 +394,3 @@ def test_a_nan_sweep_strength_is_refused_by_the_recipe():
     with pytest.raises(common.ConfigError, match=r"strengths must be finite numbers, got nan"):
         sweep.parse_values("-0.01,nan", "tv")
 
-
-
-CTRL_C = r"""
-import os, signal, sys
-from jfv import errors
-errors.catch_ctrl_c()
-try:
-    os.kill(os.getpid(), signal.SIGINT)
-    signal.sigtimedwait([], 0)  # a system call: the handler runs as it returns
-    print("not interrupted")
-except KeyboardInterrupt:
-    print("KeyboardInterrupt")
-try:
-    errors.raise_if_interrupted()  # the flag survives a KeyboardInterrupt that was swallowed
-    print("flag lost")
-except KeyboardInterrupt:
-    print("flag kept")
-"""
-
-
-def test_ctrl_c_is_remembered_for_the_loops_to_stop_at():
-    res = subprocess.run([sys.executable, "-c", CTRL_C], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert res.stdout.split() == ["KeyboardInterrupt", "flag", "kept"], res.stdout + res.stderr[-2000:]

@@ -1,6 +1,6 @@
 """The whole-layer job: killed at several points and resumed, it ends with every channel exactly once
 and PNGs byte-equal to an uninterrupted run; SIGTERM checkpoints; other settings are refused; the
-workdir policy holds (lock, foreign files, moving aside, corrupt state)."""
+workdir policy holds through the CLI (the Job itself: tests/test_jobs.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from jfv.jobs import Job, ResumeError, StateError
-from jfv.outputs import WorkdirError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/layer_tiny.py"
@@ -144,65 +141,6 @@ def test_a_bfloat16_layer_job_is_killed_and_resumes_byte_equal(tmp_path):
     assert manifest["settings"]["precision"] == "bfloat16"
 
 
-def test_resume_false_moves_the_old_run_aside(tmp_path):
-    (tmp_path / "run").mkdir()
-    job = Job(tmp_path / "run", "layer", {"steps": 1})
-    job.create()
-    job.save_png("channels/a.png", [[[0.0, 0.5, 1.0]]])
-    job.close()
-    job = Job(tmp_path / "run", "layer", {"steps": 2}, resume=False)
-    job.create()
-    job.close()
-    aside = [p for p in tmp_path.iterdir() if p.name.startswith("run.old-")]
-    assert len(aside) == 1 and (aside[0] / "channels" / "a.png").exists()
-    assert json.loads((tmp_path / "run" / "job.json").read_text())["settings"] == {"steps": 2}
-
-
-def test_foreign_files_and_other_recipes_are_refused(tmp_path):
-    (tmp_path / "notes.txt").write_text("mine")
-    with Job(tmp_path, "layer", {}) as job, pytest.raises(ResumeError, match=r"notes.txt.*use a new --workdir"):
-        job.create()
-    assert (tmp_path / "notes.txt").read_text() == "mine"
-    other = tmp_path / "other"
-    with Job(other, "train", {}) as job:
-        job.create()
-    with Job(other, "layer", {}) as job, pytest.raises(ResumeError, match="holds a 'train' job, not 'layer'"):
-        job.create()
-
-
-def test_another_jfv_version_is_refused(tmp_path, monkeypatch):
-    with Job(tmp_path, "layer", {}) as job:
-        job.create()
-    monkeypatch.setattr("jfv.jobs.version", lambda: "9.9")
-    with Job(tmp_path, "layer", {}) as job, pytest.raises(ResumeError, match="written by jfv 0.1.0, this is jfv 9.9"):
-        job.create()
-
-
-def test_two_runs_cannot_share_a_workdir(tmp_path):
-    first = Job(tmp_path, "layer", {})
-    with pytest.raises(WorkdirError, match=rf"in use by another jfv run \(pid {os.getpid()}"):
-        Job(tmp_path, "layer", {})
-    first.close()
-    Job(tmp_path, "layer", {}).close()  # released
-    assert not (tmp_path / ".jfv.lock").exists()
-
-
-def test_a_corrupt_checkpoint_names_the_file_and_the_fix(tmp_path):
-    import numpy as np
-
-    job = Job(tmp_path, "layer", {})
-    job.create()
-    job.save_state("conv3_1_g0000", {"history": np.zeros((2, 3), np.float32)})
-    np.testing.assert_array_equal(job.load_state("conv3_1_g0000")["history"], np.zeros((2, 3)))
-    p = job.state_path("conv3_1_g0000")
-    p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
-    with pytest.raises(StateError, match=r"state/conv3_1_g0000.npz is corrupt or truncated.*discard_state=True"):
-        job.load_state("conv3_1_g0000")
-    assert job.load_state("conv3_1_g0000", discard=True) is None
-    assert not job.state_path("conv3_1_g0000").exists()
-    job.close()
-
-
 def test_a_corrupt_checkpoint_through_the_cli(tmp_path, reference):
     res = cli(tmp_path, kill=("save_state", 1, "SIGKILL"))
     assert res.returncode == -signal.SIGKILL
@@ -296,16 +234,3 @@ def test_a_one_shot_run_refuses_a_used_workdir_unless_overwrite(tmp_path):
     assert len(aside) == 1 and (aside[0] / "manifest.json").read_bytes() == first
     assert sorted(p.name for p in (tmp_path / "channels").iterdir()) == ["conv3_1_0007.png"]  # no orphans
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".jfv")]
-
-
-def test_claim_locks_and_removes_stale_staging(tmp_path):
-    from jfv.jobs import claim
-
-    (tmp_path / ".jfv-staging-dead").mkdir()
-    (tmp_path / ".jfv-staging-dead" / "half.png").write_bytes(b"x")
-    with claim(tmp_path):
-        assert not (tmp_path / ".jfv-staging-dead").exists()
-        with pytest.raises(WorkdirError, match="in use by another jfv run"):
-            claim(tmp_path)
-    with claim(tmp_path):
-        pass

@@ -1,0 +1,77 @@
+"""jfv.errors: how entry points end: a user error is one line and exit 2, an OS error names the
+path, an unexpected one keeps its traceback, Ctrl-C is one line and 130 and is remembered."""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jfv import errors
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_report_returns_the_status_and_prints_a_user_error_as_one_line(capsys, monkeypatch):
+    monkeypatch.delenv("JFV_DEBUG", raising=False)
+    assert errors.report("jfv", lambda: None) == 0
+    assert errors.report("jfv", lambda x: x, 3) == 3
+
+    def bad():
+        raise ValueError("image_size must be >= 1, got 0")
+
+    assert errors.report("jfv", bad) == errors.EXIT_ERROR == 2
+    assert capsys.readouterr().err == "jfv: error: image_size must be >= 1, got 0\n"
+
+
+def test_messages_of_key_and_os_errors():
+    assert errors.message(KeyError("unknown layer 'x'")) == "unknown layer 'x'"  # no quotes around it
+    e = OSError(errno.ENOSPC, "No space left on device", "/tmp/w/a.png")
+    assert errors.message(e) == ("No space left on device (/tmp/w/a.png): check the path, its permissions and "
+                                 "the free disk space")
+    assert errors.message(ValueError("plain")) == "plain"
+
+
+def test_an_unexpected_error_keeps_its_traceback_and_debug_reraises_user_errors(monkeypatch):
+    def bug():
+        raise ZeroDivisionError("a jfv bug")
+
+    with pytest.raises(ZeroDivisionError):
+        errors.report("jfv", bug)
+    monkeypatch.setenv("JFV_DEBUG", "1")
+    with pytest.raises(ValueError, match="fix"):
+        errors.report("jfv", lambda: (_ for _ in ()).throw(ValueError("fix")))
+
+
+def test_keyboard_interrupt_is_one_line_and_130(capsys):
+    def ctrl_c():
+        raise KeyboardInterrupt
+
+    assert errors.report("jfv", ctrl_c) == errors.EXIT_INTERRUPTED == 128 + 2  # 128 + SIGINT
+    assert capsys.readouterr().err == "jfv: interrupted\n"
+
+
+CTRL_C = r"""
+import os, signal, sys
+from jfv import errors
+errors.catch_ctrl_c()
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    signal.sigtimedwait([], 0)  # a system call: the handler runs as it returns
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+try:
+    errors.raise_if_interrupted()  # the flag survives a KeyboardInterrupt that was swallowed
+    print("flag lost")
+except KeyboardInterrupt:
+    print("flag kept")
+"""
+
+
+def test_ctrl_c_is_remembered_for_the_loops_to_stop_at():
+    res = subprocess.run([sys.executable, "-c", CTRL_C], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert res.stdout.split() == ["KeyboardInterrupt", "flag", "kept"], res.stdout + res.stderr[-2000:]
