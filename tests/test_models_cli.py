@@ -66,15 +66,8 @@ def test_bad_input_is_one_line_naming_the_fix(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []  # nothing built, nothing half-written
 
 
-def test_the_old_commands_still_work_with_a_note(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "jfv.weights", "--model=alexnet", f"--weights_dir={tmp_path}"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0 and res.stdout == f"alexnet: {tmp_path / 'alexnet'}\n"
-    assert res.stderr.strip().splitlines() == [
-        "note: python -m jfv.weights is deprecated: use python -m jfv.models build --model=alexnet"]
-    res = subprocess.run([sys.executable, "-m", "jfv.models", "verify", "--model=alexnet", f"--weights_dir={tmp_path}"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0 and "is intact (13 layers)" in res.stdout, res.stderr
+def test_the_old_convert_command_still_works_with_a_note():
+    """(``python -m jfv.weights``, the other old command: tests/test_weights.py.)"""
     res = subprocess.run([sys.executable, "-m", "jfv.convert", "--model=cifar_resnet20", "--checkpoint=missing.th"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
