@@ -85,11 +85,13 @@ class Patches(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames=("model", "layer"))
 def _channel_means(model, layer, params, images):
-    return model.apply(params, images)[layer].mean(axis=(1, 2))  # (N, channels of layer)
+    a = model.apply(params, images)[layer]  # (N, H, W, C), a token layer's (N, T, D) or a vector's (N, C)
+    return a.mean(axis=tuple(range(1, a.ndim - 1)))  # (N, channels of layer): objectives.channel's mean
 
 
 def channel_means(model: Model, layer: str, images: np.ndarray, batch: int = 32) -> np.ndarray:
-    """Mean activation of every channel of ``layer`` on each image: (N, H, W, 3) -> (N, channels).
+    """Mean activation of every channel of ``layer`` on each image: (N, H, W, C) -> (N, channels)
+    (over positions, or a token layer's tokens, as ``objectives.channel``).
 
     Runs in fixed batches of ``batch`` (the last padded), so one compilation serves any N."""
     images = np.asarray(images, np.float32)
