@@ -620,7 +620,9 @@ def natural_pass(model, source, layer: str, channels: Sequence[int], layers: Seq
     @jax.jit
     def step(params, images):
         acts = model.apply(params, images)
-        values, _ = topk.scores(acts[layer], reduce)
+        a = acts[layer]
+        a = a[:, :, None, :] if a.ndim == 3 else a  # a token layer (N, T, D): its tokens as positions
+        values, _ = topk.scores(a, reduce)
         return values[:, chans], {name: spatial_mean(acts[name]) for name in layers}
 
     images, scores, profiles = [], [], {name: [] for name in layers}

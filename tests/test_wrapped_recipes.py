@@ -228,3 +228,11 @@ def test_natural_reference_on_a_vit_token_layer(vit, photo):
     assert patches.images.shape == (2, 16, 16, 3)
     means = np.asarray(vit(jnp.asarray(patches.images))["block1"]).mean(1)  # (2, 32): over the tokens
     np.testing.assert_allclose(patches.activation, means[[0, 1], [0, 7]], rtol=1e-5, atol=1e-6)
+
+
+def test_natural_pass_scores_a_token_layer_over_its_tokens(vit, photo):
+    """score and the study's measures rank natural images by a token layer's channel: its mean over tokens."""
+    natural = metrics.natural_pass(vit, datasets.image_folder(str(photo.parent)), "block1", [0, 7], ["block1"], SIZE, 4)
+    assert natural.images.shape == (1, SIZE, SIZE, 3)
+    means = np.asarray(vit(jnp.asarray(natural.images))["block1"]).mean(1)
+    np.testing.assert_allclose(natural.scores, means[:, [0, 7]], rtol=1e-5, atol=1e-6)
