@@ -58,7 +58,8 @@ def first_conv(model: Any) -> tuple[str, np.ndarray]:
             roots = []
         found = {k: v for k, v in found.items() if k in roots} or found
     if not found:
-        raise FilterError(f"model {model.name!r} has no convolution kernel with {cin} input channel{'s' if cin != 1 else ''} (HWIO), the "
+        plural = "s" if cin != 1 else ""
+        raise FilterError(f"model {model.name!r} has no convolution kernel with {cin} input channel{plural} (HWIO), the "
                           f"channels of its input: its first layer is not a convolution, so it has no filters to show")
     name = sorted(found)[0] if len(found) > 1 else next(iter(found))
     return name, found[name]
