@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jfv import metrics, receptive
-from jfv.attribution.gradients import deconvnet_relu, guided_relu
+from jfv.attribution.gradients import check_relu, deconvnet_relu, guided_relu
 from jfv.attribution.targets import Target
 from jfv.models.base import Model
 
@@ -62,8 +62,8 @@ class Projections(NamedTuple):
     layer: str
     channels: np.ndarray  # (n,) int: each image's strongest channel
     peaks: np.ndarray  # (n,) its largest activation
-    deconvnet: np.ndarray  # (n, H, W, 3): d score / d pixels through deconvnet ReLUs
-    guided_backprop: np.ndarray  # (n, H, W, 3): through guided ReLUs
+    deconvnet: np.ndarray  # (n, H, W, C): d score / d pixels through deconvnet ReLUs (C: the model's channels)
+    guided_backprop: np.ndarray  # (n, H, W, C): through guided ReLUs
 
 
 def check_layer(model: Model, layer: str) -> None:
@@ -115,20 +115,17 @@ def project(model: Model, images: Array, layers: Sequence[str], reduce: str = "s
 
     Args:
         model: a Model whose module has a ``relu`` field (VGG16, AlexNet, the CIFAR convnet, ...).
-        images: (n, H, W, 3) RGB in [0, 1].
+        images: (n, H, W, C) in [0, 1], C the model's input channels (``model.from_rgb(photos)``).
         layers: spatial layers, e.g. ``("pool5", "pool4")``.
         reduce: ``square`` (the channel's whole map, seed 003) | ``max`` (its strongest activation).
     Returns:
         {layer: Projections} in the order of ``layers``.
     """
     images = jnp.asarray(images, jnp.float32)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise CheckerboardError(f"images must be (n, H, W, 3) RGB in [0, 1], got shape {tuple(images.shape)}")
+    model.check_input(images)  # (n, H, W, model.channels), else InputChannelsError naming the fix
     if reduce not in REDUCTIONS:
         raise CheckerboardError(f"unknown reduce {reduce!r}; valid: {', '.join(REDUCTIONS)}")
-    if not hasattr(model.module, "relu"):
-        raise CheckerboardError(f"{model.name}'s module ({type(model.module).__name__}) has no relu field to swap "
-                                f"for the deconvnet and guided ReLUs: give it one, as jfv.models.vgg does")
+    check_relu(model, "the checkerboard analysis (deconvnet and guided backprop)")  # MissingFieldError naming the fix
     layers = tuple(layers)
     if not layers:
         raise CheckerboardError("no layers to project from: name at least one, e.g. pool5")

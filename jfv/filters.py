@@ -1,4 +1,4 @@
-"""First-layer filters as pictures: the convolution that reads the RGB image, one tile per filter.
+"""First-layer filters as pictures: the convolution that reads the image, one tile per filter.
 
 Only the first layer's filters are directly interpretable (they live in pixel space): AlexNet's
 64 x 3 x 11 x 11 (oriented edges, colour blobs), ResNet's 64 x 3 x 7 x 7, VGG16's 64 x 3 x 3 x 3.
@@ -9,6 +9,9 @@ Each filter is rescaled on its own to [0, 1],
 as in the cs231n / Krizhevsky et al. figures of seed 002 (``normalise="layer"`` uses one min and max
 for the whole bank instead, which keeps the filters' relative strength). The weights act on the
 network's normalised input ((x - mean) / std), so a tile's colours are those of the normalised image.
+A model with other input channels (``Model.channels``) has kernels (kh, kw, C, O): a grayscale
+model's tiles are grey, and other counts than 1 and 3 are shown as the mean over their input
+channels (``filter_grid``, as ``jfv.datasets.displayable`` shows such images).
 
 Example:
     >>> name, kernel = first_conv(jfv.models.load("alexnet"))   # "conv1", (11, 11, 3, 64) HWIO
@@ -36,15 +39,17 @@ class FilterError(ValueError):
 
 
 def first_conv(model: Any) -> tuple[str, np.ndarray]:
-    """The convolution that reads the image: (its params key, its kernel (kh, kw, 3, O) HWIO).
+    """The convolution that reads the image: (its params key, its kernel (kh, kw, C, O) HWIO).
 
-    Found as the one 4-D ``kernel`` with 3 input channels; where several exist, the one the declared
-    geometry (``jfv.receptive``) puts first.
+    Found as the one 4-D ``kernel`` with the model's input channels ``C`` (``model.channels``: 3
+    for RGB, 1 for a grayscale model); where several exist, the one the declared geometry
+    (``jfv.receptive``) puts first.
     """
+    cin = int(getattr(model, "channels", 3))
     found = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(model.params)[0]:
         keys = [getattr(p, "key", str(p)) for p in path]
-        if keys[-1] == "kernel" and np.ndim(leaf) == 4 and np.shape(leaf)[2] == 3:
+        if keys[-1] == "kernel" and np.ndim(leaf) == 4 and np.shape(leaf)[2] == cin:
             found["/".join(str(k) for k in keys[:-1])] = np.asarray(leaf, np.float32)
     if len(found) > 1:
         try:
@@ -53,13 +58,15 @@ def first_conv(model: Any) -> tuple[str, np.ndarray]:
             roots = []
         found = {k: v for k, v in found.items() if k in roots} or found
     if not found:
-        raise FilterError(f"model {model.name!r} has no convolution kernel with 3 input channels (HWIO): it reads no RGB image directly")
+        plural = "s" if cin != 1 else ""
+        raise FilterError(f"model {model.name!r} has no convolution kernel with {cin} input channel{plural} (HWIO), the "
+                          f"channels of its input: its first layer is not a convolution, so it has no filters to show")
     name = sorted(found)[0] if len(found) > 1 else next(iter(found))
     return name, found[name]
 
 
 def normalise_filters(kernel: Array, normalise: str = "filter") -> Array:
-    """(kh, kw, 3, O) HWIO kernel -> (O, kh, kw, 3) tiles in [0, 1]; a constant filter becomes 0.5."""
+    """(kh, kw, C, O) HWIO kernel -> (O, kh, kw, C) tiles in [0, 1]; a constant filter becomes 0.5."""
     if normalise not in NORMALISATIONS:
         raise FilterError(f"unknown normalise {normalise!r}; valid: {', '.join(NORMALISATIONS)}")
     w = jnp.moveaxis(jnp.asarray(kernel, jnp.float32), -1, 0)
@@ -78,11 +85,13 @@ def upscale(tiles: np.ndarray, scale: int) -> np.ndarray:
 
 def filter_grid(tiles: np.ndarray, columns: int | None = None, scale: int = 1, pad: int = 1,
                 background: float = 1.0) -> np.ndarray:
-    """Tiles (N, h, w, 3) enlarged by ``scale`` on one sheet, row-major, ``columns`` wide
-    (default: the square root, rounded up). Returns (H, W, 3) in [0, 1]."""
+    """Tiles (N, h, w, C) enlarged by ``scale`` on one sheet, row-major, ``columns`` wide
+    (default: the square root, rounded up). Returns (H, W, C) in [0, 1] for C = 1 (grey) or 3, and
+    (H, W, 1), the mean over channels, for other counts."""
+    from jfv.datasets import displayable
     from jfv.outputs import sprite
 
-    tiles = upscale(np.asarray(tiles, np.float32), scale)
+    tiles = upscale(displayable(np.asarray(tiles, np.float32)), scale)
     return sprite(list(tiles), columns=columns, pad=pad, background=background)
 
 

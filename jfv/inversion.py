@@ -53,14 +53,20 @@ class InversionError(ValueError):
     """Inputs an inversion or accentuation cannot use; the message names the fix."""
 
 
-def check_images(images: Any, name: str = "images") -> np.ndarray:
-    """``images`` as float32 (N, H, W, 3) in [0, 1], or InversionError naming what is wrong."""
+def check_images(images: Any, name: str = "images", channels: int = 3) -> np.ndarray:
+    """``images`` as float32 (N, H, W, channels) in [0, 1], or InversionError naming what is wrong.
+
+    ``channels`` is the model's input channels (``Model.channels``): photos are RGB, so a model with
+    another count takes ``model.from_rgb(photos)`` (BT.601 luma for a grayscale model).
+    """
     x = np.asarray(images)
-    if x.ndim != 4 or x.shape[-1] != 3 or x.shape[0] < 1 or x.shape[1] != x.shape[2]:
-        raise InversionError(f"{name} must be square RGB images of shape (N, H, H, 3), got shape {x.shape}: "
-                             f"load them with outputs.load_image(path, size)")
+    if x.ndim != 4 or x.shape[-1] != channels or x.shape[0] < 1 or x.shape[1] != x.shape[2]:
+        fix = ("load them with outputs.load_image(path, size)" if channels == 3 else
+               "load them with outputs.load_image(path, size) and convert them with model.from_rgb(images)")
+        raise InversionError(f"{name} must be square images of shape (N, H, H, {channels}) (the model's input "
+                             f"channels), got shape {x.shape}: {fix}")
     if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
-        raise InversionError(f"{name} must be RGB values in [0, 1] (divide 8-bit pixels by 255)")
+        raise InversionError(f"{name} must be values in [0, 1] (divide 8-bit pixels by 255)")
     return x.astype(np.float32)
 
 
@@ -215,7 +221,8 @@ def invert(model: Model, layer: str, images: Any, param, optimiser: optax.Gradie
     Args:
         model: the network.
         layer: a layer of the model.
-        images: (N, H, W, 3) in [0, 1]; H must be ``param.size``.
+        images: (N, H, W, C) in [0, 1], C the model's input channels (``model.from_rgb(photos)``);
+            H must be ``param.size``.
         param: the image parameterisation (batch 1 is usual).
         optimiser: optax transformation (minimises minus the objective).
         mode: ``"inversion"`` or ``"caricature"``.
@@ -225,9 +232,9 @@ def invert(model: Model, layer: str, images: Any, param, optimiser: optax.Gradie
         engine: an engine from ``inversion_engine`` to reuse its compilations.
 
     Returns:
-        Rendered(images (N, n, H, W, 3), objective (N,), history (N, steps)), numpy arrays.
+        Rendered(images (N, n, H, W, C), objective (N,), history (N, steps)), numpy arrays.
     """
-    x = check_images(images)
+    x = check_images(images, channels=model.channels)
     if x.shape[1] != param.size:
         raise InversionError(f"images are {x.shape[1]} px but the parameterisation is {param.size} px: "
                              f"load them at {param.size} px")
@@ -305,7 +312,8 @@ def accentuate(model: Model, layer: str, channels: Sequence[int], seeds: Any, pa
         model: the network.
         layer: the layer of the channels to accentuate.
         channels: channel indices.
-        seeds: (N, H, W, 3) in [0, 1], H = ``param.size``.
+        seeds: (N, H, W, C) in [0, 1], C the model's input channels (``model.from_rgb(photos)``),
+            H = ``param.size``.
         param: a parameterisation with ``init_from_image`` (``ImageParam``, MACO).
         optimiser: optax transformation.
         reg_layer: the layer of the feature-space penalty (default: ``layer``).
@@ -315,9 +323,9 @@ def accentuate(model: Model, layer: str, channels: Sequence[int], seeds: Any, pa
         transforms: random transforms applied to the rendering and its seed together (default: none).
 
     Returns:
-        Rendered(images (N, C, P, n, H, W, 3), objective (N, C, P), history (N, C, P, steps)).
+        Rendered(images (N, C, P, n, H, W, channels), objective (N, C, P), history (N, C, P, steps)).
     """
-    x = check_images(seeds, "seeds")
+    x = check_images(seeds, "seeds", model.channels)
     if x.shape[1] != param.size:
         raise InversionError(f"seeds are {x.shape[1]} px but the parameterisation is {param.size} px: "
                              f"load them at {param.size} px")
@@ -338,7 +346,8 @@ def accentuate(model: Model, layer: str, channels: Sequence[int], seeds: Any, pa
         raise InversionError(f"at most {2**31 // CELL_STRIDE} seed images per run, got {len(x)}")
     acts = model.apply(model.params, jnp.asarray(x))
     seed_acts = jnp.asarray(acts[reg_layer], jnp.float32)
-    scales = jnp.sqrt(jnp.mean(jnp.asarray(acts[layer], jnp.float32) ** 2, axis=(1, 2, 3))) + RMS_FLOOR
+    a = jnp.asarray(acts[layer], jnp.float32)  # (N, H, W, C), a token layer's (N, T, D) or a vector's (N, C)
+    scales = jnp.sqrt(jnp.mean(a**2, axis=tuple(range(1, a.ndim)))) + RMS_FLOOR
     seeds_j = jnp.asarray(x)
 
     def image_of(c):

@@ -608,7 +608,8 @@ def natural_pass(model, source, layer: str, channels: Sequence[int], layers: Seq
                  batch_size: int, reduce: str = "mean") -> NaturalPass:
     """Streams ``source`` (a ``datasets.Source``) once through ``model`` at ``size`` px, in batches.
 
-    Returns NaturalPass(images (N, S, S, 3), scores (N, C) of ``channels`` of ``layer`` under
+    Returns NaturalPass(images (N, S, S, model channels) as the model saw them (``Model.from_rgb``),
+    scores (N, C) of ``channels`` of ``layer`` under
     ``topk.scores(reduce)``, {name: (N, D)} profiles of ``layers``); the unreadable images are dropped.
     """
     from jfv import datasets, topk  # datasets reads files: only when natural images are asked for
@@ -619,11 +620,14 @@ def natural_pass(model, source, layer: str, channels: Sequence[int], layers: Seq
     @jax.jit
     def step(params, images):
         acts = model.apply(params, images)
-        values, _ = topk.scores(acts[layer], reduce)
+        a = acts[layer]
+        a = a[:, :, None, :] if a.ndim == 3 else a  # a token layer (N, T, D): its tokens as positions
+        values, _ = topk.scores(a, reduce)
         return values[:, chans], {name: spatial_mean(acts[name]) for name in layers}
 
     images, scores, profiles = [], [], {name: [] for name in layers}
-    for batch in datasets.batches(source, size, batch_size, prefetch_batches=0):
+    # the model's input: the RGB images, or their BT.601 luma for a grayscale model (Model.from_rgb)
+    for batch in datasets.batches(source, size, batch_size, prefetch_batches=0, convert=model.from_rgb):
         real = np.asarray(batch.mask)
         if not real.any():
             continue

@@ -75,7 +75,7 @@ def windows(image: np.ndarray, size: int, stride: int) -> tuple[np.ndarray, list
 
 
 class Patches(NamedTuple):
-    """The most activating patch per channel: images (C, size, size, 3), activation (C,) (the
+    """The most activating patch per channel: images (C, size, size, model channels), activation (C,) (the
     channel's mean over positions, as ``objectives.channel``), sources ("file@(y, x)") per channel."""
 
     images: np.ndarray
@@ -85,11 +85,13 @@ class Patches(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames=("model", "layer"))
 def _channel_means(model, layer, params, images):
-    return model.apply(params, images)[layer].mean(axis=(1, 2))  # (N, channels of layer)
+    a = model.apply(params, images)[layer]  # (N, H, W, C), a token layer's (N, T, D) or a vector's (N, C)
+    return a.mean(axis=tuple(range(1, a.ndim - 1)))  # (N, channels of layer): objectives.channel's mean
 
 
 def channel_means(model: Model, layer: str, images: np.ndarray, batch: int = 32) -> np.ndarray:
-    """Mean activation of every channel of ``layer`` on each image: (N, H, W, 3) -> (N, channels).
+    """Mean activation of every channel of ``layer`` on each image: (N, H, W, C) -> (N, channels)
+    (over positions, or a token layer's tokens, as ``objectives.channel``).
 
     Runs in fixed batches of ``batch`` (the last padded), so one compilation serves any N."""
     images = np.asarray(images, np.float32)
@@ -104,13 +106,15 @@ def most_activating_patch(model: Model, layer: str, channels: Sequence[int], fil
 
     Each file is loaded with its shorter side resized to ``context`` (default ``2 * size``) and
     centre-cropped square (``outputs.load_image``); every ``size`` window at ``stride`` (default
-    ``size // 2``) is scored for all channels in one batched forward pass.
+    ``size // 2``) is scored for all channels in one batched forward pass. The files are RGB; the
+    windows are the model's input, ``model.from_rgb`` (a grayscale model's: their ITU-R BT.601 luma),
+    so the patches have the model's channels.
     """
     context = context or 2 * size
     stride = stride or max(1, size // 2)
     patches, sources = [], []
     for f in files:
-        wins, corners = windows(load_image(f, context), size, stride)
+        wins, corners = windows(model.from_rgb(load_image(f, context)), size, stride)
         patches.append(wins)
         sources += [f"{Path(f).name}@{c}" for c in corners]
     patches = np.concatenate(patches)

@@ -19,7 +19,7 @@ from jfv.attribution.gradients import (
     smoothgrad,
 )
 from jfv.attribution.switches import (
-    Switches, best_per_block, deconvnet_switches, pool_with_switches, project_units, unpool,
+    NoSwitchesError, Switches, best_per_block, deconvnet_switches, pool_with_switches, project_units, unpool,
 )
 from jfv.attribution.cam import (
     HeadError,

@@ -9,6 +9,11 @@ Writes into the workdir: ``images/<photo>.png`` (the seed as the network saw it)
 photo: the seed, then the channels), ``index.html`` and ``manifest.json`` (settings, and per photo
 and channel the channel's mean activation on the seed and on the accentuation, the relative squared
 feature distance at ``reg_layer`` and the pixel L-inf and RMS distances from the seed).
+
+Photos are RGB; a model with other input channels starts from ``Model.from_rgb(photos)`` (a
+grayscale model's: their ITU-R BT.601 luma) with ``decorrelate=False``; its PNGs are 8-bit grayscale
+(other counts than 1 and 3: the mean over channels, ``datasets.displayable``). A token layer's
+channel is an embedding dimension averaged over tokens.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ import ml_collections
 import numpy as np
 import optax
 
-from jfv import inversion, models, parameterisations, transforms
+from jfv import datasets, inversion, models, parameterisations, transforms
 from jfv.outputs import Staging, check_workdir, write_run
-from jfv.recipes.common import (ConfigError, Progress, check_finite, check_memory, check_photo_settings, load_photos,
-                                parse_channels, photo_transforms, run_info)
+from jfv.recipes.common import (ConfigError, Progress, check_finite, check_memory, check_photo_channels,
+                                check_photo_settings, load_photos, parse_channels, photo_transforms, run_info)
 
 
 def check_settings(config: ml_collections.ConfigDict) -> None:
@@ -54,11 +59,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model.check_image_size(layer, size)
     model.check_image_size(reg_layer, size)
     channels = parse_channels(config.channels, n, f"{model.name} layer {layer!r}")
+    check_photo_channels(model, config.decorrelate)
     seeds, names, paths = load_photos(config.images, int(config.max_images), size, config.shared_dir)
+    seeds = model.from_rgb(seeds)  # the model's input: the photos, or their BT.601 luma for a grayscale model
     cells = len(seeds) * len(channels)
     check_memory(model, size, min(config.batch_size or cells, cells), "image_size or batch_size")
 
-    param = parameterisations.image(size, fft=config.fft, decorrelate=config.decorrelate)
+    param = parameterisations.image(size, fft=config.fft, decorrelate=config.decorrelate, channels=model.channels)
     progress = Progress(f"{model.name} {layer} accentuation", enabled=config.progress)
     try:
         out = inversion.accentuate(model, layer, channels, seeds, param, optax.adam(config.learning_rate),
@@ -68,7 +75,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                    batch_size=config.batch_size or None, progress=progress)
     finally:
         progress.close()
-    images = out.images[:, :, 0, 0]  # (photos, channels, H, W, 3)
+    images = out.images[:, :, 0, 0]  # (photos, channels, H, W, model.channels)
 
     flat = images.reshape((-1,) + images.shape[2:])
     acts = model.apply(model.params, jnp.asarray(flat))
@@ -83,15 +90,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     with Staging(workdir) as stage:
         for i, (name, path) in enumerate(zip(names, paths)):
             rel = f"images/{name}.png"
-            stage.save_png(rel, seeds[i])
-            pictures.append(seeds[i])
+            shown = datasets.displayable(seeds[i])
+            stage.save_png(rel, shown)
+            pictures.append(shown)
             cards.append({"image": rel, "caption": [name, "seed"]})
             entry = {"name": name, "source": path, "image": rel, "channels": []}
             for j, c in enumerate(channels):
                 img = images[i, j]
                 rel = f"images/{name}_{layer}_{c:04d}.png"
-                stage.save_png(rel, img)
-                pictures.append(img)
+                shown = datasets.displayable(img)
+                stage.save_png(rel, shown)
+                pictures.append(shown)
                 before, after = float(seed_ch[i, ..., c].mean()), float(ch[i, j, ..., c].mean())
                 diff = img.astype(np.float64) - seeds[i]
                 cell = {"channel": int(c), "image": rel, "activation_seed": round(before, 6),

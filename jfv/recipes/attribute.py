@@ -21,7 +21,7 @@ from jfv import models
 from jfv.attribution import pictures
 from jfv.outputs import Staging, check_workdir, load_image, write_run
 from jfv.recipes.common import (  # noqa: F401  (image_paths, output_names, default_image: their home is common)
-    SUFFIXES, ConfigError, check_int, check_memory, check_seed, default_image, image_paths, model_images,
+    SUFFIXES, ConfigError, check_int, check_memory, check_seed, default_image, image_paths,
     output_names, run_info,
 )
 
@@ -73,7 +73,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     methods = parse_methods(config.methods, model)
     paths = image_paths(config.images, config.max_images)
     check_memory(model, config.image_size, max(len(paths), config.batch_size), "image_size, max_images or batch_size")
-    images = jnp.asarray(model_images(np.stack([load_image(p, config.image_size) for p in paths]), model, "the attribute recipe"))
+    # the model's input: the photos, or their BT.601 luma for a grayscale model
+    images = jnp.asarray(model.from_rgb(np.stack([load_image(p, config.image_size) for p in paths])))
     target = make_target(config, model, images)
     key = jax.random.key(config.seed)
     size = images.shape[1:3]

@@ -18,6 +18,11 @@ Writes into the workdir:
 - ``results.csv``: one row per layer, method and grid stride: the layer's stride, each image's
   channel, the white-noise chance level, the mean energy over images and each image's energy;
 - ``table.md``: the means as a Markdown table; ``index.html``; ``manifest.json``.
+
+Images are RGB; a model with other input channels is given ``Model.from_rgb(images)`` (a grayscale
+model their ITU-R BT.601 luma), and its inputs and projections are written as 8-bit grayscale PNGs
+(other counts than 1 and 3: the mean over channels, ``datasets.displayable``). Deconvnet and guided
+backprop swap the model's ReLU: a wrapped model needs a ``relu`` field (``docs/models.md``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import numpy as np
 from jfv import checkerboard as C
 from jfv import datasets, figures, metrics, models
 from jfv.attribution import pictures
+from jfv.attribution.gradients import check_relu
 from jfv.outputs import Staging, check_workdir, load_image, write_run
 
 from jfv.recipes.common import (SHARED_PREFIX, ConfigError, check_int, check_memory, check_positive, check_seed,
@@ -111,6 +117,12 @@ def _sig(v: float) -> float:
     return float(f"{float(v):.6g}")
 
 
+def _rgb(picture: np.ndarray) -> np.ndarray:
+    """A model-input picture (H, W, C) as (H, W, 3) for matplotlib: grey repeated into RGB."""
+    shown = datasets.displayable(picture)
+    return shown if shown.shape[-1] == 3 else np.repeat(shown, 3, axis=-1)
+
+
 def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.3g}"
 
@@ -120,8 +132,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_config(config)
     check_workdir(workdir)
     model = config_model(config)
+    check_relu(model, "the checkerboard recipe (deconvnet and guided backprop)")  # before layers: none would do
     layers = parse_layers(config.layers, model)
     images, names, sources = load_images(config)
+    images = model.from_rgb(images)  # the model's input: the images, or their BT.601 luma for a grayscale model
     check_memory(model, images.shape[1], images.shape[0] * len(layers), "image_size, max_images or layers")
     stride = int(config.stride)
     projections = C.project(model, jnp.asarray(images), layers, config.reduce)
@@ -165,7 +179,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             f"{_fmt(metrics.checkerboard_chance(h, w, own) if own else None)} |")
 
     gain = float(config.gain)
-    shown = {(layer, method): np.stack([pictures.signed_image(g, gain) for g in getattr(projections[layer], method)])
+    shown = {(layer, method): np.stack([datasets.displayable(pictures.signed_image(g, gain))
+                                        for g in getattr(projections[layer], method)])
              for layer in layers for method in C.METHODS}
     columns = [(i, method) for i in range(len(names)) for method in C.METHODS]
     grid_tiles = [shown[(layer, method)][i] for layer in layers for i, method in columns]
@@ -178,8 +193,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         return text
 
     figure = figures.projection_grid(
-        np.stack([images[i] for i, _ in columns]),
-        np.stack([[shown[(layer, method)][i] for i, method in columns] for layer in layers]),
+        np.stack([_rgb(images[i]) for i, _ in columns]),
+        np.stack([[_rgb(shown[(layer, method)][i]) for i, method in columns] for layer in layers]),
         rows=[f"{layer} (S={strides[layer]}, ch. " + ",".join(str(int(c)) for c in projections[layer].channels) + ")"
               for layer in layers],
         columns=[f"{names[i]}: {LABELS[method]}" for i, method in columns],
@@ -191,7 +206,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     with Staging(workdir) as stage:
         stage.save_png("figure.png", figure)
         for i, name in enumerate(names):
-            stage.save_png(f"inputs/{name}.png", images[i])
+            stage.save_png(f"inputs/{name}.png", datasets.displayable(images[i]))
             cards.append({"image": f"inputs/{name}.png", "caption": [name, "input"]})
         for layer in layers:
             for i, name in enumerate(names):

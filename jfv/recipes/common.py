@@ -288,19 +288,18 @@ def gallery_header(model: Model, layer: str, objective: str, steps: Any, image_s
     return {"model": model.name, "layer": layer, **(extra or {}), "objective": objective, "steps": steps,
             "image size": image_size, "param": repr(param), "transforms": repr(transforms_), "seed": seed,
             "wall time (s)": wall_time_s}
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 RGB -> grayscale weights (PIL's "L" conversion)
-
-
-def model_images(images: np.ndarray, model: Model, recipe: str = "this recipe") -> np.ndarray:
-    """RGB images (n, H, W, 3) floats in [0, 1] as the model's input: unchanged for an RGB model,
-    their BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (n, H, W, 1) for a grayscale one; ConfigError
-    for other channel counts (the recipe reads RGB images, so a 4-channel model needs Python)."""
-    if model.channels == images.shape[-1]:
-        return images
-    if model.channels == 1:
-        return (images @ np.asarray(LUMA, np.float32))[..., None]
-    raise ConfigError(f"model {model.name!r} takes {model.channels}-channel images, but {recipe} reads "
-                      f"RGB images: call the library from Python with your own (n, H, W, {model.channels}) arrays")
+def check_photo_channels(model: Model, decorrelate: bool, param: str = "image") -> None:
+    """Refuses, naming the fix, renders a model's input channels cannot take: colour decorrelation
+    and the CPPN draw RGB images, so a model with another count (a grayscale one) needs
+    ``decorrelate=False`` and ``param=image``. Its photos are ``model.from_rgb(photos)``."""
+    if model.channels == 3:
+        return
+    if param == "cppn":
+        raise ConfigError(f"param=cppn draws RGB images but {model.name} takes {model.channels}-channel images: "
+                          f"set --config.param=image --config.decorrelate=False")
+    if decorrelate:
+        raise ConfigError(f"decorrelate maps 3 decorrelated coordinates to RGB but {model.name} takes "
+                          f"{model.channels}-channel images: set --config.decorrelate=False")
 
 
 # ---------------------------------------------------------------------------------------------------

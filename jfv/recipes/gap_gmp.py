@@ -56,7 +56,7 @@ from jfv.heads import (  # noqa: F401  (the head and its training live in jfv.he
 )
 from jfv.metrics import CENTRE_SIDE, EXTENT_THRESHOLD, centre_fraction, extent, sample_stats  # noqa: F401
 from jfv.outputs import Staging, check_workdir, write_run
-from jfv.recipes.common import ConfigError, model_images, run_info
+from jfv.recipes.common import ConfigError, run_info
 
 # ---------------------------------------------------------------------------------------------------
 # The recipe
@@ -140,8 +140,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     data = datasets.cifar10_subsets(archive, {"train": config.train_per_class, "test": config.test_per_class})
     (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
     if model.channels != x_train.shape[-1]:  # a grayscale model sees the images' BT.601 luma
-        x_train, x_test = (model_images(x.astype(np.float32) / 255.0, model, "the gap_gmp recipe")
-                           for x in (x_train, x_test))
+        x_train, x_test = (model.from_rgb(x.astype(np.float32) / 255.0) for x in (x_train, x_test))
     log(f"read {len(y_train)} train + {len(y_test)} test images; {config.layer} maps are {hw[0]}x{hw[1]}")
 
     cache = _cache_path(work, config, model.source) if config.cache_features else None

@@ -4,6 +4,11 @@ For each photo and each layer, renders an image whose activations at that layer 
 (``mode=inversion``, Mahendran & Vedaldi 2015) or go further along them (``mode=caricature``,
 Lucid's caricature recipe), from random Fourier noise (``jfv.inversion.invert``).
 
+Photos are RGB; a model with other input channels is given ``Model.from_rgb(photos)`` (a grayscale
+model their ITU-R BT.601 luma) and renders images with its own channel count (``decorrelate=False``
+and ``param=image``: colour decorrelation and the CPPN are RGB-only); its PNGs are 8-bit grayscale
+(other counts than 1 and 3: the mean over channels, ``datasets.displayable``).
+
 Writes into the workdir: ``images/<photo>.png`` (the photo as the network saw it),
 ``images/<photo>_<layer>.png`` (its rendering per layer), ``grid.png`` (one row per photo: the photo,
 then the layers in the order given), ``index.html`` and ``manifest.json`` (settings, and per photo and
@@ -22,11 +27,11 @@ import ml_collections
 import numpy as np
 import optax
 
-from jfv import inversion, models, parameterisations, transforms
+from jfv import datasets, inversion, models, parameterisations, transforms
 from jfv.outputs import Staging, check_workdir, write_run
 from jfv.recipes.common import PHOTO_TRANSFORMS as TRANSFORMS  # noqa: F401  (the name users read)
-from jfv.recipes.common import (ConfigError, Progress, check_finite, check_memory, check_photo_settings, load_photos,
-                                photo_transforms, run_info)
+from jfv.recipes.common import (ConfigError, Progress, check_finite, check_memory, check_photo_channels,
+                                check_photo_settings, load_photos, photo_transforms, run_info)
 
 PARAMS = ("image", "cppn")  # parameterisations.image (Fourier, with fft/decorrelate) | parameterisations.cppn
 
@@ -73,13 +78,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model = models.load(config.model, weights_dir=config.weights_dir or None)
     size = int(config.image_size)
     layers = parse_layers(config.layers, model, size)
+    check_photo_channels(model, config.decorrelate, config.param)
     photos, names, paths = load_photos(config.images, int(config.max_images), size, config.shared_dir)
+    photos = model.from_rgb(photos)  # the model's input: the photos, or their BT.601 luma for a grayscale model
     check_memory(model, size, min(config.batch_size or len(photos), len(photos)), "image_size or batch_size")
 
     if config.param == "cppn":
         param = parameterisations.cppn(size)
     else:
-        param = parameterisations.image(size, fft=config.fft, decorrelate=config.decorrelate)
+        param = parameterisations.image(size, fft=config.fft, decorrelate=config.decorrelate, channels=model.channels)
     optimiser = optax.adam(config.learning_rate)
     key = jax.random.key(config.seed)
     results: dict[str, Any] = {}
@@ -101,12 +108,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         stats = {layer: match_stats(model, layer, results[layer].images[:, 0], photos) for layer in layers}
         for i, (name, path) in enumerate(zip(names, paths)):
             rel = f"images/{name}.png"
-            stage.save_png(rel, photos[i])
-            pictures.append(photos[i])
+            shown = datasets.displayable(photos[i])
+            stage.save_png(rel, shown)
+            pictures.append(shown)
             cards.append({"image": rel, "caption": [name, "photo"]})
             entry = {"name": name, "source": path, "image": rel, "layers": {}}
             for layer in layers:
-                img = results[layer].images[i, 0]
+                img = datasets.displayable(results[layer].images[i, 0])
                 rel = f"images/{name}_{layer}.png"
                 stage.save_png(rel, img)
                 pictures.append(img)

@@ -15,6 +15,10 @@ Writes into OUT (never into DIR): ``scores.csv`` (one row per visualisation), ``
 same as a table, the summary, and the processing path per layer), ``index.html`` (the settings; the
 shared page of every run, ``jfv.outputs.write_run``) and ``manifest.json``.
 
+The run's PNGs and the natural images are RGB; a model with other input channels sees them through
+``Model.from_rgb`` (a grayscale model: their ITU-R BT.601 luma), and the two-alternative test's LPIPS
+(an RGB network) compares those grey images repeated into three channels.
+
 Zimmermann, Klindt & Brendel 2024 (MIS); Borowski et al. 2021; Geirhos et al. 2024.
 """
 
@@ -186,6 +190,13 @@ def check_before_claim(config: ml_collections.ConfigDict, workdir: str) -> None:
 # -- the natural images ----------------------------------------------------------------------------------
 
 
+def lpips_rgb(images: np.ndarray) -> np.ndarray:
+    """Model-input images (..., C) as the RGB LPIPS compares: as they are for 3 channels, else their
+    grey picture (``datasets.displayable``) repeated into three channels."""
+    images = np.asarray(images, np.float32)
+    return images if images.shape[-1] == 3 else np.repeat(datasets.displayable(images), 3, axis=-1)
+
+
 def check_natural_memory(n: int, size: int, profile_width: int) -> None:
     """Refuses, with the figure, natural images (kept in memory for the LPIPS queries) that cannot fit."""
     need = n * (3 * size * size + profile_width) * FLOAT_BYTES
@@ -246,7 +257,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model.check_channels(layer, channels)
     is_class = layer == CLASS_LAYER
     size = int(config.image_size) or image_side(entries[0]["images"][0])
-    references = load_references(entries, size)  # (C, R, S, S, 3)
+    pictures = load_references(entries, size)  # (C, R, S, S, 3): the run's PNGs, read as RGB
+    references = model.from_rgb(pictures)  # as the model sees them (BT.601 luma for a grayscale model)
     layers = path_layers(model, layer, config.path_layers)
 
     transfer = load_transfer_models(model, parse_names(config.transfer_models), config.weights_dir) if is_class else {}
@@ -288,8 +300,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             r["p_own"], r["margin_own"] = float(own[i]), float(own_margin[i])
         measures += ["p_own", "margin_own"]
         for name, other in transfer.items():
-            p = np.asarray(metrics.class_probabilities(other, references[:, 0], targets))
-            margin = np.asarray(metrics.class_margins(other, references[:, 0], targets))
+            seen = other.from_rgb(pictures[:, 0])  # each transfer model's own input
+            p = np.asarray(metrics.class_probabilities(other, seen, targets))
+            margin = np.asarray(metrics.class_margins(other, seen, targets))
             for i, r in enumerate(rows):
                 r[f"p_{name}"], r[f"margin_{name}"] = float(p[i]), float(margin[i])
             measures += [f"p_{name}", f"margin_{name}"]
@@ -297,8 +310,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         tail = min(int(config.tail), n // 2)
         if tail < 1:
             raise ConfigError(f"the two-alternative test needs at least 2 natural images, got {n}: use more (per_class, limit)")
-        afc = metrics.two_afc(k_afc, references, images, scores, jnp.asarray(channels), int(config.trials), tail,
-                              config.lpips_net)
+        afc = metrics.two_afc(k_afc, lpips_rgb(references), lpips_rgb(images), scores, jnp.asarray(channels),
+                              int(config.trials), tail, config.lpips_net)
         for i, r in enumerate(rows):
             r["two_afc"] = float(afc.accuracy[i])
             r["two_afc_se"] = float(afc.stderr[i])

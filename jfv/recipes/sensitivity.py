@@ -13,6 +13,9 @@ grid (0 black, 1 white, shared scale) and the per-pixel drop as an overlay), ``m
 probability maps, their positions, the unoccluded probabilities), ``results.csv`` (image, class,
 predicted class, p(true) unoccluded, the lowest p(true) over positions and where), ``index.html``
 and ``manifest.json``.
+
+The archive is RGB; a model with other input channels is given ``Model.from_rgb(images)`` (a
+grayscale model their ITU-R BT.601 luma, which the figure then shows in grey).
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                           f"({', '.join(models.names_with_labels(CIFAR10_CLASSES))})")
     archive = datasets.shared_dir(config.shared_dir) / datasets.CIFAR10_ARCHIVE
     x, y = datasets.cifar10_subsets(archive, {"test": int(config.test_per_class)})["test"]
-    images = jnp.asarray(x, jnp.float32) / 255
+    # the model's input: the images, or their BT.601 luma for a grayscale model
+    images = jnp.asarray(model.from_rgb(jnp.asarray(x, jnp.float32) / 255))
     logits = np.asarray(model(images)["logits"])
     preds = logits.argmax(1)
     occ = A.occlusion(model, images, A.label(tuple(int(v) for v in y), softmax=True), int(config.window),
@@ -90,7 +94,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     w.writeheader()
     w.writerows(rows)
     with Staging(workdir) as stage:
-        stage.write_bytes("sensitivity.png", figure(np.asarray(x), maps, drops, y, preds, p0))
+        shown = np.asarray(x) if model.channels == 3 else np.repeat(datasets.displayable(np.asarray(images)), 3, -1)
+        stage.write_bytes("sensitivity.png", figure(shown, maps, drops, y, preds, p0))
         npz = io.BytesIO()
         np.savez(npz, maps=maps, baseline=p0, ys=occ.ys, xs=occ.xs, labels=y)
         stage.write_bytes("maps.npz", npz.getvalue())
