@@ -178,3 +178,14 @@ def test_measures_without_the_natural_images_they_need_fail_before_rendering(tmp
         study.run(config, str(tmp_path / "c"))
     for name in "abc":
         assert not (tmp_path / name).exists() or list((tmp_path / name).iterdir()) == []
+
+
+def test_a_grayscale_model_is_refused_in_one_line_naming_the_fix(tmp_path):
+    from configs import regulariser_study_tiny
+
+    config = regulariser_study_tiny.get_config()
+    config.model, config.layer, config.channels = "gray_cnn", "relu1", "0"
+    with pytest.raises(ValueError, match=r"needs an RGB model.*gray_cnn takes 1-channel.*--config.model=vit_tiny") as e:
+        study.run(config, str(tmp_path / "g"))
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "g").exists() or list((tmp_path / "g").iterdir()) == []

@@ -33,5 +33,5 @@ from jfv.attribution.cam import (
     upsample,
 )
 from jfv.attribution.occlusion import GREY, Occlusion, WindowError, occlusion, occlusion_chunk, pixel_map, window_positions
-from jfv.attribution.faithfulness import Curves, blur, deletion_insertion, ranks
+from jfv.attribution.faithfulness import Curves, blur, blurred_baseline, deletion_insertion, ranks  # blur: deprecated name
 from jfv.attribution import pictures

@@ -184,7 +184,7 @@ def cam(model: Model, images: Array, classes, layer: str, kernel: Array | None =
         layer: the last feature maps, the input of the head's global pooling.
         kernel: the head's dense kernel (C, classes); found in the params when None.
     """
-    hw = check_spatial(model, layer, images.shape[1:3])
+    check_spatial(model, layer, images.shape[1:3])
     kernel = head_kernel(model, layer, logits) if kernel is None else jnp.asarray(kernel)
     n, k = images.shape[0], kernel.shape[1]
     classes = np.asarray(classes, np.int32)

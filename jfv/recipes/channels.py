@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jfv import labels, models, objectives, parameterisations, transforms
+from jfv import labels, models, parameterisations, transforms
 from jfv.outputs import Staging, check_workdir, transparency_overlay, write_run
 from jfv.recipes.common import (
     ConfigError,

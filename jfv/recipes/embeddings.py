@@ -24,7 +24,6 @@ import sys
 import time
 from typing import Any, Iterator
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np

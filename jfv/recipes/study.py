@@ -313,6 +313,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         if config.similarity not in metrics.SIMILARITIES:
             raise ConfigError(f"unknown similarity {config.similarity!r}; valid: {', '.join(metrics.SIMILARITIES)}")
     model = models.load(config.model, weights_dir=config.weights_dir or None)
+    if model.channels != 3:
+        raise ConfigError(f"the study needs an RGB model: its experiments render colour images (Lucid's decorrelated "
+                          f"colours, MACO) and LPIPS compares RGB, and {model.name} takes {model.channels}-channel "
+                          f"images; use a 3-channel model (e.g. --config.model=vit_tiny) or the sweep recipe")
     layer = config.layer
     model.check_layer(layer)
     channels = parse_channels(config.channels)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import functools
 import html
 import io
-import math
 import time
 import zipfile
 from typing import Any, Iterator, Mapping
@@ -43,7 +42,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jfv import datasets, models, patches, receptive, topk
+from jfv import datasets, models, patches, topk
 from jfv.attribution import pictures
 from jfv.jobs import Interrupted, Job, StopFlag
 from jfv.outputs import (
