@@ -71,6 +71,8 @@ class AtlasError(ValueError):
 # -- inputs ----------------------------------------------------------------------------------------------
 
 
+# Reading JSON with a missing file and an unreadable one told apart has the shape of
+# models.weights' manifest reader; each raises its own error class naming its own fix, so they stay apart.
 def read_manifest(path: Path, kinds: Sequence[str], what: str, fix: str) -> dict:
     """A run's ``manifest.json`` whose recipe is one of ``kinds``; AtlasError naming ``fix`` otherwise."""
     file = Path(path).expanduser() / "manifest.json"

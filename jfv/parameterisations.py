@@ -100,14 +100,18 @@ class ImageParam:
         # ~1 s for a 1-D one.
         return self.sd * jax.random.normal(key, (int(np.prod(shape)),), jnp.float32).reshape(shape)
 
+    def _spectrum_scale(self) -> Array:
+        """Lucid's per-frequency scale 1 / max(f, 1/size)^decay_power * size, (size, size // 2 + 1)."""
+        h = w = self.size
+        scale = 1.0 / np.maximum(rfft2d_freqs(h, w), 1.0 / max(h, w)) ** self.decay_power
+        return jnp.asarray(scale * np.sqrt(w * h), jnp.float32)
+
     def spatial(self, p: Array) -> Array:
         """The unconstrained image (n, H, W, 3) before colour mapping and squashing."""
         if not self.fft:
             return p
         h = w = self.size
-        freqs = rfft2d_freqs(h, w)
-        scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** self.decay_power
-        scale = jnp.asarray(scale * np.sqrt(w * h), jnp.float32)
+        scale = self._spectrum_scale()
         spectrum = (p[0] + 1j * p[1]) * scale
         img = jnp.fft.irfft2(spectrum, s=(h, w), axes=(-2, -1))  # (n, 3, H, W)
         return jnp.transpose(img, (0, 2, 3, 1)) / FFT_OUTPUT_SCALE
@@ -152,10 +156,7 @@ class ImageParam:
             t = t @ jnp.asarray(np.linalg.inv(m.T.astype(np.float64)), jnp.float32)
         if not self.fft:
             return t
-        h = w = self.size
-        freqs = rfft2d_freqs(h, w)
-        scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** self.decay_power
-        scale = jnp.asarray(scale * np.sqrt(w * h), jnp.float32)
+        scale = self._spectrum_scale()
         spectrum = jnp.fft.rfft2(jnp.transpose(t, (0, 3, 1, 2)) * FFT_OUTPUT_SCALE, axes=(-2, -1)) / scale
         return jnp.stack([jnp.real(spectrum), jnp.imag(spectrum)]).astype(jnp.float32)
 

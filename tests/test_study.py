@@ -185,7 +185,7 @@ def test_a_grayscale_model_is_refused_in_one_line_naming_the_fix(tmp_path):
 
     config = regulariser_study_tiny.get_config()
     config.model, config.layer, config.channels = "gray_cnn", "relu1", "0"
-    with pytest.raises(ValueError, match=r"needs an RGB model.*gray_cnn takes 1-channel.*--config.model=vit_tiny") as e:
+    with pytest.raises(ValueError, match=r"needs an RGB model.*gray_cnn takes 1-channel.*3-channel model \(--config.model=NAME\) or the sweep") as e:
         study.run(config, str(tmp_path / "g"))
     assert "\n" not in str(e.value)
     assert not (tmp_path / "g").exists() or list((tmp_path / "g").iterdir()) == []

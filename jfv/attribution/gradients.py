@@ -53,6 +53,8 @@ def _deconvnet_bwd(_, g):
 deconvnet_relu.defvjp(_deconvnet_fwd, _deconvnet_bwd)
 
 
+# guided_relu has deconvnet_relu's shape (a custom_vjp ReLU and its fwd/bwd pair); jax.custom_vjp
+# needs each rule as its own function, so the two are written out rather than built by a factory.
 @jax.custom_vjp
 def guided_relu(x: Array) -> Array:
     """ReLU forward; backward passes only positive signals where the forward input was positive."""

@@ -135,6 +135,9 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """torchvision ``Bottleneck`` (v1.5): 1x1 -> 3x3 (stride here) -> 1x1 to 4x planes, + shortcut."""
 
+    # Its fields and shortcut repeat BasicBlock's on purpose: each block mirrors torchvision's class of
+    # the same name line for line, so the parameter names (conv1, bn1, downsample_0, ...) map one to one.
+
     planes: int
     stride: int = 1
     downsample: bool = False

@@ -142,6 +142,8 @@ class CifarBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
+# Its forward records the same named outputs as ResNet's above (the shared names are what parity tests
+# compare); the stems and pooling differ, so each class keeps its own forward rather than a shared one.
 class CifarResNet(nn.Module):
     """akamaster/pytorch_resnet_cifar10 resnet.ResNet, returning jfv's named activations."""
 

