@@ -62,7 +62,7 @@ def part1(model, layer, size, steps, key):
         "tv penalty": (pen(objectives.total_variation(reduction="sum")), transforms.identity(), adam),
         "blur penalty (sigma 1)": (pen(objectives.blur_penalty(1.0, "sum")), transforms.identity(), adam),
         "decay step": (goal, transforms.identity(), steps_(regularisers.decay(1e-4))),
-        "blur step (sigma 1, every 4)": (goal, transforms.identity(), steps_(regularisers.blur(1.0, 4))),
+        "blur step (sigma 1, every 4)": (goal, transforms.identity(), steps_(regularisers.blur_step(1.0, 4))),
         "clip_norm step (20%)": (goal, transforms.identity(), steps_(regularisers.clip_norm(20.0))),
         "clip_contribution step (90%)": (goal, transforms.identity(), steps_(regularisers.clip_contribution(90.0))),
         "yosinski decay_blur": (goal, transforms.identity(), steps_(*regularisers.yosinski("decay_blur"))),

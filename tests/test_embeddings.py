@@ -101,8 +101,8 @@ def test_features_stream_through_a_model():
     rng = np.random.default_rng(4)
     images = rng.uniform(size=(5, 16, 16, 3)).astype(np.float32)
     mask = np.array([True, True, True, False, False])
-    batches = [D.Batch(images[:3], np.array([10, 11, 12], np.int32), np.array([0, 1, 0], np.int32), np.ones(3, bool)),
-               D.Batch(images[3:] * 0, np.array([13, -1], np.int32), np.array([1, -1], np.int32), np.array([True, False]),
+    batches = [D.PaddedBatch(images[:3], np.array([10, 11, 12], np.int32), np.array([0, 1, 0], np.int32), np.ones(3, bool)),
+               D.PaddedBatch(images[3:] * 0, np.array([13, -1], np.int32), np.array([1, -1], np.int32), np.array([True, False]),
                        (("bad.jpg", "OSError: broken"),))]
     feats = E.extract(model, "conv2", batches)
     np.testing.assert_array_equal(feats.ids, [10, 11, 12, 13])

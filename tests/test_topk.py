@@ -147,7 +147,7 @@ def test_pass_through_a_small_random_model_equals_brute_force(tiny):
             x = np.zeros((batch_size, 16, 16, 3), np.float32)
             i = np.full(batch_size, -1, np.int32)
             x[: len(sel)], i[: len(sel)] = images[sel], ids[sel]
-            stream.append(D.Batch(x, i, np.full(batch_size, -1, np.int32), np.arange(batch_size) < len(sel)))
+            stream.append(D.PaddedBatch(x, i, np.full(batch_size, -1, np.int32), np.arange(batch_size) < len(sel)))
         states = T.run(model, ["conv1", "conv2"], stream, k=4)
         for layer in ("conv1", "conv2"):
             for reduce in T.REDUCTIONS:
