@@ -5,50 +5,26 @@ workdir policy holds through the CLI (the Job itself: tests/test_jobs.py)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+
+from killable import run_jfv
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/layer_tiny.py"
 # 6 channels in 3 groups of 2, 8 steps, a checkpoint every 2 steps.
 OVERRIDES = ["--config.steps=8", "--config.checkpoint_every=2"]
 
-DRIVER = textwrap.dedent(
-    """
-    import os, signal, sys
-    from jfv import jobs
-    what, n, sig = os.environ["KILL_WHERE"], int(os.environ["KILL_AT"]), getattr(signal, os.environ["KILL_SIGNAL"])
-    original, calls = getattr(jobs.Job, what), [0]
-    def patched(self, *args, **kwargs):
-        out = original(self, *args, **kwargs)
-        calls[0] += 1
-        if calls[0] == n:
-            os.kill(os.getpid(), sig)
-        return out
-    setattr(jobs.Job, what, patched)
-    from jfv.main import run
-    sys.argv = ["jfv"] + sys.argv[1:]
-    run()
-    """
-)
 
 
 def cli(workdir, *extra, kill=None):
     """Runs ``python -m jfv`` (or the driver that signals itself at ``kill=(method, n, signal)``)."""
     args = [f"--config={CONFIG}", f"--workdir={workdir}", *OVERRIDES, *extra]
-    env = dict(os.environ)
-    if kill is None:
-        cmd = [sys.executable, "-m", "jfv", *args]
-    else:
-        env.update(KILL_WHERE=kill[0], KILL_AT=str(kill[1]), KILL_SIGNAL=kill[2])
-        cmd = [sys.executable, "-c", DRIVER, *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return run_jfv(args, kill)
 
 
 def pngs(workdir: Path) -> dict[str, bytes]:

@@ -4,17 +4,14 @@ map is part of the checkpointed state), and ``param`` in the resume fingerprint.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from test_layer_job import DRIVER
+from killable import run_jfv
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/layer_maco_tiny.py"  # 4 channels in 2 groups of 2, 4 steps, a checkpoint every step
@@ -22,13 +19,7 @@ CONFIG = "configs/layer_maco_tiny.py"  # 4 channels in 2 groups of 2, 4 steps, a
 
 def cli(workdir, *extra, config=CONFIG, kill=None):
     args = [f"--config={config}", f"--workdir={workdir}", *extra]
-    env = dict(os.environ)
-    if kill is None:
-        cmd = [sys.executable, "-m", "jfv", *args]
-    else:
-        env.update(KILL_WHERE=kill[0], KILL_AT=str(kill[1]), KILL_SIGNAL=kill[2])
-        cmd = [sys.executable, "-c", DRIVER, *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return run_jfv(args, kill)
 
 
 def pngs(workdir: Path) -> dict[str, bytes]:

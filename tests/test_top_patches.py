@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from killable import run_jfv
 
 from jfv import datasets, models, topk
 from jfv.recipes import top_patches
@@ -21,24 +20,6 @@ from jfv.recipes import top_patches
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/top_patches_tiny.py"
 
-DRIVER = textwrap.dedent(
-    """
-    import os, signal, sys
-    from jfv import jobs
-    what, n, sig = os.environ["KILL_WHERE"], int(os.environ["KILL_AT"]), getattr(signal, os.environ["KILL_SIGNAL"])
-    original, calls = getattr(jobs.Job, what), [0]
-    def patched(self, *args, **kwargs):
-        out = original(self, *args, **kwargs)
-        calls[0] += 1
-        if calls[0] == n:
-            os.kill(os.getpid(), sig)
-        return out
-    setattr(jobs.Job, what, patched)
-    from jfv.main import run
-    sys.argv = ["jfv"] + sys.argv[1:]
-    run()
-    """
-)
 
 
 @pytest.fixture(autouse=True)
@@ -51,13 +32,7 @@ def cli(workdir, *extra, kill=None, shared=None):
     args = [f"--config={CONFIG}", f"--workdir={workdir}", *extra]
     if shared is not None:
         args.append(f"--config.shared_dir={shared}")
-    env = dict(os.environ)
-    if kill is None:
-        cmd = [sys.executable, "-m", "jfv", *args]
-    else:
-        env.update(KILL_WHERE=kill[0], KILL_AT=str(kill[1]), KILL_SIGNAL=kill[2])
-        cmd = [sys.executable, "-c", DRIVER, *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return run_jfv(args, kill)
 
 
 def outputs(workdir: Path) -> dict[str, bytes]:
