@@ -1,7 +1,7 @@
 """AM throughput on VGG16 conv4_3 at 128 px: channel-steps per second, FLOP rate, memory, compile.
 
     python benchmarks/am_throughput.py [--channels=1,8,32] [--steps=8] [--precision=float32,bfloat16]
-                                       [--torch] [--memory]
+                                       [--torch] [--memory] [--full-layers]
 
 In one run it measures: the machine's fp32 matmul rate (a jitted 2048^3 matmul); for each channel
 count, channel-steps per second of ``render_channels`` (Lucid's recipe: Fourier + decorrelated colour,
@@ -31,7 +31,7 @@ import optax
 
 from jfv import models, objectives, parameterisations, transforms
 from jfv.engine import Engine
-from jfv.render import render_channels
+from jfv.models import plain
 
 LAYER, SIZE = "conv4_3", 128
 
@@ -81,9 +81,10 @@ def am_rate(model, channels: int, steps: int, batch_size: int | None):
     }
 
 
-def torch_rate(model, channels: int, steps: int) -> float:
+def torch_rate(model, channels: int, steps: int, sliced: bool = False) -> float:
     """The same work as a hand-written PyTorch loop: Fourier + decorrelated param, pad/jitter/
-    scale/rotate/jitter, VGG16 to conv4_3, channel objective, Adam."""
+    scale/rotate/jitter, VGG16 to conv4_3, channel objective, Adam. ``sliced``: conv4_3 computes
+    only each image's own channel (one grouped conv), as jfv does by default."""
     import math
 
     import torch
@@ -124,12 +125,16 @@ def torch_rate(model, channels: int, steps: int) -> float:
             for i in range(count):
                 w, bias = ws[k]
                 k += 1
+                if k == len(ws) and sliced:  # conv4_3: image i's channel i only
+                    hw = x.shape[-2:]
+                    x = F.conv2d(x.reshape(1, -1, *hw), w[chan], bias[chan], padding=1, groups=n)[0]
+                    continue
                 x = F.conv2d(x, w, bias, padding=1)
                 if not (b == 3 and i == count - 1):
                     x = F.relu(x)
             if b < 3:
                 x = F.max_pool2d(x, 2)
-        loss = -x[torch.arange(n), chan].mean(dim=(1, 2)).sum()
+        loss = -(x.mean(dim=(1, 2)).sum() if sliced else x[torch.arange(n), chan].mean(dim=(1, 2)).sum())
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -145,7 +150,6 @@ def torch_rate(model, channels: int, steps: int) -> float:
 MEMORY = """
 import resource, jax, optax, json, sys
 from jfv import models, objectives, parameterisations, transforms
-from jfv.render import render_channels
 batch, channels = int(sys.argv[1]), int(sys.argv[2])
 model = models.load("vgg16")
 render_channels(model, lambda c: objectives.channel("conv4_3", c), parameterisations.image(128),
@@ -168,6 +172,8 @@ def main() -> None:
     ap.add_argument("--precision", default="float32,bfloat16")
     ap.add_argument("--torch", action="store_true")
     ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--full-layers", action="store_true",
+                    help="also measure with JFV_FULL_LAYERS=1 (the objective's whole layer computed)")
     args = ap.parse_args()
     model = models.load("vgg16")
     mm = matmul_rate()
@@ -179,15 +185,25 @@ def main() -> None:
     for c in [int(x) for x in args.channels.split(",")]:
         for bs in sorted({min(8, c), c}):
             for precision in args.precision.split(","):
-                r = am_rate(model.with_precision(precision), c, args.steps, bs)
-                print(f"| {precision} | {c} | {bs} | {r['channel_steps_per_s']:.2f} | "
-                      f"{r['flops_per_channel_step'] / 1e9:.1f} | {r['flop_rate'] / mm:.2f} | {r['compile_s']:.2f} |",
-                      flush=True)
+                for full in ((False, True) if args.full_layers else (False,)):
+                    # JFV_FULL_LAYERS is read when a program is traced: each Engine compiles afresh
+                    if full:
+                        os.environ[plain.FULL_LAYERS_ENV] = "1"
+                    try:
+                        r = am_rate(model.with_precision(precision), c, args.steps, bs)
+                    finally:
+                        os.environ.pop(plain.FULL_LAYERS_ENV, None)
+                    label = precision + (", whole layer (JFV_FULL_LAYERS=1)" if full else "")
+                    print(f"| {label} | {c} | {bs} | {r['channel_steps_per_s']:.2f} | "
+                          f"{r['flops_per_channel_step'] / 1e9:.1f} | {r['flop_rate'] / mm:.2f} | "
+                          f"{r['compile_s']:.2f} |", flush=True)
     if args.torch:
-        print("\n| PyTorch loop, channels | channel-steps/s |\n| --- | --- |")
+        print("\n| PyTorch loop | channels | channel-steps/s |\n| --- | --- | --- |")
         for c in [int(x) for x in args.channels.split(",")]:
             if c <= 8:
-                print(f"| {c} | {torch_rate(model, c, args.steps):.2f} |", flush=True)
+                print(f"| whole conv4_3 | {c} | {torch_rate(model, c, args.steps):.2f} |", flush=True)
+                print(f"| conv4_3 sliced to each image's channel | {c} | "
+                      f"{torch_rate(model, c, args.steps, sliced=True):.2f} |", flush=True)
     if args.memory:
         print("\n| channels | batch_size | peak RSS (GiB) |\n| --- | --- | --- |")
         for channels, bs in ((64, 8), (512, 8), (64, 64)):

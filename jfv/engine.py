@@ -44,6 +44,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jfv import errors
 from jfv import objectives as objectives_lib
+from jfv.models import plain
 from jfv.models.base import Model
 from jfv.parameterisations import ImageParam
 from jfv.transforms import Transform
@@ -103,9 +104,20 @@ def default_chunk() -> int:
 UNROLL_LIMIT = 2  # chunks of at most this many steps are traced as straight-line code
 
 
-def activations(model: Model, model_params: Any, images: Array, x: Array) -> dict[str, Array]:
-    """The model's activations of ``x`` plus the untransformed ``images`` under ``"input"``."""
-    acts = dict(model.apply(model_params, x))
+def activations(model: Model, model_params: Any, images: Array, x: Array,
+                objective: objectives_lib.Objective | None = None) -> dict[str, Array]:
+    """The model's activations of ``x`` plus the untransformed ``images`` under ``"input"``.
+
+    With an ``objective`` that reads one channel of one layer (``objective.channel``) of a plain
+    conv/ReLU/max-pool stack, only that channel is computed from the layer's last conv on
+    (``jfv.models.plain.channel_activations``: the same values, ~12% less work on VGG16 ``conv4_3``);
+    ``JFV_FULL_LAYERS=1`` turns that off.
+    """
+    read = None if objective is None else objective.channel
+    if read is not None and plain.slicing_enabled() and plain.sliced_conv_index(model, read[0]) is not None:
+        acts = plain.channel_activations(model, model_params, x, read[0], read[1])
+    else:
+        acts = dict(model.apply(model_params, x))
     acts[objectives_lib.INPUT] = images
     return acts
 
@@ -128,7 +140,7 @@ def step_cell(model, objective, param, transforms, optimiser, model_params, s: R
     """
 
     def image_loss(images, key):
-        return -objective(activations(model, model_params, images, transforms(key, images)))
+        return -objective(activations(model, model_params, images, transforms(key, images), objective))
 
     def loss(p, key):
         return image_loss(param.to_image(p), key)
@@ -171,7 +183,7 @@ def _advance_cell(model, objective, param, transforms, optimiser, n_steps, model
 def final_cell(model, objective, param, model_params, state):
     """The untransformed images of a cell and the objective on them."""
     images = param.to_image(state.params)
-    return images, objective(activations(model, model_params, images, images))
+    return images, objective(activations(model, model_params, images, images, objective))
 
 
 def to_host(state: RenderState) -> RenderState:

@@ -35,11 +35,16 @@ class Objective:
         fn: activations -> scalar.
         description: what it computes, shown in manifests and galleries.
         layers: the activation names ``fn`` reads (checked against the model before compiling).
+        channel: ``(layer, index)`` when ``fn`` reads nothing of the model but channel ``index`` of
+            ``layer`` (and possibly ``"input"``), else None. The engine then computes only that
+            channel of the layer where the model allows (``jfv.models.plain``); composition keeps it
+            while every part reads that same channel or no model layer.
     """
 
     fn: Callable[[Activations], Array] = dataclasses.field(repr=False)
     description: str
     layers: tuple[str, ...] = ()
+    channel: tuple[str, Any] | None = dataclasses.field(default=None, compare=False)
 
     def __call__(self, acts: Activations) -> Array:
         return self.fn(acts)
@@ -53,12 +58,13 @@ class Objective:
             lambda a: self(a) + other(a),
             f"{self.description} + {other.description}",
             _union(self.layers, other.layers),
+            _join(self, other),
         )
 
     __radd__ = __add__
 
     def __neg__(self) -> "Objective":
-        return Objective(lambda a: -self(a), f"-({self.description})", self.layers)
+        return Objective(lambda a: -self(a), f"-({self.description})", self.layers, self.channel)
 
     def __sub__(self, other: "Objective | float") -> "Objective":
         other = _lift(other)
@@ -66,6 +72,7 @@ class Objective:
             lambda a: self(a) - other(a),
             f"{self.description} - {_paren(other.description)}",
             _union(self.layers, other.layers),
+            _join(self, other),
         )
 
     def __rsub__(self, other: float) -> "Objective":
@@ -77,8 +84,9 @@ class Objective:
                 lambda a: self(a) * w(a),
                 f"{_paren(self.description)} * {_paren(w.description)}",
                 _union(self.layers, w.layers),
+                _join(self, w),
             )
-        return Objective(lambda a: w * self(a), f"{_fmt(w)} * {_paren(self.description)}", self.layers)
+        return Objective(lambda a: w * self(a), f"{_fmt(w)} * {_paren(self.description)}", self.layers, self.channel)
 
     __rmul__ = __mul__
 
@@ -96,6 +104,29 @@ def _paren(s: str) -> str:
 
 def _union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(a + b))
+
+
+def _reads_model(o: Objective) -> bool:
+    return any(layer != INPUT for layer in o.layers)
+
+
+def _same_index(i: Any, j: Any) -> bool:
+    if i is j:
+        return True
+    return isinstance(i, int) and isinstance(j, int) and i == j
+
+
+def _join(a: Objective, b: Objective) -> tuple[str, Any] | None:
+    """The ``channel`` of a combination of ``a`` and ``b``: kept while both read that one channel
+    of the model or one of them reads no model layer."""
+    if a.channel is not None and b.channel is not None:
+        same = a.channel[0] == b.channel[0] and _same_index(a.channel[1], b.channel[1])
+        return a.channel if same else None
+    if a.channel is not None and not _reads_model(b):
+        return a.channel
+    if b.channel is not None and not _reads_model(a):
+        return b.channel
+    return None
 
 
 def _lift(x: "Objective | float") -> Objective:
@@ -116,7 +147,8 @@ def channel(layer: str, index: int | Array) -> Objective:
     Example:
         >>> objective = channel("conv4_3", 73)
     """
-    return Objective(lambda a: jnp.mean(a[layer][..., index]), f"channel({layer}, {_index(index)})", (layer,))
+    return Objective(lambda a: jnp.mean(a[layer][..., index]), f"channel({layer}, {_index(index)})", (layer,),
+                     (layer, index))
 
 
 def neuron(layer: str, index: int | Array, x: int | None = None, y: int | None = None) -> Objective:
@@ -135,7 +167,7 @@ def neuron(layer: str, index: int | Array, x: int | None = None, y: int | None =
         return jnp.mean(t[:, yy, xx, index])
 
     where = "centre" if x is None and y is None else f"x={x}, y={y}"
-    return Objective(fn, f"neuron({layer}, {_index(index)}, {where})", (layer,))
+    return Objective(fn, f"neuron({layer}, {_index(index)}, {where})", (layer,), (layer, index))
 
 
 def token(layer: str, index: int | Array, position: int | None = None) -> Objective:

@@ -29,6 +29,7 @@ from jax import lax
 from jfv import models
 from jfv.attribution.targets import Target
 from jfv.models.base import Model
+from jfv.models.plain import Op, conv, declared_steps, param_at, steps_of
 from jfv.models.wrap import Wrapped
 
 Array = jax.Array
@@ -36,17 +37,6 @@ Array = jax.Array
 
 class NoSwitchesError(ValueError, NotImplementedError):
     """A model that is not a declared plain conv/ReLU/max-pool stack; the message names the fix."""
-
-
-class Op(NamedTuple):
-    """One step of a plain stack: kind conv | relu | pool, the output's name, and its geometry."""
-
-    kind: str
-    name: str
-    window: int = 0
-    stride: int = 1
-    padding: int = 0
-    param: str = ""  # the conv's params key
 
 
 class Switches(NamedTuple):
@@ -63,41 +53,23 @@ def layer_sequence(model: Model) -> tuple[Op, ...]:
     ``plain_stack``, else its registry entry's (``models.entry_of``); raises ``NoSwitchesError``
     naming the fix for other models."""
     module = model.module
-    if isinstance(module, Wrapped):
-        steps = module.plain_stack
-        if steps is None:
+    if declared_steps(model) is None:
+        if isinstance(module, Wrapped):
             raise NoSwitchesError(
                 f"model {model.name!r} declares no plain conv/ReLU/max-pool stack for deconvnet with explicit "
                 f"switches: pass plain_stack=[('conv', name, kernel, stride, padding, params_path), ('relu', name), "
                 f"('pool', name, window, stride), ...] to jfv.models.wrap (docs/models.md), or use "
                 f"jfv.attribution.deconvnet (the gradient formulation) instead")
-    else:
-        # The plain stack is a function of the module's class and fields (VGG16Features(blocks=...)
-        # of any widths), so any entry built from this very class that declares one applies.
-        entry = models.entry_of(model) or next(
-            (e for e in models.ENTRIES.values() if e.plain_stack is not None and _built_class(e) is type(module)), None)
-        if entry is None or entry.plain_stack is None:
-            plain = [e.name for e in models.ENTRIES.values() if e.plain_stack is not None]
-            raise NoSwitchesError(
-                f"deconvnet_switches handles plain conv/ReLU/max-pool stacks ({', '.join(plain)}, or a wrapped "
-                f"model declaring plain_stack), not {model.name!r} ({type(module).__name__}); use "
-                f"jfv.attribution.deconvnet (the gradient formulation) instead")
-        steps = entry.plain_stack(module)
-    if not callable(getattr(module, "normalise", None)):
+        plain = [e.name for e in models.ENTRIES.values() if e.plain_stack is not None]
+        raise NoSwitchesError(
+            f"deconvnet_switches handles plain conv/ReLU/max-pool stacks ({', '.join(plain)}, or a wrapped "
+            f"model declaring plain_stack), not {model.name!r} ({type(module).__name__}); use "
+            f"jfv.attribution.deconvnet (the gradient formulation) instead")
+    ops = steps_of(model)
+    if ops is None:
         raise NoSwitchesError(f"model {model.name!r} ({type(module).__name__}) has no normalise(images) method for "
                               f"deconvnet's switches: give the module one mapping [0, 1] images to its first conv's input")
-    return tuple(Op(*step) for step in steps)
-
-
-def _built_class(entry) -> type:
-    return entry.module if isinstance(entry.module, type) else type(entry.module())
-
-
-def _param(params, path: str):
-    """``params["a"]["b"]`` for the path ``a/b`` (a plain stack's conv names its params so)."""
-    for part in path.split("/"):
-        params = params[part]
-    return params
+    return ops
 
 
 def to_image(model: Model, images: Array, down: Array) -> Array:
@@ -105,11 +77,6 @@ def to_image(model: Model, images: Array, down: Array) -> Array:
     vector-Jacobian product of the model's ``normalise`` (``down * (hi - lo) / std`` for its affine map)."""
     _, vjp = jax.vjp(model.module.normalise, images)
     return vjp(down.astype(images.dtype))[0]
-
-
-def _conv(x, kernel, stride, padding):
-    return lax.conv_general_dilated(x, kernel, (stride, stride), [(padding, padding)] * 2,
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def transposed_conv(y: Array, kernel: Array, stride: int, padding: int, input_hw: tuple[int, int]) -> Array:
@@ -167,8 +134,8 @@ def forward(model: Model, params, images: Array, ops: tuple[Op, ...]):
     switches: dict[str, Switches] = {}
     for op in ops:
         if op.kind == "conv":
-            p = _param(params, op.param)
-            x = _conv(x, p["kernel"], op.stride, op.padding) + p["bias"]
+            p = param_at(params, op.param)
+            x = conv(x, p["kernel"], op.stride, op.padding) + p["bias"]
         elif op.kind == "relu":
             x = jnp.maximum(x, 0)
         else:
@@ -186,7 +153,7 @@ def reverse(params, signal: Array, start: str, ops: tuple[Op, ...], switches, in
         elif op.kind == "relu":
             signal = jnp.maximum(signal, 0)
         else:
-            signal = transposed_conv(signal, _param(params, op.param)["kernel"], op.stride, op.padding,
+            signal = transposed_conv(signal, param_at(params, op.param)["kernel"], op.stride, op.padding,
                                      input_shapes[op.name])
     return signal
 
