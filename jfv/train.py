@@ -9,11 +9,14 @@ Pure pieces the ``train`` recipe composes (and a notebook can too):
   then linearly to 0, as airbench), ``cosine`` (linear warmup, cosine decay) or ``constant``.
 - ``optimiser``: SGD with (Nesterov) momentum and decoupled weight decay on conv / linear kernels
   only; parameters named in ``frozen`` (the whitening layer) never move.
+- ``lookahead_update``: airbench's lookahead (slow weights, an EMA every 5 steps, the fast ones
+  reset to them), an option of ``init_state`` / ``make_step``;
 - ``make_step``: one jitted training step, ``(state, data, indices, key) -> (state, (loss, correct))``;
   the whole training set stays on the device and a step gathers its batch by index.
 - ``epoch_order``, ``batch_key``: the data order and augmentation of epoch e depend only on
   (seed, e), so an epoch resumed from a checkpoint repeats exactly.
-- ``evaluate``: accuracy and mean loss, optionally with mirror test-time augmentation.
+- ``evaluate``: accuracy and mean loss, optionally with test-time augmentation (``tta_logits``:
+  mirror, or mirror and 1-pixel shifts as airbench).
 
 Jordan 2024 (airbench) for the schedule, label smoothing and translate-by-2 augmentation;
 He et al. 2016 for crop-and-flip augmentation.
@@ -42,6 +45,8 @@ class TrainState(NamedTuple):
     batch_stats: Any
     opt_state: Any
     step: Array  # int32 steps taken
+    # (params, batch_stats) averaged by ``lookahead``; None (an empty pytree) when it is off
+    slow: Any = None
 
 
 def augment(key: Array, images: Array, translate: int = 2, flip: bool = True) -> Array:
@@ -128,19 +133,54 @@ def cross_entropy(logits: Array, labels: Array, label_smoothing: float = 0.0) ->
 
 
 def init_state(module: nn.Module, key: Array, tx: optax.GradientTransformation, image_size: int = 32,
-               params: Any = None) -> TrainState:
-    """Fresh (or given) params, zero/one running statistics and the optimiser's initial state."""
+               params: Any = None, lookahead: bool = False) -> TrainState:
+    """Fresh (or given) params, zero/one running statistics and the optimiser's initial state; with
+    ``lookahead`` also the slow copy of (params, batch_stats) that ``lookahead_update`` averages."""
     variables = module.init(key, jnp.zeros((1, image_size, image_size, 3), jnp.float32))
     p = variables["params"] if params is None else params
-    return TrainState(p, variables.get("batch_stats", {}), tx.init(p), jnp.zeros((), jnp.int32))
+    stats = variables.get("batch_stats", {})
+    slow = jax.tree.map(jnp.array, (p, stats)) if lookahead else None
+    return TrainState(p, stats, tx.init(p), jnp.zeros((), jnp.int32), slow)
+
+
+LOOKAHEAD_EVERY = 5  # airbench: every 5 steps
+LOOKAHEAD_DECAY = 0.95**5  # the slow weights' largest decay, reached at the last step
+
+
+def lookahead_decay(step: Array, total_steps: int) -> Array:
+    """airbench's schedule: ``0.95**5 * (step / total)**3``: no averaging early, most at the end."""
+    return LOOKAHEAD_DECAY * (jnp.asarray(step, jnp.float32) / max(int(total_steps), 1)) ** 3
+
+
+def lookahead_update(state: TrainState, decay: Array, every: int = LOOKAHEAD_EVERY) -> TrainState:
+    """Lookahead as airbench (Zhang et al. 2019, with an EMA): after every ``every``-th step the slow
+    copy moves ``1 - decay`` of the way to the fast weights and the fast weights (params and BN
+    statistics) are reset to it; other steps leave both. ``decay=1`` copies the slow weights back."""
+    if state.slow is None:
+        return state
+    due = state.step % every == 0
+    fast = (state.params, state.batch_stats)
+    moved = jax.tree.map(lambda s, f: s + (1.0 - decay) * (f - s), state.slow, fast)
+    slow = jax.tree.map(lambda m, s: jnp.where(due, m, s), moved, state.slow)
+    params, stats = jax.tree.map(lambda m, f: jnp.where(due, m, f), moved, fast)
+    return state._replace(params=params, batch_stats=stats, slow=slow)
+
+
+def finish_lookahead(state: TrainState) -> TrainState:
+    """The end of training: the fast weights become the slow ones (airbench's ``decay=1.0``)."""
+    if state.slow is None:
+        return state
+    params, stats = state.slow
+    return state._replace(params=params, batch_stats=stats)
 
 
 def make_step(module: nn.Module, tx: optax.GradientTransformation, label_smoothing: float = 0.0,
-              translate: int = 2, flip: bool = True) -> Callable:
+              translate: int = 2, flip: bool = True, total_steps: int = 0) -> Callable:
     """The jitted step ``(state, images, labels, indices, key) -> (state, (loss, correct))``.
 
     ``images`` (N, H, W, 3) uint8 and ``labels`` (N,) stay on the device; ``indices`` (B,) picks the
-    batch; ``module`` must be the training variant (BN on batch statistics).
+    batch; ``module`` must be the training variant (BN on batch statistics). A state with a slow
+    copy (``init_state(lookahead=True)``) gets ``lookahead_update`` on ``total_steps``'s schedule.
     """
 
     def loss_fn(params, batch_stats, x, y):
@@ -150,13 +190,18 @@ def make_step(module: nn.Module, tx: optax.GradientTransformation, label_smoothi
 
     @jax.jit
     def step(state: TrainState, images, labels, indices, key):
+        if state.slow is not None and total_steps < 1:
+            raise ValueError("a state with lookahead needs make_step(..., total_steps=the run's steps) for its schedule")
         x = augment(key, images[indices], translate, flip)
         y = labels[indices]
         (loss, (stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.batch_stats, x, y)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         correct = jnp.sum(jnp.argmax(logits, -1) == y)
-        return TrainState(params, stats, opt_state, state.step + 1), (loss, correct)
+        new = TrainState(params, stats, opt_state, state.step + 1, state.slow)
+        if state.slow is not None:
+            new = lookahead_update(new, lookahead_decay(new.step, total_steps))
+        return new, (loss, correct)
 
     return step
 
@@ -180,16 +225,42 @@ class Evaluation(NamedTuple):
     predictions: np.ndarray  # (N,) argmax class
 
 
-def make_eval(apply: Callable[[Any, Array], Mapping[str, Array]], tta: bool = False) -> Callable:
+TTA_LEVELS = (0, 1, 2)
+
+
+def tta_logits(apply: Callable[[Any, Array], Mapping[str, Array]], params: Any, x: Array, level: int) -> Array:
+    """Test-time augmentation as airbench's ``infer`` (Jordan 2024), on [0, 1] images (N, H, W, C).
+
+    Level 0: the logits of ``x``. Level 1: the mean of ``x``'s and its mirror's. Level 2: half level
+    1, plus half the mean of level 1 on ``x`` shifted by one pixel up-left and by one down-right
+    (reflect padding): six forward passes.
+    """
+    def logits(v):
+        return apply(params, v)["logits"]
+
+    def mirrored(v):
+        return 0.5 * (logits(v) + logits(v[:, :, ::-1])) if level >= 1 else logits(v)
+
+    out = mirrored(x)
+    if level >= 2:
+        h, w = x.shape[1:3]
+        padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        shifted = 0.5 * (mirrored(padded[:, :h, :w]) + mirrored(padded[:, 2 : h + 2, 2 : w + 2]))
+        out = 0.5 * out + 0.5 * shifted
+    return out
+
+
+def make_eval(apply: Callable[[Any, Array], Mapping[str, Array]], tta: int | bool = 0) -> Callable:
     """Jitted ``(params, images uint8, labels, mask) -> (loss sum, correct, predictions)`` for one
-    batch; with ``tta`` the logits are averaged with those of the mirrored images."""
+    batch; ``tta`` is ``tta_logits``'s level (True: 1, mirror only)."""
+    level = int(tta)
+    if level not in TTA_LEVELS:
+        raise ValueError(f"tta must be one of {TTA_LEVELS} (0 none, 1 mirror, 2 mirror and 1-pixel shifts), got {tta!r}")
 
     @jax.jit
     def ev(params, images, labels, mask):
         x = images.astype(jnp.float32) / 255.0
-        logits = apply(params, x)["logits"]
-        if tta:
-            logits = 0.5 * (logits + apply(params, x[:, :, ::-1])["logits"])
+        logits = tta_logits(apply, params, x, level)
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         pred = jnp.argmax(logits, -1)
         return jnp.sum(losses * mask), jnp.sum((pred == labels) * mask), pred
@@ -221,4 +292,4 @@ class DivergedError(ValueError):
 
 
 __all__ = ["DivergedError", "Evaluation", "SCHEDULES", "TrainState", "augment", "batch_key", "cross_entropy", "epoch_order", "evaluate",
-           "init_state", "lr_schedule", "make_eval", "make_step", "optimiser", "param_groups"]
+           "init_state", "lr_schedule", "lookahead_decay", "lookahead_update", "finish_lookahead", "make_eval", "make_step", "optimiser", "param_groups", "TTA_LEVELS", "tta_logits"]

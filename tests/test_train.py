@@ -157,6 +157,51 @@ def test_frozen_parameters_never_move_and_bn_scales_can_be_frozen():
     assert not np.allclose(new.params["conv1"]["kernel"], params["conv1"]["kernel"])
 
 
+def test_lookahead_by_hand():
+    """Every 5th step the slow copy moves (1 - decay) of the way to the fast weights (params and BN
+    statistics) and the fast weights become it; other steps leave both; the schedule is airbench's."""
+    fast = ({"w": jnp.asarray([2.0, 4.0])}, {"bn": {"mean": jnp.asarray([1.0])}})
+    slow = ({"w": jnp.asarray([0.0, 0.0])}, {"bn": {"mean": jnp.asarray([3.0])}})
+    state = train.TrainState(fast[0], fast[1], (), jnp.int32(10), slow)
+    new = train.lookahead_update(state, jnp.float32(0.25))
+    np.testing.assert_allclose(new.params["w"], [1.5, 3.0])  # 0 + 0.75 * (2 - 0), 0 + 0.75 * 4
+    np.testing.assert_allclose(new.batch_stats["bn"]["mean"], [1.5])  # 3 + 0.75 * (1 - 3)
+    np.testing.assert_allclose(new.slow[0]["w"], [1.5, 3.0])
+    same = train.lookahead_update(state._replace(step=jnp.int32(11)), jnp.float32(0.25))
+    np.testing.assert_array_equal(same.params["w"], fast[0]["w"])
+    np.testing.assert_array_equal(same.slow[0]["w"], slow[0]["w"])
+    done = train.finish_lookahead(state)
+    np.testing.assert_array_equal(done.params["w"], slow[0]["w"])
+    np.testing.assert_allclose(train.lookahead_decay(50, 100), 0.95**5 / 8)
+    assert train.lookahead_update(state._replace(slow=None), 0.5) == state._replace(slow=None)
+
+
+def test_step_with_lookahead_is_the_plain_step_then_the_update():
+    module = convnet.ConvNet(widths=(4,), train=True)
+    params = convnet.initialise(module, jax.random.key(0), np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3)))
+    tx = train.optimiser(lambda s: 0.1, 0.9, True, 1e-3, 8.0, frozen=("whiten",), freeze_bn_scale=True)
+    images = jnp.asarray(np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8))
+    labels = jnp.arange(8) % 10
+    ahead = train.init_state(module, jax.random.key(0), tx, params=params, lookahead=True)
+    alone = ahead._replace(slow=None)
+    step_la, step = train.make_step(module, tx, total_steps=10), train.make_step(module, tx)
+    batch = (images, labels, jnp.arange(8))
+    for i in range(4):  # steps 1-4: no update, the same run
+        ahead, _ = step_la(ahead, *batch, jax.random.key(i))
+        alone, _ = step(alone, *batch, jax.random.key(i))
+        for a, b in zip(jax.tree.leaves((ahead.params, ahead.batch_stats)), jax.tree.leaves((alone.params, alone.batch_stats))):
+            np.testing.assert_array_equal(a, b)
+    # step 5: the plain step, then the slow weights (still the initial ones) move 1 - decay(5/10) of the way
+    want = train.lookahead_update(step(alone, *batch, jax.random.key(4))[0]._replace(slow=ahead.slow),
+                                  train.lookahead_decay(5, 10))
+    ahead, _ = step_la(ahead, *batch, jax.random.key(4))
+    for a, b in zip(jax.tree.leaves(ahead), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(ahead.params["conv1"]["kernel"], step(alone, *batch, jax.random.key(4))[0].params["conv1"]["kernel"])
+    with pytest.raises(ValueError, match="total_steps"):
+        train.make_step(module, tx)(ahead, *batch, jax.random.key(0))
+
+
 def test_augment_keeps_shapes_and_each_output_is_a_shifted_or_mirrored_input():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
@@ -225,6 +270,24 @@ def test_evaluate_counts_every_image_once_with_a_padded_last_batch():
                          labels.astype(np.int32), batch_size=10)
     mirrored = np.asarray(module.apply({"params": params}, jnp.asarray(images[:, :, ::-1], jnp.float32) / 255)["logits"])
     np.testing.assert_array_equal(tta.predictions, (logits + mirrored).argmax(1))
+
+
+def test_tta_level_2_is_airbench_mirror_and_one_pixel_shifts():
+    """Level 2 by hand in numpy: half the mirror mean, plus half the mirror means of the images
+    shifted by one pixel up-left and down-right with reflect padding."""
+    module = convnet.ConvNet(widths=(4,), whiten=False)
+    params = module.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)))["params"]
+    x = np.random.default_rng(1).random((3, 32, 32, 3)).astype(np.float32)
+    logits = lambda v: np.asarray(module.apply({"params": params}, jnp.asarray(v))["logits"])  # noqa: E731
+    mirror = lambda v: 0.5 * (logits(v) + logits(v[:, :, ::-1]))  # noqa: E731
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    want = 0.5 * mirror(x) + 0.25 * (mirror(padded[:, :32, :32]) + mirror(padded[:, 2:, 2:]))
+    apply = lambda p, v: module.apply({"params": p}, v)  # noqa: E731
+    got = train.tta_logits(apply, params, jnp.asarray(x), 2)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(train.tta_logits(apply, params, jnp.asarray(x), 1), mirror(x), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="tta must be one of"):
+        train.make_eval(apply, tta=3)
 
 
 # -- the model ------------------------------------------------------------------------------------

@@ -110,6 +110,9 @@ def check_config(config) -> None:
     check_int(config.keep_checkpoints, "keep_checkpoints", 1)
     check_int(config.am_steps, "am_steps", 0, meaning="0 skips the AM snapshots")
     check_seed(config.seed)
+    if config.tta not in (*train.TTA_LEVELS, True, False):
+        raise ConfigError(f"tta must be 0 (none), 1 (mirror) or 2 (mirror and 1-pixel shifts, as airbench), "
+                          f"got {config.tta!r}")
     n = 10 * int(config.train_per_class)
     if int(config.batch_size) > n:
         raise ConfigError(f"batch_size={config.batch_size} is larger than the {n} training images "
@@ -320,9 +323,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                              float(config.bias_lr_scale), frozen=("whiten",), freeze_bn_scale=bool(config.freeze_bn_scale))
         key = jax.random.key(seed)
         params0 = initial_params(config, module, key, x_train)
-        state = train.init_state(module, key, tx, params=params0)
-        step_fn = train.make_step(module, tx, float(config.label_smoothing), int(config.translate), bool(config.flip))
-        eval_fn = train.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=bool(config.tta))
+        lookahead = bool(config.lookahead)
+        state = train.init_state(module, key, tx, params=params0, lookahead=lookahead)
+        step_fn = train.make_step(module, tx, float(config.label_smoothing), int(config.translate), bool(config.flip),
+                                  total_steps=total)
+        # every epoch's evaluation mirrors at most (one extra forward pass); the last uses config.tta
+        tta = int(config.tta)
+        eval_epoch = train.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=min(tta, 1))
+        eval_last = train.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=tta) if tta > 1 else eval_epoch
         infer = lambda st: merge_batch_stats(st.params, st.batch_stats)  # noqa: E731
 
         layers = conv_layers(module, params0)
@@ -377,10 +385,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                 f"learning_rate (now {config.learning_rate}) and use a new --workdir or "
                                 f"--config.resume=False")
                         step = steps_per_epoch
+                        if epoch == epochs:  # lookahead: the slow weights are the result
+                            state = train.finish_lookahead(state)
                         save_checkpoint(path, state, epoch, step, sums, int(config.keep_checkpoints))
                     if not job.is_done(f"epoch_{epoch:04d}"):
                         params = infer(state)
-                        ev = train.evaluate(eval_fn, params, x_test, y_test, int(config.eval_batch_size))
+                        ev = train.evaluate(eval_last if epoch == epochs else eval_epoch, params, x_test, y_test,
+                                            int(config.eval_batch_size))
                         row = {"epoch": epoch,
                                "learning_rate": round(float(schedule(epoch * steps_per_epoch - 1)), 6),
                                "train_loss": round(sums["loss"] / steps_per_epoch, 5),
