@@ -150,6 +150,7 @@ def torch_rate(model, channels: int, steps: int, sliced: bool = False) -> float:
 MEMORY = """
 import resource, jax, optax, json, sys
 from jfv import models, objectives, parameterisations, transforms
+from jfv.render import render_channels
 batch, channels = int(sys.argv[1]), int(sys.argv[2])
 model = models.load("vgg16")
 render_channels(model, lambda c: objectives.channel("conv4_3", c), parameterisations.image(128),

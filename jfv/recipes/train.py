@@ -94,7 +94,7 @@ def build_module(config) -> tuple[Any, dict]:
 
 def check_config(config) -> None:
     for key in ("epochs", "batch_size", "learning_rate"):
-        check_positive(config[key], key, {"epochs": 12, "batch_size": 1024, "learning_rate": 1.3}[key])
+        check_positive(config[key], key, {"epochs": 16, "batch_size": 1024, "learning_rate": 1.3}[key])
     if config.schedule not in train.SCHEDULES:
         raise ConfigError(f"unknown schedule {config.schedule!r}; valid: {', '.join(train.SCHEDULES)}")
     if not 0 <= float(config.momentum) < 1:
