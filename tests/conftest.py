@@ -36,3 +36,17 @@ def alexnet():
     from jfv import models
 
     return models.load("alexnet")
+
+
+@pytest.fixture(scope="session")
+def gray():
+    from jfv import models
+
+    return models.load("gray_cnn")
+
+
+@pytest.fixture(scope="session")
+def vit():
+    from jfv import models
+
+    return models.load("vit_tiny")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jfv import datasets, embeddings, models, outputs, patches, recipes, topk
+from jfv import datasets, embeddings, outputs, patches, recipes, topk
 from jfv.models.base import LUMA_601
 
 LUMA = np.asarray(LUMA_601, np.float32)
@@ -24,11 +24,6 @@ LUMA = np.asarray(LUMA_601, np.float32)
 @pytest.fixture(autouse=True)
 def weights_dir():
     os.environ.setdefault("JFV_WEIGHTS_DIR", "/tmp/jfv-weights-analysis")
-
-
-@pytest.fixture(scope="module")
-def gray():
-    return models.load("gray_cnn")
 
 
 @pytest.fixture(scope="module")

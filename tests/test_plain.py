@@ -9,19 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from jfv import models, objectives, parameterisations, transforms
+from jfv import objectives, parameterisations, transforms
 from jfv.engine import Engine, activations
 from jfv.models import plain
-
-
-@pytest.fixture(scope="module")
-def gray():
-    return models.load("gray_cnn")
-
-
-@pytest.fixture(scope="module")
-def vit():
-    return models.load("vit_tiny")
 
 
 def images(n, size, channels=3, seed=3):

@@ -466,6 +466,7 @@ def one_line(res, fragment, status=2):
     ("--config.batch_size=500", "batch_size=500 is larger than the 200 training images"),
     ("--config.arch=vgg99", "unknown arch 'vgg99'; valid: convnet, cifar_resnet20"),
     ("--config.widths=8,16,32,64", "use at most 2 block"),
+    ("--config.tta=3", "tta must be 0 (none), 1 (mirror) or 2"),
 ])
 def test_bad_settings_are_one_line_and_status_2(tmp_path, override, fragment):
     extra = ["--config.padding=False"] if "widths" in override else []

@@ -38,16 +38,6 @@ def images32():
     return jax.random.uniform(jax.random.key(3), (2, 32, 32, 3))
 
 
-@pytest.fixture(scope="module")
-def gray():
-    return models.load("gray_cnn")
-
-
-@pytest.fixture(scope="module")
-def vit():
-    return models.load("vit_tiny")
-
-
 # --- a wrapped copy of VGG16 is the built-in one ------------------------------------------------
 
 

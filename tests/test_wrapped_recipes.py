@@ -20,7 +20,7 @@ from configs import (accentuate_gray_cnn, checkerboard_tiny, cifar10_sensitivity
                      gray_cnn_channels, invert_gray_cnn, score_tiny)
 from jfv import attribution as A
 from jfv import checkerboard as C
-from jfv import datasets, errors, filters, inversion, metrics, models, parameterisations, references
+from jfv import datasets, errors, filters, inversion, metrics, parameterisations, references
 from jfv.attribution import pictures
 from jfv.outputs import load_image, to_uint8
 from jfv.recipes import accentuate, channels, checkerboard, invert, score, sensitivity
@@ -33,16 +33,6 @@ SIZE = 32
 @pytest.fixture(autouse=True)
 def weights_dir():
     os.environ.setdefault("JFV_WEIGHTS_DIR", "/tmp/jfv-weights-analysis")
-
-
-@pytest.fixture(scope="module")
-def gray():
-    return models.load("gray_cnn")
-
-
-@pytest.fixture(scope="module")
-def vit():
-    return models.load("vit_tiny")
 
 
 @pytest.fixture(scope="module")
