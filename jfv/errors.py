@@ -60,7 +60,20 @@ def report(prog: str, fn: Callable[..., Any], *args: Any) -> int:
         if not isinstance(e, user_errors()) or os.environ.get("JFV_DEBUG"):
             raise
         print(f"{prog}: error: {message(e)}", file=sys.stderr)
+        _quiet_abandoned_tasks()
         return EXIT_ERROR
+
+
+def _quiet_abandoned_tasks() -> None:
+    """After a reported error, keeps asyncio from logging the tasks the failure left behind.
+
+    Orbax writes a checkpoint's arrays in concurrent asyncio tasks. When the disk fills, several of
+    them fail; the save raises the first error (reported above as one line) and the others are
+    logged with their tracebacks as "Task exception was never retrieved" whenever the garbage
+    collector reaches them, often at exit. They say nothing the one line has not said."""
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
 
 
 def flags_parser(prog: str) -> Callable[[list[str]], list[str]]:

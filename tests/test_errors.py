@@ -46,6 +46,33 @@ def test_an_unexpected_error_keeps_its_traceback_and_debug_reraises_user_errors(
         errors.report("jfv", lambda: (_ for _ in ()).throw(ValueError("fix")))
 
 
+def test_tasks_a_failed_save_leaves_behind_print_no_traceback():
+    """A full disk fails several of orbax's concurrent write tasks; the save raises one error and
+    asyncio logs the rest ("Task exception was never retrieved") when they are collected. After the
+    one-line report, those logs stay quiet (here the abandoned task is made by hand, with absl's
+    logging set up as in the command lines)."""
+    script = (
+        "import asyncio, gc, sys\n"
+        "from absl import flags, logging as absl_logging\n"
+        "flags.FLAGS(['jfv.weights'])\n"
+        "absl_logging.use_absl_handler()\n"
+        "from jfv import errors\n"
+        "async def write():\n"
+        "    raise ValueError('OUT_OF_RANGE: Failed writing: File too large')\n"
+        "def save():\n"
+        "    loop = asyncio.new_event_loop()\n"
+        "    task = loop.create_task(write())  # alive until the error is handled, as in orbax\n"
+        "    loop.run_until_complete(asyncio.sleep(0.01))\n"
+        "    loop.close()\n"
+        "    raise OSError('cannot write weights to /w/alexnet (File too large); free some space')\n"
+        "status = errors.report('jfv.weights', save)\n"
+        "gc.collect()\n"
+        "sys.exit(status)\n")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr == "jfv.weights: error: cannot write weights to /w/alexnet (File too large); free some space\n"
+
+
 def test_keyboard_interrupt_is_one_line_and_130(capsys):
     def ctrl_c():
         raise KeyboardInterrupt
