@@ -483,9 +483,10 @@ def class_margins(model, images: Array, targets: Array, layer: str = "logits") -
 
 
 def spatial_mean(activations: Array) -> Array:
-    """(N, H, W, C) -> (N, C), the mean over positions; (N, C) stays as it is."""
+    """(N, H, W, C) or a token layer's (N, T, C) -> (N, C), the mean over positions or tokens (as
+    ``objectives.channel`` reads a channel); (N, C) stays as it is."""
     a = jnp.asarray(activations, jnp.float32)
-    return a.mean(axis=(1, 2)) if a.ndim == 4 else a.reshape(a.shape[0], -1)
+    return a.mean(axis=tuple(range(1, a.ndim - 1))) if a.ndim > 2 else a.reshape(a.shape[0], -1)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "layers"))

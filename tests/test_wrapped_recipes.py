@@ -226,3 +226,8 @@ def test_natural_pass_scores_a_token_layer_over_its_tokens(vit, photo):
     assert natural.images.shape == (1, SIZE, SIZE, 3)
     means = np.asarray(vit(jnp.asarray(natural.images))["block1"]).mean(1)
     np.testing.assert_allclose(natural.scores, means[:, [0, 7]], rtol=1e-5, atol=1e-6)
+    # the processing path's profile of a token layer: one value per channel, over the tokens too
+    assert natural.profiles["block1"].shape == (1, 32)
+    np.testing.assert_allclose(natural.profiles["block1"], means, rtol=1e-5, atol=1e-6)
+    profiles = metrics.activation_profiles(vit, jnp.asarray(natural.images), ["tokens", "block1", "logits"])
+    assert {k: v.shape for k, v in profiles.items()} == {"tokens": (1, 32), "block1": (1, 32), "logits": (1, 10)}
