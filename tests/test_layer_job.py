@@ -138,6 +138,7 @@ def test_bad_layer_job_input(tmp_path):
         (["--config.checkpoint_every=-1"], "checkpoint_every must be >= 0"),
         (["--config.precision=fp16"], "precision must be one of float32, bfloat16"),
         (["--config.distributed=True"], "distributed=True but no coordinator"),
+        (["--config.image_size=100000"], "image(s) per call needs about"),  # checked before anything is written
     ]:
         res = cli(tmp_path / "bad", *extra)
         assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, (extra, res.stderr)

@@ -42,7 +42,7 @@ from jfv.outputs import (
     write_run,
 )
 from jfv.recipes.common import (
-    PARAMS, ConfigError, Progress, check_int, check_precision, make_mesh, make_transforms, objective_factory, parse_channels,
+    PARAMS, ConfigError, Progress, check_int, check_memory, check_precision, make_mesh, make_transforms, objective_factory, parse_channels,
     load_magnitude, parse_list, run_info,
 )
 
@@ -332,12 +332,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model = models.load(config.model, weights_dir=config.weights_dir or None).with_precision(config.precision)
     layers = parse_layers(config.layers)
     channels = {layer: layer_channels(model, layer, config.channels, config.image_size) for layer in layers}
+    mesh = make_mesh(config.devices)
+    # before the transforms' output size, whose shape arithmetic overflows at absurd sizes
+    per_call = config.batch_size * (config.maco_crops if config.transforms == "maco" else 1)
+    check_memory(model, config.image_size, -(-per_call // (mesh.size if mesh is not None else 1)),
+                 "image_size or batch_size")
     tf = make_transforms(config.transforms, config)
     if model.channels != 3:
         make_param(config, model.channels)
     for layer in layers:
         model.check_image_size(layer, transforms.output_size(tf, config.image_size))
-    mesh = make_mesh(config.devices)
 
     job = Job(workdir, "layer", settings_of(config, model), resume=config.resume, process_index=index,
               process_count=count)
