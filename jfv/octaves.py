@@ -31,7 +31,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,9 @@ from jfv.engine import Engine, Rendered, RenderState, Setup
 from jfv.models.base import Model
 from jfv.parameterisations import ImageParam
 from jfv.transforms import Transform
+
+if TYPE_CHECKING:
+    from jfv import objectives
 
 Array = jax.Array
 RESIZE_METHOD = "bilinear"  # what imageops.resize does (jax.image.resize "linear"); a name users may read
