@@ -11,8 +11,9 @@ The defaults are airbench's recipe (Jordan 2024) at half its width, with its hyp
 from a summed to a mean loss: batch 1024, Nesterov SGD (momentum 0.85) at a peak learning rate of
 1.3 on a triangular schedule, weight decay 0.0153 / 10 coupled to the learning rate as torch's SGD,
 BatchNorm shifts at 64x the learning rate with their scales frozen, label smoothing 0.2, random
-2-pixel translation and mirroring, test-time augmentation (mirror each epoch; mirror and 1-pixel
-shifts at the last). benchmarks/train.md has the accuracy and time this reaches on a 2-core CPU.
+2-pixel translation and mirroring (random; or airbench's alternating flip), test-time augmentation
+at the last epoch (mirror and 1-pixel shifts). benchmarks/train.md has the accuracy and time this
+reaches on a 2-core CPU.
 """
 
 import ml_collections
@@ -30,7 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.whiten = True
     c.train_per_class = 5000  # training images per class (<= 5000: the whole train split)
     c.test_per_class = 1000  # test images per class (<= 1000: the whole test split)
-    c.epochs = 16  # 26 minutes on a 2-core CPU, 88.83% (benchmarks/train.md)
+    c.epochs = 16  # 24 minutes on a 2-core CPU, 88.83% (benchmarks/train.md)
     c.batch_size = 1024
     c.learning_rate = 1.3  # peak, for the batch-mean loss
     c.schedule = "triangular"  # triangular | cosine | constant
@@ -42,9 +43,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.freeze_bn_scale = True  # BN scales stay 1
     c.label_smoothing = 0.2
     c.translate = 2  # random shift of up to this many pixels (reflect padding)
-    c.flip = True  # random horizontal mirror
+    c.flip = "random"  # horizontal mirror: none | random (each image, p=1/2) | alternate (airbench: every other epoch)
     c.lookahead = True  # airbench's lookahead: every 5 steps the weights move to an EMA of themselves
-    c.tta = 2  # test-time augmentation: 0 none, 1 mirror, 2 mirror and 1-pixel shifts (airbench; last epoch only, others mirror)
+    c.tta = 2  # test-time augmentation: 0 none, 1 mirror, 2 mirror and 1-pixel shifts (airbench); at the last epoch, the others none
     c.seed = 0  # init, data order and augmentation
     c.track_channel = 0  # the filter of every conv layer whose AM image is kept each epoch
     c.am_steps = 64  # AM steps for those images (0: first-layer filters only)

@@ -15,6 +15,7 @@ def get_config():
     c.batch_size = 50
     c.learning_rate = 0.2
     c.bias_lr_scale = 4.0
+    c.flip = "alternate"  # so the recipe and resume tests cover the alternating flip
     c.am_steps = 4
     c.eval_batch_size = 50
     c.progress = False

@@ -2,9 +2,11 @@
 
 Pure pieces the ``train`` recipe composes (and a notebook can too):
 
-- ``augment(key, images, translate, flip)``: uint8 NHWC -> float [0, 1], each image shifted by up
-  to ``translate`` pixels (reflect padding, then a random crop) and mirrored with probability 1/2;
-  labels are untouched.
+- ``augment(key, images, translate, flip, mirror)``: uint8 NHWC -> float [0, 1], each image shifted
+  by up to ``translate`` pixels (reflect padding, then a random crop) and mirrored with probability
+  1/2, or where ``mirror`` says; labels are untouched.
+- ``epoch_mirror``: airbench's alternating flip: each image mirrored in every other epoch, starting
+  from a random half, so two consecutive epochs show every image both ways.
 - ``lr_schedule``: ``triangular`` (from ``start`` x peak up to the peak at ``warmup`` of the run,
   then linearly to 0, as airbench), ``cosine`` (linear warmup, cosine decay) or ``constant``.
 - ``optimiser``: SGD with (Nesterov) momentum and decoupled weight decay on conv / linear kernels
@@ -35,6 +37,7 @@ import optax
 
 Array = jax.Array
 SCHEDULES = ("triangular", "cosine", "constant")
+FLIPS = ("none", "random", "alternate")
 DECAYED = ("kernel",)  # parameter names that weight decay applies to (not BN scale / bias)
 
 
@@ -49,7 +52,7 @@ class TrainState(NamedTuple):
     slow: Any = None
 
 
-def augment(key: Array, images: Array, translate: int = 2, flip: bool = True) -> Array:
+def augment(key: Array, images: Array, translate: int = 2, flip: bool = True, mirror: Array | None = None) -> Array:
     """Random translation (reflect-padded crop) and horizontal mirror of uint8 images; float out.
 
     Args:
@@ -57,6 +60,7 @@ def augment(key: Array, images: Array, translate: int = 2, flip: bool = True) ->
         images: (N, H, W, C) uint8 (or float in [0, 1]).
         translate: the largest shift in pixels each way (0: none).
         flip: mirror each image with probability 1/2.
+        mirror: (N,) bool: mirror exactly these images instead (``flip`` is then ignored).
     Returns:
         (N, H, W, C) float32 in [0, 1].
     """
@@ -68,10 +72,20 @@ def augment(key: Array, images: Array, translate: int = 2, flip: bool = True) ->
         padded = jnp.pad(x, ((0, 0), (t, t), (t, t), (0, 0)), mode="reflect")
         offsets = jax.random.randint(k_shift, (n, 2), 0, 2 * t + 1)
         x = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, im.shape[-1])))(padded, offsets)
-    if flip:
+    if mirror is None and flip:
         mirror = jax.random.bernoulli(k_flip, 0.5, (n,))
+    if mirror is not None:
         x = jnp.where(mirror[:, None, None, None], x[:, :, ::-1], x)
     return x
+
+
+def epoch_mirror(seed: int, epoch: int, n: int) -> np.ndarray:
+    """(n,) bool: which training images epoch ``epoch`` (from 1) mirrors under airbench's alternating
+    flip. A random half (fixed by ``seed``) in odd epochs and the other half in even ones, so every
+    image is seen both ways in any two consecutive epochs, where independent coin flips repeat the
+    same view half the time (Jordan 2024)."""
+    first = np.random.default_rng([int(seed), 0xF11B]).random(n) < 0.5
+    return first if int(epoch) % 2 == 1 else ~first
 
 
 def lr_schedule(kind: str, peak: float, total_steps: int, warmup: float = 0.2, start: float = 0.2) -> optax.Schedule:
@@ -176,11 +190,13 @@ def finish_lookahead(state: TrainState) -> TrainState:
 
 def make_step(module: nn.Module, tx: optax.GradientTransformation, label_smoothing: float = 0.0,
               translate: int = 2, flip: bool = True, total_steps: int = 0) -> Callable:
-    """The jitted step ``(state, images, labels, indices, key) -> (state, (loss, correct))``.
+    """The jitted step ``(state, images, labels, indices, key, mirror=None) -> (state, (loss, correct))``.
 
     ``images`` (N, H, W, 3) uint8 and ``labels`` (N,) stay on the device; ``indices`` (B,) picks the
-    batch; ``module`` must be the training variant (BN on batch statistics). A state with a slow
-    copy (``init_state(lookahead=True)``) gets ``lookahead_update`` on ``total_steps``'s schedule.
+    batch; ``mirror`` (B,) bool, when given, says which of its images to mirror (``epoch_mirror``)
+    in place of random flips; ``module`` must be the training variant (BN on batch statistics). A
+    state with a slow copy (``init_state(lookahead=True)``) gets ``lookahead_update`` on
+    ``total_steps``'s schedule.
     """
 
     def loss_fn(params, batch_stats, x, y):
@@ -189,10 +205,10 @@ def make_step(module: nn.Module, tx: optax.GradientTransformation, label_smoothi
         return cross_entropy(logits, y, label_smoothing), (updated.get("batch_stats", {}), logits)
 
     @jax.jit
-    def step(state: TrainState, images, labels, indices, key):
+    def step(state: TrainState, images, labels, indices, key, mirror=None):
         if state.slow is not None and total_steps < 1:
             raise ValueError("a state with lookahead needs make_step(..., total_steps=the run's steps) for its schedule")
-        x = augment(key, images[indices], translate, flip)
+        x = augment(key, images[indices], translate, flip, mirror)
         y = labels[indices]
         (loss, (stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.batch_stats, x, y)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -291,5 +307,5 @@ class DivergedError(ValueError):
     """The training loss became non-finite; the message names the epoch and the fix."""
 
 
-__all__ = ["DivergedError", "Evaluation", "SCHEDULES", "TrainState", "augment", "batch_key", "cross_entropy", "epoch_order", "evaluate",
+__all__ = ["DivergedError", "Evaluation", "FLIPS", "SCHEDULES", "TrainState", "augment", "batch_key", "cross_entropy", "epoch_mirror", "epoch_order", "evaluate",
            "init_state", "lr_schedule", "lookahead_decay", "lookahead_update", "finish_lookahead", "make_eval", "make_step", "optimiser", "param_groups", "TTA_LEVELS", "tta_logits"]

@@ -220,6 +220,42 @@ def test_augment_keeps_shapes_and_each_output_is_a_shifted_or_mirrored_input():
     np.testing.assert_allclose(same, x, atol=1e-6)
 
 
+def test_alternating_flip_mirrors_each_image_in_every_other_epoch():
+    first, second, third = (train.epoch_mirror(0, e, 1000) for e in (1, 2, 3))
+    np.testing.assert_array_equal(second, ~first)  # two consecutive epochs: each image both ways
+    np.testing.assert_array_equal(third, first)
+    assert 450 < first.sum() < 550  # a random half to start
+    np.testing.assert_array_equal(first, train.epoch_mirror(0, 1, 1000))  # fixed by the seed
+    assert not np.array_equal(first, train.epoch_mirror(1, 1, 1000))
+    # augment mirrors exactly the images it is told to, whatever the key would have drawn
+    images = np.random.default_rng(0).integers(0, 256, (6, 5, 7, 3), dtype=np.uint8)
+    which = np.array([True, False, False, True, True, False])
+    for key in range(3):
+        out = np.asarray(train.augment(jax.random.key(key), jnp.asarray(images), translate=0, flip=True,
+                                       mirror=jnp.asarray(which)))
+        want = np.where(which[:, None, None, None], images[:, :, ::-1], images).astype(np.float32) / 255
+        np.testing.assert_allclose(out, want, atol=1e-7)
+
+
+def test_a_step_told_which_images_to_mirror_trains_on_those_mirrored():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, 8).astype(np.int32)
+    which = np.array([1, 0, 1, 1, 0, 0, 1, 0], bool)
+    module = tiny_net()
+    tx = train.optimiser(lambda s: 0.1, 0.9, True, 5e-4, 4.0)
+    state = train.init_state(module, jax.random.key(1), tx, image_size=16)
+    mirrored = np.where(which[:, None, None, None], images[:, :, ::-1], images)
+    idx = jnp.asarray([3, 0, 7, 1, 5, 2, 6, 4])
+    told, (loss, _) = train.make_step(module, tx, translate=0, flip=True)(
+        state, jnp.asarray(images), jnp.asarray(labels), idx, jax.random.key(0), jnp.asarray(which[np.asarray(idx)]))
+    plain, (ref_loss, _) = train.make_step(module, tx, translate=0, flip=False)(
+        state, jnp.asarray(mirrored), jnp.asarray(labels), idx, jax.random.key(0))
+    assert float(loss) == pytest.approx(float(ref_loss), rel=1e-6)
+    for a, b in zip(jax.tree.leaves(told.params), jax.tree.leaves(plain.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
 def test_schedules_match_their_definitions():
     tri = train.lr_schedule("triangular", 2.0, 100, warmup=0.2, start=0.2)
     np.testing.assert_allclose([float(tri(s)) for s in (0, 10, 20, 60, 100)], [0.4, 1.2, 2.0, 1.0, 0.0], rtol=1e-6)
@@ -384,12 +420,12 @@ def test_the_tiny_recipe_writes_every_output_and_a_loadable_model(trained):
     assert manifest["complete"] and len(manifest["epochs"]) == 2
     model = models.load("cifar_convnet", weights_dir=workdir)
     assert model.layers["conv4"] == 16 and model.labels[0] == "airplane"
-    # the loaded model scores what the run recorded on the same test images (mirror TTA as the config)
+    # the loaded model scores what the run recorded on the same test images (the last epoch: the config's TTA)
     from jfv import datasets
 
     data = datasets.cifar10_subsets(datasets.shared_dir() / datasets.CIFAR10_ARCHIVE, {"test": 5})
     x, y = data["test"]
-    ev = train.make_eval(model.apply, tta=True)
+    ev = train.make_eval(model.apply, tta=tiny_config().tta)
     assert train.evaluate(ev, model.params, x, y).accuracy == pytest.approx(manifest["epochs"][-1]["test_accuracy"])
     # the montage has one row per epoch (initialisation + 2)
     from PIL import Image
@@ -467,6 +503,7 @@ def one_line(res, fragment, status=2):
     ("--config.arch=vgg99", "unknown arch 'vgg99'; valid: convnet, cifar_resnet20"),
     ("--config.widths=8,16,32,64", "use at most 2 block"),
     ("--config.tta=3", "tta must be 0 (none), 1 (mirror) or 2"),
+    ("--config.flip=sometimes", "unknown flip 'sometimes'; valid: none, random, alternate"),
 ])
 def test_bad_settings_are_one_line_and_status_2(tmp_path, override, fragment):
     extra = ["--config.padding=False"] if "widths" in override else []
@@ -537,7 +574,7 @@ def test_the_bn_padding_study_trains_four_variants_and_writes_its_table(shared, 
 
 def test_sensitivity_maps_are_the_true_class_probability_under_the_square(trained, tmp_path):
     from configs import cifar10_sensitivity
-    from jfv import attribution as A, models
+    from jfv import models
     from jfv.recipes import sensitivity
 
     c = cifar10_sensitivity.get_config()

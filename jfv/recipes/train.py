@@ -95,6 +95,9 @@ def build_module(config) -> tuple[Any, dict]:
 def check_config(config) -> None:
     for key in ("epochs", "batch_size", "learning_rate"):
         check_positive(config[key], key, {"epochs": 16, "batch_size": 1024, "learning_rate": 1.3}[key])
+    if config.flip not in train.FLIPS:
+        raise ConfigError(f"unknown flip {config.flip!r}; valid: {', '.join(train.FLIPS)} (alternate: airbench's "
+                          f"alternating flip)")
     if config.schedule not in train.SCHEDULES:
         raise ConfigError(f"unknown schedule {config.schedule!r}; valid: {', '.join(train.SCHEDULES)}")
     if not 0 <= float(config.momentum) < 1:
@@ -325,12 +328,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         params0 = initial_params(config, module, key, x_train)
         lookahead = bool(config.lookahead)
         state = train.init_state(module, key, tx, params=params0, lookahead=lookahead)
-        step_fn = train.make_step(module, tx, float(config.label_smoothing), int(config.translate), bool(config.flip),
+        step_fn = train.make_step(module, tx, float(config.label_smoothing), int(config.translate), config.flip == "random",
                                   total_steps=total)
-        # every epoch's evaluation mirrors at most (one extra forward pass); the last uses config.tta
+        # epochs before the last are evaluated plainly (one forward pass an image); the last with config.tta
         tta = int(config.tta)
-        eval_epoch = train.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=min(tta, 1))
-        eval_last = train.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=tta) if tta > 1 else eval_epoch
+        eval_epoch = train.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=0)
+        eval_last = train.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=tta) if tta else eval_epoch
         infer = lambda st: merge_batch_stats(st.params, st.batch_stats)  # noqa: E731
 
         layers = conv_layers(module, params0)
@@ -364,6 +367,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                 while epoch <= epochs:
                     if step < steps_per_epoch:
                         order = train.epoch_order(seed, epoch, len(x_train), b)
+                        mirror = train.epoch_mirror(seed, epoch, len(x_train)) if config.flip == "alternate" else None
                         t0 = time.time()
                         loss_sum, correct = jnp.float32(sums["loss"]), jnp.float32(sums["correct"])
                         for i in range(step, steps_per_epoch):
@@ -374,7 +378,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                 raise Interrupted(f"{flag.name()}: checkpointed epoch {epoch} at step {i} in {where}; "
                                                   f"run the same command again to resume", flag.signum)
                             state, (loss, c) = step_fn(state, x_dev, y_dev, jnp.asarray(order[i]),
-                                                       train.batch_key(seed, epoch, i))
+                                                       train.batch_key(seed, epoch, i),
+                                                       None if mirror is None else jnp.asarray(mirror[order[i]]))
                             loss_sum, correct = loss_sum + loss, correct + c
                             bar.update(1)
                         sums = {"loss": float(loss_sum), "correct": float(correct),
