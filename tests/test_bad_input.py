@@ -103,7 +103,8 @@ def test_command_line(tmp_path, module, args, fragment):
 def test_ctrl_c_is_one_line_and_status_130(tmp_path):
     workdir = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "jfv", "--config=configs/tiny.py", f"--workdir={workdir}",
-                             "--config.steps=100000"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+                             "--config.steps=100000"], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as under a terminal
     deadline = time.time() + 120
     while not workdir.exists() and time.time() < deadline:  # the recipe has started
         time.sleep(0.05)
