@@ -16,6 +16,8 @@ def get_config():
     c.learning_rate = 0.2
     c.bias_lr_scale = 4.0
     c.flip = "alternate"  # so the recipe and resume tests cover the alternating flip
+    c.small_epochs = 1  # and progressive resizing: epoch 1 on 24 px crops
+    c.whiten_bias_epochs = 1  # and the split whitening's bias held from epoch 2
     c.am_steps = 4
     c.eval_batch_size = 50
     c.progress = False

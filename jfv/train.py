@@ -9,12 +9,13 @@ Pure pieces the ``train`` recipe composes (and a notebook can too):
   from a random half, so two consecutive epochs show every image both ways.
 - ``lr_schedule``: ``triangular`` (from ``start`` x peak up to the peak at ``warmup`` of the run,
   then linearly to 0, as airbench), ``cosine`` (linear warmup, cosine decay) or ``constant``.
-- ``optimiser``: SGD with (Nesterov) momentum and decoupled weight decay on conv / linear kernels
-  only; parameters named in ``frozen`` (the whitening layer) never move.
+- ``optimiser``: SGD with (Nesterov) momentum and weight decay (coupled, as torch's) on conv / linear kernels
+  only; parameters named in ``frozen`` (the whitening kernel) never move.
 - ``lookahead_update``: airbench's lookahead (slow weights, an EMA every 5 steps, the fast ones
   reset to them), an option of ``init_state`` / ``make_step``;
 - ``make_step``: one jitted training step, ``(state, data, indices, key) -> (state, (loss, correct))``;
-  the whole training set stays on the device and a step gathers its batch by index.
+  the whole training set stays on the device and a step gathers its batch by index. Options: hold
+  named parameters (no gradient, no update) and train on smaller crops (progressive resizing).
 - ``epoch_order``, ``batch_key``: the data order and augmentation of epoch e depend only on
   (seed, e), so an epoch resumed from a checkpoint repeats exactly.
 - ``evaluate``: accuracy and mean loss, optionally with test-time augmentation (``tta_logits``:
@@ -52,7 +53,8 @@ class TrainState(NamedTuple):
     slow: Any = None
 
 
-def augment(key: Array, images: Array, translate: int = 2, flip: bool = True, mirror: Array | None = None) -> Array:
+def augment(key: Array, images: Array, translate: int = 2, flip: bool = True, mirror: Array | None = None,
+            size: int | None = None) -> Array:
     """Random translation (reflect-padded crop) and horizontal mirror of uint8 images; float out.
 
     Args:
@@ -61,17 +63,21 @@ def augment(key: Array, images: Array, translate: int = 2, flip: bool = True, mi
         translate: the largest shift in pixels each way (0: none).
         flip: mirror each image with probability 1/2.
         mirror: (N,) bool: mirror exactly these images instead (``flip`` is then ignored).
+        size: the side of the square crop (None: the images' own); smaller crops are random
+            windows of the padded image (progressive resizing's cheaper early epochs).
     Returns:
-        (N, H, W, C) float32 in [0, 1].
+        (N, size, size, C) float32 in [0, 1] ((N, H, W, C) when ``size`` is None).
     """
     x = images.astype(jnp.float32) / (255.0 if images.dtype == jnp.uint8 else 1.0)
     n, h, w, _ = x.shape
+    ch, cw = (h, w) if size is None else (int(size), int(size))
     k_shift, k_flip = jax.random.split(key)
-    if translate:
+    if translate or (ch, cw) != (h, w):
         t = int(translate)
-        padded = jnp.pad(x, ((0, 0), (t, t), (t, t), (0, 0)), mode="reflect")
-        offsets = jax.random.randint(k_shift, (n, 2), 0, 2 * t + 1)
-        x = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (h, w, im.shape[-1])))(padded, offsets)
+        padded = jnp.pad(x, ((0, 0), (t, t), (t, t), (0, 0)), mode="reflect") if t else x
+        high = jnp.asarray([h + 2 * t - ch, w + 2 * t - cw]) + 1
+        offsets = jax.random.randint(k_shift, (n, 2), 0, high)
+        x = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (ch, cw, im.shape[-1])))(padded, offsets)
     if mirror is None and flip:
         mirror = jax.random.bernoulli(k_flip, 0.5, (n,))
     if mirror is not None:
@@ -106,21 +112,27 @@ def lr_schedule(kind: str, peak: float, total_steps: int, warmup: float = 0.2, s
     return tri
 
 
-def param_groups(params: Any, frozen: Sequence[str] = (), freeze_bn_scale: bool = False) -> Any:
-    """Each leaf's group: ``frozen`` (under a top-level name in ``frozen``, or a BatchNorm scale
-    when ``freeze_bn_scale``), ``kernel`` (conv and linear kernels) or ``bias`` (everything else)."""
+def named(path: Sequence[Any], names: Sequence[str]) -> bool:
+    """Whether a parameter's tree path is in ``names``, by its top-level name or as ``top/leaf``."""
+    return path[0].key in names or f"{path[0].key}/{path[-1].key}" in names
+
+
+def param_groups(params: Any, frozen: Sequence[str] = (), freeze_bn_scale: bool = False,
+                 plain: Sequence[str] = ()) -> Any:
+    """Each leaf's group: ``frozen`` (``named`` in ``frozen``, or a BatchNorm scale when
+    ``freeze_bn_scale``), ``kernel`` (conv and linear kernels, and those ``named`` in ``plain``) or
+    ``bias`` (everything else)."""
     def label(path, _):
-        top, leaf = path[0].key, path[-1].key
-        if top in frozen or (freeze_bn_scale and leaf == "scale"):
+        if named(path, frozen) or (freeze_bn_scale and path[-1].key == "scale"):
             return "frozen"
-        return "kernel" if leaf in DECAYED else "bias"
+        return "kernel" if path[-1].key in DECAYED or named(path, plain) else "bias"
 
     return jax.tree_util.tree_map_with_path(label, params)
 
 
 def optimiser(schedule: optax.Schedule, momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 5e-4,
               bias_lr_scale: float = 1.0, frozen: Sequence[str] = (), freeze_bn_scale: bool = False,
-              ) -> optax.GradientTransformation:
+              plain: Sequence[str] = ()) -> optax.GradientTransformation:
     """SGD with (Nesterov) momentum and weight decay coupled as in torch's SGD (``g + wd * p``).
 
     Kernels step with ``schedule`` and decay ``weight_decay``; biases (BN shifts included) step
@@ -137,7 +149,7 @@ def optimiser(schedule: optax.Schedule, momentum: float = 0.9, nesterov: bool = 
         "frozen": optax.set_to_zero(),
     }
     return optax.multi_transform(transforms, functools.partial(param_groups, frozen=tuple(frozen),
-                                                                freeze_bn_scale=freeze_bn_scale))
+                                                                freeze_bn_scale=freeze_bn_scale, plain=tuple(plain)))
 
 
 def cross_entropy(logits: Array, labels: Array, label_smoothing: float = 0.0) -> Array:
@@ -189,17 +201,25 @@ def finish_lookahead(state: TrainState) -> TrainState:
 
 
 def make_step(module: nn.Module, tx: optax.GradientTransformation, label_smoothing: float = 0.0,
-              translate: int = 2, flip: bool = True, total_steps: int = 0) -> Callable:
+              translate: int = 2, flip: bool = True, total_steps: int = 0, hold: Sequence[str] = (),
+              size: int | None = None) -> Callable:
     """The jitted step ``(state, images, labels, indices, key, mirror=None) -> (state, (loss, correct))``.
 
     ``images`` (N, H, W, 3) uint8 and ``labels`` (N,) stay on the device; ``indices`` (B,) picks the
     batch; ``mirror`` (B,) bool, when given, says which of its images to mirror (``epoch_mirror``)
     in place of random flips; ``module`` must be the training variant (BN on batch statistics). A
     state with a slow copy (``init_state(lookahead=True)``) gets ``lookahead_update`` on
-    ``total_steps``'s schedule.
+    ``total_steps``'s schedule. Parameters named in ``hold`` (``top`` or ``top/leaf``) keep their
+    values: no gradient reaches them (so none is computed for them) and their update is zero, as
+    for a torch parameter with ``requires_grad=False`` (airbench freezes the whitening bias so).
+    ``size`` trains on random ``size`` x ``size`` crops (``augment``).
     """
+    hold = tuple(hold)
 
     def loss_fn(params, batch_stats, x, y):
+        if hold:
+            params = jax.tree_util.tree_map_with_path(
+                lambda path, p: jax.lax.stop_gradient(p) if named(path, hold) else p, params)
         out, updated = module.apply({"params": params, "batch_stats": batch_stats}, x, mutable=["batch_stats"])
         logits = out["logits"]
         return cross_entropy(logits, y, label_smoothing), (updated.get("batch_stats", {}), logits)
@@ -208,10 +228,13 @@ def make_step(module: nn.Module, tx: optax.GradientTransformation, label_smoothi
     def step(state: TrainState, images, labels, indices, key, mirror=None):
         if state.slow is not None and total_steps < 1:
             raise ValueError("a state with lookahead needs make_step(..., total_steps=the run's steps) for its schedule")
-        x = augment(key, images[indices], translate, flip, mirror)
+        x = augment(key, images[indices], translate, flip, mirror, size)
         y = labels[indices]
         (loss, (stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.batch_stats, x, y)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        if hold:
+            updates = jax.tree_util.tree_map_with_path(lambda path, u: jnp.zeros_like(u) if named(path, hold) else u,
+                                                       updates)
         params = optax.apply_updates(state.params, updates)
         correct = jnp.sum(jnp.argmax(logits, -1) == y)
         new = TrainState(params, stats, opt_state, state.step + 1, state.slow)

@@ -220,6 +220,25 @@ def test_augment_keeps_shapes_and_each_output_is_a_shifted_or_mirrored_input():
     np.testing.assert_allclose(same, x, atol=1e-6)
 
 
+def test_small_crops_are_windows_of_the_padded_image_over_every_offset():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8)
+    out = np.asarray(train.augment(jax.random.key(5), jnp.asarray(images), translate=1, flip=False, size=5))
+    assert out.shape == (64, 5, 5, 3)
+    padded = np.pad(images.astype(np.float32) / 255, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    seen = set()
+    for n in range(64):  # 10 - 5 + 1 = 6 offsets each way
+        matches = [(dy, dx) for dy in range(6) for dx in range(6)
+                   if np.allclose(out[n], padded[n, dy:dy + 5, dx:dx + 5], atol=1e-6)]
+        assert matches, n
+        seen.update(matches)
+    assert {d for d, _ in seen} == set(range(6)) and {d for _, d in seen} == set(range(6))
+    # at the images' own size (or size=None) it is the plain translation, draw for draw
+    for size in (None, 8):
+        np.testing.assert_array_equal(train.augment(jax.random.key(5), jnp.asarray(images), 1, True, size=size),
+                                      train.augment(jax.random.key(5), jnp.asarray(images), 1, True))
+
+
 def test_alternating_flip_mirrors_each_image_in_every_other_epoch():
     first, second, third = (train.epoch_mirror(0, e, 1000) for e in (1, 2, 3))
     np.testing.assert_array_equal(second, ~first)  # two consecutive epochs: each image both ways
@@ -353,6 +372,79 @@ def test_rgb_filters_compose_whitening_and_the_first_conv_exactly():
     composed = conv(x, convnet.rgb_filters(params), "VALID")
     assert convnet.rgb_filters(params).shape == (4, 4, 3, 5)
     np.testing.assert_allclose(np.asarray(composed), np.asarray(two_step), rtol=1e-4, atol=1e-4)
+
+
+def test_split_whitening_is_relu_of_both_signs_and_rgb_filters_give_its_linear_part():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 32, 32, 3))
+    module = convnet.ConvNet(widths=(5,), whiten_split=True, train=True)
+    params = convnet.initialise(module, jax.random.key(0), images)
+    v = convnet.whitening_kernel(images)
+    np.testing.assert_array_equal(params["whiten"]["kernel"], np.concatenate([v, -v], -1))
+    np.testing.assert_array_equal(params["whiten"]["bias"], np.zeros(24))
+    conv = lambda a, k, pad: jax.lax.conv_general_dilated(a, jnp.asarray(k, jnp.float32), (1, 1), pad,  # noqa: E731
+                                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    x = jnp.asarray(rng.uniform(size=(2, 12, 12, 3)), jnp.float32)
+    z = conv((x - jnp.asarray(convnet.CIFAR10_MEAN)) / jnp.asarray(convnet.CIFAR10_STD), v, "VALID")
+    stats = {f"bn{i}": {"mean": jnp.zeros(5), "var": jnp.ones(5)} for i in (1, 2)}
+    out, _ = module.apply({"params": params, "batch_stats": stats}, x, mutable=["batch_stats"])
+    np.testing.assert_allclose(out["whiten"], jnp.concatenate([jax.nn.relu(z), jax.nn.relu(-z)], -1), atol=1e-5)
+    # conv1 weighs the two signs of each whitened channel: its odd part acts linearly on z, since
+    # relu(z) - relu(-z) = z; rgb_filters is that part composed with the whitening, exactly
+    k1 = np.asarray(params["conv1"]["kernel"])
+    odd = np.concatenate([k1[:, :, :12] - k1[:, :, 12:], k1[:, :, 12:] - k1[:, :, :12]], 2) / 2
+    through = conv(jnp.concatenate([jax.nn.relu(z), jax.nn.relu(-z)], -1), odd, "VALID")
+    rgb = convnet.rgb_filters(params)
+    assert rgb.shape == (4, 4, 3, 5)
+    x_norm = (x - jnp.asarray(convnet.CIFAR10_MEAN)) / jnp.asarray(convnet.CIFAR10_STD)
+    np.testing.assert_allclose(conv(x_norm, rgb, "VALID"), through, rtol=1e-4, atol=1e-4)
+
+
+def test_split_whitening_trains_its_bias_at_the_kernels_rate_and_keeps_its_kernel():
+    module = convnet.ConvNet(widths=(4,), whiten_split=True, train=True)
+    params = convnet.initialise(module, jax.random.key(0), np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3)))
+    groups = train.param_groups(params, frozen=("whiten/kernel",), freeze_bn_scale=True, plain=("whiten/bias",))
+    assert (groups["whiten"]["kernel"], groups["whiten"]["bias"], groups["conv1"]["kernel"], groups["bn1"]["bias"],
+            groups["bn1"]["scale"]) == ("frozen", "kernel", "kernel", "bias", "frozen")
+    tx = train.optimiser(lambda s: 0.1, 0.0, False, 0.0, 8.0, frozen=("whiten/kernel",), plain=("whiten/bias",))
+    state = train.init_state(module, jax.random.key(0), tx, params=params)
+    images = jnp.asarray(np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8))
+    labels, idx = jnp.arange(8) % 10, jnp.arange(8)
+    new, _ = train.make_step(module, tx, translate=0, flip=False)(state, images, labels, idx, jax.random.key(0))
+    np.testing.assert_array_equal(new.params["whiten"]["kernel"], params["whiten"]["kernel"])
+
+    def loss(p):
+        out, _ = module.apply({"params": p, "batch_stats": state.batch_stats}, images.astype(jnp.float32) / 255,
+                              mutable=["batch_stats"])
+        return train.cross_entropy(out["logits"], labels)
+
+    g = jax.grad(loss)(params)  # plain SGD: the bias moves by lr x its gradient, not 8 x that
+    np.testing.assert_allclose(new.params["whiten"]["bias"], params["whiten"]["bias"] - 0.1 * g["whiten"]["bias"],
+                               rtol=1e-4, atol=1e-7)
+    assert np.abs(g["whiten"]["bias"]).max() > 0
+
+
+def test_a_held_parameter_keeps_its_value_and_costs_no_gradient():
+    module = convnet.ConvNet(widths=(4,), whiten_split=True, train=True)
+    params = convnet.initialise(module, jax.random.key(0), np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3)))
+    params["whiten"]["bias"] = jnp.full((24,), 0.1)
+    tx = train.optimiser(lambda s: 0.1, 0.85, True, 1e-3, 8.0, frozen=("whiten/kernel",), plain=("whiten/bias",))
+    state = train.init_state(module, jax.random.key(0), tx, params=params)
+    args = (jnp.asarray(np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)),
+            jnp.arange(8) % 10, jnp.arange(8), jax.random.key(3))
+    plain, held = train.make_step(module, tx), train.make_step(module, tx, hold=("whiten/bias",))
+    a, _ = plain(state, *args)
+    b, _ = held(state, *args)
+    fa, fb = flat(a.params), flat(b.params)
+    assert not np.allclose(fa["whiten/bias"], fb["whiten/bias"])
+    for k in fa:  # the other parameters see the same gradients
+        if k != "whiten/bias":
+            np.testing.assert_allclose(fb[k], fa[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    b, _ = held(plain(a, *args)[0], *args)  # held after moving: momentum and decay move it no further
+    np.testing.assert_array_equal(flat(b.params)["whiten/bias"], flat(plain(a, *args)[0].params)["whiten/bias"])
+    # no gradient flows below the first conv any more: one convolution fewer in the compiled step
+    count = lambda f: f.lower(state, *args).compile().as_text().count("convolution(")  # noqa: E731
+    assert count(held) == count(plain) - 1
 
 
 def test_dirac_init_passes_the_input_channels_through():
@@ -498,16 +590,31 @@ def one_line(res, fragment, status=2):
     assert len(lines) == 1 and fragment in lines[0], res.stderr[-2000:]
 
 
+def test_settings_leave_out_the_options_that_are_off():
+    from jfv.recipes import train as recipe
+
+    off = {"whiten_split", "whiten_bias_epochs", "small_epochs", "small_size"}
+    assert not off & set(recipe.settings_of(tiny_config(small_epochs=0, whiten_split=False)))
+    assert not off & set(recipe.settings_of(tiny_config(small_epochs=0, arch="cifar_resnet20")))  # no whitening there
+    settings = recipe.settings_of(tiny_config(small_epochs=1, whiten_split=True))
+    assert (settings["small_epochs"], settings["small_size"], settings["whiten_split"], settings["whiten_bias_epochs"]) \
+        == (1, 24, True, 1)
+
+
 @pytest.mark.parametrize("override, fragment", [
     ("--config.batch_size=500", "batch_size=500 is larger than the 200 training images"),
     ("--config.arch=vgg99", "unknown arch 'vgg99'; valid: convnet, cifar_resnet20"),
     ("--config.widths=8,16,32,64", "use at most 2 block"),
     ("--config.tta=3", "tta must be 0 (none), 1 (mirror) or 2"),
     ("--config.flip=sometimes", "unknown flip 'sometimes'; valid: none, random, alternate"),
+    ("--config.whiten_split=True --config.whiten=False", "whiten_split=True needs the whitening layer"),
+    ("--config.small_epochs=2", "small_epochs must be an integer in 0..1"),
+    ("--config.small_size=4", "small_size must be an integer in 8..32"),
 ])
 def test_bad_settings_are_one_line_and_status_2(tmp_path, override, fragment):
     extra = ["--config.padding=False"] if "widths" in override else []
-    one_line(cli("--config=configs/cifar10_train_tiny.py", f"--workdir={tmp_path / 'w'}", override, *extra), fragment)
+    one_line(cli("--config=configs/cifar10_train_tiny.py", f"--workdir={tmp_path / 'w'}", *override.split(), *extra),
+             fragment)
     assert not (tmp_path / "w" / "job.json").exists()
 
 

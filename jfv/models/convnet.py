@@ -3,10 +3,11 @@
 The layout follows Jordan's fast CIFAR-10 networks (airbench, 2024): an optional fixed 2x2
 whitening convolution, then blocks of ``conv -> 2x2 max-pool -> BN -> ReLU -> conv -> BN -> ReLU``
 at ``widths`` channels, a global max-pool and a bias-free linear layer whose logits are scaled by
-``logit_scale``. Two departures, both so jfv's tools read the network plainly: the activations
-are ReLUs (a module field, so guided backprop and the deconvnet can swap them), and no activation
-follows the whitening layer, so whitening and the first trained convolution compose into one
-linear 4x4 RGB filter (``rgb_filters``) that can be shown as an image.
+``logit_scale``. The activations are ReLUs, not airbench's GELUs, so jfv's tools read the network
+plainly (a module field: guided backprop and the deconvnet swap them). The whitening layer is
+airbench's with ``whiten_split`` (each output with both signs, a bias and a ReLU: the training
+recipe's default) or linear without it; linear, it composes with the first trained convolution into
+one 4x4 RGB filter (``rgb_filters``; split, that filter is the composition's linear part).
 
 Switches (module fields, as in Berthier & Mantoux's study): ``batch_norm`` (False: no BN layers),
 ``padding`` (False: every 3x3 convolution is "valid", so each loses a 2-pixel border; at 32 px
@@ -59,6 +60,8 @@ class ConvNet(nn.Module):
         padding: zero padding 1 on every 3x3 conv (False: valid convolutions).
         whiten: a fixed 2x2 whitening conv first (its kernel set from data by
             ``whitening_kernel``; the training recipe freezes it).
+        whiten_split: the whitening conv gives each output with both signs (24 channels), a
+            trained bias and a ReLU, as airbench (a GELU there); False: 12 linear outputs.
         num_classes, logit_scale: the linear head and the factor on its output.
         relu: the activation (a field so attribution can swap it).
         train: BN uses batch statistics and keeps running ones in ``batch_stats``.
@@ -68,6 +71,7 @@ class ConvNet(nn.Module):
     batch_norm: bool = True
     padding: bool = True
     whiten: bool = True
+    whiten_split: bool = False
     num_classes: int = 10
     logit_scale: float = 1 / 9
     relu: Callable[[Array], Array] = nn.relu
@@ -82,7 +86,10 @@ class ConvNet(nn.Module):
     def __call__(self, images: Array) -> dict[str, Array]:
         out: dict[str, Array] = {}
         x = (images - jnp.asarray(CIFAR10_MEAN, images.dtype)) / jnp.asarray(CIFAR10_STD, images.dtype)
-        if self.whiten:
+        if self.whiten and self.whiten_split:
+            x = out["whiten"] = self.relu(nn.Conv(2 * WHITEN_CHANNELS, (WHITEN_PATCH, WHITEN_PATCH), padding="VALID",
+                                                  use_bias=True, name="whiten")(x))
+        elif self.whiten:
             x = out["whiten"] = nn.Conv(WHITEN_CHANNELS, (WHITEN_PATCH, WHITEN_PATCH), padding="VALID",
                                         use_bias=False, name="whiten")(x)
         pad = ((1, 1), (1, 1)) if self.padding else "VALID"
@@ -166,17 +173,25 @@ def initialise(module: ConvNet, key: jax.Array, images: np.ndarray | None = None
     if module.whiten:
         if images is None:
             raise ValueError("a ConvNet with whiten=True needs training images to set its whitening layer")
-        params["whiten"]["kernel"] = whitening_kernel(images)
+        kernel = whitening_kernel(images)
+        params["whiten"]["kernel"] = np.concatenate([kernel, -kernel], axis=-1) if module.whiten_split else kernel
     return jax.tree.map(jnp.asarray, params)
 
 
 def rgb_filters(params) -> np.ndarray:
     """The first trained layer as RGB filters (kh, kw, 3, C): ``conv1`` composed with ``whiten``
-    (a 4x4 filter when whitening is on, since nothing nonlinear lies between), else ``conv1``."""
+    (a 4x4 filter when whitening is on, since nothing nonlinear lies between), else ``conv1``.
+    With split whitening (``whiten_split``), the linear part of that composition."""
     k1 = np.asarray(params["conv1"]["kernel"], np.float64)
     if "whiten" not in params:
         return k1.astype(np.float32)
-    kw = np.asarray(params["whiten"]["kernel"], np.float64)  # (2, 2, 3, 12)
+    kw = np.asarray(params["whiten"]["kernel"], np.float64)  # (2, 2, 3, 12), or (2, 2, 3, 24) split
+    if kw.shape[-1] == 2 * WHITEN_CHANNELS:
+        # split whitening: conv1 reads relu(z + b) and relu(-z + b'); its linear part in z is half
+        # the difference of its weights on the two halves (exact where both biases are 0)
+        half = WHITEN_CHANNELS
+        kw = kw[..., :half]
+        k1 = (k1[:, :, :half] - k1[:, :, half:]) / 2
     ph, pw = kw.shape[:2]
     qh, qw, _, cout = k1.shape
     out = np.zeros((ph + qh - 1, pw + qw - 1, 3, cout))

@@ -33,7 +33,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -78,10 +78,15 @@ def build_module(config) -> tuple[Any, dict]:
     if config.arch == "convnet":
         fields = {"widths": list(parse_widths(config.widths)), "batch_norm": bool(config.batch_norm),
                   "padding": bool(config.padding), "whiten": bool(config.whiten)}
-        module = convnet.ConvNet(widths=tuple(fields["widths"]), batch_norm=fields["batch_norm"],
-                                 padding=fields["padding"], whiten=fields["whiten"], train=True)
+        if config.get("whiten_split", False):
+            if not fields["whiten"]:
+                raise ConfigError("whiten_split=True needs the whitening layer: set whiten=True, or whiten_split=False")
+            fields["whiten_split"] = True
+        module = convnet.ConvNet(**{**fields, "widths": tuple(fields["widths"])}, train=True)
         try:
             convnet.check_geometry(module)
+            if int(config.get("small_epochs", 0)):
+                convnet.check_geometry(module, int(config.get("small_size", 32)))
         except convnet.GeometryError as e:
             raise ConfigError(str(e)) from None
         return module, fields
@@ -112,6 +117,11 @@ def check_config(config) -> None:
     check_int(config.test_per_class, "test_per_class", 1, datasets.CIFAR10_PER_CLASS["test"])
     check_int(config.keep_checkpoints, "keep_checkpoints", 1)
     check_int(config.am_steps, "am_steps", 0, meaning="0 skips the AM snapshots")
+    check_int(config.get("whiten_bias_epochs", 0), "whiten_bias_epochs", 0,
+              meaning="the epochs the split whitening's bias trains before it holds")
+    check_int(config.get("small_epochs", 0), "small_epochs", 0, int(config.epochs) - 1,
+              "the first epochs, on small_size crops; the last one trains at 32 px")
+    check_int(config.get("small_size", 32), "small_size", 8, 32, "the crop side of the small epochs")
     check_seed(config.seed)
     if config.tta not in (*train.TTA_LEVELS, True, False):
         raise ConfigError(f"tta must be 0 (none), 1 (mirror) or 2 (mirror and 1-pixel shifts, as airbench), "
@@ -123,8 +133,15 @@ def check_config(config) -> None:
 
 
 def settings_of(config) -> dict:
-    """The settings a resume must match: every key but ``RUN_KEYS``."""
-    return job_settings(config, RUN_KEYS)
+    """The settings a resume must match: every key but ``RUN_KEYS``, and but the options of split
+    whitening and progressive resizing while those are off or do not apply (so that a run recorded
+    before they existed still resumes, and their details count only where they act)."""
+    settings = job_settings(config, RUN_KEYS)
+    for switch, details in (("whiten_split", ("whiten_bias_epochs",)), ("small_epochs", ("small_size",))):
+        if not settings.get(switch) or (switch == "whiten_split" and settings.get("arch") != "convnet"):
+            for key in (switch, *details):
+                settings.pop(key, None)
+    return settings
 
 
 # -- checkpoints ---------------------------------------------------------------------------------
@@ -323,13 +340,24 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         total = steps_per_epoch * epochs
         schedule = train.lr_schedule(config.schedule, float(config.learning_rate), total, float(config.warmup))
         tx = train.optimiser(schedule, float(config.momentum), bool(config.nesterov), float(config.weight_decay),
-                             float(config.bias_lr_scale), frozen=("whiten",), freeze_bn_scale=bool(config.freeze_bn_scale))
+                             float(config.bias_lr_scale), frozen=("whiten/kernel",), plain=("whiten/bias",),
+                             freeze_bn_scale=bool(config.freeze_bn_scale))
         key = jax.random.key(seed)
         params0 = initial_params(config, module, key, x_train)
         lookahead = bool(config.lookahead)
         state = train.init_state(module, key, tx, params=params0, lookahead=lookahead)
-        step_fn = train.make_step(module, tx, float(config.label_smoothing), int(config.translate), config.flip == "random",
-                                  total_steps=total)
+        step_args = (module, tx, float(config.label_smoothing), int(config.translate), config.flip == "random")
+        # split whitening: its bias trains for the first whiten_bias_epochs epochs, then holds (airbench),
+        # which spares the first conv's input gradient; the first small_epochs train on small_size crops
+        bias_epochs = int(config.get("whiten_bias_epochs", 0)) if config.get("whiten_split", False) else epochs
+        small_epochs, small_size = int(config.get("small_epochs", 0)), int(config.get("small_size", 32))
+        compiled: dict = {}
+
+        def step_for(epoch: int) -> Callable:
+            kind = (small_size if epoch <= small_epochs else None, ("whiten/bias",) if epoch > bias_epochs else ())
+            if kind not in compiled:
+                compiled[kind] = train.make_step(*step_args, total_steps=total, size=kind[0], hold=kind[1])
+            return compiled[kind]
         # epochs before the last are evaluated plainly (one forward pass an image); the last with config.tta
         tta = int(config.tta)
         eval_epoch = train.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=0)
@@ -370,6 +398,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                         mirror = train.epoch_mirror(seed, epoch, len(x_train)) if config.flip == "alternate" else None
                         t0 = time.time()
                         loss_sum, correct = jnp.float32(sums["loss"]), jnp.float32(sums["correct"])
+                        step_fn = step_for(epoch)
                         for i in range(step, steps_per_epoch):
                             if flag.stop:
                                 sums = {"loss": float(loss_sum), "correct": float(correct),
@@ -377,9 +406,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                 where = save_checkpoint(path, state, epoch, i, sums, int(config.keep_checkpoints) + 1)
                                 raise Interrupted(f"{flag.name()}: checkpointed epoch {epoch} at step {i} in {where}; "
                                                   f"run the same command again to resume", flag.signum)
-                            state, (loss, c) = step_fn(state, x_dev, y_dev, jnp.asarray(order[i]),
-                                                       train.batch_key(seed, epoch, i),
-                                                       None if mirror is None else jnp.asarray(mirror[order[i]]))
+                            state, (loss, c) = step_fn(
+                                state, x_dev, y_dev, jnp.asarray(order[i]), train.batch_key(seed, epoch, i),
+                                None if mirror is None else jnp.asarray(mirror[order[i]]))
                             loss_sum, correct = loss_sum + loss, correct + c
                             bar.update(1)
                         sums = {"loss": float(loss_sum), "correct": float(correct),
