@@ -44,7 +44,7 @@ CASE = r"""
 import json, sys, time
 import jax, jax.numpy as jnp, numpy as np, optax
 from jfv import models, objectives, parameterisations, transforms
-from jfv.engine import Engine
+from jfv.optvis.engine import Engine
 channels, steps, size, precision, batch = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 model = models.load("vgg16").with_precision(precision)
 make = lambda c: objectives.channel("conv4_3", c)

@@ -29,8 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jfv import models, objectives, parameterisations, transforms
-from jfv.engine import Engine
+from jfv import models
+from jfv.optvis import objectives, parameterisations, transforms
+from jfv.optvis.engine import Engine
 from jfv.models import plain
 
 LAYER, SIZE = "conv4_3", 128
@@ -150,7 +151,7 @@ def torch_rate(model, channels: int, steps: int, sliced: bool = False) -> float:
 MEMORY = """
 import resource, jax, optax, json, sys
 from jfv import models, objectives, parameterisations, transforms
-from jfv.render import render_channels
+from jfv.optvis.render import render_channels
 batch, channels = int(sys.argv[1]), int(sys.argv[2])
 model = models.load("vgg16")
 render_channels(model, lambda c: objectives.channel("conv4_3", c), parameterisations.image(128),

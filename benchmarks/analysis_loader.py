@@ -3,9 +3,9 @@
     python benchmarks/analysis_loader.py --images=400
 
 Measures, in one run on the same machine:
-1. ``jfv.datasets.batches`` alone: CIFAR-10 test images from the tar, decoded and fitted to 64 px;
+1. ``jfv.analysis.datasets.batches`` alone: CIFAR-10 test images from the tar, decoded and fitted to 64 px;
    and the 20 ImageNet JPEGs of ``../shared/data/images/foolbox`` fitted to 224 px (repeated).
-2. the top-k pass (``jfv.topk.run``, VGG16 ``conv5_3``, k = 9, max and mean) over the same CIFAR-10
+2. the top-k pass (``jfv.analysis.topk.run``, VGG16 ``conv5_3``, k = 9, max and mean) over the same CIFAR-10
    images at 64 px, with the decoder in a background thread (``prefetch_batches=2``) and inline (0),
    and the forward pass alone on batches already in memory.
 Prints a markdown table (images per second).
@@ -18,7 +18,8 @@ import time
 
 import jax
 
-from jfv import datasets, models, topk
+from jfv.analysis import datasets, topk
+from jfv import models
 
 
 def rate(n: int, seconds: float) -> str:

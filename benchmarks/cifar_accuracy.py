@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from jfv import convert, labels, models
+from jfv.models import convert, labels
+from jfv import models
 from jfv.models import cifar_resnet
 from jfv.models.weights import MANIFEST, weights_dir
 

@@ -25,8 +25,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jfv import models  # noqa: E402
-from jfv.jobs import Job, StopFlag  # noqa: E402
-from jfv.recipes import layer  # noqa: E402
+from jfv.runtime.jobs import Job, StopFlag  # noqa: E402
+from jfv.recipes.optvis import layer  # noqa: E402
 
 
 def cpu_seconds() -> float:

@@ -29,8 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import jax
 import optax
 
-from jfv import models, objectives, parameterisations, transforms
-from jfv.engine import Engine
+from jfv import models
+from jfv.optvis import objectives, parameterisations, transforms
+from jfv.optvis.engine import Engine
 
 LAYER = "conv4_3"
 

@@ -4,7 +4,7 @@
 
 Random weights (throughput does not depend on them). "forward" is the jitted apply returning every
 named activation; "AM step" is ``jax.value_and_grad`` of ``channel(layer, 0)`` with respect to the
-input images, the inner step of ``jfv.render``. Both models are timed in one process, alternating,
+input images, the inner step of ``jfv.optvis.render``. Both models are timed in one process, alternating,
 so that the ratio is measured under the same load (the CPU is shared with other jobs): report the
 ratio before the absolute numbers. Median of ``--repeats`` timed calls after one compiling call.
 """
@@ -19,7 +19,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from jfv import models, objectives
+from jfv import models
+from jfv.optvis import objectives
 
 CASES = (("resnet50", "layer4"), ("vgg16_classifier", "conv5_3"))
 

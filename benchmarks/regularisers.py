@@ -23,9 +23,10 @@ import jax
 import numpy as np
 import optax
 
-from jfv import models, objectives, octaves, parameterisations, regularisers, transforms
-from jfv.engine import Engine
-from jfv.render import render_channels, render_sweep
+from jfv import models
+from jfv.optvis import objectives, octaves, parameterisations, regularisers, transforms
+from jfv.optvis.engine import Engine
+from jfv.optvis.render import render_channels, render_sweep
 
 CHANNELS = [48, 62, 73, 91]  # the seed's
 TV_VALUES = [0.0, -1e-5, -3e-5, -1e-4, -3e-4, -1e-3, -3e-3, -5e-3]

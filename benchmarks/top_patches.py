@@ -6,7 +6,7 @@ Two cases of the issue: VGG16 ``conv5_3`` (512 channels) on CIFAR-10 test images
 ResNet-20 ``layer3`` (its last block, 64 channels) at 32 px; k = 9, scores max and mean. In one run,
 on the same decoded batches held in memory (decoding is measured apart: ``analysis_loader.py``):
 
-- jfv: ``jfv.recipes.top_patches.pass_step`` (the recipe's compiled step: model, scores, top-k merge)
+- jfv: ``jfv.recipes.analysis.top_patches.pass_step`` (the recipe's compiled step: model, scores, top-k merge)
   per batch; compile time reported apart.
 - PyTorch 2.13 (CPU, its default threads): ``torch.inference_mode``, the same network to the same
   layer (``jfv.models.torch_reference``; weights do not change the speed), max and mean over
@@ -29,8 +29,9 @@ import time
 import jax
 import numpy as np
 
-from jfv import datasets, models, topk
-from jfv.recipes.top_patches import pass_step
+from jfv.analysis import datasets, topk
+from jfv import models
+from jfv.recipes.analysis.top_patches import pass_step
 
 FULL = 10_000  # CIFAR-10 test images
 K = 9

@@ -6,7 +6,7 @@
 In one run it measures, on random uint8 images (throughput does not depend on the data):
 
 - the machine's fp32 matmul rate (a jitted 2048^3 matmul), the reference every figure is read against;
-- jfv: images per second of ``jfv.train.make_step`` (augmentation, forward, backward, SGD with the
+- jfv: images per second of ``jfv.training.make_step`` (augmentation, forward, backward, SGD with the
   recipe's parameter groups) with the default XLA flags jfv sets, and in a fresh process with
   ``JFV_KEEP_XLA_FLAGS=1`` (XLA's own CPU defaults: convolutions through the YNNPACK fusion);
 - PyTorch: the same network (whitening, blocks of conv-pool-BN-ReLU-conv-BN-ReLU, global max,
@@ -45,7 +45,7 @@ FIRST_LAYERS = ("split-held", "split", "linear")
 
 
 def jfv_rate(widths, batch: int, steps: int, first: str = "split-held") -> dict:
-    from jfv import train
+    from jfv import training
     from jfv.models import convnet
 
     rng = np.random.default_rng(0)
@@ -53,19 +53,19 @@ def jfv_rate(widths, batch: int, steps: int, first: str = "split-held") -> dict:
     labels = jnp.asarray(rng.integers(0, 10, batch * 2).astype(np.int32))
     module = convnet.ConvNet(widths=tuple(widths), whiten_split=first != "linear", train=True)
     params = convnet.initialise(module, jax.random.key(0), np.asarray(images[:512]))
-    tx = train.optimiser(train.lr_schedule("triangular", 1.3, 100), 0.85, True, 0.00153, 64.0,
+    tx = training.optimiser(training.lr_schedule("triangular", 1.3, 100), 0.85, True, 0.00153, 64.0,
                          frozen=("whiten/kernel",), plain=("whiten/bias",), freeze_bn_scale=True)
-    state = train.init_state(module, jax.random.key(0), tx, params=params)
-    step = train.make_step(module, tx, 0.2, 2, True, hold=("whiten/bias",) if first == "split-held" else ())
+    state = training.init_state(module, jax.random.key(0), tx, params=params)
+    step = training.make_step(module, tx, 0.2, 2, True, hold=("whiten/bias",) if first == "split-held" else ())
     idx = jnp.arange(batch, dtype=jnp.int32)
     t = time.perf_counter()
-    compiled = step.lower(state, images, labels, idx, train.batch_key(0, 0, 0)).compile()
+    compiled = step.lower(state, images, labels, idx, training.batch_key(0, 0, 0)).compile()
     compile_s = time.perf_counter() - t
-    state, (loss, _) = compiled(state, images, labels, idx, train.batch_key(0, 0, 0))
+    state, (loss, _) = compiled(state, images, labels, idx, training.batch_key(0, 0, 0))
     loss.block_until_ready()
     t = time.perf_counter()
     for i in range(steps):
-        state, (loss, _) = compiled(state, images, labels, idx, train.batch_key(0, 0, i + 1))
+        state, (loss, _) = compiled(state, images, labels, idx, training.batch_key(0, 0, i + 1))
     loss.block_until_ready()
     return {"images_per_s": batch * steps / (time.perf_counter() - t), "compile_s": compile_s}
 

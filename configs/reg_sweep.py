@@ -23,7 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     # none | l1 | l2 | tv | blur_penalty (penalties: channel + v * R, v <= 0 penalises)
     # decay | blur | clip_norm | clip_contribution | yosinski (image steps; param must be pixel)
     # scale | rotate (transform strength, one compile) | jitter | octaves (one compile per value)
-    # maco (MACO's phase-only image and crops; no strength) -- the table is jfv.families.FAMILIES
+    # maco (MACO's phase-only image and crops; no strength) -- the table is jfv.optvis.families.FAMILIES
     c.regulariser = "tv"
     c.strengths = "0,-0.0001,-0.001,-0.005"  # comma list; yosinski: preset names or "all"
     c.penalty_reduction = "sum"  # mean | sum (Lucid's scale); l2 also: norm (Lucid's sqrt of the sum)

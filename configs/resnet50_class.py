@@ -3,7 +3,7 @@
     python -m jfv.convert --model=resnet50 --checkpoint=PATH/TO/resnet50-0676ba61.pth
     python -m jfv --config=configs/resnet50_class.py --workdir=/tmp/jfv_resnet50_goldfish
 
-The class is looked up by name in the ImageNet labels (``jfv.labels``); try
+The class is looked up by name in the ImageNet labels (``jfv.models.labels``); try
 --config.class_name=flamingo. Unknown names fail with the closest matches. Expected: one PNG with
 orange, fish-scale textures after 512 steps.
 """

@@ -4,7 +4,7 @@
 
 Olah et al. 2017's interpolation figure with Lucid's aligned-interpolation recipe: frame i maximises
 (1 - t_i) channel a + t_i channel b (t_i = i / 5), minus 0.1 x the alignment penalty (decay ratio 5)
-at conv3_3 and conv4_3, the frames sharing low-resolution components (jfv.interpolation.param);
+at conv3_3 and conv4_3, the frames sharing low-resolution components (jfv.optvis.interpolation.param);
 Fourier + decorrelated colour, Lucid's standard transforms, Adam 0.05, 64 px, 96 steps.
 Expected: strips/conv4_3_0048_0062.png and strips/conv4_3_0073_0091.png (frame 0 looks like
 channel a's visualisation, the last like channel b's, the frames between morph with a common

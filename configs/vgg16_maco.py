@@ -2,7 +2,7 @@
 
     python -m jfv --config=configs/vgg16_maco.py --workdir=/tmp/jfv_maco
 
-Phase-only Fourier images whose magnitude is the shipped natural-photo spectrum (jfv/spectrum.py),
+Phase-only Fourier images whose magnitude is the shipped natural-photo spectrum (jfv/optvis/parameterisations/spectrum.py),
 4 random crops per step (side 0.5-0.8 of the 128 px image, resized to 128 px) plus noise 0.05,
 Adam 0.2 on the phase, 64 steps (Fel et al. 2023; docs/maco.md). Expected: per channel
 channels/conv4_3_<cccc>.png (a natural-contrast texture with no grey haze) and

@@ -1,7 +1,18 @@
 """jfv: see what convolutional networks have learned, in JAX/Flax.
 
-Feature visualisation by activation maximisation (objectives, parameterisations, transforms, a
-compiled many-channel render engine) on converted pretrained networks.
+The package is laid out by concern; ``import jfv`` gives a flat public face over it (``__all__``,
+the one list of public names, as optax keeps one):
+
+- ``jfv.optvis``: activation maximisation: objectives, parameterisations, transforms, regularisers,
+  the render engine, octaves, inversion, interpolation, regulariser families;
+- ``jfv.attribution``: saliency, guided backprop, deconvnet, CAM and Grad-CAM, occlusion, heads;
+- ``jfv.analysis``: datasets and the dataset-level analyses (top-k patches, embeddings,
+  activation grids, first-layer filters, checkerboards, the atlas, figures);
+- ``jfv.evaluation``: LPIPS and image measures, trust measures, map statistics;
+- ``jfv.models``: converted networks, the registry, wrapping a user's Flax module, weights;
+- ``jfv.training``: training a classifier (augmentation, schedule, step, evaluation);
+- ``jfv.runtime``: jobs and workdirs, outputs, errors, paths, XLA settings;
+- ``jfv.recipes``: what ``python -m jfv --config=...`` runs, grouped the same way.
 
 Example:
     >>> import jax, optax, jfv
@@ -10,68 +21,58 @@ Example:
     ...                           jfv.image(128), jfv.transforms.standard(), optax.adam(0.05),
     ...                           channels=range(8), key=jax.random.key(0), steps=256)
 
-Every module a user needs is an attribute of the package (``jfv.attribution``, ``jfv.metrics``,
-``jfv.datasets``, ...); those not imported here load on first use (``SUBMODULES``), so ``import jfv``
-stays as fast as it was. ``jfv.render`` is the module; its one-image function is ``jfv.render_image``
-(``jfv.render.render``).
+Subpackages not imported here load on first use, so ``import jfv`` stays fast. Import paths of
+jfv 0.1 (``jfv.engine``, ``jfv.metrics``, ...) still work for one release, with a warning naming the
+new path: ``jfv.runtime.moved`` is their one table.
 """
 
-from jfv import _xla  # noqa: F401  (first: XLA flags before JAX starts its CPU backend)
-from jfv import models, objectives, octaves, parameterisations, regularisers, transforms
-from jfv.engine import Engine, Setup
-from jfv.objectives import Objective
-from jfv.parameterisations import ImageParam, image
-from jfv.render import Rendered, RenderState, channel_key, render_channels, render_sweep
-from jfv.render import render as render_image  # not ``render``: that name is the module jfv.render
-from jfv import inversion  # noqa: E402  (feature inversion, caricature, accentuation)
+from jfv.runtime import xla  # noqa: F401  (first: XLA flags before JAX starts its CPU backend)
+from jfv.runtime import moved as _moved
 
-__version__ = "0.1.0"
+_moved.install()
 
-# Modules loaded on first attribute access (PEP 562): ``jfv.attribution`` works after ``import jfv``.
-SUBMODULES = (
-    "activations", "atlas", "attribution", "checkerboard", "datasets", "embeddings", "engine", "errors",
-    "figures", "filters", "imageops", "inversion", "jobs", "labels", "metrics", "models", "objectives",
-    "octaves", "outputs", "parameterisations", "patches", "paths", "receptive", "references",
-    "regularisers", "render", "spectrum", "topk", "train", "transforms",
-)
-SUBMODULES += ("interpolation",)  # channel interpolation strips (docs/interpolation.md)
-SUBMODULES += ("families",)  # the table of regulariser families (docs/regularisers.md)
+from jfv import models  # noqa: E402
+from jfv.optvis import inversion, objectives, octaves, parameterisations, regularisers, transforms  # noqa: E402
+from jfv.optvis.engine import Engine, Setup  # noqa: E402
+from jfv.optvis.objectives import Objective  # noqa: E402
+from jfv.optvis.parameterisations import ImageParam, image  # noqa: E402
+from jfv.optvis.render import Rendered, RenderState, channel_key, render_channels, render_sweep  # noqa: E402
+from jfv.optvis.render import render as render_image  # noqa: E402
 
-SUBMODULES += ("heads",)  # the CAM head on any model (jfv.heads)
+from jfv.runtime.version import __version__  # noqa: E402
+
+# Subpackages and modules loaded on first attribute access (PEP 562): ``jfv.attribution`` works
+# after ``import jfv``.
+LAZY = {
+    "optvis": "jfv.optvis", "attribution": "jfv.attribution", "analysis": "jfv.analysis",
+    "evaluation": "jfv.evaluation", "training": "jfv.training", "runtime": "jfv.runtime",
+    "recipes": "jfv.recipes", "imageops": "jfv.imageops",
+}
+
+__all__ = [
+    # subpackages
+    "analysis", "attribution", "evaluation", "models", "optvis", "recipes", "runtime", "training",
+    # activation maximisation, flat
+    "Engine", "ImageParam", "Objective", "RenderState", "Rendered", "Setup", "channel_key", "image",
+    "render_channels", "render_image", "render_sweep",
+    "objectives", "parameterisations", "transforms", "regularisers", "octaves", "inversion",
+    # image operations every part shares
+    "imageops",
+]
 
 
 def __getattr__(name: str):
-    if name in SUBMODULES:
+    if name in LAZY:
         import importlib
 
-        return importlib.import_module(f"jfv.{name}")  # the import also sets it on the package
+        module = importlib.import_module(LAZY[name])
+        globals()[name] = module
+        return module
+    old = _moved.package_attribute(__name__, name)
+    if old is not None:
+        return old
     raise AttributeError(f"module 'jfv' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(SUBMODULES))
-
-
-__all__ = [
-    "Engine",
-    "Setup",
-    "ImageParam",
-    "Objective",
-    "RenderState",
-    "Rendered",
-    "channel_key",
-    "image",
-    "models",
-    "octaves",
-    "objectives",
-    "parameterisations",
-    "render",
-    "render_image",
-    "regularisers",
-    "render_channels",
-    "render_sweep",
-    "transforms",
-    "inversion",
-    *(m for m in SUBMODULES if m not in ("models", "octaves", "objectives", "parameterisations", "render",
-                                         "regularisers", "transforms", "inversion")),
-]
+    return sorted(set(globals()) | set(__all__))

@@ -4,7 +4,7 @@ The only module with flags. The config file (ml_collections, locked) names the r
 overridden, e.g. ``--config.layer=conv5_1 --config.channels=0:64``. Bad input (a config file that is
 missing or not a config; unknown model, layer, config key or value; unwritable workdir; corrupt
 weights) prints one line naming the fix and exits with status 2, leaving no half-written files in the
-workdir; Ctrl-C exits with 130 (``jfv.errors``).
+workdir; Ctrl-C exits with 130 (``jfv.runtime.errors``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from absl import flags, logging
 from ml_collections import config_flags
 
-from jfv import errors
+from jfv.runtime import errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file in configs/.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the run's outputs (created if needed).")
@@ -92,7 +92,7 @@ def run_config(argv: list[str]) -> int:
         raise errors.UsageError("--workdir is required, e.g. --workdir=/tmp/jfv_run")
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint read at INFO
     from jfv import recipes
-    from jfv.jobs import Interrupted, claim
+    from jfv.runtime.jobs import Interrupted, claim
 
     recipe = recipes.get(_CONFIG.value.recipe)
     precheck = getattr(recipe, "check_before_claim", None)

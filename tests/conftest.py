@@ -10,8 +10,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def shared_dir() -> Path | None:
-    """``$JFV_SHARED``, else ``../shared`` beside the repository; None when absent (``jfv.paths``)."""
-    from jfv.paths import find_shared
+    """``$JFV_SHARED``, else ``../shared`` beside the repository; None when absent (``jfv.runtime.paths``)."""
+    from jfv.runtime.paths import find_shared
 
     return find_shared()
 

@@ -1,6 +1,6 @@
 """Runs ``python -m jfv`` in a subprocess, optionally one that signals itself mid-job.
 
-``kill=(method, n, signal)`` wraps ``jfv.jobs.Job.<method>`` so that its n-th call returns and then
+``kill=(method, n, signal)`` wraps ``jfv.runtime.jobs.Job.<method>`` so that its n-th call returns and then
 sends ``signal`` to the process (e.g. ``("save_state", 2, "SIGKILL")``): the resume tests of the
 whole-layer, MACO layer and top-patches jobs interrupt a run at a known point this way.
 """
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DRIVER = textwrap.dedent(
     """
     import os, signal, sys
-    from jfv import jobs
+    from jfv.runtime import jobs
     what, n, sig = os.environ["KILL_WHERE"], int(os.environ["KILL_AT"]), getattr(signal, os.environ["KILL_SIGNAL"])
     original, calls = getattr(jobs.Job, what), [0]
     def patched(self, *args, **kwargs):

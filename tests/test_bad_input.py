@@ -23,11 +23,14 @@ import pytest
 from PIL import Image
 
 from configs import attribute_tiny, tiny
-from jfv import models, outputs
+from jfv import models
+from jfv.runtime import outputs
 from jfv.attribution import targets
 from jfv.attribution.cam import check_spatial
 from jfv.models import weights
-from jfv.recipes import attribute, channels, common
+from jfv.recipes.attribution import attribute
+from jfv.recipes.optvis import channels
+from jfv.recipes import common
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -268,7 +271,7 @@ def small_checkpoint(path: Path) -> Path:
 
 
 def convert_main(capsys, *argv: str) -> tuple[int, str]:
-    from jfv import convert
+    from jfv.models import convert
 
     status = convert.main(list(argv))
     return status, capsys.readouterr().err
@@ -390,7 +393,7 @@ def test_force_rebuild_never_deletes_a_folder_of_other_files(tmp_path):
 
 
 def test_a_nan_sweep_strength_is_refused_by_the_recipe():
-    from jfv.recipes import sweep
+    from jfv.recipes.optvis import sweep
 
     with pytest.raises(common.ConfigError, match=r"strengths must be finite numbers, got nan"):
         sweep.parse_values("-0.01,nan", "tv")

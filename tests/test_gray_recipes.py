@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jfv import datasets, embeddings, outputs, patches, recipes, topk
+from jfv.analysis import datasets, embeddings, patches, topk
+from jfv.runtime import outputs
+from jfv import recipes
 from jfv.models.base import LUMA_601
 
 LUMA = np.asarray(LUMA_601, np.float32)

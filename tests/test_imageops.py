@@ -161,7 +161,7 @@ def test_map_chunks_pads_with_the_last_row():
 def test_map_chunks_jitted_model_equals_one_call():
     from tiny_model import tiny_model
 
-    from jfv import references
+    from jfv.optvis import references
 
     model = tiny_model()
     x = np.asarray(jax.random.uniform(jax.random.key(5), (5, 16, 16, 3)))

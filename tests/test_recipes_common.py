@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jfv import objectives, transforms
+from jfv.optvis import objectives, transforms
 from jfv.recipes import common
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,10 +47,10 @@ def test_objective_factory_values():
 
 
 def test_sweep_and_layer_do_not_import_the_channels_recipe():
-    code = "import sys, jfv.recipes.sweep, jfv.recipes.layer; print('jfv.recipes.channels' in sys.modules)"
+    code = "import sys, jfv.recipes.optvis.sweep, jfv.recipes.optvis.layer; print('jfv.recipes.optvis.channels' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
-    from jfv.recipes import channels  # the old names still work
+    from jfv.recipes.optvis import channels  # the old names still work
 
     assert channels.make_transforms is common.make_transforms and channels.objective_factory is common.objective_factory
 

@@ -19,12 +19,17 @@ from PIL import Image
 from configs import (accentuate_gray_cnn, checkerboard_tiny, cifar10_sensitivity, filters as filters_config,
                      gray_cnn_channels, invert_gray_cnn, score_tiny)
 from jfv import attribution as A
-from jfv import checkerboard as C
-from jfv import datasets, errors, filters, inversion, metrics, parameterisations, references
+from jfv.analysis import checkerboard as C
+from jfv.analysis import datasets, filters, passes
+from jfv.runtime import errors
+from jfv.optvis import inversion, parameterisations, references
+from jfv import evaluation
 from jfv.attribution import pictures
-from jfv.outputs import load_image, to_uint8
-from jfv.recipes import accentuate, channels, checkerboard, invert, score, sensitivity
-from jfv.recipes import filters as filters_recipe
+from jfv.runtime.outputs import load_image, to_uint8
+from jfv.recipes.optvis import accentuate, channels, invert
+from jfv.recipes.attribution import checkerboard, sensitivity
+from jfv.recipes.evaluation import score
+from jfv.recipes.analysis import filters as filters_recipe
 
 BT601 = np.asarray([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 luma weights, written out here
 SIZE = 32
@@ -184,11 +189,11 @@ def test_score_gray_cnn_sees_the_luma(tmp_path, gray, shared):
     entries = score.run_entries(score.read_run(str(run_dir)), str(run_dir))
     refs = luma(score.load_references(entries, SIZE))  # the grayscale PNGs read as RGB, then their luma
     source = datasets.cifar10("test", per_class=2, shared=str(shared))
-    natural = metrics.natural_pass(gray, source, "relu3", [0, 1], ["relu1", "relu2", "relu3"], SIZE, 20)
+    natural = passes.natural_pass(gray, source, "relu3", [0, 1], ["relu1", "relu2", "relu3"], SIZE, 20)
     rgb = datasets.load(source, source.ids, SIZE)
     np.testing.assert_allclose(natural.images, luma(np.stack([rgb[i] for i in source.ids])), atol=1e-6)
     k_afc, _ = jax.random.split(jax.random.key(s.seed))
-    afc = metrics.two_afc(k_afc, np.repeat(refs, 3, -1), np.repeat(natural.images, 3, -1), natural.scores,
+    afc = evaluation.two_afc(k_afc, np.repeat(refs, 3, -1), np.repeat(natural.images, 3, -1), natural.scores,
                           jnp.asarray([0, 1]), s.trials, s.tail, s.lpips_net)
     with open(out / "scores.csv") as f:
         rows = list(csv.DictReader(f))
@@ -222,12 +227,12 @@ def test_natural_reference_on_a_vit_token_layer(vit, photo):
 
 def test_natural_pass_scores_a_token_layer_over_its_tokens(vit, photo):
     """score and the study's measures rank natural images by a token layer's channel: its mean over tokens."""
-    natural = metrics.natural_pass(vit, datasets.image_folder(str(photo.parent)), "block1", [0, 7], ["block1"], SIZE, 4)
+    natural = passes.natural_pass(vit, datasets.image_folder(str(photo.parent)), "block1", [0, 7], ["block1"], SIZE, 4)
     assert natural.images.shape == (1, SIZE, SIZE, 3)
     means = np.asarray(vit(jnp.asarray(natural.images))["block1"]).mean(1)
     np.testing.assert_allclose(natural.scores, means[:, [0, 7]], rtol=1e-5, atol=1e-6)
     # the processing path's profile of a token layer: one value per channel, over the tokens too
     assert natural.profiles["block1"].shape == (1, 32)
     np.testing.assert_allclose(natural.profiles["block1"], means, rtol=1e-5, atol=1e-6)
-    profiles = metrics.activation_profiles(vit, jnp.asarray(natural.images), ["tokens", "block1", "logits"])
+    profiles = evaluation.activation_profiles(vit, jnp.asarray(natural.images), ["tokens", "block1", "logits"])
     assert {k: v.shape for k, v in profiles.items()} == {"tokens": (1, 32), "block1": (1, 32), "logits": (1, 10)}

@@ -33,5 +33,9 @@ from jfv.attribution.cam import (
     upsample,
 )
 from jfv.attribution.occlusion import GREY, Occlusion, WindowError, occlusion, occlusion_chunk, pixel_map, window_positions
-from jfv.attribution.faithfulness import Curves, blur, blurred_baseline, deletion_insertion, ranks  # blur: deprecated name
-from jfv.attribution import pictures
+from jfv.attribution.faithfulness import Curves, blurred_baseline, deletion_insertion, ranks
+from jfv.attribution import heads, pictures
+
+from jfv.runtime import moved  # noqa: E402
+
+__getattr__ = moved.renamed(__name__)  # old names (jfv.runtime.moved.NAMES)

@@ -71,7 +71,7 @@ def _tapped(model: Model, tap: Callable[[int, Array], Array]) -> Callable[[Any, 
     return apply
 
 
-def _producer(model: Model, layer: str, images_shape) -> int:
+def _producer(model: Model, params, layer: str, images_shape) -> int:
     """The index of the call whose output is ``model(images)[layer]`` (found by tracing once)."""
     seen: list[Array] = []
     apply = _tapped(model, lambda i, y: seen.append(y) or y)
@@ -83,7 +83,7 @@ def _producer(model: Model, layer: str, images_shape) -> int:
         found.extend(i for i, y in enumerate(seen) if y is acts[layer])
         return acts[layer]
 
-    jax.eval_shape(probe, model.params, jax.ShapeDtypeStruct(images_shape, jnp.float32))
+    jax.eval_shape(probe, params, jax.ShapeDtypeStruct(images_shape, jnp.float32))
     if not found:
         raise TargetError(
             f"cannot take gradients at {model.name} layer {layer!r}: it is not the output of a "
@@ -94,7 +94,7 @@ def _producer(model: Model, layer: str, images_shape) -> int:
 
 def activation_gradient(model: Model, params, images: Array, layer: str, score: Callable[[dict], Array]):
     """(activations, d score(activations).sum() / d activations[layer]) for any model and layer."""
-    index = _producer(model, layer, images.shape)
+    index = _producer(model, params, layer, images.shape)
     shape = jax.eval_shape(model.apply, params, images)[layer]
 
     def run(eps):
@@ -139,7 +139,7 @@ def grad_cam(model: Model, images: Array, target: Target, layer: str) -> Array:
     """
     target.check(model, images.shape[1:3])
     check_spatial(model, layer, images.shape[1:3])
-    return _grad_cam(model.params, jnp.asarray(images, jnp.float32), target, model=model, layer=layer)
+    return _grad_cam(model.params, jnp.asarray(images, jnp.float32), target, model=model.static, layer=layer)
 
 
 def head_kernel(model: Model, layer: str, logits: str = "logits") -> Array:
@@ -192,7 +192,7 @@ def cam(model: Model, images: Array, classes, layer: str, kernel: Array | None =
     bad = sorted({int(c) for c in jnp.ravel(classes) if not 0 <= int(c) < k})
     if bad:
         raise TargetError(f"class(es) {bad} outside {model.name}'s head, which has {k} classes: use 0..{k - 1}")
-    feats, _ = _features_and_logits(model.params, jnp.asarray(images, jnp.float32), model=model, layer=layer, logits=logits)
+    feats, _ = _features_and_logits(model.params, jnp.asarray(images, jnp.float32), model=model.static, layer=layer, logits=logits)
     return cam_from_features(feats, kernel, classes)
 
 
@@ -206,7 +206,7 @@ def cam_top_k(model: Model, images: Array, k: int, layer: str, kernel: Array | N
     kernel = head_kernel(model, layer, logits) if kernel is None else jnp.asarray(kernel)
     if not 1 <= k <= kernel.shape[1]:
         raise ValueError(f"k={k} must be in 1..{kernel.shape[1]} (the head's classes)")
-    feats, z = _features_and_logits(model.params, jnp.asarray(images, jnp.float32), model=model, layer=layer, logits=logits)
+    feats, z = _features_and_logits(model.params, jnp.asarray(images, jnp.float32), model=model.static, layer=layer, logits=logits)
     probs, classes = jax.lax.top_k(jax.nn.softmax(z, -1), k)
     return cam_from_features(feats, kernel, classes), classes, probs
 

@@ -10,7 +10,6 @@ copies run as one batched computation, chunked like occlusion.
 from __future__ import annotations
 
 import functools
-import warnings
 from typing import NamedTuple
 
 import jax
@@ -20,6 +19,7 @@ import numpy as np
 from jfv.attribution.targets import Target
 from jfv.imageops import gaussian_blur, map_chunks, resize
 from jfv.models.base import Model
+from jfv.runtime import moved
 
 Array = jax.Array
 
@@ -44,14 +44,6 @@ def blurred_baseline(images: Array, sigma: float) -> Array:
     (``d c b | a b c d``, the edge pixel not repeated).
     """
     return gaussian_blur(images, sigma, radius=max(1, int(3 * sigma)), mode="reflect")
-
-
-def blur(images: Array, sigma: float) -> Array:
-    """Deprecated name of ``blurred_baseline`` ("blur" alone also names ``imageops.gaussian_blur``,
-    ``regularisers.blur_step`` and ``objectives.blur_penalty``)."""
-    warnings.warn("jfv.attribution.faithfulness.blur is deprecated: use blurred_baseline, the same baseline",
-                  DeprecationWarning, stacklevel=2)
-    return blurred_baseline(images, sigma)
 
 
 def ranks(maps: Array) -> Array:
@@ -113,9 +105,12 @@ def deletion_insertion(
     counts = np.rint(fractions * h * w).astype(np.int32)
     idx, step, ins = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(steps + 1), np.array([0, 1]), indexing="ij"))
     channels = target.channels(n)
-    run = lambda i, c, s: _chunk(model.params, images, bases, rank, channels, i, c, s, model=model, target=target)
+    run = lambda i, c, s: _chunk(model.params, images, bases, rank, channels, i, c, s, model=model.static, target=target)
     scores = map_chunks(run, idx.astype(np.int32), counts[step], ins.astype(bool),
                         batch=min(batch_size, idx.size)).reshape(n, steps + 1, 2)
     deletion, insertion = scores[..., 0], scores[..., 1]
     auc = lambda c: jnp.trapezoid(c, jnp.asarray(fractions, c.dtype), axis=-1)
     return Curves(fractions, deletion, insertion, auc(deletion), auc(insertion))
+
+
+__getattr__ = moved.renamed(__name__)  # old names (jfv.runtime.moved.NAMES)

@@ -108,7 +108,7 @@ def gradient(model: Model, images: Array, target: Target, relu: str = "plain") -
         raise ValueError(f"unknown relu {relu!r}; valid: {', '.join(RELUS)}")
     if RELUS[relu] is not None:
         check_relu(model, {"guided": "guided backprop", "deconvnet": "deconvnet"}[relu])
-    return _gradient(model.params, jnp.asarray(images, jnp.float32), target, model=model, relu=relu)
+    return _gradient(model.params, jnp.asarray(images, jnp.float32), target, model=model.static, relu=relu)
 
 
 def saliency(model: Model, images: Array, target: Target) -> Array:
@@ -131,7 +131,7 @@ def _smoothgrad(params, images, key, noise, target: Target, *, model: Model, sam
 
     def one(total, k):
         # one draw per sample, shared by the images (scaled to each one's range): an image's map
-        # does not depend on the batch it is in (tests/test_attribution_conformance.py)
+        # does not depend on the batch it is in (tests/attribution/test_attribution_conformance.py)
         eps = jax.random.normal(k, images.shape[1:], images.dtype)[None] * noise * span
         return total + grad(images + eps), None
 
@@ -156,7 +156,7 @@ def smoothgrad(model: Model, images: Array, target: Target, key: Array, samples:
     if samples < 1:
         raise ValueError(f"smoothgrad samples must be >= 1, got {samples}")
     g = _smoothgrad(model.params, jnp.asarray(images, jnp.float32), key, jnp.float32(noise), target,
-                    model=model, samples=int(samples))
+                    model=model.static, samples=int(samples))
     return jnp.abs(g).max(-1)
 
 

@@ -113,10 +113,10 @@ def occlusion(
     channels = target.channels(n)
     grid_i, grid_y, grid_x = (a.ravel() for a in np.meshgrid(np.arange(n), ys, xs, indexing="ij"))
     grid = [a.astype(np.int32) for a in (grid_i, grid_y, grid_x)]
-    run = lambda i, y, x: occlusion_chunk(model.params, images, channels, i, y, x, fill, model=model, target=target,
+    run = lambda i, y, x: occlusion_chunk(model.params, images, channels, i, y, x, fill, model=model.static, target=target,
                                           window=window)
     scores = map_chunks(run, *grid, batch=min(batch_size, grid_i.size)).reshape(n, len(ys), len(xs))
-    baseline = _scores(model.params, images, channels, model=model, target=target)
+    baseline = _scores(model.params, images, channels, model=model.static, target=target)
     return Occlusion(scores, baseline, pixel_map(baseline[:, None, None] - scores, ys, xs, window, (h, w)), ys, xs)
 
 

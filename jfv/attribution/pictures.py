@@ -1,6 +1,6 @@
 """Pictures of attributions: maps to colours, overlays on the input, gradient images.
 
-Pure numpy functions from arrays to (H, W, 3) floats in [0, 1]; writing them is ``jfv.outputs``'s job.
+Pure numpy functions from arrays to (H, W, 3) floats in [0, 1]; writing them is ``jfv.runtime.outputs``'s job.
 """
 
 from __future__ import annotations

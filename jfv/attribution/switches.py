@@ -200,7 +200,7 @@ def deconvnet_switches(model: Model, images: Array, target: Target) -> tuple[Arr
     target.check(model, images.shape[1:3])
     if target.softmax:
         raise ValueError("deconvnet projects activations; a softmax target has no deconvnet")
-    return _switches(model.params, jnp.asarray(images, jnp.float32), target, model=model)
+    return _switches(model.params, jnp.asarray(images, jnp.float32), target, model=model.static)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "layers"))
@@ -240,7 +240,7 @@ def best_per_block(model: Model, images: Array, layers: tuple[str, ...] | None =
         layers = tuple(ops[i - 1].name for i, op in enumerate(ops) if op.kind == "pool")
     for layer in layers:
         model.check_layer(layer)
-    return _best_per_block(model.params, jnp.asarray(images, jnp.float32), model=model, layers=tuple(layers))
+    return _best_per_block(model.params, jnp.asarray(images, jnp.float32), model=model.static, layers=tuple(layers))
 
 
 @functools.partial(jax.jit, static_argnames=("model", "layer"))
@@ -260,7 +260,7 @@ def project_units(model: Model, images: Array, layer: str, channels: Array, posi
 
     For image ``n``, the activation of channel ``channels[n]`` at ``positions[n]`` alone (its own
     value; every other activation of the layer zeroed) is passed down with that image's switches.
-    The projection is zero outside the unit's receptive field (``jfv.receptive.box``) and equals
+    The projection is zero outside the unit's receptive field (``jfv.models.receptive.box``) and equals
     ``value * deconvnet_switches(model, image, neuron(layer, c, y, x))`` for a positive value.
 
     Args:
@@ -272,4 +272,4 @@ def project_units(model: Model, images: Array, layer: str, channels: Array, posi
     model.check_input(images)
     model.check_layer(layer)
     return _project_units(model.params, jnp.asarray(images, jnp.float32), jnp.asarray(channels, jnp.int32),
-                          jnp.asarray(positions, jnp.int32), model=model, layer=layer)
+                          jnp.asarray(positions, jnp.int32), model=model.static, layer=layer)

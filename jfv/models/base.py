@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import weakref
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
@@ -38,6 +39,10 @@ def _suggest(name: str, valid: list[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
+# model -> its params-free copy (``Model.static``); an entry goes when its model does
+_STATIC: "weakref.WeakKeyDictionary[Model, Model]" = weakref.WeakKeyDictionary()
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Model:
     """A Flax network with named activations, its params and its layer table.
@@ -69,6 +74,22 @@ class Model:
     # RGB (..., H, W, 3) in [0, 1] -> this model's input (..., H, W, channels), for other channel
     # counts than 1 and 3 (``from_rgb``); ``jfv.models.wrap(..., rgb_to_input=f)`` sets it
     rgb_to_input: Callable[[np.ndarray], np.ndarray] | None = None
+
+    @property
+    def static(self) -> "Model":
+        """This model without its parameters: what a compiled program takes as its static argument.
+
+        jax keeps a jitted function's static arguments in its process-wide compilation cache, so a
+        module-level ``jax.jit(f, static_argnames=("model",))`` given the model itself would keep its
+        parameters alive as long as the process. Its ``static`` copy (the same object for the same
+        model, so programs are reused; hashed by identity like every Model) holds the module, layer
+        table and precision only; the parameters go in as an argument. Tested in
+        ``tests/models/test_models.py``.
+        """
+        spec = _STATIC.get(self)
+        if spec is None:
+            spec = _STATIC[self] = dataclasses.replace(self, params=None)
+        return spec
 
     def from_rgb(self, images: Any) -> np.ndarray:
         """RGB images in [0, 1] (what datasets and photos give) as this model's input.

@@ -29,11 +29,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jfv import labels as labels_lib
+from jfv.models import labels as labels_lib
 from jfv.models.registry import Entry, TorchWeights, cifar10_labels
 from jfv.models.resnet import BatchNorm
 from jfv.models.vgg import IMAGENET_MEAN, IMAGENET_STD
-from jfv.receptive import GLOBAL, Layer, Residual, Window
+from jfv.models.receptive import GLOBAL, Layer, Residual, Window
 
 Array = jax.Array
 
@@ -129,7 +129,7 @@ class CifarResNet(nn.Module):
         return out
 
     def geometry(self) -> dict[str, Layer]:
-        """Each named layer's parent and the steps between them (``jfv.receptive``), as ``__call__``.
+        """Each named layer's parent and the steps between them (``jfv.models.receptive``), as ``__call__``.
 
         The option-A shortcut ``x[:, ::2, ::2]`` reads input ``2 i``: a 1x1 window with stride 2.
         """

@@ -22,7 +22,7 @@ import numpy as np
 from jfv.models.vgg import (VGG16_BLOCKS, alexnet_features, alexnet_geometry, imagenet_normalise, max_pool,
                             vgg_features, vgg_geometry)
 from jfv.models.registry import Entry, TorchWeights, imagenet_labels
-from jfv.receptive import GLOBAL, Adaptive, Layer
+from jfv.models.receptive import GLOBAL, Adaptive, Layer
 
 Array = jax.Array
 
@@ -94,7 +94,7 @@ class VGG16(nn.Module):
         return out
 
     def geometry(self) -> dict[str, Layer]:
-        """Each named layer's parent and the steps between them (``jfv.receptive``)."""
+        """Each named layer's parent and the steps between them (``jfv.models.receptive``)."""
         return head_geometry(vgg_geometry(self.blocks), f"pool{len(self.blocks)}", VGG_POOLED)
 
 
@@ -117,7 +117,7 @@ class AlexNet(nn.Module):
         return out
 
     def geometry(self) -> dict[str, Layer]:
-        """Each named layer's parent and the steps between them (``jfv.receptive``)."""
+        """Each named layer's parent and the steps between them (``jfv.models.receptive``)."""
         return head_geometry(alexnet_geometry(), "pool5", ALEXNET_POOLED)
 
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from jfv import errors
+from jfv.runtime import errors
 
 PROG = "jfv.models"
 
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns the exit status (2 with one line on stderr for bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "convert":
-        from jfv import convert
+        from jfv.models import convert
 
         return convert.main(argv[1:], prog=PROG, command="python -m jfv.models convert")
     parser = _Parser(prog="python -m jfv.models", description=__doc__.split("\n")[0])

@@ -32,7 +32,7 @@ import numpy as np
 from jfv.models.base import Model
 from jfv.models.registry import Entry, RandomWeights
 from jfv.models.wrap import wrap
-from jfv.receptive import GLOBAL, Layer, Window
+from jfv.models.receptive import GLOBAL, Layer, Window
 from jfv.models.weights import WeightsError
 
 Array = jax.Array
@@ -101,7 +101,7 @@ class ViT(nn.Module):
         return nn.Dense(self.num_classes, name="head")(x.mean(axis=1))
 
     def geometry(self) -> dict[str, Layer]:
-        """``jfv.receptive``'s view: ``patch_embed`` is a spatial map (a ``patch`` x ``patch`` conv of
+        """``jfv.models.receptive``'s view: ``patch_embed`` is a spatial map (a ``patch`` x ``patch`` conv of
         stride ``patch``), so its units have image patches (top_patches, receptive fields); the token
         layers after it are not spatial maps (attention mixes every token), so they have none."""
         geo = {"patch_embed": Layer(None, (Window(self.patch, self.patch),)), "tokens": Layer("patch_embed", (GLOBAL,))}
@@ -129,7 +129,7 @@ class GrayCNN(nn.Module):
         return nn.Dense(self.num_classes, name="head")(x.mean(axis=(1, 2)))
 
     def geometry(self) -> dict[str, Layer]:
-        """Each named layer's parent and the windows between them (``jfv.receptive``): 3x3 convs with
+        """Each named layer's parent and the windows between them (``jfv.models.receptive``): 3x3 convs with
         padding 1, a 2x2 max-pool before every conv but the first, a global mean before ``logits``."""
         geo: dict[str, Layer] = {}
         last = None

@@ -11,7 +11,7 @@ everything after that convolution up to the layer (ReLUs, max-pools) acts channe
 maximisation of a channel skips the rest of the layer's forward pass and its whole input gradient:
 on VGG16 ``conv4_3`` at 128 px that is ~12% of an AM step (``benchmarks/RESULTS.md``). Lucid, and the
 PyTorch loop in ``benchmarks/am_throughput.py``, compute the whole layer. The channel's values are
-the same convolution's, equal to float rounding (``tests/test_plain.py``: within 1e-5 of the layer's
+the same convolution's, equal to float rounding (``tests/models/test_plain.py``: within 1e-5 of the layer's
 largest value; often bit for bit), and so is the gradient reaching the image.
 ``JFV_FULL_LAYERS=1`` in the environment turns slicing off (read when a program is traced).
 """

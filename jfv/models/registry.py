@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jfv import labels as labels_lib
+from jfv.models import labels as labels_lib
 from jfv.models.weights import WeightsError
 
 TORCH_INSTALL = "pip install -e '.[torch]'"  # the optional dependency the converter and references need

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from jfv.models.registry import Entry, TorchWeights, imagenet_labels
 from jfv.models.vgg import imagenet_normalise, max_pool
-from jfv.receptive import GLOBAL, Layer, Residual, Window
+from jfv.models.receptive import GLOBAL, Layer, Residual, Window
 
 Array = jax.Array
 
@@ -204,7 +204,7 @@ class ResNet(nn.Module):
         return out
 
     def geometry(self) -> dict[str, Layer]:
-        """Each named layer's parent and the steps between them (``jfv.receptive``), as ``__call__``."""
+        """Each named layer's parent and the steps between them (``jfv.models.receptive``), as ``__call__``."""
         expansion = 1 if self.block == "basic" else BOTTLENECK_EXPANSION
         geo = {"conv1": Layer(None, (Window(7, 2, 3),)), "bn1": Layer("conv1"), "relu": Layer("bn1"),
                "maxpool": Layer("relu", (Window(3, 2, 1),))}

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jfv.models.registry import Entry, LpipsWeights
-from jfv.receptive import Layer, Window
+from jfv.models.receptive import Layer, Window
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision
 IMAGENET_STD = (0.229, 0.224, 0.225)  # torchvision
@@ -119,7 +119,7 @@ def alexnet_features(x: Array, relu, pool, out: dict[str, Array]) -> Array:
 
 
 def vgg_geometry(blocks) -> dict[str, Layer]:
-    """``vgg_features``'s spatial geometry (``jfv.receptive``): 3x3 convs with padding 1, 2x2 pools."""
+    """``vgg_features``'s spatial geometry (``jfv.models.receptive``): 3x3 convs with padding 1, 2x2 pools."""
     geo: dict[str, Layer] = {}
     last = None
     for b, widths in enumerate(blocks, start=1):
@@ -160,7 +160,7 @@ class VGG16Features(nn.Module):
         return out
 
     def geometry(self) -> dict[str, Layer]:
-        """Each named layer's parent and the windows between them (``jfv.receptive``)."""
+        """Each named layer's parent and the windows between them (``jfv.models.receptive``)."""
         return vgg_geometry(self.blocks)
 
     def normalise(self, images: Array) -> Array:
@@ -181,7 +181,7 @@ class AlexNetFeatures(nn.Module):
         return out
 
     def geometry(self) -> dict[str, Layer]:
-        """Each named layer's parent and the windows between them (``jfv.receptive``)."""
+        """Each named layer's parent and the windows between them (``jfv.models.receptive``)."""
         return alexnet_geometry()
 
     def normalise(self, images: Array) -> Array:

@@ -37,6 +37,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from jfv.runtime.errors import UserError
+
 WEIGHTS_ENV = "JFV_WEIGHTS_DIR"
 MANIFEST = "manifest.json"
 PARAMS = "params"
@@ -45,7 +47,7 @@ _WRITE_FIX = (f"free some space or write them to another folder (${WEIGHTS_ENV},
               f"weights_dir, or jfv.convert's --out)")
 
 
-class WeightsError(RuntimeError):
+class WeightsError(UserError, RuntimeError):
     """A missing, corrupt or mismatched weights file; the message names the file and the fix."""
 
 

@@ -19,12 +19,12 @@ picks one token), or vectors (N, C).
 Deconvnet and guided backprop swap the module's ``relu`` field (``Model.with_module(relu=...)``):
 a wrapped module supports them when it declares ``relu: Callable = nn.relu`` and applies
 ``self.relu`` at every ReLU; otherwise they raise ``MissingFieldError`` naming that fix. Receptive
-fields need the module's ``geometry()`` method (``jfv.receptive``).
+fields need the module's ``geometry()`` method (``jfv.models.receptive``).
 
 Example:
     >>> model = jfv.models.wrap(MyNet(), params, mean=(0.5,), std=(0.25,), channels=1, output="logits")
     >>> model.layers            # {'conv1': 16, 'conv2': 32, ..., 'logits': 10}
-    >>> images = jfv.render.render(model, objectives.channel("conv2", 3), ...)
+    >>> images = jfv.optvis.render.render(model, objectives.channel("conv2", 3), ...)
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from jfv.models.base import Model
 Array = jax.Array
 CALL = "__call__"  # the key flax's capture_intermediates stores a method's output under
 LIST_LIMIT = 30  # layer paths listed in an error message
-DELEGATED = ("geometry",)  # methods of the user's module that a wrapped model exposes (jfv.receptive)
+DELEGATED = ("geometry",)  # methods of the user's module that a wrapped model exposes (jfv.models.receptive)
 
 
 class WrapError(ValueError):
@@ -289,7 +289,7 @@ def wrap(
             ``best_per_block``, the top_patches projections), in order, from the normalised input:
             ``("conv", name, kernel, stride, padding, params_path)``, ``("relu", name)``,
             ``("pool", name, window, stride)`` (max-pools, unpadded). Names that are also layers of
-            the module must be the same arrays (a test should check it, as ``tests/test_wrap.py``
+            the module must be the same arrays (a test should check it, as ``tests/models/test_wrap.py``
             does for ``gray_cnn``).
         rgb_to_input: how RGB images (..., H, W, 3) in [0, 1] (what datasets and photos give) become
             this model's (..., H, W, ``channels``) input; default: as they are for 3 channels, ITU-R

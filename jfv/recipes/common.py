@@ -20,10 +20,13 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from jfv import datasets, models, objectives, spectrum, transforms
+from jfv.analysis import datasets
+from jfv import models
+from jfv.optvis import objectives, transforms
+from jfv.optvis.parameterisations import spectrum
 from jfv.models.base import ChannelOutOfRangeError, ImageTooSmallError, Model
 from jfv.models.weights import library_versions
-from jfv.outputs import load_image
+from jfv.runtime.outputs import load_image
 
 LIST_LIMIT = 10  # values shown in a message about many values
 # A range's size is checked against this before the layer is known, so a typo such as 0:100000000

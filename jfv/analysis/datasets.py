@@ -1,0 +1,512 @@
+"""Datasets, streamed: image folders, lists of paths and the CIFAR-10 archive, in fixed-size batches.
+
+One of the few modules that touch files (with ``jfv.runtime.outputs``). A ``Source`` is a list of items
+(id, name, label) and a way to read their bytes in the cheapest order; ``batches`` decodes them,
+resizes and centre-crops each to ``size`` (``fit``), and yields fixed-size ``PaddedBatch``es: the last one
+padded, with a validity mask, so one compiled program serves every batch. Nothing is held beyond the
+batch being filled (and ``prefetch`` more decoded by a background thread). An unreadable or corrupt
+image is skipped and reported in the batch's ``skipped``, not raised.
+
+Sources:
+
+- ``image_folder(root)``: ``root/<class>/*.jpg|png|...`` (labels = sorted class folder names) or a
+  flat folder of images (no labels); ids in sorted path order.
+- ``path_list(paths, labels)``: any files, ids in the given order.
+- ``cifar10(split, per_class)``: the CIFAR-10 archive ``<shared>/data/cifar10/cifar10-jpeg.tar.gz``
+  read sequentially from the tar (no extraction): 32x32 JPEGs laid out ``train/<class>/NNNN.jpg``
+  (5000 per class) and ``test/<class>/NNNN.jpg`` (1000 per class); ids class-major, as
+  ``cifar10_subsets``.
+
+Example:
+    >>> source = cifar10(split="test", per_class=20)
+    >>> for batch in batches(source, size=64, batch_size=32):
+    ...     acts = model(batch.images)           # (32, 64, 64, 3) in [0, 1]; batch.mask (32,) bool
+
+A model with other input channels takes ``batches(source, 64, 32, convert=model.from_rgb)``: each
+decoded RGB image becomes the model's input (ITU-R BT.601 luma for a grayscale model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import queue
+import tarfile
+import threading
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+
+import numpy as np
+from PIL import Image
+
+# Krizhevsky 2009; the label order of the binary release (also the archive's sorted folder names).
+from jfv.models.labels import CIFAR10_CLASSES  # one list of the ten names
+from jfv.runtime.paths import find_shared, shared_candidates
+from jfv.runtime import moved
+CIFAR10_ARCHIVE = "data/cifar10/cifar10-jpeg.tar.gz"  # relative to the shared folder
+CIFAR10_SIZE = 32
+
+
+class DatasetError(ValueError):
+    """A dataset that is missing, or a subset it cannot supply; the message names the fix."""
+
+
+def shared_dir(explicit: str = "") -> Path:
+    """``explicit``, else ``$JFV_SHARED``, else ``../shared`` beside the repository (``jfv.runtime.paths``).
+
+    Raises:
+        DatasetError: none of them is a folder; the message lists what was tried and the fix.
+    """
+    found = find_shared(explicit)
+    if found is not None:
+        return found
+    tried = ", ".join(str(c) for c in shared_candidates(explicit))
+    raise DatasetError(
+        f"shared folder not found (tried {tried}): pass --config.shared_dir=PATH or set JFV_SHARED"
+    )
+
+
+def cifar10_subsets(archive: str | os.PathLike, per_class: Mapping[str, int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Class-balanced subsets of CIFAR-10: for each split, files 0000 .. per_class-1 of every class.
+
+    Deterministic (the numbered files, not a random draw) and read in one pass over the archive.
+
+    Args:
+        archive: the ``cifar10-jpeg.tar.gz``.
+        per_class: split ("train" / "test") -> images per class (>= 1).
+    Returns:
+        split -> (images (10 * k, 32, 32, 3) uint8, labels (10 * k,) int32), class-major order
+        (labels index ``CIFAR10_CLASSES``).
+
+    Example:
+        >>> data = cifar10_subsets(shared_dir() / CIFAR10_ARCHIVE, {"train": 100, "test": 50})
+        >>> data["train"][0].shape
+        (1000, 32, 32, 3)
+    """
+    path = Path(archive)
+    if not path.is_file():
+        raise DatasetError(f"CIFAR-10 archive {path} not found: it should be <shared>/{CIFAR10_ARCHIVE}")
+    bad = {s: k for s, k in per_class.items() if s not in ("train", "test") or int(k) < 1}
+    if bad:
+        raise DatasetError(f"per_class must map 'train' / 'test' to counts >= 1, got {bad}")
+    found: dict[tuple[str, int, int], np.ndarray] = {}
+    classes_seen: set[str] = set()
+    with tarfile.open(path, "r:gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 3 or parts[0] not in per_class:
+                continue
+            split, cls, fname = parts
+            classes_seen.add(cls)
+            stem = fname.rsplit(".", 1)[0]
+            if cls not in CIFAR10_CLASSES or not stem.isdigit() or int(stem) >= per_class[split]:
+                continue
+            with Image.open(io.BytesIO(tar.extractfile(member).read())) as im:
+                found[(split, CIFAR10_CLASSES.index(cls), int(stem))] = np.asarray(im.convert("RGB"), np.uint8)
+    if classes_seen != set(CIFAR10_CLASSES):
+        raise DatasetError(
+            f"{path} has class folders {sorted(classes_seen)}, expected the CIFAR-10 classes {list(CIFAR10_CLASSES)}"
+        )
+    out = {}
+    for split, k in per_class.items():
+        keys = [(split, c, i) for c in range(len(CIFAR10_CLASSES)) for i in range(int(k))]
+        missing = [key for key in keys if key not in found]
+        if missing:
+            have = min(sum(1 for key in found if key[:2] == (split, c)) for c in range(len(CIFAR10_CLASSES)))
+            raise DatasetError(
+                f"{path} lacks {len(missing)} of the {len(keys)} {split} images asked for "
+                f"(e.g. {missing[0][0]}/{CIFAR10_CLASSES[missing[0][1]]}/{missing[0][2]:04d}.jpg): "
+                f"use {split}_per_class <= {have}"
+            )
+        images = np.stack([found[key] for key in keys])
+        if images.shape[1:] != (CIFAR10_SIZE, CIFAR10_SIZE, 3):
+            raise DatasetError(f"{path}: expected {CIFAR10_SIZE}x{CIFAR10_SIZE} RGB images, got {images.shape[1:]}")
+        labels = np.repeat(np.arange(len(CIFAR10_CLASSES), dtype=np.int32), int(k))
+        out[split] = (images, labels)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Streamed sources
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")  # what PIL decodes here
+CIFAR10_PER_CLASS = {"train": 5000, "test": 1000}  # images per class in each split of the archive
+RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST,
+            "lanczos": Image.LANCZOS}
+# What a corrupt, truncated or unreadable file raises in PIL / the file system.
+READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError)
+
+
+class Item(NamedTuple):
+    """One image of a source: its ``id`` (an int, unique in the source), ``name`` (a path, or the
+    archive member) and ``label`` (an index into the source's classes, -1 when unlabelled)."""
+
+    id: int
+    name: str
+    label: int = -1
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Source:
+    """A list of images and how to read their bytes.
+
+    Attributes:
+        items: the images, in the order they are read.
+        classes: class names (labels index them); () when unlabelled.
+        description: where the images come from, for manifests.
+        reader: ``items -> iterator of (item, bytes or the exception reading it)``, each item once,
+            in the cheapest order: files in the order of ``items``, the CIFAR-10 archive in its own
+            order (one sequential pass over the tar).
+    """
+
+    items: tuple[Item, ...]
+    classes: tuple[str, ...]
+    description: str
+    reader: Callable[[Sequence[Item]], Iterator[tuple[Item, bytes | BaseException]]]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return f"Source({self.description})"
+
+    @property
+    def ids(self) -> np.ndarray:
+        return np.asarray([it.id for it in self.items], np.int64)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray([it.label for it in self.items], np.int32)
+
+    def name(self, id: int) -> str:
+        return self._by_id()[int(id)].name
+
+    def _by_id(self) -> dict[int, Item]:
+        return {it.id: it for it in self.items}
+
+    def select(self, ids: Iterable[int]) -> "Source":
+        """The same source restricted to ``ids`` (kept in the source's order; unknown ids raise)."""
+        wanted = {int(i) for i in ids}
+        unknown = wanted - {it.id for it in self.items}
+        if unknown:
+            raise DatasetError(f"ids {sorted(unknown)[:5]} are not in {self.description}: use ids from its items")
+        return dataclasses.replace(self, items=tuple(it for it in self.items if it.id in wanted))
+
+    def take(self, n: int) -> "Source":
+        """The first ``n`` items."""
+        if n < 1:
+            raise DatasetError(f"take needs n >= 1, got {n}")
+        return dataclasses.replace(self, items=self.items[:n])
+
+
+def _read_files(items: Sequence[Item]) -> Iterator[tuple[Item, bytes | BaseException]]:
+    for it in items:
+        try:
+            yield it, Path(it.name).read_bytes()
+        except OSError as e:
+            yield it, e
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def image_folder(root: str | os.PathLike) -> Source:
+    """Images under ``root``: ``root/<class>/<images>`` (labelled, classes = sorted folder names,
+    images found at any depth below each class folder) or a flat folder of images (unlabelled).
+
+    Ids number the images 0.. in sorted (class, path) order. Extensions: ``IMAGE_EXTENSIONS``.
+    """
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DatasetError(f"dataset folder {path} does not exist: pass a folder of images or of <class>/ folders of images")
+    loose = sorted(p for p in path.iterdir() if _is_image(p))
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    per_class = [(f.name, sorted(p for p in f.rglob("*") if _is_image(p))) for f in folders]
+    per_class = [(c, files) for c, files in per_class if files]
+    if per_class and loose:
+        raise DatasetError(
+            f"{path} holds both class folders ({', '.join(c for c, _ in per_class[:3])}...) and {len(loose)} loose "
+            f"images (e.g. {loose[0].name}): move the loose images into a class folder, or point at a flat folder"
+        )
+    if per_class:
+        classes = tuple(c for c, _ in per_class)
+        files = [(str(f), label) for label, (_, fs) in enumerate(per_class) for f in fs]
+        kind = f"{len(classes)} classes"
+    elif loose:
+        classes, files, kind = (), [(str(f), -1) for f in loose], "flat"
+    else:
+        raise DatasetError(
+            f"dataset folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)}): point at a folder "
+            f"of images or of <class>/ folders of images"
+        )
+    items = tuple(Item(i, name, label) for i, (name, label) in enumerate(files))
+    return Source(items, classes, f"image folder {path} ({kind}, {len(items)} images)", _read_files)
+
+
+def path_list(paths: Sequence[str | os.PathLike], labels: Sequence[int] | None = None,
+              classes: Sequence[str] = ()) -> Source:
+    """Images at ``paths`` (ids 0.. in the given order), optionally labelled.
+
+    A path that turns out unreadable is skipped when streamed (and reported), not here; an empty
+    list, or labels of another length, raise.
+    """
+    paths = [str(Path(p).expanduser()) for p in paths]
+    if not paths:
+        raise DatasetError("path_list got no paths: pass at least one image path")
+    if labels is not None and len(labels) != len(paths):
+        raise DatasetError(f"path_list got {len(paths)} paths but {len(labels)} labels: pass one label per path")
+    labs = [int(x) for x in labels] if labels is not None else [-1] * len(paths)
+    items = tuple(Item(i, p, lab) for i, (p, lab) in enumerate(zip(paths, labs)))
+    return Source(items, tuple(classes), f"{len(items)} listed paths", _read_files)
+
+
+def _tar_reader(archive: Path) -> Callable[[Sequence[Item]], Iterator[tuple[Item, bytes | BaseException]]]:
+    def read(items: Sequence[Item]) -> Iterator[tuple[Item, bytes | BaseException]]:
+        wanted = {it.name: it for it in items}
+        prefixes = {name.split("/", 1)[0] + "/" for name in wanted}
+        seen_wanted = False
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                if member.name in wanted:
+                    seen_wanted = True
+                    it = wanted.pop(member.name)
+                    try:
+                        yield it, tar.extractfile(member).read()
+                    except (OSError, tarfile.TarError) as e:
+                        yield it, e
+                    if not wanted:
+                        return
+                elif seen_wanted and not any(member.name.startswith(p) for p in prefixes):
+                    break  # the archive is sorted by split: nothing wanted lies further on
+        for it in wanted.values():
+            yield it, FileNotFoundError(f"{it.name} is not in {archive}")
+
+    return read
+
+
+def cifar10(split: str = "test", per_class: int | None = None, archive: str | os.PathLike | None = None,
+            shared: str = "") -> Source:
+    """CIFAR-10 from the shared archive: files ``0000 .. per_class-1`` of every class of ``split``.
+
+    Ids are class-major, ``class * per_class + file number`` (the order ``cifar10_subsets`` uses);
+    labels index ``CIFAR10_CLASSES``. Streaming reads the tar once, sequentially, and stops after
+    the split's last wanted member.
+
+    Args:
+        split: "train" or "test".
+        per_class: images per class (default: all, 5000 train / 1000 test).
+        archive: the ``cifar10-jpeg.tar.gz`` (default ``<shared>/data/cifar10/cifar10-jpeg.tar.gz``).
+        shared: the shared folder (see ``shared_dir``), used when ``archive`` is not given.
+    """
+    if split not in CIFAR10_PER_CLASS:
+        raise DatasetError(f"CIFAR-10 split must be 'train' or 'test', got {split!r}")
+    most = CIFAR10_PER_CLASS[split]
+    k = most if per_class is None else int(per_class)
+    if not 1 <= k <= most:
+        raise DatasetError(f"CIFAR-10 {split} has {most} images per class: use 1 <= per_class <= {most}, got {k}")
+    path = Path(archive) if archive is not None else shared_dir(shared) / CIFAR10_ARCHIVE
+    if not path.is_file():
+        raise DatasetError(f"CIFAR-10 archive {path} not found: it should be <shared>/{CIFAR10_ARCHIVE}")
+    items = tuple(Item(c * k + i, f"{split}/{cls}/{i:04d}.jpg", c)
+                  for c, cls in enumerate(CIFAR10_CLASSES) for i in range(k))
+    return Source(items, tuple(CIFAR10_CLASSES), f"CIFAR-10 {split}, {k} per class ({path})", _tar_reader(path))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decoding and batching
+
+
+def fit(image: Image.Image, size: int, resample: str = "bicubic") -> np.ndarray:
+    """An image as (size, size, 3) float32 RGB in [0, 1]: shorter side resized to ``size``, then
+    centre-cropped (``jfv.runtime.outputs.load_image``'s convention)."""
+    im = image.convert("RGB")
+    w, h = im.size
+    if (w, h) != (size, size):
+        scale = size / min(w, h)
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), RESAMPLE[resample])
+        w, h = im.size
+        left, top = (w - size) // 2, (h - size) // 2
+        im = im.crop((left, top, left + size, top + size))
+    return np.asarray(im, np.float32) / 255.0
+
+
+def decode(raw: bytes, size: int, resample: str = "bicubic") -> np.ndarray:
+    """Image file bytes -> (size, size, 3) float32 in [0, 1] (``fit``); raises READ_ERRORS when corrupt."""
+    with Image.open(io.BytesIO(raw)) as im:
+        im.load()  # decode fully here, so a truncated file fails now
+        return fit(im, size, resample)
+
+
+class PaddedBatch(NamedTuple):
+    """A fixed-size batch of a dataset's images, padded at the end (``mask``): images (B, S, S, C) float32 in [0, 1] (RGB, or converted: ``batches``), ids (B,) int32 (-1 for padding),
+    labels (B,) int32 (-1 unlabelled or padding), mask (B,) bool (False for padding), and
+    ``skipped``: ((name, reason), ...) of the images dropped while filling this batch."""
+
+    images: np.ndarray
+    ids: np.ndarray
+    labels: np.ndarray
+    mask: np.ndarray
+    skipped: tuple[tuple[str, str], ...] = ()
+
+
+def _check_batching(size: int, batch_size: int, resample: str) -> None:
+    if int(size) < 1:
+        raise DatasetError(f"image size must be >= 1, got {size}")
+    if int(batch_size) < 1:
+        raise DatasetError(f"batch_size must be >= 1, got {batch_size}")
+    if resample not in RESAMPLE:
+        raise DatasetError(f"unknown resample {resample!r}; valid: {', '.join(RESAMPLE)}")
+
+
+Convert = Callable[[np.ndarray], np.ndarray]  # (..., H, W, 3) RGB in [0, 1] -> (..., H, W, C): Model.from_rgb
+
+
+def converted_channels(convert: Convert | None) -> int:
+    """The channels ``convert`` gives (3 without one), from a one-pixel probe; raises DatasetError
+    (with the converter's own message, e.g. ``Model.from_rgb``'s fix) when it cannot convert."""
+    if convert is None:
+        return 3
+    try:
+        out = np.asarray(convert(np.zeros((1, 1, 3), np.float32)))
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+    if out.ndim != 3 or out.shape[:2] != (1, 1) or out.shape[-1] < 1:
+        raise DatasetError(f"the image converter turned a (1, 1, 3) image into shape {out.shape}: it must give "
+                           f"(H, W, channels) for (H, W, 3)")
+    return int(out.shape[-1])
+
+
+def displayable(images: np.ndarray) -> np.ndarray:
+    """Model-input images (..., C) as pictures: 1 (grayscale) or 3 (RGB) channels as they are; any
+    other count as the mean over channels, a grayscale picture (stated wherever it is shown)."""
+    a = np.asarray(images, np.float32)
+    return a if a.shape[-1] in (1, 3) else a.mean(axis=-1, keepdims=True)
+
+
+def _decoded(source: Source, size: int, resample: str, convert: Convert | None = None
+             ) -> Iterator[tuple[Item, np.ndarray | None, str]]:
+    for it, raw in source.reader(source.items):
+        if isinstance(raw, BaseException):
+            yield it, None, f"{type(raw).__name__}: {raw}"
+            continue
+        try:
+            image = decode(raw, size, resample)
+        except READ_ERRORS as e:
+            yield it, None, f"{type(e).__name__}: {e}"
+            continue
+        yield it, (image if convert is None else np.asarray(convert(image), np.float32)), ""
+
+
+def _batched(source: Source, size: int, batch_size: int, resample: str, convert: Convert | None = None
+             ) -> Iterator[PaddedBatch]:
+    channels = converted_channels(convert)
+
+    def empty():
+        return (np.zeros((batch_size, size, size, channels), np.float32), np.full((batch_size,), -1, np.int32),
+                np.full((batch_size,), -1, np.int32), np.zeros((batch_size,), bool))
+
+    images, ids, labels, mask = empty()
+    n, skipped = 0, []
+    for it, image, reason in _decoded(source, size, resample, convert):
+        if image is None:
+            skipped.append((it.name, reason))
+            continue
+        images[n], ids[n], labels[n], mask[n] = image, it.id, it.label, True
+        n += 1
+        if n == batch_size:
+            yield PaddedBatch(images, ids, labels, mask, tuple(skipped))
+            images, ids, labels, mask = empty()
+            n, skipped = 0, []
+    if n or skipped:
+        yield PaddedBatch(images, ids, labels, mask, tuple(skipped))
+
+
+def prefetch(iterator: Iterator, depth: int) -> Iterator:
+    """Runs ``iterator`` in a background thread, ``depth`` items ahead (0: in the caller's thread).
+
+    PIL decodes and the tar's inflate release the GIL, so reading overlaps the model's compiled
+    calls. Exceptions are re-raised in the caller; closing the consumer stops the thread.
+    """
+    if depth <= 0:
+        yield from iterator
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def work():
+        try:
+            for x in iterator:
+                while not stop.is_set():
+                    try:
+                        q.put((x, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as e:  # handed to the consumer
+            q.put((done, e))
+
+    thread = threading.Thread(target=work, name="jfv-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            x, error = q.get()
+            if x is done:
+                if error is not None:
+                    raise error
+                return
+            yield x
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def batches(source: Source, size: int, batch_size: int, resample: str = "bicubic",
+            prefetch_batches: int = 2, convert: Convert | None = None) -> Iterator[PaddedBatch]:
+    """The source decoded and fitted to ``size``, in batches of exactly ``batch_size``.
+
+    Images are decoded as RGB; ``convert`` (a model's ``from_rgb``: ITU-R BT.601 luma for a
+    grayscale model, its declared converter for other channel counts) turns each into the model's
+    input, in the decoding thread, so a batch is (B, S, S, channels).
+
+    The last batch is padded with zero images (``mask`` False, id -1). Images that cannot be read
+    or decoded are left out and named in ``PaddedBatch.skipped`` (a batch holding only skips can come
+    last). ``prefetch_batches`` batches are decoded ahead in a background thread.
+
+    Example:
+        >>> for b in batches(image_folder("photos"), size=224, batch_size=16):
+        ...     feats = f(b.images)[b.mask]
+    """
+    _check_batching(size, batch_size, resample)
+    converted_channels(convert)  # a converter that cannot convert fails here, before the thread starts
+    return prefetch(_batched(source, int(size), int(batch_size), resample, convert), prefetch_batches)
+
+
+def load(source: Source, ids: Iterable[int], size: int, resample: str = "bicubic",
+         convert: Convert | None = None) -> dict[int, np.ndarray]:
+    """The images with ``ids``, fitted to ``size`` (and ``convert``ed, as ``batches``), in one pass:
+    {id: (size, size, channels) float32}.
+
+    Ids whose image cannot be read are missing from the result.
+    """
+    _check_batching(size, 1, resample)
+    converted_channels(convert)
+    sub = source.select(ids)
+    return {it.id: image for it, image, _ in _decoded(sub, int(size), resample, convert) if image is not None}
+
+
+def count_skipped(stream: Iterable[PaddedBatch]) -> tuple[list[PaddedBatch], list[tuple[str, str]]]:
+    """Drains a stream: (its batches, every skipped (name, reason)). For small sources and tests."""
+    out, skipped = [], []
+    for b in stream:
+        out.append(b)
+        skipped.extend(b.skipped)
+    return out, skipped
+
+
+__getattr__ = moved.renamed(__name__)  # old names (jfv.runtime.moved.NAMES)

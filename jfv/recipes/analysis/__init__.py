@@ -1,0 +1,1 @@
+"""Recipes of dataset analysis: top_patches, embeddings, activations, filters, atlas."""

@@ -1,0 +1,543 @@
+"""Recipe ``top_patches``: the dataset images and patches that most activate every channel, resumable.
+
+``python -m jfv --config=configs/vgg16_top_patches.py --workdir=DIR`` runs two phases through one
+``jfv.runtime.jobs.Job`` (the workdir policy of the layer job: ``job.json``, lock, atomic files, resume):
+
+1. **The pass.** One compiled step per batch (``pass_step``: the model, then for every layer and
+   reduction ``topk.scores`` and ``topk.merge``) streams the dataset once. It keeps the running
+   ``TopK`` states and every image's score per channel (for the atlas's histograms). The state is
+   checkpointed (``state/pass.npz``) every ``checkpoint_every`` batches and on SIGTERM/SIGINT with
+   the ids already seen; a resumed pass streams only the images not yet seen. Because the top-k
+   order (value descending, id ascending) is total and an image's scores are the same bits in any
+   batch, the resumed result equals an uninterrupted one exactly. Unreadable images are skipped and
+   counted. When the pass ends it writes ``topk.npz`` and ``scores.npz``.
+2. **Patches**, in groups of ``group_size`` channels per layer (``records/patches_<layer>_g<gggg>.json``
+   finishes a group): each hit's receptive-field patch, its Zeiler & Fergus deconvnet projection
+   (models with switches: VGG16, AlexNet; other models get patches only, as the manifest says), PNGs
+   per hit and a Fig. 2 sheet per channel and reduction.
+
+Then ``layers/<layer>.json`` (every channel's hits, with image names, values, positions, boxes and
+files), ``blocks.png`` (seed 003's "best feature map at each block" for ``block_image``),
+``index.html`` and ``manifest.json``.
+
+Writes into DIR: ``job.json``, ``topk.npz`` (``<layer>.<reduce>.values|ids|positions``),
+``scores.npz`` (``<layer>.<reduce>``: (images, channels), row = image id), ``patches/<layer>/
+<cccc>/<reduce>_<r>.png`` and ``..._proj.png``, ``sheets/<layer>_<cccc>_<reduce>.png``,
+``layers/<layer>.json``, ``blocks.png``, ``index.html``, ``manifest.json``, ``records/``.
+
+Zeiler & Fergus 2014, Fig. 2; Girshick et al. 2014, Fig. 4.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import io
+import time
+import zipfile
+from typing import Any, Iterator, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jfv.analysis import datasets, patches, topk
+from jfv import models
+from jfv.attribution import pictures
+from jfv.runtime.jobs import Interrupted, Job, StopFlag
+from jfv.runtime.outputs import (
+    CHANNEL_FILTER_INPUT, CHANNEL_FILTER_SCRIPT, GALLERY_CSS, check_workdir, header_table, write_run,
+)
+from jfv.recipes.common import ConfigError, default_image, parse_channels, parse_list, run_info
+
+RESUMABLE = True  # holds its workdir through jfv.runtime.jobs.Job (resume, not --overwrite)
+PASS = "pass"  # the piece name of the dataset pass
+# Config keys that change no output: they may differ between a run and its resume.
+RUN_KEYS = ("progress", "resume", "discard_state", "checkpoint_every", "prefetch_batches", "weights_dir",
+            "shared_dir", "project_batch")
+SHEET_COLUMNS = 3  # Zeiler & Fergus's Fig. 2 shows the top 9 as 3 x 3
+
+
+# -- configuration -----------------------------------------------------------------------------------
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    if int(config.k) < 1:
+        raise ConfigError(f"k must be >= 1 (the top images kept per channel), got {config.k}")
+    for key in ("image_size", "batch_size", "group_size", "project_batch"):
+        if int(config[key]) < 1:
+            raise ConfigError(f"{key} must be >= 1, got {config[key]}")
+    if int(config.checkpoint_every) < 0:
+        raise ConfigError(f"checkpoint_every must be >= 0 batches (0: only on SIGTERM/SIGINT), got {config.checkpoint_every}")
+    if int(config.patch_px) < 0 or int(config.limit) < 0:
+        raise ConfigError("patch_px and limit must be >= 0 (0: the receptive field's size / every image)")
+    reductions = parse_list(config.reductions, "reductions", "max,mean")
+    bad = [r for r in reductions if r not in topk.REDUCTIONS]
+    if bad:
+        raise ConfigError(f"unknown reductions {bad}; valid: {', '.join(topk.REDUCTIONS)}")
+    if [r for r in projected(config) if r not in reductions]:
+        raise ConfigError(f"project {config.project!r} names a reduction not in reductions {config.reductions!r}")
+
+
+def make_source(config: ml_collections.ConfigDict) -> datasets.Source:
+    """``dataset=cifar10`` (``split``, ``per_class``; 0 = all) or a folder of images; the first
+    ``limit`` images when ``limit`` > 0."""
+    if config.dataset == "cifar10":
+        source = datasets.cifar10(config.split, per_class=int(config.per_class) or None, shared=config.shared_dir)
+    else:
+        source = datasets.image_folder(config.dataset)
+    if int(config.limit):
+        source = source.take(int(config.limit))
+    if not np.array_equal(source.ids, np.arange(len(source))):
+        raise ConfigError(f"{source.description}: ids must number the images 0..n-1 (a source from jfv.analysis.datasets)")
+    return source
+
+
+def layer_channels(model: models.Model, layer: str, spec: str, image_size: int) -> list[int]:
+    """``all`` or a range/list, for a layer whose units have patches at ``image_size``."""
+    patches.check_layer(model, layer, image_size)
+    if str(spec).strip() == "all":
+        return list(range(model.check_layer(layer)))
+    channels = parse_channels(spec)
+    model.check_channels(layer, channels)
+    return channels
+
+
+def projector(model: models.Model, layers: list[str]) -> str:
+    """"" if deconvnet projections with switches exist for every layer, else why not (for the manifest)."""
+    from jfv.attribution.switches import layer_sequence
+
+    try:
+        names = {op.name for op in layer_sequence(model)}
+    except NotImplementedError:  # switches.NoSwitchesError
+        return (f"{model.name} is not a declared plain conv/ReLU/max-pool stack, so it has no deconvnet with "
+                f"switches (VGG16, AlexNet and wrapped models declaring plain_stack have): patches only")
+    missing = [layer for layer in layers if layer not in names]
+    if missing:
+        return f"layers {missing} are not in {model.name}'s deconvnet (its conv, ReLU and pool layers): patches only"
+    return ""
+
+
+def settings_of(config: ml_collections.ConfigDict, model: models.Model, source: datasets.Source) -> dict:
+    """Everything that changes an output: the config less RUN_KEYS, the weights' digest and the data."""
+    from jfv.models.weights import params_digest
+
+    settings = {k: v for k, v in config.to_dict().items() if k not in RUN_KEYS}
+    settings["params_sha256"] = params_digest(jax.device_get(model.params))
+    settings["images"] = len(source)
+    return settings
+
+
+# -- the pass ----------------------------------------------------------------------------------------
+
+
+def key(layer: str, reduce: str) -> str:
+    return f"{layer}.{reduce}"
+
+
+@functools.partial(jax.jit, static_argnames=("model", "reductions"))
+def _pass_step(params, states, images, ids, mask, *, model, reductions):
+    acts = model.apply(params, images)
+    new, per_image = {}, {}
+    for layer, per in states.items():
+        new[layer] = {}
+        for r in reductions:
+            values, positions = topk.scores(acts[layer], r)
+            new[layer][r] = topk.merge(per[r], values, ids, positions, mask)
+            per_image[key(layer, r)] = values
+    return new, per_image
+
+
+def pass_step(model: models.Model, states: topk.States, batch: datasets.PaddedBatch, reductions: tuple[str, ...]):
+    """One batch into every state: (new states, {"<layer>.<reduce>": scores (B, C)}); one program."""
+    return _pass_step(model.params, states, jnp.asarray(batch.images), jnp.asarray(batch.ids, jnp.int32),
+                      jnp.asarray(batch.mask), model=model.static, reductions=reductions)
+
+
+class PassState:
+    """The pass's host-side state: top-k per (layer, reduction), every seen image's scores, which ids
+    were consumed (read or skipped), the skipped names and reasons, and the batches done."""
+
+    def __init__(self, model, layers, reductions, k, n_images):
+        self.layers, self.reductions = layers, reductions
+        self.states = topk.init_states(model, layers, k, reductions)
+        self.scores = {key(layer, r): np.full((n_images, model.layers[layer]), np.nan, np.float32)
+                       for layer in layers for r in reductions}
+        self.seen = np.zeros(n_images, bool)
+        self.skipped: list[tuple[str, str]] = []
+        self.batches = 0
+
+    def to_tree(self) -> dict[str, np.ndarray]:
+        tree = {}
+        for layer in self.layers:
+            for r in self.reductions:
+                s = topk.to_numpy(self.states[layer][r])
+                tree.update({f"topk.{key(layer, r)}.values": s.values, f"topk.{key(layer, r)}.ids": s.ids,
+                             f"topk.{key(layer, r)}.positions": s.positions})
+        tree.update({f"scores.{k}": v for k, v in self.scores.items()})
+        tree.update(seen=self.seen, batches=np.int64(self.batches),
+                    skipped_names=np.asarray([n for n, _ in self.skipped], dtype=str),
+                    skipped_reasons=np.asarray([r for _, r in self.skipped], dtype=str))
+        return tree
+
+    def restore(self, tree: Mapping[str, np.ndarray], where: str) -> None:
+        try:
+            for layer in self.layers:
+                for r in self.reductions:
+                    got = topk.TopK(*(tree[f"topk.{key(layer, r)}.{f}"] for f in topk.TopK._fields))
+                    fresh = self.states[layer][r]
+                    if any(g.shape != f.shape for g, f in zip(got, fresh)):
+                        raise KeyError
+                    self.states[layer][r] = topk.TopK(*(jnp.asarray(g) for g in got))
+                    if tree[f"scores.{key(layer, r)}"].shape != self.scores[key(layer, r)].shape:
+                        raise KeyError
+                    self.scores[key(layer, r)] = np.array(tree[f"scores.{key(layer, r)}"])
+            if tree["seen"].shape != self.seen.shape:
+                raise KeyError
+            self.seen = np.array(tree["seen"])
+            self.batches = int(tree["batches"])
+            self.skipped = list(zip(tree["skipped_names"].tolist(), tree["skipped_reasons"].tolist()))
+        except KeyError:
+            from jfv.runtime.jobs import StateError
+
+            raise StateError(f"the in-flight checkpoint {where} does not fit this job (other layers, k or data); "
+                             f"re-run with --config.discard_state=True to start the pass again") from None
+
+    def add(self, batch: datasets.PaddedBatch, states, per_image, by_name: Mapping[str, int]) -> None:
+        self.states = states
+        real = np.asarray(batch.mask)
+        ids = np.asarray(batch.ids)[real]
+        for k, v in per_image.items():
+            self.scores[k][ids] = np.asarray(v)[real]
+        self.seen[ids] = True
+        for name, reason in batch.skipped:
+            self.seen[by_name[name]] = True
+            self.skipped.append((name, reason))
+        self.batches += 1
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """An ``.npz`` (readable by ``np.load``) with fixed member timestamps, so equal arrays give equal
+    bytes (``np.savez`` stamps each member with the current time)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for name in sorted(arrays):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            z.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue())
+    return buf.getvalue()
+
+
+def run_pass(job: Job, model, source, layers, reductions, config, flag: StopFlag) -> PassState:
+    """Streams the images not yet seen, checkpointing every ``checkpoint_every`` batches and on a signal."""
+    state = PassState(model, layers, reductions, int(config.k), len(source))
+    saved = job.load_state(PASS, discard=config.discard_state)
+    if saved is not None:
+        state.restore(saved, str(job.state_path(PASS)))
+    todo = [int(i) for i in np.flatnonzero(~state.seen)]
+    by_name = {it.name: it.id for it in source.items}
+    bar = None
+    if config.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(source), initial=int(state.seen.sum()), desc=f"{model.name} pass", unit="img",
+                   file=__import__("sys").stderr, dynamic_ncols=True)
+    every = int(config.checkpoint_every)
+    stream: Iterator[datasets.PaddedBatch] = iter(())
+    if todo:
+        stream = datasets.batches(source.select(todo), int(config.image_size), int(config.batch_size),
+                                  prefetch_batches=int(config.prefetch_batches), convert=model.from_rgb)
+    try:
+        for batch in stream:
+            states, per_image = pass_step(model, state.states, batch, reductions)
+            state.add(batch, states, per_image, by_name)
+            if bar is not None:
+                bar.update(int(np.sum(batch.mask)) + len(batch.skipped))
+            if flag.stop:
+                job.save_state(PASS, state.to_tree())
+                raise Interrupted(f"{flag.name()}: checkpointed the pass after {int(state.seen.sum())} of "
+                                  f"{len(source)} images; run the same command again to resume", flag.signum)
+            if every and state.batches % every == 0 and not state.seen.all():
+                job.save_state(PASS, state.to_tree())
+    finally:
+        if bar is not None:
+            bar.close()
+        if hasattr(stream, "close"):
+            stream.close()
+    if not state.seen.all():  # the stream ended early: cannot happen with a jfv.analysis.datasets source
+        raise RuntimeError("the dataset stream ended before every image was read")
+    return state
+
+
+def finish_pass(job: Job, state: PassState, source: datasets.Source) -> dict:
+    topk_arrays = {k[len("topk."):]: v for k, v in state.to_tree().items() if k.startswith("topk.")}
+    job.write_bytes("topk.npz", npz_bytes(topk_arrays))
+    job.write_bytes("scores.npz", npz_bytes(state.scores))
+    record = {"images": len(source), "read": len(source) - len(state.skipped), "skipped": len(state.skipped),
+              "skipped_files": [{"name": n, "reason": r} for n, r in state.skipped]}
+    job.finish(PASS, record)
+    return record
+
+
+def load_topk(job: Job, layers, reductions) -> dict[str, dict[str, topk.TopK]]:
+    with np.load(job.path / "topk.npz", allow_pickle=False) as z:
+        return {layer: {r: topk.TopK(*(z[f"{key(layer, r)}.{f}"] for f in topk.TopK._fields)) for r in reductions}
+                for layer in layers}
+
+
+# -- patches -------------------------------------------------------------------------------------------
+
+
+def patch_file(layer: str, channel: int, reduce: str, rank: int, projection: bool = False) -> str:
+    return f"patches/{layer}/{channel:04d}/{reduce}_{rank}{'_proj' if projection else ''}.png"
+
+
+def sheet_file(layer: str, channel: int, reduce: str) -> str:
+    return f"sheets/{layer}_{channel:04d}_{reduce}.png"
+
+
+def piece_name(layer: str, group: int) -> str:
+    return f"patches_{layer}_g{group:04d}"
+
+
+def patch_size(model, layer: str, config) -> int:
+    """Display side of patches: ``patch_px``, else the receptive field's size capped at the image."""
+    if int(config.patch_px):
+        return int(config.patch_px)
+    rf = patches.check_layer(model, layer, int(config.image_size))
+    return min(rf.size if rf is not None else int(config.image_size), int(config.image_size))
+
+
+def padding_fill(model) -> np.ndarray:
+    """The [0, 1] pixel value the model's normalisation maps to 0, per channel: what its first conv's
+    zero padding looks like, and so the fill of patches reaching past the image. A wrapped model's
+    ``(mean - lo) / (hi - lo)``; ``patches.DEFAULT_FILL`` (the ImageNet mean every built-in RGB
+    model subtracts) otherwise. Shaped as ``datasets.displayable`` pictures."""
+    module = model.module
+    if isinstance(module, models.Wrapped):
+        lo, hi = module.input_range
+        mean = np.broadcast_to(np.asarray(module.mean, np.float64), (model.channels,))
+        fill = np.clip((mean - lo) / (hi - lo), 0, 1)
+    else:
+        fill = np.broadcast_to(np.asarray(patches.DEFAULT_FILL if model.channels == 3 else 0.5), (model.channels,))
+    return datasets.displayable(np.asarray(fill, np.float32))
+
+
+def hit_pictures(model, layer, stack, hits, config, project: bool):
+    """Patches (N, s, s, C) and projections (N, s, s, C) as pictures (or None), with the boxes and
+    the unit's activation at each hit's position (None without projections). ``stack`` holds the
+    model's input images; C is their channels for 1 (grayscale) or 3, else 1 (their mean:
+    ``datasets.displayable``)."""
+    size, px = int(config.image_size), patch_size(model, layer, config)
+    bx = patches.boxes(model, layer, hits.positions, size, clip=bool(config.clip))
+    crops = patches.fit(patches.crop(datasets.displayable(stack), bx, fill=padding_fill(model)) if len(stack) else [], px)
+    if not project or not len(stack):
+        return crops, None, bx, None
+    proj, unit = patches.project(model, stack, layer, hits.channels, hits.positions, int(config.project_batch))
+    cropped = patches.fit(patches.crop(datasets.displayable(proj), bx, fill=0.0), px)
+    return crops, cropped, bx, unit
+
+
+def projected(config) -> tuple[str, ...]:
+    """The reductions whose hits get deconvnet projections (``project``: a list, or "" for none)."""
+    return tuple(parse_list(config.project, "project", "max")) if config.project else ()
+
+
+def run_piece(job: Job, model, source, layer, group, chans, states, reductions, config, project: bool) -> dict:
+    """One group of channels: every reduction's hits as PNGs, a sheet per channel, the record."""
+    hits = {r: patches.gather(states[r], chans) for r in reductions}
+    wanted = sorted({int(i) for r in reductions for i in hits[r].ids})
+    images = datasets.load(source, wanted, int(config.image_size), convert=model.from_rgb) if wanted else {}
+    missing = [source.name(i) for i in wanted if i not in images]
+    if missing:
+        raise datasets.DatasetError(f"{len(missing)} top images can no longer be read (e.g. {missing[0]}): restore "
+                                    f"them, or start a new run")
+    channels: dict[int, dict] = {c: {"channel": int(c)} for c in chans}
+    for r in reductions:
+        h = hits[r]
+        stack = np.stack([images[int(i)] for i in h.ids]) if len(h.ids) else np.zeros((0,), np.float32)
+        crops, projs, bx, unit = hit_pictures(model, layer, stack, h, config, project and r in projected(config))
+        rows: dict[int, list] = {c: [] for c in chans}
+        for n in range(len(h.ids)):
+            c, rank, i = int(h.channels[n]), int(h.ranks[n]), int(h.ids[n])
+            entry = {"rank": rank, "id": i, "name": source.name(i), "label": int(source.items[i].label),
+                     "value": float(h.values[n]), "position": [int(v) for v in h.positions[n]],
+                     "box": [int(v) for v in bx[n]], "patch": patch_file(layer, c, r, rank)}
+            job.save_png(entry["patch"], crops[n])
+            if projs is not None:
+                entry["projection"] = patch_file(layer, c, r, rank, projection=True)
+                entry["unit_activation"] = float(unit[n])
+                job.save_png(entry["projection"], pictures.signed_image(projs[n]))
+            rows[c].append(entry)
+        for c in chans:
+            idx = [n for n in range(len(h.ids)) if h.channels[n] == c]
+            channels[c][r] = rows[c]
+            if idx:
+                sheet = patches.sheet(crops[idx], projs[idx] if projs is not None else None, columns=SHEET_COLUMNS)
+                channels[c][f"sheet_{r}"] = sheet_file(layer, c, r)
+                job.save_png(sheet_file(layer, c, r), sheet)
+    record = {"layer": layer, "group": group, "channels": [channels[c] for c in chans]}
+    job.finish(piece_name(layer, group), record)
+    return record
+
+
+def pieces(layers, channels, group_size: int) -> list[tuple[str, int, list[int]]]:
+    out = []
+    for layer in layers:
+        cs = channels[layer]
+        out += [(layer, g, cs[i : i + group_size]) for g, i in enumerate(range(0, len(cs), group_size))]
+    return out
+
+
+# -- the best feature map per block (seed 003) ----------------------------------------------------------
+
+
+def blocks_figure(model, image: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+    """The input and, per block, the deconvnet projection of its strongest channel's strongest
+    activation (``attribution.best_per_block``), titled with layer, channel and activation."""
+    import matplotlib.pyplot as plt
+
+    from jfv.attribution import best_per_block
+    from jfv.analysis.figures import _canvas
+
+    def show(ax, picture):  # a grayscale picture (H, W, 1) as grey, not as matplotlib's colour map
+        picture = datasets.displayable(picture)
+        if picture.shape[-1] == 1:
+            ax.imshow(picture[..., 0], cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(picture)
+
+    image = model.from_rgb(image)  # the photo as the model sees it (BT.601 luma for a grayscale model)
+    out = best_per_block(model, image[None])
+    n = len(out) + 1
+    fig, axes = plt.subplots(1, n, figsize=(2.0 * n, 2.3), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    show(axes[0, 0], np.clip(image, 0, 1))
+    axes[0, 0].set_title("input", fontsize=8)
+    rows = []
+    for j, (layer, (proj, channel, value)) in enumerate(out.items(), start=1):
+        show(axes[0, j], pictures.signed_image(np.asarray(proj)[0], gain=2.0))
+        axes[0, j].set_title(f"{layer} ch {int(channel[0])}: {float(value[0]):.3g}", fontsize=8)
+        rows.append({"layer": layer, "channel": int(channel[0]), "activation": float(value[0])})
+    fig.tight_layout()
+    return _canvas(fig), rows
+
+
+def block_image(config) -> tuple[str, np.ndarray]:
+    from jfv.runtime.outputs import load_image
+
+    path = config.block_image or default_image()
+    try:
+        return path, load_image(path, int(config.block_image_size))
+    except OSError as e:
+        raise ConfigError(f"block_image {path!r} cannot be read ({e}): pass --config.block_image=PATH to an image "
+                          f"file") from None
+
+
+# -- summary -------------------------------------------------------------------------------------------
+
+
+def layer_summary(model, layer, chans, records, config, project_note: str) -> dict:
+    by_channel = {c["channel"]: c for r in records if r["layer"] == layer for c in r["channels"]}
+    rf = patches.check_layer(model, layer, int(config.image_size))
+    shape = model.output_shapes(int(config.image_size))[layer]
+    return {"model": model.name, "layer": layer, "map": list(shape[1:3]), "channels_total": model.layers[layer],
+            "receptive_field": rf._asdict() if rf is not None else None, "image_size": int(config.image_size),
+            "patch_px": patch_size(model, layer, config), "clip": bool(config.clip),
+            "projections": project_note or "deconvnet with switches (Zeiler & Fergus 2014)",
+            "channels": [by_channel[c] for c in chans]}
+
+
+def gallery(model_name: str, layers: list[str], summaries: dict, header: dict, reduce: str) -> str:
+    sections = []
+    for layer in layers:
+        cards = "".join(
+            f'<figure data-channel="{c["channel"]}"><a href="{html.escape(c[f"sheet_{reduce}"])}">'
+            f'<img loading="lazy" src="{html.escape(c[f"sheet_{reduce}"])}" alt="{html.escape(layer)} channel '
+            f'{c["channel"]}"></a><figcaption>{html.escape(layer)} ch {c["channel"]}<br>top {reduce} '
+            f'{c[reduce][0]["value"]:.3g}</figcaption></figure>'
+            for c in summaries[layer]["channels"] if f"sheet_{reduce}" in c)
+        sections.append(f'<h2 id="{html.escape(layer)}">{html.escape(layer)}</h2><div class="grid">{cards}</div>')
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(model_name)}: top patches</title>
+<style>{GALLERY_CSS} img {{ width: 320px; height: auto; }} figure {{ width: 320px; }}</style></head>
+<body><h1>{html.escape(model_name)}: top patches (projections left, patches right)</h1>
+{header_table(header)}
+<p>{CHANNEL_FILTER_INPUT}</p>
+{''.join(sections)}
+{CHANNEL_FILTER_SCRIPT}</body></html>
+"""
+
+
+# -- the recipe ----------------------------------------------------------------------------------------
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    start = time.time()
+    check_config(config)
+    check_workdir(workdir)
+    layers = parse_list(config.layers, "layers", "conv4_3,conv5_3")
+    reductions = tuple(parse_list(config.reductions, "reductions", "max,mean"))
+    source = make_source(config)
+    model = models.load(config.model, weights_dir=config.weights_dir or None)
+    datasets.converted_channels(model.from_rgb)  # an n-channel model without a converter fails here, with the fix
+    channels = {layer: layer_channels(model, layer, config.channels, int(config.image_size)) for layer in layers}
+    note = projector(model, layers)
+    block = block_image(config) if not note else None
+
+    job = Job(workdir, "top_patches", settings_of(config, model, source), resume=config.resume)
+    try:
+        job.create()
+        job.clean_stale()
+        with StopFlag() as flag:
+            if not job.is_done(PASS):
+                finish_pass(job, run_pass(job, model, source, layers, reductions, config, flag), source)
+            pass_record = next(r for r in job.records() if r["piece"] == PASS)
+            states = load_topk(job, layers, reductions)
+            for layer, group, chans in pieces(layers, channels, int(config.group_size)):
+                if job.is_done(piece_name(layer, group)):
+                    continue
+                if flag.stop:
+                    raise Interrupted(f"{flag.name()}: stopped before the patches of {layer} group {group}; run the "
+                                      f"same command again to resume", flag.signum)
+                run_piece(job, model, source, layer, group, chans, states[layer], reductions, config, not note)
+        records = [r for r in job.records() if r["piece"] != PASS]
+        summaries = {layer: layer_summary(model, layer, channels[layer], records, config, note) for layer in layers}
+        for layer in layers:
+            job.write_json(f"layers/{layer}.json", summaries[layer])
+        blocks = None
+        if block is not None:
+            picture, rows = blocks_figure(model, block[1])
+            job.save_png("blocks.png", picture)
+            blocks = {"figure": "blocks.png", "image": block[0], "image_size": int(config.block_image_size),
+                      "blocks": rows}
+        manifest = {
+            "recipe": "top_patches",
+            "model": model.name,
+            "model_source": model.source,
+            "dataset": source.description,
+            "images": pass_record["images"],
+            "read": pass_record["read"],
+            "skipped": pass_record["skipped"],
+            "skipped_files": pass_record["skipped_files"][:50],
+            "layers": {layer: {"channels": len(channels[layer]), "summary": f"layers/{layer}.json"} for layer in layers},
+            "reductions": list(reductions),
+            "k": int(config.k),
+            "projections": note or "deconvnet with switches (Zeiler & Fergus 2014)",
+            "topk": "topk.npz",
+            "scores": "scores.npz",
+            "best_feature_map_per_block": blocks or note,
+            "settings": config.to_dict(),
+            "gallery": "index.html",
+        }
+        manifest.update(run_info(start))
+        header = {"model": model.name, "dataset": source.description,
+                  "images read / skipped": f"{pass_record['read']} / {pass_record['skipped']}",
+                  "layers": ", ".join(layers), "k": config.k, "image size": config.image_size,
+                  "projections": manifest["projections"], "wall time of this run (s)": manifest["wall_time_s"]}
+        write_run(job, manifest, model.name, page=gallery(model.name, layers, summaries, header, reductions[0]))
+    finally:
+        job.close()
+    return manifest

@@ -1,0 +1,1 @@
+"""Recipes of attribution: attribute, gap_gmp, checkerboard, sensitivity."""

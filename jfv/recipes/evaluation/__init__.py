@@ -1,0 +1,1 @@
+"""Recipes of evaluation: the LPIPS regulariser study and the trust scores."""

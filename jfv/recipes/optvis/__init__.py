@@ -1,0 +1,1 @@
+"""Recipes of activation maximisation: channels, layer, sweep, invert, accentuate, interpolate."""

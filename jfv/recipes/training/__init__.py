@@ -1,0 +1,1 @@
+"""Recipes of training: train and train_study."""
