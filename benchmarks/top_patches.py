@@ -6,12 +6,14 @@ Two cases of the issue: VGG16 ``conv5_3`` (512 channels) on CIFAR-10 test images
 ResNet-20 ``layer3`` (its last block, 64 channels) at 32 px; k = 9, scores max and mean. In one run,
 on the same decoded batches held in memory (decoding is measured apart: ``analysis_loader.py``):
 
-- jfv: ``jfv.recipes.analysis.top_patches.pass_step`` (the recipe's compiled step: model, scores, top-k merge)
-  per batch; compile time reported apart.
+- jfv: the recipe's pass, ``jfv.models.stream.run`` of ``top_patches.STEP`` (``topk.Step``: model,
+  scores, top-k merge, one compiled program per batch; every image's scores gathered by id on the
+  host), over the decoded batches; compile time (``stream.apply`` of the first batch) reported apart.
 - PyTorch 2.13 (CPU, its default threads): ``torch.inference_mode``, the same network to the same
   layer (``jfv.models.torch_reference``; weights do not change the speed), max and mean over
   positions, and a running ``torch.topk`` merge.
-- jfv streaming from the tar (decoding in a background thread), as the recipe runs.
+- jfv streaming from the tar (decoding in a background thread): ``jfv.analysis.passes.run``, the
+  recipe's own call less its checkpoints.
 
 Prints a markdown table: images, wall time, images per second, and PyTorch / jfv time ratio; plus the
 machine (CPU model, load average before and after). A subset of the 10,000 images is extrapolated
@@ -29,9 +31,10 @@ import time
 import jax
 import numpy as np
 
-from jfv.analysis import datasets, topk
+from jfv.analysis import datasets, passes, topk
 from jfv import models
-from jfv.recipes.analysis.top_patches import pass_step
+from jfv.models import stream
+from jfv.recipes.analysis.top_patches import STEP
 
 FULL = 10_000  # CIFAR-10 test images
 K = 9
@@ -46,32 +49,31 @@ def cpu_model() -> str:
         return platform.processor() or "unknown"
 
 
-def decoded(n: int, size: int, batch_size: int) -> list[datasets.Batch]:
+def decoded(n: int, size: int, batch_size: int) -> list[datasets.PaddedBatch]:
     source = datasets.cifar10("test", per_class=n // 10)
     return list(datasets.batches(source, size, batch_size, prefetch_batches=0))
 
 
 def jfv_pass(model, layer, batches) -> tuple[float, float, topk.TopK]:
-    """(compile + first batch seconds, seconds for all batches after, the max state)."""
+    """(compile + first batch seconds, seconds for the recipe's pass over all batches after, the max state)."""
     states = topk.init_states(model, [layer], K, REDUCTIONS)
     t = time.perf_counter()
-    warm, _ = pass_step(model, states, batches[0], REDUCTIONS)
+    warm, _ = stream.apply(model, STEP, states, batches[0])
     jax.block_until_ready(warm)
     first = time.perf_counter() - t
+    n = sum(int(b.mask.sum()) for b in batches)
     t = time.perf_counter()
-    for b in batches:
-        states, _ = pass_step(model, states, b, REDUCTIONS)
-    jax.block_until_ready(states)
-    return first, time.perf_counter() - t, states[layer]["max"]
+    state = stream.run(model, STEP, batches, states, n=n)
+    jax.block_until_ready(state.carry)
+    return first, time.perf_counter() - t, state.carry[layer]["max"]
 
 
 def jfv_stream(model, layer, n: int, size: int, batch_size: int) -> float:
     source = datasets.cifar10("test", per_class=n // 10)
     states = topk.init_states(model, [layer], K, REDUCTIONS)
     t = time.perf_counter()
-    for b in datasets.batches(source, size, batch_size, prefetch_batches=2):
-        states, _ = pass_step(model, states, b, REDUCTIONS)
-    jax.block_until_ready(states)
+    state = passes.run(model, source, STEP, states, size=size, batch_size=batch_size, prefetch=2)
+    jax.block_until_ready(state.carry)
     return time.perf_counter() - t
 
 

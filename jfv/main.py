@@ -94,12 +94,11 @@ def run_config(argv: list[str]) -> int:
     from jfv import recipes
     from jfv.runtime.jobs import Interrupted, claim
 
-    recipe = recipes.get(_CONFIG.value.recipe)
-    precheck = getattr(recipe, "check_before_claim", None)
-    if precheck is not None:  # refusals that must come before the workdir is claimed (or moved aside)
-        precheck(_CONFIG.value, _WORKDIR.value)
+    recipe = recipes.recipe(_CONFIG.value.recipe)
+    if recipe.check_workdir is not None:  # refusals that must come before the workdir is claimed (or moved aside)
+        recipe.check_workdir(_CONFIG.value, _WORKDIR.value)
     try:
-        if getattr(recipe, "RESUMABLE", False):  # it keeps its own job.json, lock and resume policy
+        if recipe.resumable:  # it keeps its own job.json, lock and resume policy
             manifest = recipe.run(_CONFIG.value, _WORKDIR.value)
         else:
             with claim(_WORKDIR.value, overwrite=_OVERWRITE.value):

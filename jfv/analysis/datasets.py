@@ -63,7 +63,7 @@ def shared_dir(explicit: str = "") -> Path:
         return found
     tried = ", ".join(str(c) for c in shared_candidates(explicit))
     raise DatasetError(
-        f"shared folder not found (tried {tried}): pass --config.shared_dir=PATH or set JFV_SHARED"
+        f"shared folder not found (tried {tried}): pass shared_dir=PATH or set JFV_SHARED"
     )
 
 

@@ -25,6 +25,7 @@ Krizhevsky et al. 2012, Fig. 4 (fc7 neighbours); van der Maaten & Hinton 2008 (t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, Iterable, NamedTuple
 
@@ -32,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from jfv.models import stream as model_stream
 
 Array = jax.Array
 METRICS = ("l2", "cosine")
@@ -42,7 +45,7 @@ class EmbeddingError(ValueError):
 
 
 class Features(NamedTuple):
-    """ids (n,), labels (n,) (-1 unlabelled) and values (n, D) float32 of the images read, in stream
+    """ids (n,), labels (n,) (-1 unlabelled) and values (n, D) float32 of the images read, in id
     order; skipped: ((name, reason), ...) of the images that could not be read."""
 
     ids: np.ndarray
@@ -64,28 +67,30 @@ def pool(activations: Array) -> Array:
     raise EmbeddingError(f"activations must be (n, H, W, C), (n, T, D) or (n, C), got shape {tuple(a.shape)}")
 
 
-@functools.partial(jax.jit, static_argnames=("model", "layer"))
-def _pooled(params, images, *, model: Any, layer: str) -> Array:
-    return pool(model.apply(params, images)[layer])
+@dataclasses.dataclass(frozen=True)
+class Pooled:
+    """The pass step (``jfv.models.stream``) of features: ``pool`` of ``layer``, output ``values``."""
+
+    layer: str
+
+    def __call__(self, model, params, carry, images, ids, mask):
+        return carry, {"values": pool(model.apply(params, jnp.asarray(images, jnp.float32))[self.layer])}
 
 
 def extract(model: Any, layer: str, stream: Iterable[Any], progress: Callable[[int], None] = lambda n: None) -> Features:
-    """Pooled ``layer`` features of every valid image of a stream of ``jfv.analysis.datasets.PaddedBatch``."""
+    """Pooled ``layer`` features of every valid image of a stream of ``jfv.analysis.datasets.PaddedBatch``:
+    ``jfv.models.stream.run`` of ``Pooled(layer)``, the images read in id order.
+
+    ``progress`` gets the count of images consumed (read or skipped), before the first batch and after each.
+    (``jfv.analysis.passes.run(model, source, Pooled(layer), ...)`` is the same pass over a ``datasets.Source``,
+    with checkpoints.)"""
     model.check_layer(layer)
-    ids, labels, values, skipped = [], [], [], []
-    for batch in stream:
-        skipped.extend(batch.skipped)
-        if not np.any(batch.mask):
-            continue
-        v = np.asarray(_pooled(model.params, jnp.asarray(batch.images, jnp.float32), model=model.static, layer=layer))
-        m = np.asarray(batch.mask, bool)
-        ids.append(np.asarray(batch.ids)[m])
-        labels.append(np.asarray(batch.labels)[m])
-        values.append(v[m])
-        progress(sum(len(i) for i in ids))
-    if not values:
-        raise EmbeddingError(f"the stream held no readable images ({len(skipped)} skipped): check the dataset")
-    return Features(np.concatenate(ids), np.concatenate(labels), np.concatenate(values).astype(np.float32), tuple(skipped))
+    state = model_stream.run(model, Pooled(layer), stream, progress=lambda done, total: progress(done))
+    ids = np.flatnonzero(state.read)
+    if not len(ids):
+        raise EmbeddingError(f"the stream held no readable images ({len(state.skipped)} skipped): check the dataset")
+    return Features(ids.astype(np.int32), state.labels[ids], state.outputs["values"][ids].astype(np.float32),
+                    tuple(state.skipped))
 
 
 def _check_metric(metric: str) -> None:
@@ -230,5 +235,5 @@ def pixels(images) -> np.ndarray:
     return a.reshape(a.shape[0], -1)
 
 
-__all__ = ["EmbeddingError", "Features", "METRICS", "PCA", "distances", "extract", "knn_accuracy",
+__all__ = ["EmbeddingError", "Features", "METRICS", "PCA", "Pooled", "distances", "extract", "knn_accuracy",
            "knn_leave_one_out", "knn_predict", "nearest", "pca", "pixels", "pool", "tsne", "vote"]

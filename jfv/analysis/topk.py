@@ -27,6 +27,7 @@ pool5 units).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
@@ -34,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from jfv.models import stream as model_stream
 
 Array = jax.Array
 
@@ -163,34 +166,47 @@ def init_states(model: Any, layers: Sequence[str], k: int, reductions: Sequence[
     return {layer: {r: init(model.check_layer(layer), k) for r in reductions} for layer in layers}
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _step(params, states: States, images: Array, ids: Array, mask: Array, *, model: Any) -> States:
-    acts = model.apply(params, images)
-    return {layer: {r: update(s, acts[layer], ids, mask, reduce=r) for r, s in per.items()}
-            for layer, per in states.items()}
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """The pass step of top-k states (``jfv.models.stream``): the model, then every state of the carry
+    ``{layer: {reduce: TopK}}`` merged with its batch's ``scores``. With ``keep_scores`` each image's
+    scores are outputs too, named ``"<layer>.<reduce>"`` ((B, C) per batch: the atlas's histograms)."""
+
+    keep_scores: bool = False
+
+    def __call__(self, model: Any, params: Any, states: States, images: Array, ids: Array, mask: Array):
+        acts = model.apply(params, images)
+        new, per_image = {}, {}
+        for layer, per in states.items():
+            new[layer] = {}
+            for r, s in per.items():
+                if acts[layer].shape[-1] != s.values.shape[0]:
+                    raise TopKError(f"activations have {acts[layer].shape[-1]} channels but the state {s.values.shape[0]}")
+                values, positions = scores(acts[layer], r)
+                new[layer][r] = merge(s, values, ids, positions, mask)
+                if self.keep_scores:
+                    per_image[f"{layer}.{r}"] = values
+        return new, per_image
 
 
 def step(model: Any, states: States, images: Array, ids: Array, mask: Array) -> States:
     """One batch through the model and into every state (one compiled program per model, layer set
-    and batch shape). The unit a resumable pass checkpoints between."""
-    return _step(model.params, states, jnp.asarray(images, jnp.float32), jnp.asarray(ids, jnp.int32),
-                 jnp.asarray(mask, bool), model=model.static)
+    and batch shape): ``jfv.models.stream.apply`` of ``Step()``. The unit a resumable pass checkpoints between."""
+    batch = model_stream.Batch(jnp.asarray(images, jnp.float32), ids, np.full(np.shape(ids), -1, np.int32), mask)
+    return model_stream.apply(model, Step(), states, batch)[0]
 
 
 def run(model: Any, layers: Sequence[str], stream: Iterable[Any], k: int,
         reductions: Sequence[str] = REDUCTIONS, states: States | None = None,
         progress: Callable[[int], None] = lambda n: None) -> States:
-    """The whole pass: ``step`` over a stream of ``jfv.analysis.datasets.PaddedBatch`` (images, ids, mask).
+    """The whole pass: ``jfv.models.stream.run`` of ``Step()`` over a stream of
+    ``jfv.analysis.datasets.PaddedBatch`` (images, ids, mask).
 
-    Pass ``states`` to continue an earlier pass. ``progress`` gets the count of images seen.
+    Pass ``states`` to continue an earlier pass. ``progress`` gets the count of images consumed
+    (read or skipped), before the first batch and after each.
     """
     states = init_states(model, layers, k, reductions) if states is None else states
-    seen = 0
-    for batch in stream:
-        states = step(model, states, batch.images, batch.ids, batch.mask)
-        seen += int(np.sum(batch.mask))
-        progress(seen)
-    return states
+    return model_stream.run(model, Step(), stream, states, progress=lambda done, total: progress(done)).carry
 
 
 def brute_force(values: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -220,5 +236,5 @@ def as_table(state: TopK, channel: int) -> list[dict]:
             for r in range(s.ids.shape[1]) if s.ids[channel, r] != EMPTY]
 
 
-__all__ = ["EMPTY", "REDUCTIONS", "TopK", "TopKError", "as_table", "brute_force", "init", "init_states",
+__all__ = ["EMPTY", "REDUCTIONS", "Step", "TopK", "TopKError", "as_table", "brute_force", "init", "init_states",
            "merge", "run", "scores", "step", "to_numpy", "update"]

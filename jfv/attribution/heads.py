@@ -37,6 +37,7 @@ import optax
 from jfv import imageops
 from jfv.attribution.cam import cam_from_features
 from jfv.models.base import Model
+from jfv.models.stream import map_images
 
 Array = jax.Array
 
@@ -134,9 +135,16 @@ def with_head(model: Model, layer: str, head: PoolingHead, head_params) -> Model
 # Frozen features
 
 
-@functools.partial(jax.jit, static_argnames=("model", "layer", "size"))
-def _features(params, images, *, model: Model, layer: str, size: int):
-    return model.apply(params, upsample_images(images, size))[layer]
+@dataclasses.dataclass(frozen=True)
+class FrozenFeatures:
+    """The pass step (``jfv.models.stream``) of ``extract_features``: ``layer`` of the images
+    upsampled to ``size`` (``upsample_images``), output ``features``."""
+
+    layer: str
+    size: int
+
+    def __call__(self, model, params, carry, images, ids, mask):
+        return carry, {"features": model.apply(params, upsample_images(images, self.size))[self.layer]}
 
 
 def upsample_images(images: Array, size: int) -> Array:
@@ -150,18 +158,21 @@ def extract_features(model: Model, images: np.ndarray, layer: str, size: int, ba
                      log: Callable[[str], None] = lambda s: None) -> np.ndarray:
     """Frozen ``layer`` activations of ``images`` upsampled to ``size``: (n, h, w, C) float32.
 
-    One compiled function called per batch from Python (XLA:CPU runs convolutions inside loops ~2x
-    slower, jax#12868); the last batch is padded so nothing recompiles.
+    ``jfv.models.stream.map_images`` of ``FrozenFeatures(layer, size)``: one compiled function called
+    per batch from Python (XLA:CPU runs convolutions inside loops ~2x slower, jax#12868); the last
+    batch is padded so nothing recompiles.
 
     Args:
         images: (n, h, w, model.channels) uint8 or [0, 1] floats.
     """
     n = images.shape[0]
     start = time.time()
-    fn = lambda x: np.asarray(_features(model.params, x, model=model.static, layer=layer, size=size))
-    out = imageops.map_chunks(fn, images, batch=min(batch_size, n),
-                              progress=lambda done, total: log(f"features {done}/{total} ({time.time() - start:.0f} s)"))
-    return np.asarray(out)
+
+    def progress(done: int, total: int | None) -> None:
+        if done:  # after each batch (not at the start)
+            log(f"features {done}/{total} ({time.time() - start:.0f} s)")
+
+    return map_images(model, FrozenFeatures(layer, int(size)), images, min(batch_size, n), progress)["features"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -236,5 +247,5 @@ def head_cam(head: PoolingHead, params, features: Array, classes: Array) -> Arra
     return cam_from_features(maps, params["dense"]["kernel"], jnp.asarray(classes)[:, None])[:, 0]
 
 
-__all__ = ["POOLS", "HeadOn", "PoolingHead", "TrainResult", "extract_features", "head_cam", "head_outputs",
+__all__ = ["POOLS", "FrozenFeatures", "HeadOn", "PoolingHead", "TrainResult", "extract_features", "head_cam", "head_outputs",
            "lecun_normal_flat", "train_head", "upsample_images", "with_head"]

@@ -217,7 +217,7 @@ def load(pretrained=True, weights_dir=None, seed=0, checkpoint=None) -> Model:
         if not (checkpoint / MANIFEST).exists():
             raise WeightsError(
                 f"no trained {name} at {checkpoint} (it has no published weights): train one with\n  "
-                f"{TRAIN_COMMAND}\nand load it with weights_dir=DIR (--config.weights_dir=DIR), which holds DIR/{name}")
+                f"{TRAIN_COMMAND}\nand load it with weights_dir=DIR, which holds DIR/{name}")
     if checkpoint is not None:
         params, manifest = restore(checkpoint, f"train it again: {TRAIN_COMMAND}", model=name)
         fields = dict(manifest.get("module", {}))

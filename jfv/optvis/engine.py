@@ -13,8 +13,14 @@ global cache: hold the engine to reuse its compilations, as one holds an optax t
 
 ``make(channel, value) -> Setup(objective, optimiser, transforms=None)`` is called with traced
 arguments, so every cell of a group shares one program. Between chunks sit the progress callback,
-the non-finite check and whatever a caller hooks in (checkpoints, stop requests). ``render_channels``,
-``render_sweep``, ``render_octaves``, the study and the whole-layer job are thin callers.
+the non-finite check and whatever a caller hooks in (checkpoints, stop requests).
+
+The engine also owns the loop over one *group* of cells, ``render_group``: pad the cells to the
+group size (with the last cell: one program for every group), init them (or take a given starting
+state: an octave stage's carried state, a checkpoint's), advance ``steps`` chunk by chunk, final.
+``save_state`` / ``restore_state`` turn a group's in-flight state into host arrays and back onto the
+engine's devices (with its sharding). ``render_cells`` (and through it ``render_channels``,
+``render_sweep``, the study), ``render_octave_cells`` and the whole-layer job are thin callers.
 
 Keys: cell (c, v) starts from ``fold_in(key, c)``: its initial parameters use the first half of
 ``split`` of that key, step ``t``'s transforms ``fold_in(second half, t)``. A cell's image depends
@@ -34,7 +40,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -79,6 +85,27 @@ class Rendered(NamedTuple):
     objective: Any
     history: Any
     transparency: Any = None
+
+
+class RenderedGroup(NamedTuple):
+    """Result of ``Engine.render_group`` for its k real cells.
+
+    images, objective, history, transparency: as ``Rendered`` for the k cells, numpy arrays: (k, n, H,
+        W, 3), (k,), (k, steps) and (k, n, H, W, 3) or None; with ``final=False`` images, objective
+        and transparency are None.
+    state: the whole padded group's state after the last step, on the engine's devices (what an
+        octave stage carries on, or ``save_state`` checkpoints).
+    """
+
+    images: Any
+    objective: Any
+    history: Any
+    transparency: Any
+    state: RenderState
+
+
+class StateMismatchError(ValueError):
+    """Saved arrays that do not fit a group's state (other leaves, shapes or dtypes)."""
 
 
 class Setup(NamedTuple):
@@ -204,7 +231,7 @@ def channel_key(key: Array, channel: int) -> Array:
 
 
 class Engine:
-    """Compiled programs for one (model, make, param, transforms, chunk, mesh), and the loop.
+    """Compiled programs for one (model, make, param, transforms, chunk, mesh), and the group loop.
 
     Args:
         model: the network; its params are an argument of the programs, never baked in.
@@ -251,6 +278,7 @@ class Engine:
                 state, channels, values)
 
         self.setup_traced = setup
+        self._init_fn = init
         if mesh is not None:
             self._cells = NamedSharding(mesh, P(mesh.axis_names[0]))
             self._rep = NamedSharding(mesh, P())
@@ -328,6 +356,60 @@ class Engine:
                                       self.put(np.asarray(values, np.float32)))
         return np.asarray(imgs), np.asarray(objective)
 
+    def pad(self, channels, values, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """A group's k cells padded to ``size`` cells with copies of the last one, so that every group
+        shares one program: (size,) int32 channels and (size, ...) float32 values. Default size: k
+        rounded up to the device count; it must be >= k and a multiple of the device count."""
+        cs = np.asarray(channels, np.int32).reshape(-1)
+        vs = np.asarray(values, np.float32)
+        k = len(cs)
+        if k == 0:
+            raise ValueError("nothing to render: give at least one channel")
+        if vs.ndim < 1 or len(vs) != k:
+            raise ValueError(f"a group needs one value per channel: {k} channels, values of shape {vs.shape}")
+        size = self.group_size(None, k) if size is None else int(size)
+        if size < k or size % self.devices:
+            raise ValueError(f"a group of {k} cells cannot be padded to {size} on {self.devices} device(s): "
+                             f"give a size >= {k} that is a multiple of {self.devices}")
+        idx = np.minimum(np.arange(size), k - 1)
+        return cs[idx], vs[idx]
+
+    def save_state(self, state: RenderState) -> dict[str, np.ndarray]:
+        """A group's state as host arrays, one per leaf, named ``leaf_0000``, ``leaf_0001``, ... in
+        ``jax.tree.leaves`` order (the key as its raw ``key_data``): what an in-flight checkpoint holds.
+        ``restore_state`` puts it back."""
+        return {f"leaf_{i:04d}": x for i, x in enumerate(jax.tree.leaves(to_host(state)))}
+
+    def restore_state(self, arrays: Mapping[str, np.ndarray], key: Array, channels, values,
+                      size: int | None = None) -> RenderState:
+        """Inverse of ``save_state`` for the group (channels, values) padded to ``size`` (as ``pad``):
+        every ``leaf_*`` array is checked against the shape and dtype of the group's initial state
+        (traced, not computed; ``key`` gives the key's type), and the state is put on the engine's
+        devices with its sharding, so ``render_group(state=...)`` continues it exactly.
+
+        Raises:
+            StateMismatchError: the arrays are not such a state (other leaves, shapes or dtypes).
+        """
+        cs, vs = self.pad(channels, values, size)
+
+        def host_layout(key, cs, vs):
+            s = self._init_fn(key, cs, vs)
+            return s._replace(key=jax.random.key_data(s.key))
+
+        leaves, treedef = jax.tree.flatten(jax.eval_shape(host_layout, key, cs, vs))
+        names = [f"leaf_{i:04d}" for i in range(len(leaves))]
+        given = sorted(name for name in arrays if name.startswith("leaf_"))
+        if given != names:
+            raise StateMismatchError(f"a group state has {len(names)} leaves ({names[0]} ...), these arrays "
+                                     f"{len(given)}")
+        got = [np.asarray(arrays[name]) for name in names]
+        for name, g, t in zip(names, got, leaves):
+            if g.shape != t.shape or g.dtype != t.dtype:
+                raise StateMismatchError(f"{name} is {g.dtype}{list(g.shape)}, the group's state holds "
+                                         f"{t.dtype}{list(t.shape)} there")
+        state = from_host(jax.tree.unflatten(treedef, got))
+        return state if self.mesh is None else jax.device_put(state, self._cells)
+
     # -- the loop ------------------------------------------------------------------------------
 
     def advance_group(self, state: RenderState, channels, values, steps: int, *, history: np.ndarray | None = None,
@@ -373,15 +455,67 @@ class Engine:
             errors.raise_if_interrupted()
         return state, hist
 
+    def render_group(self, key: Array, channels, values, steps: int, *, size: int | None = None,
+                     state: RenderState | Callable[[np.ndarray, np.ndarray], RenderState] | None = None,
+                     history: np.ndarray | None = None,
+                     between: Callable[[RenderState, np.ndarray, int], None] | None = None,
+                     progress: Callable[[int], None] | None = None, final: bool = True) -> RenderedGroup:
+        """Renders one group of cells: pad, init (or start from ``state``), advance to ``steps``, final.
+
+        Args:
+            key: the render's key (cell c starts from ``fold_in(key, c)``).
+            channels, values: the group's k real cells, (k,) and (k,) or (k, m).
+            steps: the step count to reach.
+            size: the group size the cells are padded to (``pad``); default k rounded up to the
+                device count. Every group of one size shares the compiled programs.
+            state: the padded group's starting state (e.g. ``restore_state``'s), or
+                ``state(channels, values) -> state`` of the padded cells (an octave stage's carry, a
+                seeded start); None: ``init``. A state past step 0 replays only the steps it has left.
+            history: the padded group's (size, steps) objective history so far (from a checkpoint).
+            between: ``between(state, history, steps_done)`` after every chunk (see ``advance_group``):
+                checkpoint, stop; it sees the padded state and history.
+            progress: ``progress(cell_steps)`` after every chunk (before ``between``): the real cells'
+                steps advanced by this call so far, k x (steps done - starting step).
+            final: also compute the untransformed images and objective (False: an octave stage that
+                only carries its state on).
+
+        Returns:
+            RenderedGroup(images, objective, history, transparency of the k real cells; the padded
+            state).
+        """
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        cs, vs = self.pad(channels, values, size)
+        k = len(np.asarray(channels).reshape(-1))
+        if state is None:
+            state = self.init(key, cs, vs)
+        elif callable(state):
+            state = state(cs, vs)
+        hook = between
+        if progress is not None:
+            start = int(np.asarray(state.step).reshape(-1)[0])
+
+            def hook(st, hist, done):
+                progress(k * (done - start))
+                if between is not None:
+                    between(st, hist, done)
+
+        state, hist = self.advance_group(state, cs, vs, steps, history=history, real=k, between=hook)
+        if not final:
+            return RenderedGroup(None, None, hist[:k], None, state)
+        images, objective = self.final(state, cs, vs)
+        acc = None if state.transparency is None else np.asarray(state.transparency)[:k]
+        return RenderedGroup(images[:k], objective[:k], hist[:k], acc, state)
+
     def render_cells(self, channels: Sequence[int], values: Any, key: Array, steps: int, *,
                      batch_size: int | None = None, progress: ProgressFn | None = None,
                      start: Callable[[np.ndarray, np.ndarray], RenderState] | None = None) -> Rendered:
-        """Renders cells (channels[i], values[i]) in groups of ``batch_size``.
+        """Renders cells (channels[i], values[i]) in groups of ``batch_size`` (``render_group`` each).
 
         Args:
             channels: (N,) channel indices; values: (N,) or (N, k) strengths (zeros if unused).
             start: ``start(channels, values) -> state`` for a padded group instead of ``init``
-                (octave stages start from the previous stage's resized state).
+                (e.g. ``inversion.seeded_start``: cells that start from given images).
 
         Returns:
             Rendered(images (N, n, H, W, 3), objective (N,), history (N, steps)), numpy arrays.
@@ -395,29 +529,20 @@ class Engine:
             raise ValueError("nothing to render: give at least one channel")
         self.check(cells_c[0], cells_v[0])
         batch = self.group_size(batch_size, n)
-        total = n * steps
-        images, objective, histories, transparency = [], [], [], []
-        finished = 0
+        total, finished = n * steps, 0  # real cell-steps of all groups, and of those done
+        groups = []
         for first in range(0, n, batch):
-            k = min(batch, n - first)
-            idx = np.minimum(np.arange(first, first + batch), n - 1)  # pad with the last cell: one compile
-            cs, vs = cells_c[idx], cells_v[idx]
-            state = self.init(key, cs, vs) if start is None else start(cs, vs)
-            s0 = int(np.asarray(state.step).reshape(-1)[0])
-            hook = None
+            report, before = None, finished
             if progress is not None:
-                def hook(s, h, d, base=finished, k=k, s0=s0):
-                    progress(base + k * (d - s0), total)
-            state, hist = self.advance_group(state, cs, vs, steps, real=k, between=hook)
-            finished += k * (steps - s0)
-            imgs, obj = self.final(state, cs, vs)
-            images.append(imgs[:k])
-            objective.append(obj[:k])
-            histories.append(hist[:k])
-            if state.transparency is not None:
-                transparency.append(np.asarray(state.transparency)[:k])
-        return Rendered(np.concatenate(images), np.concatenate(objective), np.concatenate(histories),
-                        np.concatenate(transparency) if transparency else None)
+                def report(cell_steps, before=before):
+                    nonlocal finished
+                    finished = before + cell_steps
+                    progress(finished, total)
+            group = slice(first, first + batch)
+            groups.append(self.render_group(key, cells_c[group], cells_v[group], steps, size=batch, state=start,
+                                            progress=report))
+        return Rendered(*(None if parts[0] is None else np.concatenate(parts)
+                          for parts in zip(*(g[:4] for g in groups))))
 
     def render(self, channels: Sequence[int], key: Array, steps: int, *, batch_size: int | None = None,
                progress: ProgressFn | None = None) -> Rendered:
@@ -432,7 +557,9 @@ __all__ = [
     "NonFiniteError",
     "RenderState",
     "Rendered",
+    "RenderedGroup",
     "Setup",
+    "StateMismatchError",
     "channel_key",
     "default_chunk",
     "final_cell",

@@ -122,6 +122,17 @@ def _carry_program(engine: Engine, stage: int):
     return engine.program(("octave_carry", stage), build)
 
 
+def _carried(engine: Engine, stage: int, key: Array, previous: RenderState):
+    """``start(channels, values) -> state`` of octave ``stage`` for ``Engine.render_group``: the
+    previous stage's padded state resized to this engine's size (``carry``)."""
+
+    def start(cs, vs):
+        return _carry_program(engine, stage)(key, previous.params, previous.transparency, engine.put(cs),
+                                             engine.put(vs))
+
+    return start
+
+
 def render_octaves(
     model: Model,
     objective_fn: Callable[[Array], "objectives.Objective"],
@@ -186,35 +197,21 @@ def render_octave_cells(model, make, param, transforms, channels, values, key, s
     first_engine.check(channels[0], values[0])
     n, steps = len(channels), schedule.steps
     batch = first_engine.group_size(batch_size, n)
-    total, finished = n * schedule.total_steps, 0
-    images, objective, histories, maps = [], [], [], []
+    total, finished = n * schedule.total_steps, 0  # real cell-steps of all stages of all groups, and done
+    groups = []
     for first in range(0, n, batch):
-        k = min(batch, n - first)
-        idx = np.minimum(np.arange(first, first + batch), n - 1)
-        cs, vs = channels[idx], values[idx]
-        hist = []
+        cs, vs = channels[first : first + batch], values[first : first + batch]
+        hist, group = [], None
         for stage, s in enumerate(sizes):
             engine = engines[name(s)]
-            if stage == 0:
-                state = engine.init(key, cs, vs)
-            else:
-                state = _carry_program(engine, stage)(key, state.params, state.transparency, engine.put(cs),
-                                                      engine.put(vs))
-            hook = None
-            if progress is not None:
-                def hook(st, h, d, base=finished, k=k):
-                    progress(base + k * d, total)
-            state, h = engine.advance_group(state, cs, vs, steps, real=k, between=hook)
-            hist.append(h[:k])
-            finished += k * steps
-        imgs, obj = engine.final(state, cs, vs)
-        images.append(imgs[:k])
-        objective.append(obj[:k])
-        histories.append(np.concatenate(hist, axis=1))
-        if transparency:
-            maps.append(np.asarray(state.transparency)[:k])
-    out = Rendered(np.concatenate(images), np.concatenate(objective), np.concatenate(histories),
-                   np.concatenate(maps) if transparency else None)
+            report = None if progress is None else (lambda cell_steps, base=finished: progress(base + cell_steps, total))
+            start = None if stage == 0 else _carried(engine, stage, key, group.state)
+            group = engine.render_group(key, cs, vs, steps, size=batch, state=start, progress=report,
+                                        final=stage == len(sizes) - 1)
+            hist.append(group.history)
+            finished += len(cs) * steps  # every stage starts at step 0
+        groups.append(group._replace(history=np.concatenate(hist, axis=1)))
+    out = Rendered(*(None if parts[0] is None else np.concatenate(parts) for parts in zip(*(g[:4] for g in groups))))
     return out, sizes
 
 

@@ -20,19 +20,19 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jfv import imageops
 from jfv.optvis import objectives, parameterisations, transforms
 from jfv.models.base import Model
+from jfv.models.stream import map_images
 from jfv.runtime.outputs import load_image
 from jfv.optvis.render import ProgressFn, Rendered, render_channels
 
@@ -84,20 +84,24 @@ class Patches(NamedTuple):
     sources: list[str]
 
 
-@functools.partial(jax.jit, static_argnames=("model", "layer"))
-def _channel_means(model, layer, params, images):
-    a = model.apply(params, images)[layer]  # (N, H, W, C), a token layer's (N, T, D) or a vector's (N, C)
-    return a.mean(axis=tuple(range(1, a.ndim - 1)))  # (N, channels of layer): objectives.channel's mean
+@dataclasses.dataclass(frozen=True)
+class ChannelMeans:
+    """The pass step (``jfv.models.stream``) of ``channel_means``: output ``means`` (B, channels)."""
+
+    layer: str
+
+    def __call__(self, model, params, carry, images, ids, mask):
+        a = model.apply(params, images)[self.layer]  # (N, H, W, C), a token layer's (N, T, D) or a vector's (N, C)
+        return carry, {"means": a.mean(axis=tuple(range(1, a.ndim - 1)))}  # objectives.channel's mean
 
 
 def channel_means(model: Model, layer: str, images: np.ndarray, batch: int = 32) -> np.ndarray:
     """Mean activation of every channel of ``layer`` on each image: (N, H, W, C) -> (N, channels)
     (over positions, or a token layer's tokens, as ``objectives.channel``).
 
-    Runs in fixed batches of ``batch`` (the last padded), so one compilation serves any N."""
-    images = np.asarray(images, np.float32)
-    fn = lambda x: _channel_means(model.static, layer, model.params, jnp.asarray(x))
-    return np.asarray(imageops.map_chunks(fn, images, batch=batch))
+    ``jfv.models.stream.map_images`` of ``ChannelMeans(layer)``: fixed batches of ``batch`` (the
+    last padded), so one compilation serves any N."""
+    return map_images(model, ChannelMeans(layer), np.asarray(images, np.float32), batch)["means"]
 
 
 def most_activating_patch(model: Model, layer: str, channels: Sequence[int], files: Sequence[str | os.PathLike],
@@ -124,4 +128,4 @@ def most_activating_patch(model: Model, layer: str, channels: Sequence[int], fil
     return Patches(patches[best], means[best, np.arange(len(channels))], [sources[i] for i in best])
 
 
-__all__ = ["Patches", "channel_means", "image_files", "lucid_reference", "most_activating_patch", "windows"]
+__all__ = ["ChannelMeans", "Patches", "channel_means", "image_files", "lucid_reference", "most_activating_patch", "windows"]

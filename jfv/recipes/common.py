@@ -8,6 +8,7 @@ the valid range, e.g. ``check_positive(config.learning_rate, "learning_rate", 0.
 from __future__ import annotations
 
 import collections
+import copy
 import math
 import re
 import sys
@@ -23,9 +24,10 @@ from jax.sharding import Mesh
 from jfv.analysis import datasets
 from jfv import models
 from jfv.optvis import objectives, transforms
+from jfv.optvis import parameterisations
 from jfv.optvis.parameterisations import spectrum
 from jfv.models.base import ChannelOutOfRangeError, ImageTooSmallError, Model
-from jfv.models.weights import library_versions
+from jfv.models.weights import WeightsError, library_versions
 from jfv.runtime.outputs import load_image
 
 LIST_LIMIT = 10  # values shown in a message about many values
@@ -391,11 +393,39 @@ def check_photo_settings(config: ml_collections.ConfigDict, cells: str) -> None:
         raise ConfigError(f"unknown transforms {config.transforms!r}; valid: {', '.join(PHOTO_TRANSFORMS)}")
 
 
+def in_config_terms(error: Exception, *keys: str) -> Exception:
+    """``error`` with its message naming config keys: a library's ``key=VALUE`` becomes
+    ``--config.key=VALUE`` for each of ``keys`` (library code names its own arguments; only recipes
+    know they are config keys). The same type, raised ``from None`` by the caller."""
+    message = str(error.args[0]) if error.args else str(error)
+    for key in keys:
+        message = re.sub(rf"(?<![\w.-]){re.escape(key)}=", f"--config.{key}=", message)
+    out = copy.copy(error)
+    out.args = (message,) + tuple(error.args[1:])
+    return out
+
+
 def config_model(config: ml_collections.ConfigDict) -> Model:
-    """The model the config's ``model``, ``pretrained``, ``weights_dir`` and ``seed`` keys name
-    (``seed`` draws the init when ``pretrained`` is False)."""
-    return models.load(config.model, pretrained=config.pretrained, weights_dir=config.weights_dir or None,
-                       seed=config.seed)
+    """The model the config's ``model`` and ``weights_dir`` keys name (and ``pretrained`` and ``seed``
+    where the config declares them: ``seed`` draws the init when ``pretrained`` is False). The one
+    way recipes load a model."""
+    kwargs = {"pretrained": config.pretrained, "seed": config.seed} if "pretrained" in config else {}
+    try:
+        return models.load(config.model, weights_dir=config.weights_dir or None, **kwargs)
+    except WeightsError as e:
+        raise in_config_terms(e, "weights_dir") from None
+
+
+def shared_folder(config: ml_collections.ConfigDict) -> Path:
+    """The shared data folder the config's ``shared_dir`` names, else ``$JFV_SHARED`` or ``../shared``."""
+    try:
+        return datasets.shared_dir(config.shared_dir)
+    except datasets.DatasetError as e:
+        raise in_config_terms(e, "shared_dir") from None
+
+
+# The config keys a recipe's Job names in its messages (``jfv.runtime.jobs.Job(fixes=...)``).
+JOB_FIXES = {"resume": "--config.resume=False", "discard_state": "--config.discard_state=True"}
 
 
 def job_settings(config: ml_collections.ConfigDict, run_keys: Sequence[str]) -> dict:
@@ -440,3 +470,22 @@ def load_magnitude(path: str, size: int) -> np.ndarray | None:
         return spectrum.resize_magnitude(m, size)
     except ValueError as e:
         raise ConfigError(f"maco_magnitude={path!r}: {e} (jfv resizes it to image_size)") from None
+
+
+
+def make_param(config: ml_collections.ConfigDict, channels: int = 3, batch: int = 1):
+    """The config's parameterisation for a model of ``channels`` input channels (keys ``param``,
+    ``image_size``, ``fft``, ``decorrelate``, ``maco_magnitude``): ``lucid`` (Fourier + decorrelated
+    colour) or ``maco`` (RGB only: its magnitude spectrum is estimated from photos). The one
+    helper of the channels and layer recipes."""
+    size = config.image_size
+    if config.param == "lucid":
+        try:
+            return parameterisations.image(size, batch, fft=config.fft, decorrelate=config.decorrelate,
+                                           channels=channels)
+        except ValueError as e:
+            raise in_config_terms(e, "decorrelate") from None
+    if channels != 3:
+        raise ConfigError(f"param=maco needs a 3-channel (RGB) model, this one takes {channels}: use param=lucid")
+    source = Path(config.maco_magnitude).name if config.maco_magnitude else None
+    return parameterisations.maco(size, batch, magnitude=load_magnitude(config.maco_magnitude, size), source=source)

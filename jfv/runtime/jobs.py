@@ -53,6 +53,10 @@ STATE = "state"
 STAGING_PREFIX = ".jfv-"
 
 
+# How a Job's messages name the ways out of a refused resume and of a damaged checkpoint.
+FIXES = {"resume": "resume=False", "discard_state": "load_state(..., discard=True)"}
+
+
 class ResumeError(ValueError):
     """A workdir that holds another job; the message names the differences and the fix."""
 
@@ -200,10 +204,14 @@ class Job:
         resume: False starts over after moving the earlier outputs aside.
         process_index, process_count: this process among those of a distributed job; only
             process 0 writes ``job.json`` (call ``create`` there, then ``attach`` on the others).
+        fixes: how messages name the two ways out, ``{"resume": ..., "discard_state": ...}``; by
+            default this class's own arguments (``resume=False``, ``load_state(..., discard=True)``).
+            Recipes pass their config keys (``jfv.recipes.common.JOB_FIXES``).
     """
 
     def __init__(self, workdir: str | os.PathLike, recipe: str, settings: Mapping[str, Any], *, resume: bool = True,
-                 process_index: int = 0, process_count: int = 1):
+                 process_index: int = 0, process_count: int = 1, fixes: Mapping[str, str] | None = None):
+        self.fixes = {**FIXES, **(fixes or {})}
         self.path = check_workdir(workdir)
         self.recipe, self.settings = recipe, json.loads(json.dumps(dict(settings)))
         self.process_index, self.process_count = process_index, process_count
@@ -261,7 +269,7 @@ class Job:
         self.resumed = True
 
     def _mismatch(self, old: dict) -> str:
-        fix = (f"use a new --workdir, or --config.resume=False to start over (the earlier outputs are moved "
+        fix = (f"use a new --workdir, or {self.fixes['resume']} to start over (the earlier outputs are moved "
                f"to {self.path}.old-<time> first)")
         if old.get("recipe") != self.recipe:
             return f"workdir {self.path} holds a {old.get('recipe')!r} job, not {self.recipe!r}: {fix}"
@@ -336,7 +344,7 @@ class Job:
                 return {k: f[k] for k in f.files}
         except Exception:  # zipfile, zlib, numpy and OS errors for a damaged file
             raise StateError(
-                f"the in-flight checkpoint {path} is corrupt or truncated; re-run with --config.discard_state=True "
+                f"the in-flight checkpoint {path} is corrupt or truncated; re-run with {self.fixes['discard_state']} "
                 f"to render that group again from the start (finished channels are kept)") from None
 
     def drop_state(self, piece: str) -> None:

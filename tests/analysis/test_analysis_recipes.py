@@ -148,4 +148,4 @@ def test_datasets_module_is_what_the_recipe_reads(shared):
     source = embeddings.make_source(c)
     assert len(source) == 40 and source.classes == datasets.CIFAR10_CLASSES
     with pytest.raises(ConfigError):
-        embeddings.check_config(type(c)({**c.to_dict(), "tsne_iterations": 10}))
+        embeddings.check(type(c)({**c.to_dict(), "tsne_iterations": 10}))

@@ -145,3 +145,19 @@ def test_relu_swaps_reach_the_wrapped_model_under_the_head():
     plain = np.asarray(A.gradient(full, images, target))
     assert guided.shape == plain.shape == images.shape and np.isfinite(guided).all()
     assert not np.allclose(guided, plain)  # the guided ReLU replaced the wrapped module's ReLU
+
+
+def test_extract_features_equals_the_model_on_each_upsampled_image_and_compiles_once():
+    """``extract_features`` (the one pass, over images in memory): uint8 images divided by 255 and
+    upsampled, ``layer`` per image, whatever the batch; another count of images compiles nothing."""
+    from compile_count import compiles
+    from tiny_model import tiny_classifier
+
+    model = tiny_classifier(seed=1)
+    x = (np.random.default_rng(2).uniform(size=(5, 8, 8, 3)) * 255).astype(np.uint8)
+    got = heads.extract_features(model, x, "relu2", 16, batch_size=2)
+    assert got.shape == (5, 8, 8, 8) and got.dtype == np.float32
+    for i in range(5):
+        want = model(heads.upsample_images(x[i : i + 1], 16))["relu2"]
+        np.testing.assert_allclose(got[i], np.asarray(want)[0], rtol=1e-5, atol=1e-6)
+    assert compiles(lambda: heads.extract_features(model, x[:3], "relu2", 16, batch_size=2)) == 0

@@ -1,7 +1,15 @@
 """The one engine: every render path equals the one-image reference, chunks need not divide the
-steps, a second call compiles nothing, octaves go through it, a NaN stops the run."""
+steps, a second call compiles nothing, octaves go through it, a NaN stops the run; one group loop
+(``render_group``) whose state saves to the host and restores exactly, on one device or four."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -9,8 +17,8 @@ import optax
 import pytest
 
 from jfv.optvis import objectives, octaves, parameterisations, transforms
-from jfv.optvis.engine import (Engine, NonFiniteError, Setup, channel_key, final_cell, from_host, init_cell, step_cell,
-                        to_host)
+from jfv.optvis.engine import (Engine, NonFiniteError, Setup, StateMismatchError, channel_key, final_cell, from_host,
+                               init_cell, step_cell, to_host)
 from jfv.optvis.render import render, render_channels, render_sweep
 from compile_count import compiles
 from tiny_model import tiny_model
@@ -139,3 +147,150 @@ def test_a_pending_ctrl_c_stops_the_loop_after_the_chunk_in_flight(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         engine.advance_group(engine.init(KEY, cs, vs), cs, vs, 6, between=lambda s, h, done: seen.append(done))
     assert seen == [2]  # one chunk finished (and its checkpoint hook ran), then the stop
+
+
+# ---------------------------------------------------------------------------------------------
+# One group: render_group, save_state, restore_state.
+
+
+class Stop(Exception):
+    """What a between hook raises to stop a group mid-way (as the layer job's stop flag does)."""
+
+
+def stop_at(engine, step):
+    """A between hook that keeps the padded group's host state and history at ``step``, then stops."""
+    kept = {}
+
+    def between(state, history, done):
+        if done == step:
+            kept.update(arrays=engine.save_state(state), history=history.copy())
+            raise Stop
+
+    return kept, between
+
+
+def assert_groups_equal(a, b):
+    for x, y in zip(a[:4], b[:4]):
+        assert (x is None) == (y is None)
+        if x is not None:
+            np.testing.assert_array_equal(x, y)
+
+
+def test_render_group_equals_init_advance_final_of_the_padded_group():
+    engine = Engine.for_channels(MODEL, goal, PARAM, TF, OPT, chunk=2)
+    chans, vs = [4, 1, 6], np.zeros(3, np.float32)
+    out = engine.render_group(KEY, chans, vs, 5, size=4)
+    cs, vs4 = np.asarray([4, 1, 6, 6], np.int32), np.zeros(4, np.float32)
+    np.testing.assert_array_equal(engine.pad(chans, vs, 4)[0], cs)
+    state, hist = engine.advance_group(engine.init(KEY, cs, vs4), cs, vs4, 5)
+    images, objective = engine.final(state, cs, vs4)
+    np.testing.assert_array_equal(out.images, images[:3])
+    np.testing.assert_array_equal(out.objective, objective[:3])
+    np.testing.assert_array_equal(out.history, hist[:3])
+    assert out.transparency is None and out.images.shape == (3, 1, 16, 16, 3)
+    assert int(np.asarray(out.state.step)[0]) == 5 and len(out.state.step) == 4  # the padded group's state
+    np.testing.assert_array_equal(engine.render_cells(chans, vs, KEY, 5).images, out.images)
+    with pytest.raises(ValueError, match="cannot be padded to 2"):
+        engine.pad(chans, vs, 2)
+
+
+def test_a_group_saved_to_the_host_and_restored_equals_one_call():
+    """Stopped at step 2 of 5 (chunk 2: the last chunk masked), saved, restored, finished: every bit
+    of images, objective, history and transparency map equals the uninterrupted group's."""
+    engine = Engine.for_channels(MODEL, goal, PARAM, TF, OPT, chunk=2, transparency=True)
+    chans, vs = [4, 1, 6], np.zeros(3, np.float32)
+    whole = engine.render_group(KEY, chans, vs, 5, size=4)
+    kept, between = stop_at(engine, 2)
+    with pytest.raises(Stop):
+        engine.render_group(KEY, chans, vs, 5, size=4, between=between)
+    assert all(isinstance(x, np.ndarray) for x in kept["arrays"].values()) and sorted(kept["arrays"])[0] == "leaf_0000"
+    restored = engine.restore_state(kept["arrays"], KEY, chans, vs, 4)
+    assert int(np.asarray(restored.step)[0]) == 2
+    seen = []
+    resumed = engine.render_group(KEY, chans, vs, 5, size=4, state=restored, history=kept["history"],
+                                  progress=seen.append)
+    assert seen == [3 * 2, 3 * 3]  # real cells x steps this call advanced (2 -> 4 -> 5)
+    assert_groups_equal(resumed, whole)
+    assert whole.transparency is not None
+    other = dict(kept["arrays"])
+    with pytest.raises(StateMismatchError, match="leaves"):
+        engine.restore_state({k: v for k, v in other.items() if k != "leaf_0000"}, KEY, chans, vs, 4)
+    with pytest.raises(StateMismatchError, match=r"leaf_\d+ is float32\[4,"):
+        engine.restore_state(other, KEY, chans[:2], vs[:2], 2)  # a group of another size
+
+
+def test_a_second_group_with_save_and_restore_compiles_nothing():
+    engine = Engine.for_channels(MODEL, goal, PARAM, TF, OPT)
+
+    def group(chans, key):
+        vs = np.zeros(len(chans), np.float32)
+        kept, between = stop_at(engine, 1)
+        with pytest.raises(Stop):
+            engine.render_group(key, chans, vs, 3, size=4, between=between)
+        state = engine.restore_state(kept["arrays"], key, chans, vs, 4)
+        return engine.render_group(key, chans, vs, 3, size=4, state=state, history=kept["history"])
+
+    group([1, 2, 3], KEY)
+    assert compiles(lambda: group([5], jax.random.key(3))) == 0  # another group, padded to the same size
+
+
+RESTORE_SHARDED = textwrap.dedent(
+    """
+    import json, jax, numpy as np, optax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    from jfv.optvis import objectives, parameterisations, transforms
+    from jfv.optvis.engine import Engine
+    from tiny_model import tiny_model
+    assert len(jax.devices()) == 4, jax.devices()
+
+    model, key = tiny_model(), jax.random.key(0)
+    goal = lambda c: objectives.channel("conv2", c)
+    mesh = Mesh(np.array(jax.devices()), ("cells",))
+    tf = transforms.compose(transforms.Jitter(2), transforms.scale(1.1))
+
+    def engine(mesh):
+        return Engine.for_channels(model, goal, parameterisations.image(16), tf, optax.adam(0.05), mesh=mesh,
+                                   transparency=True)
+
+    plain, sharded = engine(None), engine(mesh)
+    chans, vs = [4, 1, 6], np.zeros(3, np.float32)
+    kept = {}
+
+    def between(state, history, done):
+        if done == 2:
+            kept.update(arrays=plain.save_state(state), history=history.copy())
+            raise StopIteration
+
+    whole = plain.render_group(key, chans, vs, 5, size=4)
+    try:
+        plain.render_group(key, chans, vs, 5, size=4, between=between)
+    except StopIteration:
+        pass
+    restored = sharded.restore_state(kept["arrays"], key, chans, vs, 4)  # saved on one device, resumed on 4
+    cells = NamedSharding(mesh, P("cells"))
+    on_cells = all(x.sharding.is_equivalent_to(cells, x.ndim) for x in jax.tree.leaves(restored))
+    resumed = sharded.render_group(key, chans, vs, 5, size=4, state=restored, history=kept["history"])
+    one_call = sharded.render_group(key, chans, vs, 5, size=4)
+    print(json.dumps({
+        "on_cells": on_cells,
+        "images": float(np.abs(resumed.images - whole.images).max()),
+        "history": float(np.abs(resumed.history - whole.history).max()),
+        "map": float(np.abs(resumed.transparency - whole.transparency).max()),
+        "scale": float(np.abs(whole.transparency).max()),
+        "resumed_vs_one_call": float(np.abs(resumed.images - one_call.images).max()),
+    }))
+    """
+)
+
+
+def test_a_state_restored_on_four_fake_devices_equals_the_unsharded_group():
+    tests = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join([str(tests.parent), str(tests), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", RESTORE_SHARDED], env=env, cwd=tests.parent, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["on_cells"], got  # every leaf sharded on the cell axis over the 4 devices, as the engine's
+    assert got["images"] < 1e-5 and got["history"] < 1e-4 and got["map"] <= 1e-5 * got["scale"], got
+    assert got["resumed_vs_one_call"] < 1e-5, got

@@ -131,6 +131,29 @@ def test_a_corrupt_checkpoint_through_the_cli(tmp_path, reference):
     check_complete(tmp_path, reference)
 
 
+def test_a_checkpoint_of_another_group_is_refused_then_discarded(tmp_path, reference):
+    """Engine.restore_state checks every leaf against the group's state: a leaf of another shape, a
+    missing leaf or other channels are refused naming the fix, never resumed into wrong images."""
+    import numpy as np
+
+    res = cli(tmp_path, kill=("save_state", 1, "SIGKILL"))
+    assert res.returncode == -signal.SIGKILL
+    path = tmp_path / "state" / "conv3_1_g0000.npz"
+    with np.load(path) as f:
+        good = {k: f[k] for k in f.files}
+    for change in [lambda t: t.update(leaf_0000=t["leaf_0000"][:1]), lambda t: t.pop("leaf_0001"),
+                   lambda t: t.update(channels=t["channels"][::-1].copy())]:
+        tree = dict(good)
+        change(tree)
+        np.savez(path, **tree)
+        res = cli(tmp_path)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+        assert "does not fit this job's group" in res.stderr and "discard_state=True" in res.stderr
+    res = cli(tmp_path, "--config.discard_state=True")
+    assert res.returncode == 0, res.stderr[-2000:]
+    check_complete(tmp_path, reference)
+
+
 def test_bad_layer_job_input(tmp_path):
     for extra, message in [
         (["--config.layers=conv3_1,conv3_1"], "names a layer twice"),

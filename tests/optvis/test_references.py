@@ -58,3 +58,16 @@ def test_most_activating_patch_equals_brute_force(tmp_path):
         assert got.sources[i] == best[c][2]
         np.testing.assert_allclose(got.activation[i], best[c][0], rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(got.images[i], best[c][1])
+
+
+def test_channel_means_equal_each_image_alone_and_compile_once():
+    """``channel_means`` (the one pass, over images in memory): each image's mean over positions, in
+    padded batches; another count of images compiles nothing."""
+    from compile_count import compiles
+
+    model = tiny_model()
+    x = np.random.default_rng(1).uniform(size=(5, 12, 12, 3)).astype(np.float32)
+    got = references.channel_means(model, "conv2", x, batch=2)
+    for i in range(5):
+        np.testing.assert_allclose(got[i], np.asarray(model(x[i : i + 1])["conv2"]).mean((1, 2))[0], rtol=1e-5, atol=1e-6)
+    assert compiles(lambda: references.channel_means(model, "conv2", x[:4], batch=2)) == 0

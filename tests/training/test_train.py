@@ -14,6 +14,7 @@ import pytest
 
 from configs import cifar10_train_tiny
 from jfv import training
+from jfv.training import checkpoints
 from jfv.models import convnet, resnet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -548,7 +549,7 @@ def test_resume_after_a_stop_mid_epoch_and_after_a_lost_epoch_equals_the_uninter
     monkeypatch.setattr(recipe, "StopFlag", StopAfter)
     with pytest.raises(jobs.Interrupted, match="checkpointed epoch 2 at step 2"):
         recipe.run(tiny_config(), str(workdir))
-    assert [p.name for _, _, p in recipe.checkpoints(workdir)] == ["ckpt_0001_00004", "ckpt_0002_00002"]
+    assert [p.name for _, _, p in checkpoints.checkpoints(workdir)] == ["ckpt_0001_00004", "ckpt_0002_00002"]
     monkeypatch.undo()
     recipe.run(tiny_config(), str(workdir))
     got = final_params(workdir)
@@ -637,7 +638,9 @@ def test_a_corrupt_checkpoint_on_resume_is_named_and_the_earlier_ones_kept(share
     for f in (newest / "params").rglob("*"):
         if f.is_file() and f.stat().st_size > 100:
             f.write_bytes(f.read_bytes()[:50])
-    one_line(cli(*args), f"training checkpoint {newest} cannot be read")
+    res = cli(*args)
+    one_line(res, f"training checkpoint {newest} cannot be read")
+    assert f"delete {newest} to resume from ckpt_0002_00004" in res.stderr  # the one before it, named
     assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["ckpt_0002_00004", "ckpt_0003_00004"]
     res = cli(*args)  # still refused, nothing deleted
     assert res.returncode == 2 and (workdir / "checkpoints" / "ckpt_0002_00004").exists()

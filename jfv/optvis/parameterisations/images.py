@@ -83,7 +83,7 @@ class ImageParam:
             raise ValueError(f"channels must be >= 1, got {self.channels}")
         if self.decorrelate and self.channels != 3:
             raise ValueError(f"decorrelate maps 3 decorrelated coordinates to RGB, but the image has "
-                             f"{self.channels} channel(s): set decorrelate=False (--config.decorrelate=False)")
+                             f"{self.channels} channel(s): set decorrelate=False")
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

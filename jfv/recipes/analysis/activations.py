@@ -20,13 +20,13 @@ import ml_collections
 import numpy as np
 
 from jfv.analysis import activations, datasets, figures
-from jfv import models
 from jfv.models.base import ImageTooSmallError
 from jfv.runtime.outputs import Staging, check_workdir, load_image, write_run
-from jfv.recipes.common import ConfigError, default_image, run_info
+from jfv.recipes.common import config_model, ConfigError, default_image, run_info
+from jfv.recipes import Recipe
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
+def check(config: ml_collections.ConfigDict) -> None:
     if config.normalise not in activations.NORMALISATIONS:
         raise ConfigError(f"normalise must be one of {', '.join(activations.NORMALISATIONS)}, got {config.normalise!r}")
     if config.reduce not in activations.REDUCTIONS:
@@ -39,7 +39,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
-    check_config(config)
+    check(config)
     check_workdir(workdir)
     path = config.image or default_image()
     try:
@@ -48,8 +48,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         raise ConfigError(f"image {path!r} not found: pass --config.image=PATH to an image file") from None
     except OSError as e:
         raise ConfigError(f"cannot read image {path!r} ({e}): pass --config.image=PATH to a JPEG/PNG file") from None
-    model = models.load(config.model, pretrained=config.pretrained, weights_dir=config.weights_dir or None,
-                        seed=config.seed)
+    model = config_model(config)
     channels_n = model.check_layer(config.layer)
     shape = model.output_shapes(int(config.image_size))[config.layer]
     if len(shape) != 4:
@@ -94,3 +93,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         header = {"model": model.name, "layer": f"{config.layer} {shape[1]}x{shape[2]}x{channels_n}", "image": str(path)}
         write_run(stage, manifest, f"{model.name} {config.layer} activations", cards, header)
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check)

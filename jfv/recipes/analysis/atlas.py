@@ -22,6 +22,7 @@ import numpy as np
 from jfv.analysis import atlas
 from jfv.runtime.outputs import Staging, check_workdir, write_run
 from jfv.recipes.common import ConfigError, parse_list, run_info
+from jfv.recipes import Recipe
 
 TOP_PATCHES_FIX = "point top_patches_dir at the workdir of a finished top_patches run (configs/vgg16_top_patches.py)"
 AM_FIX = "point am_dir at the workdir of a finished layer or channels run of the same model, or leave it empty"
@@ -47,12 +48,16 @@ def files_of(summary: dict, reductions) -> list[str]:
     return out
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    start = time.time()
+def check(config: ml_collections.ConfigDict) -> None:
     if not config.top_patches_dir:
         raise ConfigError(f"top_patches_dir is empty: {TOP_PATCHES_FIX}")
     if int(config.bins) < 2:
         raise ConfigError(f"bins must be >= 2 (histogram bars), got {config.bins}")
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    start = time.time()
+    check(config)
     tp_dir = Path(config.top_patches_dir).expanduser()
     tp = atlas.read_manifest(tp_dir, ("top_patches",), "top_patches_dir", TOP_PATCHES_FIX)
     am_manifest, am_dir = {}, None
@@ -123,3 +128,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         write_run(stage, manifest, f"{tp['model']} atlas", page=atlas.page(
             f"{tp['model']} atlas", atlas.index_body(tp["model"], layers, summaries, header, blocks_file)))
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check)

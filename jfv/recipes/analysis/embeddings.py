@@ -29,12 +29,13 @@ import ml_collections
 import numpy as np
 
 from jfv.analysis import datasets, embeddings, figures
-from jfv import imageops, models
+from jfv import imageops
 from jfv.runtime.outputs import Staging, check_workdir, write_run
-from jfv.recipes.common import ConfigError, run_info
+from jfv.recipes import Recipe
+from jfv.recipes.common import ConfigError, config_model, run_info
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
+def check(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError naming the key and its valid values, before any expensive work."""
     for key in ("image_size", "pixel_size", "batch_size", "queries", "neighbours", "knn_k", "map_points"):
         if int(config[key]) < 1:
@@ -71,9 +72,10 @@ def pictures(thumbs: np.ndarray) -> np.ndarray:
     return np.repeat(shown, 3, axis=-1) if shown.shape[-1] == 1 else shown
 
 
-def _keeping_thumbnails(stream, size: int, kept: list) -> Iterator[datasets.PaddedBatch]:
+def _keeping_thumbnails(stream, size: int, kept: dict) -> Iterator[datasets.PaddedBatch]:
+    """The stream, unchanged, keeping each read image's thumbnail in ``kept`` by id."""
     for batch in stream:
-        kept.append(thumbnails(batch.images[batch.mask], size))
+        kept.update(zip(batch.ids[batch.mask].tolist(), thumbnails(batch.images[batch.mask], size)))
         yield batch
 
 
@@ -85,13 +87,12 @@ def _subset(n: int, most: int, seed: int) -> np.ndarray:
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
-    check_config(config)
+    check(config)
     check_workdir(workdir)
     log = (lambda s: print(f"embeddings [{time.time() - start:6.1f} s] {s}", file=sys.stderr, flush=True)) \
         if config.verbose else (lambda s: None)
     source = make_source(config)
-    model = models.load(config.model, pretrained=config.pretrained, weights_dir=config.weights_dir or None,
-                        seed=config.seed)
+    model = config_model(config)
     model.check_layer(config.layer)
     model.check_image_size(config.layer, int(config.image_size))
     datasets.converted_channels(model.from_rgb)  # an n-channel model without a converter fails here, with the fix
@@ -103,16 +104,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         )
     log(f"{source.description}; {model.name} {config.layer} at {config.image_size} px")
 
-    kept: list[np.ndarray] = []
+    kept: dict[int, np.ndarray] = {}
     # each image as the model takes it (its BT.601 luma for a grayscale model: Model.from_rgb); the
     # thumbnails and the pixel space are of the same images, what the model saw
     stream = datasets.batches(source, int(config.image_size), int(config.batch_size), convert=model.from_rgb)
     t = time.time()
     every = 10 * int(config.batch_size)  # log about every ten batches
     feats = embeddings.extract(model, config.layer, _keeping_thumbnails(stream, int(config.pixel_size), kept),
-                               progress=lambda done: log(f"features {done}/{n_all}") if done % every < config.batch_size else None)
+                               progress=lambda done: log(f"features {done}/{n_all}") if 0 < done and done % every < config.batch_size else None)
     feature_time = time.time() - t
-    thumbs = np.concatenate(kept)
+    thumbs = np.stack([kept[int(i)] for i in feats.ids])  # the features' order: by id
     n = len(feats.ids)
     log(f"{n} images, features {feats.values.shape[1]}-d, {len(feats.skipped)} skipped ({feature_time:.0f} s)")
     if n < 3:
@@ -206,3 +207,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         write_run(stage, manifest, f"{model.name} {config.layer} embeddings", cards, header)
     return manifest
 
+
+RECIPE = Recipe(run=run, check=check)

@@ -18,11 +18,12 @@ import numpy as np
 from jfv.analysis import filters
 from jfv.runtime.outputs import Staging, check_workdir, write_run
 from jfv.recipes.common import ConfigError, config_model, run_info
+from jfv.recipes import Recipe
 
 TILE_PX = 40  # the enlarged size a filter tile aims at when scale = 0 (auto)
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
+def check(config: ml_collections.ConfigDict) -> None:
     if config.normalise not in filters.NORMALISATIONS:
         raise ConfigError(f"normalise must be one of {', '.join(filters.NORMALISATIONS)}, got {config.normalise!r}")
     for key in ("columns", "scale", "pad"):
@@ -32,7 +33,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
-    check_config(config)
+    check(config)
     check_workdir(workdir)
     model = config_model(config)
     name, kernel = filters.first_conv(model)
@@ -64,3 +65,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         cards = [{"image": "filters.png", "caption": [f"{model.name} {name}", f"{cout} filters {kh}x{kw}"]}]
         write_run(stage, manifest, f"{model.name} first-layer filters", cards, header)
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check)

@@ -3,11 +3,11 @@
 ``python -m jfv --config=configs/vgg16_top_patches.py --workdir=DIR`` runs two phases through one
 ``jfv.runtime.jobs.Job`` (the workdir policy of the layer job: ``job.json``, lock, atomic files, resume):
 
-1. **The pass.** One compiled step per batch (``pass_step``: the model, then for every layer and
-   reduction ``topk.scores`` and ``topk.merge``) streams the dataset once. It keeps the running
-   ``TopK`` states and every image's score per channel (for the atlas's histograms). The state is
-   checkpointed (``state/pass.npz``) every ``checkpoint_every`` batches and on SIGTERM/SIGINT with
-   the ids already seen; a resumed pass streams only the images not yet seen. Because the top-k
+1. **The pass.** ``jfv.analysis.passes.run`` of ``topk.Step`` (one compiled step per batch: the
+   model, then for every layer and reduction ``topk.scores`` and ``topk.merge``) streams the dataset
+   once. It keeps the running ``TopK`` states and every image's score per channel (for the atlas's
+   histograms). The state is checkpointed (``state/pass.npz``) every ``checkpoint_every`` batches
+   and on SIGTERM/SIGINT with the ids already seen; a resumed pass streams only the images not yet seen. Because the top-k
    order (value descending, id ascending) is total and an image's scores are the same bits in any
    batch, the resumed result equals an uninterrupted one exactly. Unreadable images are skipped and
    counted. When the pass ends it writes ``topk.npz`` and ``scores.npz``.
@@ -30,28 +30,26 @@ Zeiler & Fergus 2014, Fig. 2; Girshick et al. 2014, Fig. 4.
 
 from __future__ import annotations
 
-import functools
 import html
 import io
 import time
 import zipfile
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jfv.analysis import datasets, patches, topk
+from jfv.analysis import datasets, passes, patches, topk
 from jfv import models
 from jfv.attribution import pictures
-from jfv.runtime.jobs import Interrupted, Job, StopFlag
+from jfv.runtime.jobs import Interrupted, Job, StateError, StopFlag
 from jfv.runtime.outputs import (
     CHANNEL_FILTER_INPUT, CHANNEL_FILTER_SCRIPT, GALLERY_CSS, check_workdir, header_table, write_run,
 )
-from jfv.recipes.common import ConfigError, default_image, parse_channels, parse_list, run_info
+from jfv.recipes import Recipe
+from jfv.recipes.common import JOB_FIXES, ConfigError, config_model, default_image, parse_channels, parse_list, run_info
 
-RESUMABLE = True  # holds its workdir through jfv.runtime.jobs.Job (resume, not --overwrite)
 PASS = "pass"  # the piece name of the dataset pass
 # Config keys that change no output: they may differ between a run and its resume.
 RUN_KEYS = ("progress", "resume", "discard_state", "checkpoint_every", "prefetch_batches", "weights_dir",
@@ -62,7 +60,7 @@ SHEET_COLUMNS = 3  # Zeiler & Fergus's Fig. 2 shows the top 9 as 3 x 3
 # -- configuration -----------------------------------------------------------------------------------
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
+def check(config: ml_collections.ConfigDict) -> None:
     if int(config.k) < 1:
         raise ConfigError(f"k must be >= 1 (the top images kept per channel), got {config.k}")
     for key in ("image_size", "batch_size", "group_size", "project_batch"):
@@ -136,85 +134,7 @@ def key(layer: str, reduce: str) -> str:
     return f"{layer}.{reduce}"
 
 
-@functools.partial(jax.jit, static_argnames=("model", "reductions"))
-def _pass_step(params, states, images, ids, mask, *, model, reductions):
-    acts = model.apply(params, images)
-    new, per_image = {}, {}
-    for layer, per in states.items():
-        new[layer] = {}
-        for r in reductions:
-            values, positions = topk.scores(acts[layer], r)
-            new[layer][r] = topk.merge(per[r], values, ids, positions, mask)
-            per_image[key(layer, r)] = values
-    return new, per_image
-
-
-def pass_step(model: models.Model, states: topk.States, batch: datasets.PaddedBatch, reductions: tuple[str, ...]):
-    """One batch into every state: (new states, {"<layer>.<reduce>": scores (B, C)}); one program."""
-    return _pass_step(model.params, states, jnp.asarray(batch.images), jnp.asarray(batch.ids, jnp.int32),
-                      jnp.asarray(batch.mask), model=model.static, reductions=reductions)
-
-
-class PassState:
-    """The pass's host-side state: top-k per (layer, reduction), every seen image's scores, which ids
-    were consumed (read or skipped), the skipped names and reasons, and the batches done."""
-
-    def __init__(self, model, layers, reductions, k, n_images):
-        self.layers, self.reductions = layers, reductions
-        self.states = topk.init_states(model, layers, k, reductions)
-        self.scores = {key(layer, r): np.full((n_images, model.layers[layer]), np.nan, np.float32)
-                       for layer in layers for r in reductions}
-        self.seen = np.zeros(n_images, bool)
-        self.skipped: list[tuple[str, str]] = []
-        self.batches = 0
-
-    def to_tree(self) -> dict[str, np.ndarray]:
-        tree = {}
-        for layer in self.layers:
-            for r in self.reductions:
-                s = topk.to_numpy(self.states[layer][r])
-                tree.update({f"topk.{key(layer, r)}.values": s.values, f"topk.{key(layer, r)}.ids": s.ids,
-                             f"topk.{key(layer, r)}.positions": s.positions})
-        tree.update({f"scores.{k}": v for k, v in self.scores.items()})
-        tree.update(seen=self.seen, batches=np.int64(self.batches),
-                    skipped_names=np.asarray([n for n, _ in self.skipped], dtype=str),
-                    skipped_reasons=np.asarray([r for _, r in self.skipped], dtype=str))
-        return tree
-
-    def restore(self, tree: Mapping[str, np.ndarray], where: str) -> None:
-        try:
-            for layer in self.layers:
-                for r in self.reductions:
-                    got = topk.TopK(*(tree[f"topk.{key(layer, r)}.{f}"] for f in topk.TopK._fields))
-                    fresh = self.states[layer][r]
-                    if any(g.shape != f.shape for g, f in zip(got, fresh)):
-                        raise KeyError
-                    self.states[layer][r] = topk.TopK(*(jnp.asarray(g) for g in got))
-                    if tree[f"scores.{key(layer, r)}"].shape != self.scores[key(layer, r)].shape:
-                        raise KeyError
-                    self.scores[key(layer, r)] = np.array(tree[f"scores.{key(layer, r)}"])
-            if tree["seen"].shape != self.seen.shape:
-                raise KeyError
-            self.seen = np.array(tree["seen"])
-            self.batches = int(tree["batches"])
-            self.skipped = list(zip(tree["skipped_names"].tolist(), tree["skipped_reasons"].tolist()))
-        except KeyError:
-            from jfv.runtime.jobs import StateError
-
-            raise StateError(f"the in-flight checkpoint {where} does not fit this job (other layers, k or data); "
-                             f"re-run with --config.discard_state=True to start the pass again") from None
-
-    def add(self, batch: datasets.PaddedBatch, states, per_image, by_name: Mapping[str, int]) -> None:
-        self.states = states
-        real = np.asarray(batch.mask)
-        ids = np.asarray(batch.ids)[real]
-        for k, v in per_image.items():
-            self.scores[k][ids] = np.asarray(v)[real]
-        self.seen[ids] = True
-        for name, reason in batch.skipped:
-            self.seen[by_name[name]] = True
-            self.skipped.append((name, reason))
-        self.batches += 1
+STEP = topk.Step(keep_scores=True)  # the pass's step: top-k states and every image's scores, "<layer>.<reduce>"
 
 
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
@@ -229,51 +149,40 @@ def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def run_pass(job: Job, model, source, layers, reductions, config, flag: StopFlag) -> PassState:
-    """Streams the images not yet seen, checkpointing every ``checkpoint_every`` batches and on a signal."""
-    state = PassState(model, layers, reductions, int(config.k), len(source))
-    saved = job.load_state(PASS, discard=config.discard_state)
-    if saved is not None:
-        state.restore(saved, str(job.state_path(PASS)))
-    todo = [int(i) for i in np.flatnonzero(~state.seen)]
-    by_name = {it.name: it.id for it in source.items}
+def run_pass(job: Job, model, source, layers, reductions, config, flag: StopFlag) -> passes.State:
+    """``jfv.analysis.passes.run`` of ``STEP``: checkpointed every ``checkpoint_every`` batches and on a
+    signal through the job; a resumed pass streams only the images not yet seen."""
     bar = None
-    if config.progress:
-        from tqdm import tqdm
 
-        bar = tqdm(total=len(source), initial=int(state.seen.sum()), desc=f"{model.name} pass", unit="img",
-                   file=__import__("sys").stderr, dynamic_ncols=True)
-    every = int(config.checkpoint_every)
-    stream: Iterator[datasets.PaddedBatch] = iter(())
-    if todo:
-        stream = datasets.batches(source.select(todo), int(config.image_size), int(config.batch_size),
-                                  prefetch_batches=int(config.prefetch_batches), convert=model.from_rgb)
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=done, desc=f"{model.name} pass", unit="img",
+                       file=__import__("sys").stderr, dynamic_ncols=True)
+        else:
+            bar.update(done - bar.n)
+
     try:
-        for batch in stream:
-            states, per_image = pass_step(model, state.states, batch, reductions)
-            state.add(batch, states, per_image, by_name)
-            if bar is not None:
-                bar.update(int(np.sum(batch.mask)) + len(batch.skipped))
-            if flag.stop:
-                job.save_state(PASS, state.to_tree())
-                raise Interrupted(f"{flag.name()}: checkpointed the pass after {int(state.seen.sum())} of "
-                                  f"{len(source)} images; run the same command again to resume", flag.signum)
-            if every and state.batches % every == 0 and not state.seen.all():
-                job.save_state(PASS, state.to_tree())
+        return passes.run(model, source, STEP, topk.init_states(model, layers, int(config.k), reductions),
+                          size=int(config.image_size), batch_size=int(config.batch_size),
+                          prefetch=int(config.prefetch_batches), store=job, piece=PASS,
+                          every=int(config.checkpoint_every), discard=config.discard_state,
+                          progress=progress if config.progress else None, stop=flag)
+    except passes.CheckpointMismatch:
+        raise StateError(f"the in-flight checkpoint {job.state_path(PASS)} does not fit this job (other layers, k or "
+                         f"data); re-run with {job.fixes['discard_state']} to start the pass again") from None
     finally:
         if bar is not None:
             bar.close()
-        if hasattr(stream, "close"):
-            stream.close()
-    if not state.seen.all():  # the stream ended early: cannot happen with a jfv.analysis.datasets source
-        raise RuntimeError("the dataset stream ended before every image was read")
-    return state
 
 
-def finish_pass(job: Job, state: PassState, source: datasets.Source) -> dict:
-    topk_arrays = {k[len("topk."):]: v for k, v in state.to_tree().items() if k.startswith("topk.")}
+def finish_pass(job: Job, state: passes.State, source: datasets.Source) -> dict:
+    topk_arrays = {f"{key(layer, r)}.{f}": np.asarray(v) for layer, per in state.carry.items()
+                   for r, s in per.items() for f, v in s._asdict().items()}
     job.write_bytes("topk.npz", npz_bytes(topk_arrays))
-    job.write_bytes("scores.npz", npz_bytes(state.scores))
+    job.write_bytes("scores.npz", npz_bytes(state.outputs))
     record = {"images": len(source), "read": len(source) - len(state.skipped), "skipped": len(state.skipped),
               "skipped_files": [{"name": n, "reason": r} for n, r in state.skipped]}
     job.finish(PASS, record)
@@ -476,18 +385,18 @@ def gallery(model_name: str, layers: list[str], summaries: dict, header: dict, r
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
-    check_config(config)
+    check(config)
     check_workdir(workdir)
     layers = parse_list(config.layers, "layers", "conv4_3,conv5_3")
     reductions = tuple(parse_list(config.reductions, "reductions", "max,mean"))
     source = make_source(config)
-    model = models.load(config.model, weights_dir=config.weights_dir or None)
+    model = config_model(config)
     datasets.converted_channels(model.from_rgb)  # an n-channel model without a converter fails here, with the fix
     channels = {layer: layer_channels(model, layer, config.channels, int(config.image_size)) for layer in layers}
     note = projector(model, layers)
     block = block_image(config) if not note else None
 
-    job = Job(workdir, "top_patches", settings_of(config, model, source), resume=config.resume)
+    job = Job(workdir, "top_patches", settings_of(config, model, source), resume=config.resume, fixes=JOB_FIXES)
     try:
         job.create()
         job.clean_stale()
@@ -541,3 +450,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     finally:
         job.close()
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check, resumable=True, run_keys=RUN_KEYS)

@@ -20,8 +20,9 @@ from jfv import attribution as A
 from jfv import models
 from jfv.attribution import pictures
 from jfv.runtime.outputs import Staging, check_workdir, load_image, write_run
+from jfv.recipes import Recipe
 from jfv.recipes.common import (  # noqa: F401  (image_paths, output_names, default_image: their home is common)
-    SUFFIXES, ConfigError, check_int, check_memory, check_seed, default_image, image_paths,
+    config_model, SUFFIXES, ConfigError, check_int, check_memory, check_seed, default_image, image_paths,
     output_names, run_info,
 )
 
@@ -62,14 +63,18 @@ def make_target(config, model: models.Model, images: jax.Array) -> A.Target:
     return target
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    start = time.time()
-    check_workdir(workdir)
+def check(config: ml_collections.ConfigDict) -> None:
     if config.image_size < 16:
         raise ConfigError(f"image_size must be >= 16, got {config.image_size}")
     check_int(config.batch_size, "batch_size", 1, meaning="occluded or masked images per model call")
     check_seed(config.seed)
-    model = models.load(config.model, weights_dir=config.weights_dir or None)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    start = time.time()
+    check_workdir(workdir)
+    check(config)
+    model = config_model(config)
     methods = parse_methods(config.methods, model)
     paths = image_paths(config.images, config.max_images)
     check_memory(model, config.image_size, max(len(paths), config.batch_size), "image_size, max_images or batch_size")
@@ -155,3 +160,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   "wall time (s)": manifest["wall_time_s"]}
         write_run(stage, manifest, f"{model.name} attribution", cards, header, grid=rows, grid_columns=len(methods) + 1)
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check)

@@ -43,15 +43,16 @@ from jfv.attribution import pictures
 from jfv.attribution.gradients import check_relu
 from jfv.runtime.outputs import Staging, check_workdir, load_image, write_run
 
-from jfv.recipes.common import (SHARED_PREFIX, ConfigError, check_int, check_memory, check_positive, check_seed,
+from jfv.recipes.common import (shared_folder, SHARED_PREFIX, ConfigError, check_int, check_memory, check_positive, check_seed,
                                 config_model, image_paths, output_names, run_info)
+from jfv.recipes import Recipe
 
 DATASETS = ("files", "cifar10")
 CIFAR_SIZE = 32
 LABELS = {"deconvnet": "deconvnet", "guided_backprop": "guided backprop"}
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
+def check(config: ml_collections.ConfigDict) -> None:
     if config.dataset not in DATASETS:
         raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {config.dataset!r}")
     if config.reduce not in C.REDUCTIONS:
@@ -90,7 +91,7 @@ def load_images(config: ml_collections.ConfigDict) -> tuple[np.ndarray, list[str
     if config.dataset == "cifar10":
         n = limit or 10
         k = -(-n // 10)
-        archive = datasets.shared_dir(config.shared_dir) / datasets.CIFAR10_ARCHIVE
+        archive = shared_folder(config) / datasets.CIFAR10_ARCHIVE
         x, y = datasets.cifar10_subsets(archive, {"test": k})["test"]
         pick = np.arange(10 * k).reshape(10, k).T.ravel()[:n]  # one per class first, from airplane on
         names = [f"{i:02d}_{datasets.CIFAR10_CLASSES[int(y[j])]}" for i, j in enumerate(pick)]
@@ -99,7 +100,7 @@ def load_images(config: ml_collections.ConfigDict) -> tuple[np.ndarray, list[str
     parts = []
     for part in (p.strip() for p in str(config.images).split(",") if p.strip()):
         if part.startswith(SHARED_PREFIX):
-            part = str(datasets.shared_dir(config.shared_dir) / part[len(SHARED_PREFIX):])
+            part = str(shared_folder(config) / part[len(SHARED_PREFIX):])
         parts.append(part)
     paths = image_paths(",".join(parts), limit)
     return np.stack([load_image(p, int(config.image_size)) for p in paths]), output_names(paths), paths
@@ -128,28 +129,19 @@ def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.3g}"
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    start = time.time()
-    check_config(config)
-    check_workdir(workdir)
-    model = config_model(config)
-    check_relu(model, "the checkerboard recipe (deconvnet and guided backprop)")  # before layers: none would do
-    layers = parse_layers(config.layers, model)
-    images, names, sources = load_images(config)
-    images = model.from_rgb(images)  # the model's input: the images, or their BT.601 luma for a grayscale model
-    check_memory(model, images.shape[1], images.shape[0] * len(layers), "image_size, max_images or layers")
-    stride = int(config.stride)
-    projections = C.project(model, jnp.asarray(images), layers, config.reduce)
-    h, w = images.shape[1:3]
-
-    strides = {layer: C.total_stride(model, layer) for layer in layers}
-    energies: dict[tuple[str, str, int], np.ndarray] = {}  # (layer, method, grid stride) -> (n,)
+def measure_energies(projections, layers: list[str], strides: dict, stride: int) -> dict[tuple[str, str, int], np.ndarray]:
+    """(layer, method, grid stride) -> (n,) checkerboard energies, at ``stride`` and at each layer's own."""
+    energies: dict[tuple[str, str, int], np.ndarray] = {}
     for layer in layers:
         grids = [stride] + ([strides[layer]] if strides[layer] >= 2 and strides[layer] != stride else [])
         for s in grids:
             for method, e in C.measure(projections[layer], s).items():
                 energies[(layer, method, s)] = e
+    return energies
 
+
+def energy_rows(energies, strides, projections, names, h: int, w: int) -> list[dict]:
+    """``results.csv``: a row per (layer, method, grid stride), each image's energy in a column."""
     rows = []
     for (layer, method, s), e in energies.items():
         row = {"layer": layer, "layer_stride": strides[layer], "method": method, "grid_stride": s,
@@ -158,6 +150,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         row.update({f"energy_{n}": _sig(v) for n, v in zip(names, e)})
         rows.append(row)
 
+    return rows
+
+
+def energy_table(model, config, energies, strides, layers, names, h: int, w: int, stride: int) -> list[str]:
+    """``table.md``: the mean energies per layer and method beside chance, at ``stride`` and at S."""
     def mean(layer, method, s):
         e = energies.get((layer, method, s))
         return None if e is None else float(e.mean())
@@ -179,6 +176,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             f"{_fmt(mean(layer, 'guided_backprop', own) if own else None)} | "
             f"{_fmt(evaluation.checkerboard_chance(h, w, own) if own else None)} |")
 
+    return table
+
+
+def projection_pictures(config, projections, layers, strides, energies, images, names, stride: int):
+    """The projections as signed pictures, the figure (layers x images and methods) and a caption
+    function for each picture."""
     gain = float(config.gain)
     shown = {(layer, method): np.stack([datasets.displayable(pictures.signed_image(g, gain))
                                         for g in getattr(projections[layer], method)])
@@ -201,6 +204,29 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         columns=[f"{names[i]}: {LABELS[method]}" for i, method in columns],
         cells=[[caption(layer, method, i) for i, method in columns] for layer in layers])
 
+    return shown, columns, grid_tiles, figure, caption
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    start = time.time()
+    check(config)
+    check_workdir(workdir)
+    model = config_model(config)
+    check_relu(model, "the checkerboard recipe (deconvnet and guided backprop)")  # before layers: none would do
+    layers = parse_layers(config.layers, model)
+    images, names, sources = load_images(config)
+    images = model.from_rgb(images)  # the model's input: the images, or their BT.601 luma for a grayscale model
+    check_memory(model, images.shape[1], images.shape[0] * len(layers), "image_size, max_images or layers")
+    stride = int(config.stride)
+    projections = C.project(model, jnp.asarray(images), layers, config.reduce)
+    h, w = images.shape[1:3]
+    strides = {layer: C.total_stride(model, layer) for layer in layers}
+    energies = measure_energies(projections, layers, strides, stride)
+    rows = energy_rows(energies, strides, projections, names, h, w)
+    table = energy_table(model, config, energies, strides, layers, names, h, w, stride)
+    shown, columns, grid_tiles, figure, caption = projection_pictures(config, projections, layers, strides, energies,
+                                                                      images, names, stride)
+    gain = float(config.gain)
     cards = [{"image": "figure.png", "caption": ["figure", "rows: layers deepest first; columns: images x methods"]},
              {"image": "grid.png", "caption": ["grid (pixel for pixel)", f"{len(layers)} rows x {len(columns)} columns"]}]
     entries = []
@@ -254,3 +280,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         write_run(stage, manifest, f"{model.name} checkerboard analysis", cards, header, grid=grid_tiles,
                   grid_columns=len(columns))
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check)

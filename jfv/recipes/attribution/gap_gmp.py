@@ -47,7 +47,6 @@ import numpy as np
 
 from jfv import attribution as A
 from jfv.analysis import datasets
-from jfv import models
 from jfv.attribution import pictures
 from jfv.attribution.cam import check_spatial
 from jfv.attribution.heads import (  # noqa: F401  (the head and its training live in jfv.attribution.heads; names kept here for callers)
@@ -56,14 +55,15 @@ from jfv.attribution.heads import (  # noqa: F401  (the head and its training li
 )
 from jfv.evaluation import CENTRE_SIDE, EXTENT_THRESHOLD, centre_fraction, extent, sample_stats  # noqa: F401
 from jfv.runtime.outputs import Staging, check_workdir, write_run
-from jfv.recipes.common import ConfigError, run_info
+from jfv.recipes import Recipe
+from jfv.recipes.common import ConfigError, config_model, run_info, shared_folder
 from jfv.runtime import moved
 
 # ---------------------------------------------------------------------------------------------------
 # The recipe
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
+def check(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError naming the key and the valid values, before any expensive work."""
     positive = ("train_per_class", "test_per_class", "head_width", "epochs", "batch_size", "feature_batch")
     for key in positive:
@@ -127,14 +127,14 @@ def _cache_path(workdir: Path, config, source: str) -> Path:
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
-    check_config(config)
+    check(config)
     work = check_workdir(workdir)
     log = (lambda s: print(f"gap_gmp [{time.time() - start:6.1f} s] {s}", file=sys.stderr, flush=True)) \
         if config.verbose else (lambda s: None)
-    archive = datasets.shared_dir(config.shared_dir) / datasets.CIFAR10_ARCHIVE
+    archive = shared_folder(config) / datasets.CIFAR10_ARCHIVE
     if not archive.is_file():
         raise datasets.DatasetError(f"CIFAR-10 archive {archive} not found: pass --config.shared_dir=PATH")
-    model = models.load(config.model, weights_dir=config.weights_dir or None)
+    model = config_model(config)
     hw = check_spatial(model, config.layer, (config.image_size, config.image_size))
     size = config.image_size
 
@@ -292,3 +292,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
 
 __getattr__ = moved.renamed(__name__)  # old names (jfv.runtime.moved.NAMES)
+
+
+RECIPE = Recipe(run=run, check=check)

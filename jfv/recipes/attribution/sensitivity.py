@@ -34,10 +34,11 @@ from jfv.analysis import datasets, figures
 from jfv import models
 from jfv.models.labels import CIFAR10_CLASSES
 from jfv.runtime.outputs import Staging, write_run
-from jfv.recipes.common import ConfigError, check_int, run_info
+from jfv.recipes.common import shared_folder, config_model, ConfigError, check_int, run_info
+from jfv.recipes import Recipe
 
 
-def check_config(config) -> None:
+def check(config) -> None:
     check_int(config.test_per_class, "test_per_class", 1, datasets.CIFAR10_PER_CLASS["test"])
     check_int(config.window, "window", 1, 32, "the square's side in pixels")
     check_int(config.stride, "stride", 1, 32, "pixels between window positions")
@@ -70,12 +71,12 @@ def figure(images: np.ndarray, maps: np.ndarray, drops: np.ndarray, labels, pred
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
-    check_config(config)
-    model = models.load(config.model, weights_dir=config.weights_dir or None)
+    check(config)
+    model = config_model(config)
     if "logits" not in model.layers or model.layers["logits"] != len(CIFAR10_CLASSES):
         raise ConfigError(f"model {model.name!r} has no 10-class 'logits' layer; use a CIFAR-10 classifier "
                           f"({', '.join(models.names_with_labels(CIFAR10_CLASSES))})")
-    archive = datasets.shared_dir(config.shared_dir) / datasets.CIFAR10_ARCHIVE
+    archive = shared_folder(config) / datasets.CIFAR10_ARCHIVE
     x, y = datasets.cifar10_subsets(archive, {"test": int(config.test_per_class)})["test"]
     # the model's input: the images, or their BT.601 luma for a grayscale model
     images = jnp.asarray(model.from_rgb(jnp.asarray(x, jnp.float32) / 255))
@@ -116,3 +117,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         cards = [{"image": "sensitivity.png", "caption": ["image | p(true class) per window position | drop overlay"]}]
         write_run(stage, manifest, f"{model.name}: occlusion sensitivity", cards, header)
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check)

@@ -39,6 +39,7 @@ import numpy as np
 from jfv.analysis import datasets, passes, topk
 from jfv import evaluation, models
 from jfv.runtime.outputs import ImageReadError, Staging, check_workdir, load_image, write_run
+from jfv.recipes import Recipe
 from jfv.recipes.common import FLOAT_BYTES, ConfigError, available_memory, check_int, check_seed, run_info
 
 RECIPES_SCORED = ("channels", "layer")  # recipes whose manifest lists a layer, channels and PNGs
@@ -124,7 +125,7 @@ def parse_names(spec: str) -> list[str]:
     return [s.strip() for s in str(spec).split(",") if s.strip()]
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
+def check(config: ml_collections.ConfigDict) -> None:
     check_int(config.image_size, "image_size", 0, meaning="natural images' side; 0 = the visualisations' size")
     check_int(config.trials, "trials", 1, meaning="two-alternative trials per channel")
     check_int(config.tail, "tail", 1, meaning="natural images in each of a channel's top and bottom tails")
@@ -183,7 +184,7 @@ def path_layers(model: models.Model, layer: str, spec: str) -> list[str]:
 def check_before_claim(config: ml_collections.ConfigDict, workdir: str) -> None:
     """What ``python -m jfv`` checks before it claims the workdir: a workdir that is the scored DIR
     (or inside it) is refused before ``--overwrite`` could move the scored run aside."""
-    check_config(config)
+    check(config)
     read_run(config.run_dir)
     check_workdir_apart(workdir, config.run_dir)
 
@@ -244,7 +245,7 @@ def markdown(title: str, header: dict, rows: list[dict], summary: dict, path_tab
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
-    check_config(config)
+    check(config)
     manifest = read_run(config.run_dir)
     entries = run_entries(manifest, config.run_dir)
     check_workdir_apart(workdir, config.run_dir)
@@ -362,3 +363,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                                path_table))
         write_run(stage, out_manifest, f"Trust measures: {model.name} {layer}", header=header)
     return out_manifest
+
+
+RECIPE = Recipe(run=run, check=check, check_workdir=check_before_claim)

@@ -38,9 +38,10 @@ import optax
 
 from jfv.analysis import datasets, passes
 from jfv.optvis import families, objectives, parameterisations, references, transforms
-from jfv import imageops, evaluation, models
+from jfv import imageops, evaluation
 from jfv.runtime.outputs import Staging, check_workdir, write_run
-from jfv.recipes.common import ConfigError, Progress, check_int, parse_channels, run_info
+from jfv.recipes.common import config_model, ConfigError, Progress, check_int, parse_channels, run_info
+from jfv.recipes import Recipe
 
 
 @dataclass(frozen=True)
@@ -296,11 +297,9 @@ def _plot(path, label, parameter, values, channels, means, stds, ref_name):
 # ---------------------------------------------------------------------------------------------
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    start = time.time()
-    check_workdir(workdir)
-    exps = parse_experiments(config.experiments)
-    values = {e: experiment_values(e, config) for e in exps}
+def check(config: ml_collections.ConfigDict) -> None:
+    for e in parse_experiments(config.experiments):
+        experiment_values(e, config)
     if config.reference not in REFERENCES:
         raise ConfigError(f"unknown reference {config.reference!r}; valid: {', '.join(REFERENCES)}")
     if config.seeds < 1 or config.steps < 1 or config.image_size < 1:
@@ -314,7 +313,15 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         check_int(config.path_random, "path_random", 1, meaning="random natural images of the baseline")
         if config.similarity not in evaluation.SIMILARITIES:
             raise ConfigError(f"unknown similarity {config.similarity!r}; valid: {', '.join(evaluation.SIMILARITIES)}")
-    model = models.load(config.model, weights_dir=config.weights_dir or None)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    start = time.time()
+    check_workdir(workdir)
+    check(config)
+    exps = parse_experiments(config.experiments)
+    values = {e: experiment_values(e, config) for e in exps}
+    model = config_model(config)
     if model.channels != 3:
         raise ConfigError(f"the study needs an RGB model: its experiments render colour images (Lucid's decorrelated "
                           f"colours, MACO) and LPIPS compares RGB, and {model.name} takes {model.channels}-channel "
@@ -529,3 +536,6 @@ REFERENCE_DOCS = {
     "lucid": "Lucid's recipe: Fourier + decorrelated colour + sigmoid, standard transforms, Adam 0.05, reference_steps",
     "natural": "the most activating window among the images of reference_images",
 }
+
+
+RECIPE = Recipe(run=run, check=check)

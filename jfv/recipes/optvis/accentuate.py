@@ -29,13 +29,13 @@ import optax
 
 from jfv.analysis import datasets
 from jfv.optvis import inversion, parameterisations, transforms
-from jfv import models
 from jfv.runtime.outputs import Staging, check_workdir, write_run
-from jfv.recipes.common import (ConfigError, Progress, check_finite, check_memory, check_photo_channels,
+from jfv.recipes.common import (config_model, ConfigError, Progress, check_finite, check_memory, check_photo_channels,
                                 check_photo_settings, load_photos, parse_channels, photo_transforms, run_info)
+from jfv.recipes import Recipe
 
 
-def check_settings(config: ml_collections.ConfigDict) -> None:
+def check(config: ml_collections.ConfigDict) -> None:
     check_photo_settings(config, "cells")
     check_finite([config.penalty, config.eps], "penalty and eps")
     if config.penalty < 0:
@@ -51,8 +51,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     # than behind a helper, because their order is the point (nothing loads before the keys pass).
     start = time.time()
     check_workdir(workdir)
-    check_settings(config)
-    model = models.load(config.model, weights_dir=config.weights_dir or None)
+    check(config)
+    model = config_model(config)
     size = int(config.image_size)
     layer = config.layer
     reg_layer = config.reg_layer or layer
@@ -140,3 +140,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         write_run(stage, manifest, f"{model.name} {layer} feature accentuation", cards, header, grid=pictures,
                   grid_columns=1 + len(channels))
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check)

@@ -13,7 +13,6 @@ channel with its image path relative to the workdir and final objective).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -23,10 +22,10 @@ import optax
 
 from jfv.models import labels
 from jfv import models
-from jfv.optvis import parameterisations, transforms
+from jfv.optvis import transforms
 from jfv.runtime.outputs import Staging, check_workdir, transparency_overlay, write_run
 from jfv.recipes.common import (
-    ConfigError,
+    config_model, ConfigError,
     Progress,
     check_int,
     check_memory,
@@ -39,23 +38,9 @@ from jfv.recipes.common import (
     run_info,
 )
 from jfv.recipes.common import OBJECTIVES, TRANSFORMS, make_transforms, objective_factory  # noqa: F401  (moved there)
-from jfv.recipes.common import PARAMS, load_magnitude  # noqa: F401  (moved there: layer uses them too)
+from jfv.recipes.common import PARAMS, load_magnitude, make_param  # noqa: F401  (moved there: layer uses them too)
 from jfv.optvis.render import render_channels
-
-
-def make_param(config: ml_collections.ConfigDict, channels: int = 3):
-    """The config's parameterisation for a model of ``channels`` input channels: ``lucid`` (Fourier +
-    decorrelated colour) or ``maco`` (RGB only: its magnitude spectrum is estimated from photos)."""
-    if config.param == "lucid":
-        return parameterisations.image(
-            config.image_size, config.images_per_channel, fft=config.fft, decorrelate=config.decorrelate,
-            channels=channels,
-        )
-    if channels != 3:
-        raise ConfigError(f"param=maco needs a 3-channel (RGB) model, this one takes {channels}: use param=lucid")
-    magnitude = load_magnitude(config.maco_magnitude, config.image_size)
-    source = Path(config.maco_magnitude).name if config.maco_magnitude else None
-    return parameterisations.maco(config.image_size, config.images_per_channel, magnitude=magnitude, source=source)
+from jfv.recipes import Recipe
 
 
 def class_index(model: models.Model, class_name: str) -> int:
@@ -65,7 +50,7 @@ def class_index(model: models.Model, class_name: str) -> int:
     return labels.class_index(class_name, model.labels)
 
 
-def check_settings(config: ml_collections.ConfigDict) -> None:
+def check(config: ml_collections.ConfigDict) -> None:
     """Refuses, naming the valid range, the values that would otherwise render something else."""
     check_int(config.image_size, "image_size", 1)
     check_int(config.steps, "steps", 1)
@@ -98,13 +83,28 @@ def check_settings(config: ml_collections.ConfigDict) -> None:
         )
 
 
+def checked_transforms(config: ml_collections.ConfigDict, model: models.Model, layer: str) -> transforms.Transform:
+    """The config's transforms, refused when what they output is too small for ``layer``."""
+    tf = make_transforms(config.transforms, config)
+    try:
+        transformed = transforms.output_size(tf, config.image_size)
+    except ValueError:  # e.g. a jitter larger than the padded image
+        transformed = 0
+    if transformed < 1:
+        raise models.ImageTooSmallError(
+            f"image_size {config.image_size} is too small for the {config.transforms} transforms; use image_size >= 32"
+        )
+    model.check_image_size(layer, transformed)
+    return tf
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
     check_workdir(workdir)
-    check_settings(config)
-    param = make_param(config)  # before loading the model: a bad magnitude file fails at once
+    check(config)
+    param = make_param(config, 3, config.images_per_channel)  # before loading the model: a bad magnitude file fails at once
 
-    model = models.load(config.model, weights_dir=config.weights_dir or None).with_precision(config.precision)
+    model = config_model(config).with_precision(config.precision)
     layer = "logits" if config.objective == "class" else config.layer
     n = model.check_layer(layer)
     if config.class_name:
@@ -118,19 +118,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     per_device = -(-per_call // (mesh.size if mesh is not None else 1))
     check_memory(model, config.image_size, per_device, "image_size or batch_size")
 
-    tf = make_transforms(config.transforms, config)
-    try:
-        transformed = transforms.output_size(tf, config.image_size)
-    except ValueError:  # e.g. a jitter larger than the padded image
-        transformed = 0
-    if transformed < 1:
-        raise models.ImageTooSmallError(
-            f"image_size {config.image_size} is too small for the {config.transforms} transforms; use image_size >= 32"
-        )
-    model.check_image_size(layer, transformed)
+    tf = checked_transforms(config, model, layer)
 
     if model.channels != 3:
-        param = make_param(config, model.channels)
+        param = make_param(config, model.channels, config.images_per_channel)
     optimiser = optax.adam(config.learning_rate)
     transparency = config.param == "maco"
     objective_fn = objective_factory(config.objective, layer, config.diversity)
@@ -200,3 +191,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                                 config.seed, manifest["wall_time_s"])
         write_run(stage, manifest, f"{model.name} {layer}", cards, header, grid=pictures, grid_name="sprite.png")
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check)

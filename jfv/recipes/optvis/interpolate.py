@@ -28,9 +28,10 @@ from jfv.optvis import interpolation, transforms
 from jfv import models
 from jfv.runtime.outputs import GALLERY_CSS, Staging, check_workdir, header_table, write_run
 from jfv.recipes.common import (
-    ConfigError, Progress, check_finite, check_int, check_memory, check_positive, check_precision, check_seed,
+    config_model, ConfigError, Progress, check_finite, check_int, check_memory, check_positive, check_precision, check_seed,
     run_info, shorten,
 )
+from jfv.recipes import Recipe
 
 TRANSFORMS = ("standard", "none")  # applied to the whole strip with one key per step
 STRIP_GAP = 2  # white pixels between frames in a strip
@@ -65,7 +66,7 @@ def parse_alignment_layers(spec: str, model: models.Model) -> tuple[str, ...]:
     return layers
 
 
-def check_settings(config: ml_collections.ConfigDict) -> None:
+def check(config: ml_collections.ConfigDict) -> None:
     check_int(config.image_size, "image_size", 1)
     check_int(config.steps, "steps", 1)
     check_int(config.frames, "frames", 2, meaning="images per strip")
@@ -116,8 +117,8 @@ figure.strip img {{ width: auto; height: 128px; }}</style></head>
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
     check_workdir(workdir)
-    check_settings(config)
-    model = models.load(config.model, weights_dir=config.weights_dir or None).with_precision(config.precision)
+    check(config)
+    model = config_model(config).with_precision(config.precision)
     if model.channels != 3:
         raise ConfigError(f"interpolate renders RGB strips (decorrelated colour), but {model.name} takes "
                           f"{model.channels} channel(s): use a 3-channel model")
@@ -185,3 +186,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   page=page(f"{model.name} {layer}: channel interpolation", cards, header),
                   grid=strips, grid_columns=1, grid_pad=STRIP_GAP, grid_name="sprite.png")
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check)

@@ -32,8 +32,9 @@ from jfv.optvis import inversion, parameterisations, transforms
 from jfv import models
 from jfv.runtime.outputs import Staging, check_workdir, write_run
 from jfv.recipes.common import PHOTO_TRANSFORMS as TRANSFORMS  # noqa: F401  (the name users read)
-from jfv.recipes.common import (ConfigError, Progress, check_finite, check_memory, check_photo_channels,
+from jfv.recipes.common import (config_model, ConfigError, Progress, check_finite, check_memory, check_photo_channels,
                                 check_photo_settings, load_photos, photo_transforms, run_info)
+from jfv.recipes import Recipe
 
 PARAMS = ("image", "cppn")  # parameterisations.image (Fourier, with fft/decorrelate) | parameterisations.cppn
 
@@ -51,7 +52,7 @@ def parse_layers(spec: str, model: models.Model, size: int) -> list[str]:
     return layers
 
 
-def check_settings(config: ml_collections.ConfigDict) -> None:
+def check(config: ml_collections.ConfigDict) -> None:
     check_photo_settings(config, "photos")
     check_finite([config.tv, config.cossim_pow], "tv and cossim_pow")
     if config.tv < 0:
@@ -76,8 +77,8 @@ def match_stats(model: models.Model, layer: str, rendered: np.ndarray, photos: n
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
     check_workdir(workdir)
-    check_settings(config)
-    model = models.load(config.model, weights_dir=config.weights_dir or None)
+    check(config)
+    model = config_model(config)
     size = int(config.image_size)
     layers = parse_layers(config.layers, model, size)
     check_photo_channels(model, config.decorrelate, config.param)
@@ -149,3 +150,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         write_run(stage, manifest, f"{model.name} feature {config.mode}", cards, header, grid=pictures,
                   grid_columns=1 + len(layers))
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check)

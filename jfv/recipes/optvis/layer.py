@@ -35,19 +35,19 @@ import numpy as np
 import optax
 
 from jfv import models
-from jfv.optvis import parameterisations, transforms
-from jfv.optvis.engine import Engine, from_host, to_host
+from jfv.optvis import transforms
+from jfv.optvis.engine import Engine, StateMismatchError
 from jfv.runtime.jobs import Interrupted, Job, StateError, StopFlag
 from jfv.runtime.outputs import (
     CHANNEL_FILTER_INPUT, CHANNEL_FILTER_SCRIPT, GALLERY_CSS, check_workdir, header_table, sprite, transparency_overlay,
     write_run,
 )
+from jfv.recipes import Recipe
 from jfv.recipes.common import (
     PARAMS, ConfigError, Progress, check_int, check_memory, check_precision, make_mesh, make_transforms, objective_factory, parse_channels,
-    load_magnitude, parse_list, run_info,
+    JOB_FIXES, config_model, make_param, parse_list, run_info,
 )
 
-RESUMABLE = True  # the recipe holds its workdir through jfv.runtime.jobs.Job (resume, not --overwrite)
 OBJECTIVES = ("channel", "neuron")
 # Config keys that do not change any image: they may differ between a run and its resume.
 RUN_KEYS = ("layers", "channels", "devices", "progress", "resume", "discard_state", "checkpoint_every",
@@ -119,7 +119,7 @@ def barrier(name: str, count: int, timeout_s: int = 7 * 24 * 3600) -> None:
         distributed.global_state.client.wait_at_barrier(name, timeout_s * 1000)
 
 
-def check_config(config) -> None:
+def check(config) -> None:
     if config.objective not in OBJECTIVES:
         raise ConfigError(f"unknown objective {config.objective!r} for the layer recipe; valid: {', '.join(OBJECTIVES)}")
     for key in ("steps", "image_size"):
@@ -140,17 +140,6 @@ def check_config(config) -> None:
 
 def uses_maco(config) -> bool:
     return config.param == "maco" or config.transforms == "maco"
-
-
-def make_param(config, channels: int = 3):
-    """``lucid`` (Fourier + decorrelated colour, keys fft/decorrelate) or ``maco`` (phase only, RGB)."""
-    size = config.image_size
-    if config.param == "lucid":
-        return parameterisations.image(size, fft=config.fft, decorrelate=config.decorrelate, channels=channels)
-    if channels != 3:
-        raise ConfigError(f"param=maco needs a 3-channel (RGB) model, this one takes {channels}: use param=lucid")
-    source = config.maco_magnitude.rsplit("/", 1)[-1] if config.maco_magnitude else None
-    return parameterisations.maco(size, magnitude=load_magnitude(config.maco_magnitude, size), source=source)
 
 
 def settings_of(config, model: models.Model) -> dict:
@@ -195,21 +184,13 @@ class LayerJob:
     def run_piece(self, layer: str, group: int, chans: list[int], done_before: int) -> dict:
         engine, steps, name = self.engines[layer], self.config.steps, piece_name(layer, group)
         b = engine.group_size(self.config.batch_size, len(self.channels[layer]))
-        cs = np.asarray(chans + [chans[-1]] * (b - len(chans)), np.int32)
-        vs = np.zeros(b, np.float32)
-        fresh = engine.init(self.key, cs, vs)
+        vs = np.zeros(len(chans), np.float32)
+        cs, _ = engine.pad(chans, vs, b)  # the padded group, as its checkpoints record it
         saved = self.job.load_state(name, discard=self.config.discard_state)
-        history = None
-        if saved is not None:
-            state, history = self.restore(layer, name, saved, fresh, cs)
-        else:
-            state = fresh
-        start_step = int(np.asarray(state.step).reshape(-1)[0])
+        state, history = (None, None) if saved is None else self.restore(engine, name, saved, chans, b)
         every = self.config.checkpoint_every
-        k = len(chans)
 
         def between(st, hist, done):
-            self.progress(done_before + k * (done - start_step), None)
             if self.flag.stop:
                 self.save(name, st, hist, cs)
                 raise Interrupted(
@@ -218,46 +199,41 @@ class LayerJob:
             if every and done < steps and done // every > (done - engine.chunk) // every:
                 self.save(name, st, hist, cs)
 
-        state, history = engine.advance_group(state, cs, vs, steps, history=history, real=k, between=between)
-        images, objective = engine.final(state, cs, vs)
-        alphas = None if state.transparency is None else np.asarray(state.transparency)
+        out = engine.render_group(self.key, chans, vs, steps, size=b, state=state, history=history, between=between,
+                                  progress=lambda cell_steps: self.progress(done_before + cell_steps, None))
         entries = []
         for i, c in enumerate(chans):
             rel = image_path(layer, c)
-            self.job.save_png(rel, images[i, 0])
-            entry = {"layer": layer, "channel": int(c), "image": rel, "objective": round(float(objective[i]), 6)}
-            if alphas is not None:
+            self.job.save_png(rel, out.images[i, 0])
+            entry = {"layer": layer, "channel": int(c), "image": rel, "objective": round(float(out.objective[i]), 6)}
+            if out.transparency is not None:
                 entry["alpha"] = alpha_path(layer, c)
-                self.job.save_png(entry["alpha"], transparency_overlay(images[i, 0], alphas[i, 0]))
+                self.job.save_png(entry["alpha"], transparency_overlay(out.images[i, 0], out.transparency[i, 0]))
             entries.append(entry)
         record = {"layer": layer, "group": group, "channels": [int(c) for c in chans], "entries": entries}
         self.job.finish(name, record)
         return record
 
     def save(self, name, state, history, cs) -> None:
-        host = to_host(state)
-        leaves = jax.tree.leaves(host)
-        tree = {f"leaf_{i:04d}": x for i, x in enumerate(leaves)}
-        tree.update(history=np.asarray(history), channels=cs)
+        """Checkpoints piece ``name``'s padded state (the layer engine's ``save_state``), history and channels."""
+        tree = self.engines[name[: name.rindex("_g")]].save_state(state)  # name = piece_name(layer, group)
+        tree.update(history=np.asarray(history), channels=np.asarray(cs, np.int32))
         self.job.save_state(name, tree)
 
-    def restore(self, layer, name, saved, fresh, cs):
-        template = to_host(fresh)
-        leaves, treedef = jax.tree.flatten(template)
+    def restore(self, engine: Engine, name: str, saved: dict, chans: list[int], size: int):
+        """(state on the engine's devices, padded history) from piece ``name``'s checkpoint of the group
+        ``chans`` padded to ``size``; StateError if it is not one (other shapes or channels)."""
+        vs = np.zeros(len(chans), np.float32)
         try:
-            got = [saved[f"leaf_{i:04d}"] for i in range(len(leaves))]
-            ok = all(g.shape == t.shape and g.dtype == t.dtype for g, t in zip(got, leaves))
-            ok = ok and np.array_equal(saved["channels"], cs) and saved["history"].shape == (len(cs), self.config.steps)
-        except KeyError:
-            ok = False
-        if not ok:
+            ok = (np.array_equal(saved["channels"], engine.pad(chans, vs, size)[0])
+                  and saved["history"].shape == (size, self.config.steps))
+            state = engine.restore_state(saved, self.key, chans, vs, size) if ok else None
+        except (KeyError, StateMismatchError):
+            state = None
+        if state is None:
             raise StateError(f"the in-flight checkpoint {self.job.state_path(name)} does not fit this job's group "
-                             f"(other shapes or channels); re-run with --config.discard_state=True to render that "
+                             f"(other shapes or channels); re-run with {self.job.fixes['discard_state']} to render that "
                              f"group again from the start (finished channels are kept)")
-        state = from_host(jax.tree.unflatten(treedef, got))
-        engine = self.engines[layer]
-        if engine.mesh is not None:
-            state = jax.device_put(state, engine._cells)
         return state, saved["history"]
 
 
@@ -330,11 +306,11 @@ def write_summary(job: Job, config, model, layers, channels, start: float, compl
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
-    check_config(config)
+    check(config)
     check_workdir(workdir)
     make_param(config)  # a bad magnitude file fails before the model loads
     index, count = init_distributed(config)
-    model = models.load(config.model, weights_dir=config.weights_dir or None).with_precision(config.precision)
+    model = config_model(config).with_precision(config.precision)
     layers = parse_layers(config.layers)
     channels = {layer: layer_channels(model, layer, config.channels, config.image_size) for layer in layers}
     mesh = make_mesh(config.devices)
@@ -349,7 +325,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         model.check_image_size(layer, transforms.output_size(tf, config.image_size))
 
     job = Job(workdir, "layer", settings_of(config, model), resume=config.resume, process_index=index,
-              process_count=count)
+              process_count=count, fixes=JOB_FIXES)
     try:
         if index == 0:
             job.create()
@@ -388,3 +364,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     finally:
         job.close()
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check, resumable=True, run_keys=RUN_KEYS)

@@ -30,9 +30,9 @@ import numpy as np
 import optax
 
 from jfv.optvis import families, objectives, parameterisations
-from jfv import models
 from jfv.runtime.outputs import Staging, check_workdir, write_run
-from jfv.recipes.common import ConfigError, Progress, gallery_header, make_transforms, parse_channels, run_info
+from jfv.recipes.common import config_model, ConfigError, Progress, gallery_header, make_transforms, parse_channels, run_info
+from jfv.recipes import Recipe
 
 FAMILIES = tuple(families.FAMILIES)  # none, penalties, image steps, transform ranges, jitter, octaves
 OPTIMISERS = ("adam", "sgd")
@@ -78,20 +78,30 @@ def _pad_to(images: list[np.ndarray], size: int) -> list[np.ndarray]:
     return out
 
 
+def family_of(config: ml_collections.ConfigDict) -> families.Family:
+    try:
+        return families.from_config(config.regulariser, config)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+    family = family_of(config)
+    if config.image_size < 1 or config.steps < 1:
+        raise ConfigError(f"image_size and steps must be >= 1, got {config.image_size} and {config.steps}")
+    parse_values(config.strengths, family)
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
     check_workdir(workdir)
-    try:
-        family = families.from_config(config.regulariser, config)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    check(config)
+    family = family_of(config)
     name = family.name
-    if config.image_size < 1 or config.steps < 1:
-        raise ConfigError(f"image_size and steps must be >= 1, got {config.image_size} and {config.steps}")
     values = parse_values(config.strengths, family)
     numeric = family.numeric(values)
 
-    model = models.load(config.model, weights_dir=config.weights_dir or None)
+    model = config_model(config)
     layer = config.layer
     model.check_layer(layer)
     channels = parse_channels(config.channels)
@@ -154,3 +164,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         write_run(stage, manifest, f"{model.name} {layer}: {name} sweep", cards, header,
                   grid=_pad_to(pictures, side), grid_columns=len(values), grid_name="sprite.png")
     return manifest
+
+
+RECIPE = Recipe(run=run, check=check)

@@ -24,40 +24,35 @@ tracked filter per layer; epoch 0 is the initialisation), ``filters_over_time.pn
 
 from __future__ import annotations
 
-import csv
-import html
-import io
 import math
 import re
-import shutil
 import sys
 import time
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jfv.analysis import datasets, figures, filters
+from jfv.analysis import datasets, filters
 from jfv import models, training
+from jfv.training import checkpoints
 from jfv.optvis import objectives, parameterisations, transforms
 from jfv.optvis.engine import Engine
 from jfv.runtime.jobs import Interrupted, Job, StopFlag
 from jfv.models import cifar_resnet, convnet
 from jfv.models.resnet import merge_batch_stats
-from jfv.models.weights import WeightsError, restore, save
-from jfv.runtime.outputs import GALLERY_CSS, check_workdir, header_table, sprite, write_run
-from jfv.recipes.common import ConfigError, check_int, check_positive, check_seed, job_settings, run_info
+from jfv.models.weights import save
+from jfv.runtime.outputs import check_workdir, sprite
+from jfv.recipes.common import JOB_FIXES, shared_folder, ConfigError, check_int, check_positive, check_seed, job_settings
 from jfv.training import DivergedError  # noqa: F401  (raised here; its home is the library)
+from jfv.recipes import Recipe
+from jfv.recipes.training.report import write_epoch, write_summary
 
-RESUMABLE = True
 ARCHS = ("convnet",) + tuple(e.name for e in cifar_resnet.ENTRIES)
 # Config keys that change nothing the run computes: they may differ between a run and its resume.
 RUN_KEYS = ("progress", "resume", "shared_dir", "keep_checkpoints", "eval_batch_size")
-CKPT = re.compile(r"^ckpt_(\d{4})_(\d{5})$")
-STATE_MODEL = "jfv-train-state"  # the manifest's model name for a training checkpoint
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -99,7 +94,7 @@ def build_module(config) -> tuple[Any, dict]:
     return models.entry(config.arch).module(train=True), {}
 
 
-def check_config(config) -> None:
+def check(config) -> None:
     for key in ("epochs", "batch_size", "learning_rate"):
         check_positive(config[key], key, {"epochs": 16, "batch_size": 1024, "learning_rate": 1.3}[key])
     if config.flip not in training.FLIPS:
@@ -144,44 +139,6 @@ def settings_of(config) -> dict:
             for key in (switch, *details):
                 settings.pop(key, None)
     return settings
-
-
-# -- checkpoints ---------------------------------------------------------------------------------
-
-
-def checkpoints(workdir: Path) -> list[tuple[int, int, Path]]:
-    """(epoch, steps done in it, folder) of every training checkpoint, oldest first."""
-    folder = workdir / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), int(m.group(2)), p) for p in folder.iterdir() if (m := CKPT.match(p.name))]
-    return sorted(found)
-
-
-def save_checkpoint(workdir: Path, state: training.TrainState, epoch: int, step: int, sums: dict, keep: int) -> Path:
-    leaves = jax.tree.leaves(jax.device_get(state))
-    tree = {f"leaf_{i:04d}": np.asarray(x) for i, x in enumerate(leaves)}
-    path = workdir / "checkpoints" / f"ckpt_{epoch:04d}_{step:05d}"
-    save(path, tree, {"model": STATE_MODEL, "epoch": epoch, "step": step, "sums": sums})
-    for e, s, old in checkpoints(workdir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return path
-
-
-def load_checkpoint(path: Path, template: training.TrainState) -> tuple[training.TrainState, dict]:
-    earlier = [p.name for _, _, p in checkpoints(path.parent) if p.name < path.name]
-    fix = (f"delete {path} to resume from {earlier[-1]}" if earlier else f"delete {path} to start over") + \
-        " (or use a new --workdir)"
-    try:
-        tree, manifest = restore(path, fix, model=STATE_MODEL)
-    except WeightsError as e:
-        raise ConfigError(f"training checkpoint {path} cannot be read ({str(e).split(';')[0]}); {fix}") from None
-    leaves, treedef = jax.tree.flatten(jax.device_get(template))
-    got = [tree.get(f"leaf_{i:04d}") for i in range(len(leaves))]
-    if len(tree) != len(leaves) or any(g is None or g.shape != np.shape(t) for g, t in zip(got, leaves)):
-        raise ConfigError(f"training checkpoint {path} does not fit this network; {fix}")
-    state = jax.tree.unflatten(treedef, [jnp.asarray(g, np.asarray(t).dtype) for g, t in zip(got, leaves)])
-    return state, manifest
 
 
 # -- snapshots of what the network has learned ----------------------------------------------------
@@ -230,7 +187,7 @@ class Snapshots:
 
 
 def load_data(config):
-    shared = datasets.shared_dir(config.shared_dir)
+    shared = shared_folder(config)
     archive = shared / datasets.CIFAR10_ARCHIVE
     if not archive.is_file():
         raise datasets.DatasetError(
@@ -246,42 +203,6 @@ def initial_params(config, module, key, train_images):
     return module.init(key, jnp.zeros((1, 32, 32, 3), jnp.float32))["params"]
 
 
-def write_metrics(job: Job, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    job.write_text("metrics.csv", buf.getvalue())
-    plt = figures.pyplot()
-
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    ep = [r["epoch"] for r in rows]
-    axes[0].plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
-    axes[0].plot(ep, [r["test_loss"] for r in rows], "o-", label="test")
-    axes[0].set_title("loss")
-    axes[1].plot(ep, [r["train_accuracy"] for r in rows], "o-", label="train")
-    axes[1].plot(ep, [r["test_accuracy"] for r in rows], "o-", label="test")
-    axes[1].set_title("accuracy")
-    axes[2].plot(ep, [r["learning_rate"] for r in rows], "o-")
-    axes[2].set_title("learning rate (end of epoch)")
-    for a in axes:
-        a.set_xlabel("epoch")
-        a.grid(alpha=0.3)
-    axes[0].legend()
-    axes[1].legend()
-    job.write_bytes("metrics.png", figures.png_bytes(fig, dpi=90))
-
-
-def montage(job: Job, pattern: str, out: str, columns: int) -> None:
-    """Stacks the per-epoch strips ``evolution/<pattern>`` (one row an epoch) into ``out``."""
-    from PIL import Image
-
-    rows = [np.asarray(Image.open(p).convert("RGB"), np.float32) / 255 for p in sorted((job.path / "evolution").glob(pattern))]
-    if rows:
-        job.save_png(out, np.concatenate([np.pad(r, ((0, 2), (0, 0), (0, 0)), constant_values=1.0) for r in rows]))
-
-
 def upscale(tiles: np.ndarray, px: int) -> np.ndarray:
     s = max(1, px // tiles.shape[1])
     return np.repeat(np.repeat(tiles, s, axis=1), s, axis=2)
@@ -295,172 +216,183 @@ def snapshot(job: Job, epoch: int, module, params, snaps: Snapshots | None) -> N
         job.save_png(f"evolution/am_{epoch:04d}.png", sprite(list(am), columns=len(am), pad=2))
 
 
-def write_summary(job: Job, config, arch: str, rows: list[dict], start: float, complete: bool, extra: dict) -> dict:
-    manifest = {"recipe": "train", "arch": arch, "complete": complete, "epochs": rows,
-                "settings": config.to_dict(), "gallery": "index.html", **extra}
-    manifest.update(run_info(start))
-    last = rows[-1] if rows else {}
-    header = {"arch": arch, "epochs done": f"{len(rows)} of {config.epochs}",
-              "test accuracy": last.get("test_accuracy", "-"), "batch size": config.batch_size,
-              "learning rate": f"{config.learning_rate} ({config.schedule})", "seed": config.seed}
-    images = [("metrics.png", "loss, accuracy and learning rate per epoch"),
-              ("filters_over_time.png", "first-layer filters, one row per epoch (top: initialisation)"),
-              ("am_over_time.png", "one tracked filter per layer by AM, one row per epoch (columns: "
-               + ", ".join(f"{a}:{c}" for a, c in extra.get("tracked", [])) + ")")]
-    figures = "".join(f'<figure><img src="{p}" alt="{html.escape(t)}"><figcaption>{html.escape(t)}</figcaption></figure>'
-                      for p, t in images if (job.path / p).exists())
-    refresh = "" if complete else '<meta http-equiv="refresh" content="60">'
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">{refresh}<title>training {html.escape(arch)}</title>
-<style>{GALLERY_CSS} img {{ image-rendering: pixelated; max-width: 100%; }}</style></head>
-<body><h1>{html.escape(arch)} on CIFAR-10: {'complete' if complete else 'in progress (reloads every minute)'}</h1>
-{header_table(header)}
-<p><a href="metrics.csv">metrics.csv</a> · model: <code>jfv.models.load({arch!r}, weights_dir="{html.escape(str(job.path))}")</code></p>
-{figures}
-</body></html>
-"""
-    return write_run(job, manifest, f"training {arch}", page=page)
+class Plan(NamedTuple):
+    """What a training run computes with, built once from the config."""
+
+    module: Any
+    eval_module: Any
+    schedule: Callable
+    tx: Any
+    params0: Any
+    key: Any
+    steps_per_epoch: int
+    step_for: Callable[[int], Callable]
+    evaluate: Callable[[Any, bool], Any]  # (params, last epoch?) -> Evaluation
+    infer: Callable
+
+
+def plan(config, module, x_train, x_test, y_test) -> Plan:
+    """The schedule, optimiser, initial parameters, compiled steps and evaluations of a run."""
+    seed, b, epochs = int(config.seed), int(config.batch_size), int(config.epochs)
+    steps_per_epoch = len(x_train) // b
+    total = steps_per_epoch * epochs
+    schedule = training.lr_schedule(config.schedule, float(config.learning_rate), total, float(config.warmup))
+    tx = training.optimiser(schedule, float(config.momentum), bool(config.nesterov), float(config.weight_decay),
+                            float(config.bias_lr_scale), frozen=("whiten/kernel",), plain=("whiten/bias",),
+                            freeze_bn_scale=bool(config.freeze_bn_scale))
+    key = jax.random.key(seed)
+    params0 = initial_params(config, module, key, x_train)
+    step_args = (module, tx, float(config.label_smoothing), int(config.translate), config.flip == "random")
+    # split whitening: its bias trains for the first whiten_bias_epochs epochs, then holds (airbench),
+    # which spares the first conv's input gradient; the first small_epochs train on small_size crops
+    bias_epochs = int(config.get("whiten_bias_epochs", 0)) if config.get("whiten_split", False) else epochs
+    small_epochs, small_size = int(config.get("small_epochs", 0)), int(config.get("small_size", 32))
+    compiled: dict = {}
+
+    def step_for(epoch: int) -> Callable:
+        kind = (small_size if epoch <= small_epochs else None, ("whiten/bias",) if epoch > bias_epochs else ())
+        if kind not in compiled:
+            compiled[kind] = training.make_step(*step_args, total_steps=total, size=kind[0], hold=kind[1])
+        return compiled[kind]
+
+    # epochs before the last are evaluated plainly (one forward pass an image); the last with config.tta
+    eval_module = module.clone(train=False)
+    tta = int(config.tta)
+    eval_epoch = training.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=0)
+    eval_last = training.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=tta) if tta else eval_epoch
+
+    def evaluate(params, last: bool):
+        return training.evaluate(eval_last if last else eval_epoch, params, x_test, y_test, int(config.eval_batch_size))
+
+    infer = lambda st: merge_batch_stats(st.params, st.batch_stats)  # noqa: E731
+    return Plan(module, eval_module, schedule, tx, params0, key, steps_per_epoch, step_for, evaluate, infer)
+
+
+def train_epoch(config, p: Plan, state, epoch: int, step: int, sums: dict, data, flag: StopFlag, path, bar):
+    """Steps ``step..`` of ``epoch``; on a stop signal, checkpoints mid-epoch and raises Interrupted.
+
+    Returns (state, sums) with the epoch's loss and correct counts and seconds added to ``sums``.
+    """
+    seed, b = int(config.seed), int(config.batch_size)
+    x_dev, y_dev = data
+    order = training.epoch_order(seed, epoch, len(x_dev), b)
+    mirror = training.epoch_mirror(seed, epoch, len(x_dev)) if config.flip == "alternate" else None
+    t0 = time.time()
+    loss_sum, correct = jnp.float32(sums["loss"]), jnp.float32(sums["correct"])
+    step_fn = p.step_for(epoch)
+    for i in range(step, p.steps_per_epoch):
+        if flag.stop:
+            sums = {"loss": float(loss_sum), "correct": float(correct), "seconds": sums["seconds"] + time.time() - t0}
+            where = checkpoints.save(path, state, epoch, i, sums, int(config.keep_checkpoints) + 1)
+            raise Interrupted(f"{flag.name()}: checkpointed epoch {epoch} at step {i} in {where}; "
+                              f"run the same command again to resume", flag.signum)
+        state, (loss, c) = step_fn(state, x_dev, y_dev, jnp.asarray(order[i]), training.batch_key(seed, epoch, i),
+                                   None if mirror is None else jnp.asarray(mirror[order[i]]))
+        loss_sum, correct = loss_sum + loss, correct + c
+        bar.update(1)
+    sums = {"loss": float(loss_sum), "correct": float(correct), "seconds": sums["seconds"] + time.time() - t0}
+    if not math.isfinite(sums["loss"]):
+        raise DivergedError(f"training diverged in epoch {epoch} (the loss is {sums['loss']}); lower "
+                            f"learning_rate (now {config.learning_rate}) and use a new --workdir or "
+                            f"--config.resume=False")
+    return state, sums
+
+
+def epoch_row(config, p: Plan, state, epoch: int, sums: dict) -> tuple[dict, Any]:
+    """The epoch's row of ``metrics.csv`` and the inference parameters it was evaluated with."""
+    b, n = int(config.batch_size), p.steps_per_epoch
+    params = p.infer(state)
+    ev = p.evaluate(params, epoch == int(config.epochs))
+    row = {"epoch": epoch, "learning_rate": round(float(p.schedule(epoch * n - 1)), 6),
+           "train_loss": round(sums["loss"] / n, 5), "train_accuracy": round(sums["correct"] / (n * b), 5),
+           "test_loss": round(ev.loss, 5), "test_accuracy": round(ev.accuracy, 5),
+           "seconds": round(sums["seconds"], 2), "images_per_second": round(n * b / max(sums["seconds"], 1e-9), 1)}
+    return row, params
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
-    check_config(config)
+    check(config)
     module, fields = build_module(config)
-    eval_module = module.clone(train=False)
     arch = config.arch if config.arch != "convnet" else convnet.CIFAR_CONVNET.name
     check_workdir(workdir)
     (x_train, y_train), (x_test, y_test), archive = load_data(config)
 
-    job = Job(workdir, "train", settings_of(config), resume=config.resume)
+    job = Job(workdir, "train", settings_of(config), resume=config.resume, fixes=JOB_FIXES)
     try:
         job.create()
         job.clean_stale()
-        path = job.path
-        seed, b = int(config.seed), int(config.batch_size)
-        steps_per_epoch = len(x_train) // b
-        epochs = int(config.epochs)
-        total = steps_per_epoch * epochs
-        schedule = training.lr_schedule(config.schedule, float(config.learning_rate), total, float(config.warmup))
-        tx = training.optimiser(schedule, float(config.momentum), bool(config.nesterov), float(config.weight_decay),
-                             float(config.bias_lr_scale), frozen=("whiten/kernel",), plain=("whiten/bias",),
-                             freeze_bn_scale=bool(config.freeze_bn_scale))
-        key = jax.random.key(seed)
-        params0 = initial_params(config, module, key, x_train)
-        lookahead = bool(config.lookahead)
-        state = training.init_state(module, key, tx, params=params0, lookahead=lookahead)
-        step_args = (module, tx, float(config.label_smoothing), int(config.translate), config.flip == "random")
-        # split whitening: its bias trains for the first whiten_bias_epochs epochs, then holds (airbench),
-        # which spares the first conv's input gradient; the first small_epochs train on small_size crops
-        bias_epochs = int(config.get("whiten_bias_epochs", 0)) if config.get("whiten_split", False) else epochs
-        small_epochs, small_size = int(config.get("small_epochs", 0)), int(config.get("small_size", 32))
-        compiled: dict = {}
-
-        def step_for(epoch: int) -> Callable:
-            kind = (small_size if epoch <= small_epochs else None, ("whiten/bias",) if epoch > bias_epochs else ())
-            if kind not in compiled:
-                compiled[kind] = training.make_step(*step_args, total_steps=total, size=kind[0], hold=kind[1])
-            return compiled[kind]
-        # epochs before the last are evaluated plainly (one forward pass an image); the last with config.tta
-        tta = int(config.tta)
-        eval_epoch = training.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=0)
-        eval_last = training.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=tta) if tta else eval_epoch
-        infer = lambda st: merge_batch_stats(st.params, st.batch_stats)  # noqa: E731
-
-        layers = conv_layers(module, params0)
-        tracked_channel = int(config.track_channel)
-        tracked = [(name, tracked_channel) for name in layers]
-        snaps = Snapshots(eval_module, infer(state), layers, [tracked_channel] * len(layers), int(config.am_steps), seed) \
-            if int(config.am_steps) else None
-        extra = {"tracked": tracked, "data": {"archive": str(archive), "train_images": len(x_train),
-                                              "test_images": len(x_test)},
-                 "steps_per_epoch": steps_per_epoch}
-
-        epoch, step, sums = 0, 0, {"loss": 0.0, "correct": 0.0, "seconds": 0.0}
-        saved = checkpoints(path)
-        if saved:
-            state, manifest = load_checkpoint(saved[-1][2], state)
-            epoch, step, sums = int(manifest["epoch"]), int(manifest["step"]), dict(manifest["sums"])
-        if not job.is_done("epoch_0000"):
-            snapshot(job, 0, module, infer(training.init_state(module, key, tx, params=params0)), snaps)
-            job.finish("epoch_0000", {"epoch": 0})
-
-        rows = [r["metrics"] for r in job.records() if "metrics" in r]
-        x_dev, y_dev = jnp.asarray(x_train), jnp.asarray(y_train)
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=(epoch - 1) * steps_per_epoch + step if epoch else 0, unit="step",
-                   desc=f"train {arch}", file=sys.stderr, dynamic_ncols=True, disable=not config.progress)
-        try:
-            with StopFlag() as flag:
-                if epoch == 0:
-                    epoch, step = 1, 0
-                while epoch <= epochs:
-                    if step < steps_per_epoch:
-                        order = training.epoch_order(seed, epoch, len(x_train), b)
-                        mirror = training.epoch_mirror(seed, epoch, len(x_train)) if config.flip == "alternate" else None
-                        t0 = time.time()
-                        loss_sum, correct = jnp.float32(sums["loss"]), jnp.float32(sums["correct"])
-                        step_fn = step_for(epoch)
-                        for i in range(step, steps_per_epoch):
-                            if flag.stop:
-                                sums = {"loss": float(loss_sum), "correct": float(correct),
-                                        "seconds": sums["seconds"] + time.time() - t0}
-                                where = save_checkpoint(path, state, epoch, i, sums, int(config.keep_checkpoints) + 1)
-                                raise Interrupted(f"{flag.name()}: checkpointed epoch {epoch} at step {i} in {where}; "
-                                                  f"run the same command again to resume", flag.signum)
-                            state, (loss, c) = step_fn(
-                                state, x_dev, y_dev, jnp.asarray(order[i]), training.batch_key(seed, epoch, i),
-                                None if mirror is None else jnp.asarray(mirror[order[i]]))
-                            loss_sum, correct = loss_sum + loss, correct + c
-                            bar.update(1)
-                        sums = {"loss": float(loss_sum), "correct": float(correct),
-                                "seconds": sums["seconds"] + time.time() - t0}
-                        if not math.isfinite(sums["loss"]):
-                            raise DivergedError(
-                                f"training diverged in epoch {epoch} (the loss is {sums['loss']}); lower "
-                                f"learning_rate (now {config.learning_rate}) and use a new --workdir or "
-                                f"--config.resume=False")
-                        step = steps_per_epoch
-                        if epoch == epochs:  # lookahead: the slow weights are the result
-                            state = training.finish_lookahead(state)
-                        save_checkpoint(path, state, epoch, step, sums, int(config.keep_checkpoints))
-                    if not job.is_done(f"epoch_{epoch:04d}"):
-                        params = infer(state)
-                        ev = training.evaluate(eval_last if epoch == epochs else eval_epoch, params, x_test, y_test,
-                                            int(config.eval_batch_size))
-                        row = {"epoch": epoch,
-                               "learning_rate": round(float(schedule(epoch * steps_per_epoch - 1)), 6),
-                               "train_loss": round(sums["loss"] / steps_per_epoch, 5),
-                               "train_accuracy": round(sums["correct"] / (steps_per_epoch * b), 5),
-                               "test_loss": round(ev.loss, 5), "test_accuracy": round(ev.accuracy, 5),
-                               "seconds": round(sums["seconds"], 2),
-                               "images_per_second": round(steps_per_epoch * b / max(sums["seconds"], 1e-9), 1)}
-                        snapshot(job, epoch, module, params, snaps)
-                        job.finish(f"epoch_{epoch:04d}", {"epoch": epoch, "metrics": row})
-                        rows = [r["metrics"] for r in job.records() if "metrics" in r]
-                        bar.set_postfix(epoch=epoch, loss=row["train_loss"], test_acc=row["test_accuracy"])
-                        if config.progress:
-                            bar.write(f"epoch {epoch}/{epochs}: train loss {row['train_loss']:.3f} accuracy "
-                                      f"{row['train_accuracy']:.3f}, test accuracy {row['test_accuracy']:.4f} "
-                                      f"({row['seconds']:.0f} s, {row['images_per_second']:.0f} img/s)")
-                        write_metrics(job, rows)
-                        montage(job, "filters_*.png", "filters_over_time.png", 0)
-                        if snaps is not None:
-                            montage(job, "am_*.png", "am_over_time.png", 0)
-                        write_summary(job, config, arch, rows, start, False, extra)
-                    epoch, step, sums = epoch + 1, 0, {"loss": 0.0, "correct": 0.0, "seconds": 0.0}
-        finally:
-            bar.close()
-
-        final = rows[-1] if rows else {}
-        if not (path / arch / "manifest.json").exists():
-            save(path / arch, jax.device_get(infer(state)),
-                 {"model": arch, "module": fields, "trained_by": "jfv recipe train", "settings": settings_of(config),
-                  "test_accuracy": final.get("test_accuracy"), "epochs": epochs})
-        extra["model"] = {"path": arch, "load": f"jfv.models.load({arch!r}, weights_dir={str(path)!r})",
-                          "test_accuracy": final.get("test_accuracy"),
-                          "train_seconds": round(sum(r["seconds"] for r in rows), 1)}
-        manifest = write_summary(job, config, arch, rows, start, True, extra)
+        return train(config, job, module, fields, arch, (x_train, y_train), (x_test, y_test), archive, start)
     finally:
         job.close()
-    return manifest
+
+
+def train(config, job: Job, module, fields, arch, train_data, test_data, archive, start) -> dict[str, Any]:
+    """The run inside its claimed workdir: resume from the newest checkpoint, train and evaluate each
+    epoch, write the outputs as it goes, save the model at the end."""
+    path, seed, epochs = job.path, int(config.seed), int(config.epochs)
+    (x_train, y_train), (x_test, y_test) = train_data, test_data
+    p = plan(config, module, x_train, x_test, y_test)
+    state = training.init_state(module, p.key, p.tx, params=p.params0, lookahead=bool(config.lookahead))
+    layers = conv_layers(module, p.params0)
+    tracked_channel = int(config.track_channel)
+    snaps = Snapshots(p.eval_module, p.infer(state), layers, [tracked_channel] * len(layers), int(config.am_steps),
+                      seed) if int(config.am_steps) else None
+    extra = {"tracked": [(name, tracked_channel) for name in layers],
+             "data": {"archive": str(archive), "train_images": len(x_train), "test_images": len(x_test)},
+             "steps_per_epoch": p.steps_per_epoch}
+
+    epoch, step, sums = 0, 0, {"loss": 0.0, "correct": 0.0, "seconds": 0.0}
+    saved = checkpoints.checkpoints(path)
+    if saved:
+        state, manifest = checkpoints.load(saved[-1][2], state)
+        epoch, step, sums = int(manifest["epoch"]), int(manifest["step"]), dict(manifest["sums"])
+    if not job.is_done("epoch_0000"):
+        snapshot(job, 0, module, p.infer(training.init_state(module, p.key, p.tx, params=p.params0)), snaps)
+        job.finish("epoch_0000", {"epoch": 0})
+
+    rows = [r["metrics"] for r in job.records() if "metrics" in r]
+    data = (jnp.asarray(x_train), jnp.asarray(y_train))
+    from tqdm import tqdm
+
+    total = p.steps_per_epoch * epochs
+    bar = tqdm(total=total, initial=(epoch - 1) * p.steps_per_epoch + step if epoch else 0, unit="step",
+               desc=f"train {arch}", file=sys.stderr, dynamic_ncols=True, disable=not config.progress)
+    try:
+        with StopFlag() as flag:
+            if epoch == 0:
+                epoch, step = 1, 0
+            while epoch <= epochs:
+                if step < p.steps_per_epoch:
+                    state, sums = train_epoch(config, p, state, epoch, step, sums, data, flag, path, bar)
+                    step = p.steps_per_epoch
+                    if epoch == epochs:  # lookahead: the slow weights are the result
+                        state = training.finish_lookahead(state)
+                    checkpoints.save(path, state, epoch, step, sums, int(config.keep_checkpoints))
+                if not job.is_done(f"epoch_{epoch:04d}"):
+                    row, params = epoch_row(config, p, state, epoch, sums)
+                    snapshot(job, epoch, module, params, snaps)
+                    job.finish(f"epoch_{epoch:04d}", {"epoch": epoch, "metrics": row})
+                    rows = [r["metrics"] for r in job.records() if "metrics" in r]
+                    bar.set_postfix(epoch=epoch, loss=row["train_loss"], test_acc=row["test_accuracy"])
+                    if config.progress:
+                        bar.write(f"epoch {epoch}/{epochs}: train loss {row['train_loss']:.3f} accuracy "
+                                  f"{row['train_accuracy']:.3f}, test accuracy {row['test_accuracy']:.4f} "
+                                  f"({row['seconds']:.0f} s, {row['images_per_second']:.0f} img/s)")
+                    write_epoch(job, config, arch, rows, start, extra, snaps is not None)
+                epoch, step, sums = epoch + 1, 0, {"loss": 0.0, "correct": 0.0, "seconds": 0.0}
+    finally:
+        bar.close()
+
+    final = rows[-1] if rows else {}
+    if not (path / arch / "manifest.json").exists():
+        save(path / arch, jax.device_get(p.infer(state)),
+             {"model": arch, "module": fields, "trained_by": "jfv recipe train", "settings": settings_of(config),
+              "test_accuracy": final.get("test_accuracy"), "epochs": epochs})
+    extra["model"] = {"path": arch, "load": f"jfv.models.load({arch!r}, weights_dir={str(path)!r})",
+                      "test_accuracy": final.get("test_accuracy"),
+                      "train_seconds": round(sum(r["seconds"] for r in rows), 1)}
+    return write_summary(job, config, arch, rows, start, True, extra)
+
+
+RECIPE = Recipe(run=run, check=check, resumable=True, run_keys=RUN_KEYS)

@@ -31,10 +31,10 @@ from jfv import models, recipes
 from jfv.runtime.jobs import Interrupted, Job
 from jfv.models.labels import CIFAR10_CLASSES
 from jfv.runtime.outputs import GALLERY_CSS, check_workdir, header_table, write_run
-from jfv.recipes.common import ConfigError, check_int, job_settings, run_info
+from jfv.recipes.common import JOB_FIXES, shared_folder, ConfigError, check_int, job_settings, run_info
 from jfv.training import DivergedError
+from jfv.recipes import Recipe
 
-RESUMABLE = True  # each variant is a resumable train job in its own subfolder
 VARIANTS = ((True, True), (True, False), (False, True), (False, False))  # (batch_norm, padding)
 STUDY_KEYS = ("images", "top", "layers")  # keys of this recipe, not of the train runs
 
@@ -87,13 +87,17 @@ def grid_figure(images: np.ndarray, labels, per_variant: dict[str, tuple[np.ndar
     return figures.png_bytes(fig, dpi=100)
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    start = time.time()
+def check(config: ml_collections.ConfigDict) -> None:
     check_int(config.images, "images", 1, 10 * datasets.CIFAR10_PER_CLASS["test"])
     check_int(config.top, "top", 1, 16, "filters shown per image")
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    start = time.time()
+    check(config)
     layers = [s.strip() for s in str(config.layers).split(",") if s.strip()]
     check_workdir(workdir)
-    job = Job(workdir, "train_study", job_settings(config, recipes.get("train").RUN_KEYS), resume=config.resume)
+    job = Job(workdir, "train_study", job_settings(config, recipes.recipe("train").run_keys), resume=config.resume, fixes=JOB_FIXES)
     try:
         job.create()
         job.clean_stale()
@@ -132,7 +136,7 @@ def _run(config, job: Job, layers: list[str], start: float) -> dict[str, Any]:
 
     # the same test images for every variant: spread over the classes
     k = -(-int(config.images) // 10)
-    x, y = datasets.cifar10_subsets(datasets.shared_dir(config.shared_dir) / datasets.CIFAR10_ARCHIVE, {"test": k})["test"]
+    x, y = datasets.cifar10_subsets(shared_folder(config) / datasets.CIFAR10_ARCHIVE, {"test": k})["test"]
     pick = np.concatenate([np.arange(c * k, (c + 1) * k) for c in range(10)]).reshape(10, k).T.ravel()[: int(config.images)]
     x, y = x[pick], y[pick]
     images = jnp.asarray(x, jnp.float32) / 255
@@ -173,3 +177,6 @@ def _run(config, job: Job, layers: list[str], start: float) -> dict[str, Any]:
 </body></html>
 """
     return write_run(job, manifest, "batch norm x padding", page=page)
+
+
+RECIPE = Recipe(run=run, check=check, resumable=True)
