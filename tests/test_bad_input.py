@@ -398,3 +398,84 @@ def test_a_nan_sweep_strength_is_refused_by_the_recipe():
     with pytest.raises(common.ConfigError, match=r"strengths must be finite numbers, got nan"):
         sweep.parse_values("-0.01,nan", "tv")
 
+
+
+# --- data: unreadable folders, damaged archives, unfinished runs (issue 31) ----------------------
+
+def cifar_layout_archive(path: Path, per_class: int = 5, cut: float = 1.0) -> Path:
+    """A tiny archive in the CIFAR-10 JPEG layout (``test/<class>/NNNN.jpg`` then ``train/...``, 32x32
+    noise JPEGs), its first ``cut`` of bytes kept (0.3: it ends inside the test split)."""
+    import io
+    import tarfile
+
+    from jfv.analysis.datasets import CIFAR10_CLASSES
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for split in ("test", "train"):
+            for cls in CIFAR10_CLASSES:
+                for i in range(per_class):
+                    jpeg = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 256, (32, 32, 3), np.uint8)).save(jpeg, "JPEG", quality=90)
+                    info = tarfile.TarInfo(f"{split}/{cls}/{i:04d}.jpg")
+                    info.size = len(jpeg.getvalue())
+                    jpeg.seek(0)
+                    tar.addfile(info, jpeg)
+    data = buf.getvalue()
+    path.write_bytes(data[: int(len(data) * cut)])
+    return path
+
+
+ARCHIVE = "{tmp}/shared/data/cifar10/cifar10-jpeg.tar.gz"
+DAMAGED = (f"CIFAR-10 archive {ARCHIVE} is damaged (truncated or corrupt: EOFError: Compressed file ended before "
+           f"the end-of-stream marker was reached): copy or download it again to <shared>/data/cifar10/cifar10-jpeg.tar.gz")
+DATA_ROWS = [
+    ("top-patches-unreadable-folder", ["--config=configs/top_patches_tiny.py", "--config.dataset={tmp}/broken"],
+     "none of the 3 images of image folder {tmp}/broken (flat, 3 images) can be read (e.g. UnidentifiedImageError: "
+     "cannot identify image file '{tmp}/broken/a.jpg'): replace or remove the unreadable files, or point at a folder "
+     "of images (JPEG, PNG, ...)"),
+    *[(f"{name}-truncated-cifar", [f"--config=configs/{config}", "--config.shared_dir={tmp}/shared"], DAMAGED)
+      for name, config in (("top-patches", "top_patches_tiny.py"), ("embeddings", "embeddings_tiny.py"),
+                           ("gap-gmp", "gap_gmp_tiny.py"), ("train", "cifar10_train_tiny.py"))],
+    ("atlas-of-unfinished-top-patches", ["--config=configs/atlas.py", "--config.top_patches_dir={tmp}/tp"],
+     "top_patches_dir {tmp}/tp is an unfinished top_patches run (1 piece finished, no manifest.json yet: stopped, "
+     "killed or still running): run the same command again (the same config, on the workdir {tmp}/tp) to resume "
+     "and finish it, then run this again"),
+]
+
+
+@pytest.mark.parametrize("args,fragment", [r[1:] for r in DATA_ROWS], ids=[r[0] for r in DATA_ROWS])
+def test_bad_data_is_one_line_and_status_2(tmp_path, args, fragment):
+    """Every image of a folder unreadable (it used to end with status 0 and an empty result), a
+    truncated CIFAR-10 archive in each recipe that reads one (it used to end in an EOFError
+    traceback), the atlas of a top-patches run stopped before it finished."""
+    from jfv.runtime.jobs import Job
+
+    (tmp_path / "broken").mkdir()
+    for name in ("a", "b", "c"):
+        (tmp_path / "broken" / f"{name}.jpg").write_bytes(b"not a jpeg " * 8)
+    cifar_layout_archive(Path(ARCHIVE.format(tmp=tmp_path)), cut=0.3)
+    with Job(tmp_path / "tp", "top_patches", {"k": 4}) as job:  # stopped after its pass
+        job.create()
+        job.finish("pass", {"images": 30})
+    res = cli("jfv", *(a.format(tmp=tmp_path) for a in args), f"--workdir={tmp_path / 'out'}")
+    assert_one_line(res, "jfv", fragment.format(tmp=tmp_path))
+
+
+def test_skipped_images_are_named_on_the_console(capsys):
+    """``common.report_skipped``: one line on stderr, the count and the first paths; nothing when none."""
+    skipped = [(f"photos/{i}.jpg", "UnidentifiedImageError: cannot identify image file 'photos/{i}.jpg'")
+               for i in range(5)]
+    line = common.report_skipped(skipped, 40, "image folder photos (flat, 40 images)")
+    assert capsys.readouterr().err == line + "\n"
+    assert line == ("note: skipped 5 of 40 images of image folder photos (flat, 40 images) that could not be "
+                    "read: photos/0.jpg, photos/1.jpg, photos/2.jpg and 2 more")
+    records = [{"name": "a.jpg", "reason": "OSError: Truncated File Read"}, {"name": "b.jpg", "reason": "x"}]
+    assert common.report_skipped(records, 2, "2 listed paths") == (
+        "note: skipped 2 of 2 images of 2 listed paths that could not be read: a.jpg, b.jpg")
+    assert common.report_skipped(["c.png", "d.png"], 9, "CIFAR-10 test", shown=0) == (
+        "note: skipped 2 of 9 images of CIFAR-10 test that could not be read: c.png and 1 more")
+    capsys.readouterr()
+    assert common.report_skipped([], 40, "image folder photos") == "" and capsys.readouterr().err == ""

@@ -32,6 +32,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from jfv.runtime.jobs import JOB_FILE, RECORDS
+
 CSS = """
 body { font-family: sans-serif; margin: 1.2em 1.5em; background: #fafafa; color: #222; }
 a { color: #1a5fb4; text-decoration: none; } a:hover { text-decoration: underline; }
@@ -74,17 +76,42 @@ class AtlasError(ValueError):
 # Reading JSON with a missing file and an unreadable one told apart has the shape of
 # models.weights' manifest reader; each raises its own error class naming its own fix, so they stay apart.
 def read_manifest(path: Path, kinds: Sequence[str], what: str, fix: str) -> dict:
-    """A run's ``manifest.json`` whose recipe is one of ``kinds``; AtlasError naming ``fix`` otherwise."""
+    """A run's ``manifest.json`` whose recipe is one of ``kinds``; AtlasError naming ``fix`` otherwise.
+
+    A resumable run of one of ``kinds`` that has not finished (its ``job.json`` but no manifest yet:
+    stopped, killed or still running) is told apart: the message says that the same command again,
+    on the same workdir, resumes and finishes it.
+    """
     file = Path(path).expanduser() / "manifest.json"
     try:
         manifest = json.loads(file.read_text())
     except FileNotFoundError:
+        unfinished = unfinished_run(Path(path).expanduser(), kinds)
+        if unfinished:
+            raise AtlasError(f"{what} {path} is {unfinished}: run the same command again (the same config, "
+                             f"on the workdir {path}) to resume and finish it, then run this again") from None
         raise AtlasError(f"{what} {path} has no manifest.json (not a finished jfv run): {fix}") from None
     except (OSError, ValueError) as e:
         raise AtlasError(f"{what} {file} is unreadable ({e}): {fix}") from None
     if manifest.get("recipe") not in kinds:
         raise AtlasError(f"{what} {path} holds a {manifest.get('recipe')!r} run, not {' or '.join(map(repr, kinds))}: {fix}")
     return manifest
+
+
+def unfinished_run(path: Path, kinds: Sequence[str]) -> str:
+    """``"an unfinished <recipe> run (...)"`` when ``path`` holds the ``job.json`` of a resumable run of
+    one of ``kinds`` (and, by the caller, no manifest); "" otherwise."""
+    try:
+        job = json.loads((path / JOB_FILE).read_text())
+    except (OSError, ValueError):
+        return ""
+    recipe = job.get("recipe") if isinstance(job, dict) else None
+    if recipe not in kinds:
+        return ""
+    records = path / RECORDS
+    done = len(list(records.glob("*.json"))) if records.is_dir() else 0
+    return (f"an unfinished {recipe} run ({done} piece{'s' if done != 1 else ''} finished, no manifest.json yet: "
+            f"stopped, killed or still running)")
 
 
 def am_entries(manifest: Mapping[str, Any]) -> dict[tuple[str, int], dict]:

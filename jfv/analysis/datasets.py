@@ -5,7 +5,9 @@ One of the few modules that touch files (with ``jfv.runtime.outputs``). A ``Sour
 resizes and centre-crops each to ``size`` (``fit``), and yields fixed-size ``PaddedBatch``es: the last one
 padded, with a validity mask, so one compiled program serves every batch. Nothing is held beyond the
 batch being filled (and ``prefetch`` more decoded by a background thread). An unreadable or corrupt
-image is skipped and reported in the batch's ``skipped``, not raised.
+image is skipped and reported in the batch's ``skipped`` (``(name, reason)``, the reason naming the
+file, never an object's address), not raised; but a source none of whose images can be read is
+refused (``DatasetError`` naming it), and so is a CIFAR-10 archive that is truncated or corrupt.
 
 Sources:
 
@@ -32,8 +34,10 @@ import dataclasses
 import io
 import os
 import queue
+import re
 import tarfile
 import threading
+import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
@@ -50,6 +54,18 @@ CIFAR10_SIZE = 32
 
 class DatasetError(ValueError):
     """A dataset that is missing, or a subset it cannot supply; the message names the fix."""
+
+
+# What reading a damaged .tar.gz raises: gzip's EOFError (truncated) or BadGzipFile (an OSError),
+# zlib's error, tarfile's ReadError.
+ARCHIVE_ERRORS = (EOFError, OSError, zlib.error, tarfile.TarError)
+
+
+def damaged_archive(path: str | os.PathLike, error: BaseException) -> DatasetError:
+    """The one-line error for a CIFAR-10 archive that cannot be read to its end (truncated, corrupt)."""
+    detail = " ".join(f"{type(error).__name__}: {error}".split())
+    return DatasetError(f"CIFAR-10 archive {path} is damaged (truncated or corrupt: {detail}): copy or download "
+                        f"it again to <shared>/{CIFAR10_ARCHIVE}")
 
 
 def shared_dir(explicit: str = "") -> Path:
@@ -92,18 +108,28 @@ def cifar10_subsets(archive: str | os.PathLike, per_class: Mapping[str, int]) ->
         raise DatasetError(f"per_class must map 'train' / 'test' to counts >= 1, got {bad}")
     found: dict[tuple[str, int, int], np.ndarray] = {}
     classes_seen: set[str] = set()
-    with tarfile.open(path, "r:gz") as tar:
-        for member in tar:
-            parts = member.name.split("/")
-            if not member.isfile() or len(parts) != 3 or parts[0] not in per_class:
-                continue
-            split, cls, fname = parts
-            classes_seen.add(cls)
-            stem = fname.rsplit(".", 1)[0]
-            if cls not in CIFAR10_CLASSES or not stem.isdigit() or int(stem) >= per_class[split]:
-                continue
-            with Image.open(io.BytesIO(tar.extractfile(member).read())) as im:
-                found[(split, CIFAR10_CLASSES.index(cls), int(stem))] = np.asarray(im.convert("RGB"), np.uint8)
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                parts = member.name.split("/")
+                if not member.isfile() or len(parts) != 3 or parts[0] not in per_class:
+                    continue
+                split, cls, fname = parts
+                classes_seen.add(cls)
+                stem = fname.rsplit(".", 1)[0]
+                if cls not in CIFAR10_CLASSES or not stem.isdigit() or int(stem) >= per_class[split]:
+                    continue
+                raw = tar.extractfile(member).read()
+                try:
+                    with Image.open(io.BytesIO(raw)) as im:
+                        image = np.asarray(im.convert("RGB"), np.uint8)
+                except READ_ERRORS as e:
+                    why = read_reason(e, member.name)
+                    raise DatasetError(f"{path}: {member.name} is not a readable image ({why}): copy or download "
+                                       f"the archive again") from None
+                found[(split, CIFAR10_CLASSES.index(cls), int(stem))] = image
+    except ARCHIVE_ERRORS as e:
+        raise damaged_archive(path, e) from None
     if classes_seen != set(CIFAR10_CLASSES):
         raise DatasetError(
             f"{path} has class folders {sorted(classes_seen)}, expected the CIFAR-10 classes {list(CIFAR10_CLASSES)}"
@@ -138,6 +164,14 @@ RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Ima
 READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError)
 
 
+def read_reason(error: BaseException, name: str) -> str:
+    """Why an image could not be read, as ``"Type: message"`` naming the file ``name``: PIL names a
+    file it was handed as bytes by the buffer's address (``<_io.BytesIO object at 0x...>``), which
+    changes from run to run; that becomes ``'name'``."""
+    text = re.sub(r"<[\w.]+ object at 0x[0-9a-fA-F]+>", lambda m: repr(str(name)), str(error))
+    return f"{type(error).__name__}: {' '.join(text.split())}"
+
+
 class Item(NamedTuple):
     """One image of a source: its ``id`` (an int, unique in the source), ``name`` (a path, or the
     archive member) and ``label`` (an index into the source's classes, -1 when unlabelled)."""
@@ -158,12 +192,17 @@ class Source:
         reader: ``items -> iterator of (item, bytes or the exception reading it)``, each item once,
             in the cheapest order: files in the order of ``items``, the CIFAR-10 archive in its own
             order (one sequential pass over the tar).
+        part_of: 0 for a whole source; for a ``select``ion of some of its images (a resumed pass
+            streams the images not yet seen), the size of the source it was selected from.
+            ``batches`` refuses a whole source none of whose images can be read, never a part (the
+            rest may have been read).
     """
 
     items: tuple[Item, ...]
     classes: tuple[str, ...]
     description: str
     reader: Callable[[Sequence[Item]], Iterator[tuple[Item, bytes | BaseException]]]
+    part_of: int = 0
 
     def __len__(self) -> int:
         return len(self.items)
@@ -186,12 +225,17 @@ class Source:
         return {it.id: it for it in self.items}
 
     def select(self, ids: Iterable[int]) -> "Source":
-        """The same source restricted to ``ids`` (kept in the source's order; unknown ids raise)."""
+        """The same source restricted to ``ids`` (kept in the source's order; unknown ids raise); every
+        id: the source itself (a pass that starts afresh streams its whole source)."""
         wanted = {int(i) for i in ids}
-        unknown = wanted - {it.id for it in self.items}
+        have = {it.id for it in self.items}
+        unknown = wanted - have
         if unknown:
             raise DatasetError(f"ids {sorted(unknown)[:5]} are not in {self.description}: use ids from its items")
-        return dataclasses.replace(self, items=tuple(it for it in self.items if it.id in wanted))
+        if wanted == have:
+            return self
+        return dataclasses.replace(self, items=tuple(it for it in self.items if it.id in wanted),
+                                   part_of=self.part_of or len(self.items))
 
     def take(self, n: int) -> "Source":
         """The first ``n`` items."""
@@ -267,19 +311,20 @@ def _tar_reader(archive: Path) -> Callable[[Sequence[Item]], Iterator[tuple[Item
         wanted = {it.name: it for it in items}
         prefixes = {name.split("/", 1)[0] + "/" for name in wanted}
         seen_wanted = False
-        with tarfile.open(archive, "r:gz") as tar:
-            for member in tar:
-                if member.name in wanted:
-                    seen_wanted = True
-                    it = wanted.pop(member.name)
-                    try:
-                        yield it, tar.extractfile(member).read()
-                    except (OSError, tarfile.TarError) as e:
-                        yield it, e
-                    if not wanted:
-                        return
-                elif seen_wanted and not any(member.name.startswith(p) for p in prefixes):
-                    break  # the archive is sorted by split: nothing wanted lies further on
+        try:  # a truncated or corrupt archive fails here, at the member it ends in: one line, not EOFError
+            with tarfile.open(archive, "r:gz") as tar:
+                for member in tar:
+                    if member.name in wanted:
+                        seen_wanted = True
+                        it = wanted.pop(member.name)
+                        data = tar.extractfile(member).read()
+                        yield it, data
+                        if not wanted:
+                            return
+                    elif seen_wanted and not any(member.name.startswith(p) for p in prefixes):
+                        break  # the archive is sorted by split: nothing wanted lies further on
+        except ARCHIVE_ERRORS as e:
+            raise damaged_archive(archive, e) from None
         for it in wanted.values():
             yield it, FileNotFoundError(f"{it.name} is not in {archive}")
 
@@ -389,12 +434,12 @@ def _decoded(source: Source, size: int, resample: str, convert: Convert | None =
              ) -> Iterator[tuple[Item, np.ndarray | None, str]]:
     for it, raw in source.reader(source.items):
         if isinstance(raw, BaseException):
-            yield it, None, f"{type(raw).__name__}: {raw}"
+            yield it, None, read_reason(raw, it.name)
             continue
         try:
             image = decode(raw, size, resample)
         except READ_ERRORS as e:
-            yield it, None, f"{type(e).__name__}: {e}"
+            yield it, None, read_reason(e, it.name)
             continue
         yield it, (image if convert is None else np.asarray(convert(image), np.float32)), ""
 
@@ -408,19 +453,29 @@ def _batched(source: Source, size: int, batch_size: int, resample: str, convert:
                 np.full((batch_size,), -1, np.int32), np.zeros((batch_size,), bool))
 
     images, ids, labels, mask = empty()
-    n, skipped = 0, []
+    n, skipped, read = 0, [], 0
     for it, image, reason in _decoded(source, size, resample, convert):
         if image is None:
             skipped.append((it.name, reason))
             continue
         images[n], ids[n], labels[n], mask[n] = image, it.id, it.label, True
         n += 1
+        read += 1
         if n == batch_size:
             yield PaddedBatch(images, ids, labels, mask, tuple(skipped))
             images, ids, labels, mask = empty()
             n, skipped = 0, []
+    if not read and skipped and not source.part_of:
+        raise unreadable(source, skipped)
     if n or skipped:
         yield PaddedBatch(images, ids, labels, mask, tuple(skipped))
+
+
+def unreadable(source: Source, skipped: Sequence[tuple[str, str]]) -> DatasetError:
+    """The one-line error for a source none of whose images could be read."""
+    return DatasetError(
+        f"none of the {len(skipped)} images of {source.description} can be read (e.g. {skipped[0][1]}): replace "
+        f"or remove the unreadable files, or point at a folder of images (JPEG, PNG, ...)")
 
 
 def prefetch(iterator: Iterator, depth: int) -> Iterator:
@@ -477,6 +532,10 @@ def batches(source: Source, size: int, batch_size: int, resample: str = "bicubic
     The last batch is padded with zero images (``mask`` False, id -1). Images that cannot be read
     or decoded are left out and named in ``PaddedBatch.skipped`` (a batch holding only skips can come
     last). ``prefetch_batches`` batches are decoded ahead in a background thread.
+
+    Raises (when the stream gets there, in the consumer's thread):
+        DatasetError: no image of a whole ``source`` (not a ``select``ion) could be read, naming the
+            source, the first reason and the fix; or the CIFAR-10 archive is truncated or corrupt.
 
     Example:
         >>> for b in batches(image_folder("photos"), size=224, batch_size=16):

@@ -192,11 +192,28 @@ ARCHITECTURES: dict[str, registry.Entry] = {
 Architecture = registry.Entry  # the old name of a converted model's entry
 
 
-def convert_command(name: str, weights_dir: str | os.PathLike | None = None) -> str:
-    """The shell command that converts ``name``'s PyTorch checkpoint into ``<weights_dir>/<name>``."""
+def convert_command(name: str, weights_dir: str | os.PathLike | None = None,
+                    out: str | os.PathLike | None = None) -> str:
+    """The shell command that converts ``name``'s PyTorch checkpoint into ``out`` (default
+    ``<weights_dir>/<name>``)."""
     checkpoint = ARCHITECTURES[name].weights.checkpoint()
-    out = default_weights_dir(weights_dir) / name
+    out = Path(out) if out is not None else default_weights_dir(weights_dir) / name
     return f"python -m jfv.convert --model={name} --checkpoint={checkpoint} --out={out}"
+
+
+def make_command(name: str, weights_dir: str | os.PathLike | None = None,
+                 out: str | os.PathLike | None = None) -> str:
+    """The command that makes ``name``'s checkpoint (in ``out``, default ``<weights_dir>/<name>``), as
+    its registry entry's weights say: ``python -m jfv.models build`` for weights inside a dependency,
+    ``convert_command`` (``convert`` with its PyTorch checkpoint) for a PyTorch model, the training
+    run for trained weights; "" for a model with random weights only (nothing makes a checkpoint).
+    """
+    weights = entry(name).weights
+    if isinstance(weights, registry.LpipsWeights):
+        return f"python -m jfv.models build --model={name}" + (f" --weights_dir={weights_dir}" if weights_dir else "")
+    if isinstance(weights, registry.TorchWeights):
+        return convert_command(name, weights_dir, out)
+    return getattr(weights, "command", "")
 
 
 def _load_converted(e: registry.Entry, pretrained=True, weights_dir=None, seed=0, checkpoint=None) -> Model:
@@ -284,6 +301,7 @@ __all__ = [
     "names_with_labels",
     "Architecture",
     "convert_command",
+    "make_command",
     "ChannelOutOfRangeError",
     "ImageTooSmallError",
     "Model",

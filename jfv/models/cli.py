@@ -73,14 +73,19 @@ def verify(model: str, weights_dir: str | None = None, checkpoint: str | None = 
         WeightsError: missing, corrupt, another model's, or not loadable; naming the fix.
     """
     from jfv import models
+    from jfv.models import registry
     from jfv.models.weights import MANIFEST, WeightsError, restore, weights_dir as root
 
-    models.entry(model)  # UnknownModelError listing the valid names
+    entry = models.entry(model)  # UnknownModelError listing the valid names
     directory = Path(checkpoint) if checkpoint else root(weights_dir) / model
+    # build for weights inside a dependency, convert (with its PyTorch checkpoint) for a PyTorch model
+    command = models.make_command(model, weights_dir, out=directory)
     if not (directory / MANIFEST).exists():
-        raise WeightsError(f"no converted {model} weights at {directory}: make them first with "
-                           f"python -m jfv.models build --model={model} (or convert, for PyTorch checkpoints)")
-    _, manifest = restore(directory, f"python -m jfv.models build|convert --model={model}", model=model)
+        if isinstance(entry.weights, registry.LpipsWeights):  # the message as it always was
+            command = f"python -m jfv.models build --model={model} (or convert, for PyTorch checkpoints)"
+        fix = f"make them first with {command}" if command else "it has random weights only (no checkpoint makes it)"
+        raise WeightsError(f"no converted {model} weights at {directory}: {fix}")
+    _, manifest = restore(directory, command or "it has random weights only", model=model)
     loaded = models.load(model, checkpoint=directory)  # the params fit the registered module
     checked = manifest.get("verified")
     parity = (f"matches PyTorch (max relative error {checked['max_relative_error']:.1e} at {checked['image_size']} px)"

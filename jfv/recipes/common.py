@@ -286,6 +286,30 @@ def run_info(start: float) -> dict:
     }
 
 
+SKIPPED_SHOWN = 3  # paths a console note about skipped images names
+
+
+def report_skipped(skipped: Sequence[Any], total: int, what: str, shown: int = SKIPPED_SHOWN) -> str:
+    """One line on stderr naming the images a dataset pass skipped: the count and the first
+    ``shown`` (>= 1) paths (``skipped``: ``(name, reason)`` pairs as ``passes.State.skipped`` and
+    ``PaddedBatch.skipped`` give them, ``{"name": ...}`` records as manifests store them, or names).
+    Prints nothing when none was skipped. Returns the line ("" when none).
+
+    Example:
+        >>> report_skipped(state.skipped, len(source), source.description)
+        note: skipped 2 of 30 images of image folder photos (flat, 30 images) that could not be read: a.jpg, b.jpg
+    """
+    names = [s["name"] if isinstance(s, dict) else s if isinstance(s, (str, Path)) else s[0] for s in skipped]
+    if not names:
+        return ""
+    shown = max(1, int(shown))
+    more = len(names) - shown
+    line = (f"note: skipped {len(names)} of {total} images of {what} that could not be read: "
+            f"{', '.join(str(n) for n in names[:shown])}{f' and {more} more' if more > 0 else ''}")
+    print(line, file=sys.stderr, flush=True)
+    return line
+
+
 def gallery_header(model: Model, layer: str, objective: str, steps: Any, image_size: int, param: Any,
                    transforms_: Any, seed: int, wall_time_s: float, extra: dict | None = None) -> dict:
     """The settings a recipe's ``index.html`` shows above its images; ``extra`` (e.g. a sweep's
@@ -293,6 +317,8 @@ def gallery_header(model: Model, layer: str, objective: str, steps: Any, image_s
     return {"model": model.name, "layer": layer, **(extra or {}), "objective": objective, "steps": steps,
             "image size": image_size, "param": repr(param), "transforms": repr(transforms_), "seed": seed,
             "wall time (s)": wall_time_s}
+
+
 def check_photo_channels(model: Model, decorrelate: bool, param: str = "image") -> None:
     """Refuses, naming the fix, renders a model's input channels cannot take: colour decorrelation
     and the CPPN draw RGB images, so a model with another count (a grayscale one) needs
@@ -449,6 +475,20 @@ def parse_list(spec: str, what: str, example: str, item: str = "one") -> list[st
     if len(set(items)) != len(items):
         raise ConfigError(f"{what} {spec!r} names {item} twice; list each once")
     return items
+
+
+def parse_layers(spec: str, model: Model | None = None, example: str = "conv3_3,conv4_3",
+                 image_size: int | None = None) -> list[str]:
+    """``layers`` -> layer names, each once (``parse_list``); with ``model``, each checked against it
+    (an unknown name lists the valid ones), and with ``image_size``, that it has a spatial extent
+    there. The one reader of the ``layers`` key."""
+    layers = parse_list(spec, "layers", example, item="a layer")
+    if model is not None:
+        for layer in layers:
+            model.check_layer(layer)
+            if image_size is not None:
+                model.check_image_size(layer, image_size)
+    return layers
 
 
 PARAMS = ("lucid", "maco")  # the config key ``param`` of channels and layer

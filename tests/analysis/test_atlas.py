@@ -169,3 +169,40 @@ def test_bad_atlas_inputs(runs, tmp_path):
     with pytest.raises(ValueError, match=r"layers \['conv5_3'\] are not in the top patches"):
         atlas_recipe.run(c, str(tmp_path / "a"))
     assert not (tmp_path / "a").exists()
+
+
+def unfinished(path: Path, recipe: str, pieces: int) -> Path:
+    """A workdir as a resumable run leaves it when stopped: ``job.json`` and ``pieces`` finished records,
+    no ``manifest.json`` (written through the real ``jfv.runtime.jobs.Job``)."""
+    from jfv.runtime.jobs import Job
+
+    with Job(path, recipe, {"k": 4}) as job:
+        job.create()
+        for i in range(pieces):
+            job.finish(f"piece_{i}", {"n": i})
+    assert (path / "job.json").is_file() and not (path / "manifest.json").exists()
+    return path
+
+
+def test_an_unfinished_run_says_the_same_command_resumes_it(tmp_path):
+    from configs import atlas as config
+
+    tp = unfinished(tmp_path / "tp", "top_patches", 2)
+    c = config.get_config()
+    c.top_patches_dir = str(tp)
+    with pytest.raises(atlas.AtlasError) as e:
+        atlas_recipe.run(c, str(tmp_path / "site"))
+    assert str(e.value) == (
+        f"top_patches_dir {tp} is an unfinished top_patches run (2 pieces finished, no manifest.json yet: stopped, "
+        f"killed or still running): run the same command again (the same config, on the workdir {tp}) to resume "
+        f"and finish it, then run this again")
+    assert not (tmp_path / "site").exists()
+    one = unfinished(tmp_path / "layer", "layer", 1)
+    with pytest.raises(atlas.AtlasError, match=r"^am_dir .* is an unfinished layer run \(1 piece finished,"):
+        atlas.read_manifest(one, ("layer", "channels"), "am_dir", "fix")
+    # Another recipe's unfinished run, or a folder without job.json: not a run of this kind, as before.
+    with pytest.raises(atlas.AtlasError, match=r"has no manifest.json \(not a finished jfv run\): fix$"):
+        atlas.read_manifest(one, ("top_patches",), "top_patches_dir", "fix")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(atlas.AtlasError, match=r"has no manifest.json \(not a finished jfv run\): fix$"):
+        atlas.read_manifest(tmp_path / "empty", ("top_patches",), "top_patches_dir", "fix")

@@ -240,3 +240,157 @@ def test_old_name_batch_warns_and_is_padded_batch():
         assert datasets.Batch is datasets.PaddedBatch
     with pytest.raises(AttributeError, match="no attribute 'Bach'"):
         datasets.Bach
+
+
+# -- bad data: unreadable folders, skip reasons, damaged archives (issue 31) ------------------------------
+
+
+def _garbage_folder(root, n=3, prefix=""):
+    """``n`` files named ``<prefix>NN.jpg`` that are no image."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (root / f"{prefix}{i:02d}.jpg").write_bytes(b"this is no jpeg " * (i + 1))
+    return root
+
+
+def test_a_source_with_no_readable_image_is_refused_in_one_line(tmp_path):
+    root = _garbage_folder(tmp_path / "broken")
+    source = D.image_folder(root)
+    assert len(source) == 3
+    for prefetch in (0, 2):  # raised in the consumer's thread either way
+        with pytest.raises(D.DatasetError) as e:
+            D.count_skipped(D.batches(source, 16, 2, prefetch_batches=prefetch))
+        message = str(e.value)
+        assert "\n" not in message
+        assert message.startswith(f"none of the 3 images of image folder {root} (flat, 3 images) can be read "
+                                  f"(e.g. UnidentifiedImageError: cannot identify image file '{root / '00.jpg'}')")
+        assert message.endswith("replace or remove the unreadable files, or point at a folder of images (JPEG, PNG, ...)")
+    with pytest.raises(D.DatasetError, match=r"none of the 2 images of 2 listed paths can be read"):
+        D.count_skipped(D.batches(D.path_list([root / "01.jpg", tmp_path / "missing.png"]), 16, 2))
+    # A selection (what a resumed pass streams: the images not yet seen) is never refused: the rest may
+    # have been read. Its batches name each skip.
+    part = source.select([1, 2])
+    assert part.part_of == 3 and part.select([2]).part_of == 3 and source.part_of == 0
+    assert source.select([2, 0, 1]) is source  # every id (a pass from the start): still the whole source
+    batches, skipped = D.count_skipped(D.batches(part, 16, 2, prefetch_batches=0))
+    assert len(batches) == 1 and not batches[0].mask.any() and [s[0] for s in skipped] == [
+        str(root / "01.jpg"), str(root / "02.jpg")]
+    # One readable image among the broken ones: streamed, the 3 broken ones skipped.
+    _write(root / "03.png", (20, 20), (10, 120, 200), "PNG")
+    batches, skipped = D.count_skipped(D.batches(D.image_folder(root), 16, 2, prefetch_batches=0))
+    assert sum(int(b.mask.sum()) for b in batches) == 1 and len(skipped) == 3
+
+
+def test_skip_reasons_name_the_file_and_are_the_same_every_run(folder):
+    """PIL names bytes it cannot identify by the buffer's address (``<_io.BytesIO object at 0x...>``);
+    the reason names the file instead, so two runs give the same reasons."""
+    source = D.image_folder(folder)
+    runs = [D.count_skipped(D.batches(source, 16, 2, prefetch_batches=p))[1] for p in (0, 2)]
+    assert runs[0] == runs[1]
+    reasons = dict(runs[0])
+    corrupt, truncated = str(folder / "cat" / "c.jpg"), str(folder / "dog" / "e.jpg")
+    assert reasons[corrupt] == f"UnidentifiedImageError: cannot identify image file '{corrupt}'"
+    assert reasons[truncated].startswith("OSError: ")  # PIL's "Truncated File Read": no buffer in it
+    assert not [r for r in reasons.values() if "0x" in r or "object at" in r]
+    error = ValueError("cannot read <_io.BytesIO object at 0x7f0012ab34c0> or <foo.Bar object at 0xdeadBEEF>")
+    assert D.read_reason(error, "a/b.jpg") == "ValueError: cannot read 'a/b.jpg' or 'a/b.jpg'"
+
+
+def _jpeg_cifar(path, per_class=5, splits=("test", "train")):
+    """A tiny archive in the CIFAR-10 JPEG layout (``<split>/<class>/NNNN.jpg``, 32x32 noise JPEGs, so it
+    barely compresses and a cut lands inside the members)."""
+    import tarfile
+
+    rng = np.random.default_rng(0)
+    with tarfile.open(path, "w:gz") as tar:
+        for split in splits:
+            for cls in D.CIFAR10_CLASSES:
+                for i in range(per_class):
+                    buf = io.BytesIO()
+                    Image.fromarray(rng.integers(0, 256, (32, 32, 3), np.uint8)).save(buf, "JPEG", quality=90)
+                    info = tarfile.TarInfo(f"{split}/{cls}/{i:04d}.jpg")
+                    info.size = len(buf.getvalue())
+                    buf.seek(0)
+                    tar.addfile(info, buf)
+    return path
+
+
+def test_a_truncated_or_corrupt_cifar_archive_is_one_line_naming_it(tmp_path):
+    whole = _jpeg_cifar(tmp_path / "whole.tar.gz")
+    batches, skipped = D.count_skipped(D.batches(D.cifar10("test", 5, archive=whole), 32, 8, prefetch_batches=0))
+    assert sum(int(b.mask.sum()) for b in batches) == 50 and skipped == []
+    assert D.cifar10_subsets(whole, {"train": 5, "test": 5})["train"][0].shape == (50, 32, 32, 3)
+
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(data[: int(len(data) * 0.3)])  # inside the test split
+    garbage = tmp_path / "garbage.tar.gz"
+    garbage.write_bytes(b"not gzip at all " * 64)
+    for archive, detail in ((cut, "EOFError: Compressed file ended before the end-of-stream marker was reached"),
+                            (garbage, "ReadError: not a gzip file")):
+        want = (f"CIFAR-10 archive {archive} is damaged (truncated or corrupt: {detail}): copy or download it "
+                f"again to <shared>/{D.CIFAR10_ARCHIVE}")
+        for prefetch in (0, 2):
+            with pytest.raises(D.DatasetError) as e:
+                D.count_skipped(D.batches(D.cifar10("test", 5, archive=archive), 32, 8, prefetch_batches=prefetch))
+            assert str(e.value) == want
+        with pytest.raises(D.DatasetError) as e:
+            D.cifar10_subsets(archive, {"train": 2, "test": 1})
+        assert str(e.value) == want
+        with pytest.raises(D.DatasetError) as e:
+            D.load(D.cifar10("test", 5, archive=archive), [49], 32)
+        assert str(e.value) == want
+    # Cut inside the train split (the second half): a test stream stops before the cut and is whole.
+    late = tmp_path / "late.tar.gz"
+    late.write_bytes(data[: int(len(data) * 0.8)])
+    batches, skipped = D.count_skipped(D.batches(D.cifar10("test", 5, archive=late), 32, 8, prefetch_batches=0))
+    assert sum(int(b.mask.sum()) for b in batches) == 50 and skipped == []
+    with pytest.raises(D.DatasetError, match=r"late\.tar\.gz is damaged \(truncated or corrupt: EOFError"):
+        D.count_skipped(D.batches(D.cifar10("train", 5, archive=late), 32, 8, prefetch_batches=0))
+
+
+def test_a_resumed_pass_whose_rest_is_unreadable_is_not_refused(tmp_path):
+    """Stopped after the 4 readable images, a pass resumes with the 3 unreadable ones only (a selection):
+    not refused, it ends with 4 read and 3 skipped, as an uninterrupted pass does."""
+    import signal
+
+    from jfv.analysis import passes, topk
+    from jfv.runtime.jobs import Interrupted, StopFlag
+    from tiny_model import tiny_model
+
+    root = tmp_path / "mixed"
+    for i in range(4):
+        _write(root / f"{i:02d}_ok.png", (16, 16), (40 * i, 90, 200 - 40 * i), "PNG")
+    _garbage_folder(root, prefix="9")  # sorted last
+    source = D.image_folder(root)
+    assert [it.name.rsplit("/", 1)[1] for it in source.items][4:] == ["900.jpg", "901.jpg", "902.jpg"]
+    model = tiny_model(seed=5)
+
+    class Store:
+        def __init__(self):
+            self.trees = {}
+
+        def save_state(self, piece, tree):
+            self.trees[piece] = {k: np.array(v) for k, v in tree.items()}
+
+        def load_state(self, piece, *, discard=False):
+            return self.trees.get(piece)
+
+    def run(**kw):
+        return passes.run(model, source, topk.Step(), topk.init_states(model, ["conv1"], 2), size=16, batch_size=2,
+                          prefetch=0, **kw)
+
+    store, flag = Store(), StopFlag()
+
+    def progress(done, total):
+        if done >= 4:
+            flag.signum = signal.SIGTERM
+
+    with pytest.raises(Interrupted):
+        run(store=store, progress=progress, stop=flag)
+    assert int(store.trees["pass"]["seen"].sum()) == 4 and int(store.trees["pass"]["read"].sum()) == 4
+    resumed = run(store=store)
+    whole = run()
+    assert resumed.seen.all() and int(resumed.read.sum()) == 4 == int(whole.read.sum())
+    assert resumed.skipped == whole.skipped and [n.rsplit("/", 1)[1] for n, _ in whole.skipped] == [
+        "900.jpg", "901.jpg", "902.jpg"]

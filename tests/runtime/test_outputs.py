@@ -117,9 +117,19 @@ def _recipe_trees():
 
     from jfv.recipes import RECIPES
 
-    for name, module in sorted(RECIPES.items()):
+    def parse(module):
         path = Path(importlib.util.find_spec(module).origin)
-        yield name, ast.parse(path.read_text(), str(path))
+        return ast.parse(path.read_text(), str(path))
+
+    for name, module in sorted(RECIPES.items()):
+        tree = parse(module)
+        # with the recipe's own helper modules beside it (recipes/training/report.py serves train)
+        helpers = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+                   and n.module.startswith("jfv.recipes.") and n.module not in RECIPES.values()
+                   and n.module != "jfv.recipes.common"}
+        for helper in sorted(helpers):
+            tree.body.extend(parse(helper).body)
+        yield name, tree
 
 
 def test_every_recipe_ends_through_write_run():

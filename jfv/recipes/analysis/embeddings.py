@@ -32,7 +32,7 @@ from jfv.analysis import datasets, embeddings, figures
 from jfv import imageops
 from jfv.runtime.outputs import Staging, check_workdir, write_run
 from jfv.recipes import Recipe
-from jfv.recipes.common import ConfigError, config_model, run_info
+from jfv.recipes.common import ConfigError, config_model, report_skipped, run_info
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -85,6 +85,80 @@ def _subset(n: int, most: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, most, replace=False))
 
 
+def pooled_features(config, model, source, log):
+    """Every readable image's pooled ``layer`` features (``features.npz``), its thumbnail kept as the model
+    saw it: (the features, the thumbnails in the features' order, seconds)."""
+    kept: dict[int, np.ndarray] = {}
+    n_all = len(source)
+    # each image as the model takes it (its BT.601 luma for a grayscale model: Model.from_rgb); the
+    # thumbnails and the pixel space are of the same images, what the model saw
+    stream = datasets.batches(source, int(config.image_size), int(config.batch_size), convert=model.from_rgb)
+    t = time.time()
+    every = 10 * int(config.batch_size)  # log about every ten batches
+    feats = embeddings.extract(model, config.layer, _keeping_thumbnails(stream, int(config.pixel_size), kept),
+                               progress=lambda done: log(f"features {done}/{n_all}") if 0 < done and done % every < config.batch_size else None)
+    feature_time = time.time() - t
+    thumbs = np.stack([kept[int(i)] for i in feats.ids])  # the features' order: by id
+    n = len(feats.ids)
+    log(f"{n} images, features {feats.values.shape[1]}-d, {len(feats.skipped)} skipped ({feature_time:.0f} s)")
+    report_skipped(feats.skipped, n_all, source.description)
+    if n < 3:
+        raise ConfigError(f"only {n} readable images ({len(feats.skipped)} skipped): the maps need at least 3")
+    if int(config.neighbours) > n - 1 or int(config.knn_k) > n - 1 or int(config.queries) > n:
+        raise ConfigError(f"{len(feats.skipped)} images were unreadable, leaving {n}: use smaller queries, neighbours and knn_k")
+    return feats, thumbs, feature_time
+
+
+def neighbours_figure(config, feats, pixel_vectors, thumbs, lab):
+    """``neighbours.png``: (the query indices, their feature- and pixel-space neighbours, the picture)."""
+    n = len(feats.ids)
+    queries = np.linspace(0, n - 1, int(config.queries)).round().astype(int)
+    k = int(config.neighbours)
+    f_idx, _ = embeddings.nearest(feats.values[queries], feats.values, k, config.metric, exclude=queries)
+    p_idx, _ = embeddings.nearest(pixel_vectors[queries], pixel_vectors, k, config.metric, exclude=queries)
+    names = ("query", f"nearest in feature space ({config.layer}, {config.metric})", f"nearest in pixel space ({config.pixel_size} px)")
+    picture = figures.neighbours(thumbs[queries], thumbs[f_idx], thumbs[p_idx],
+                                 None if lab is None else lab[queries], None if lab is None else lab[f_idx],
+                                 None if lab is None else lab[p_idx], names)
+    return queries, f_idx, p_idx, picture
+
+
+def knn_accuracy(config, feats, pixel_vectors, log) -> dict:
+    """The manifest's ``knn_accuracy``: leave-one-out k-NN in feature and in pixel space."""
+    n = len(feats.ids)
+    kk = int(config.knn_k)
+    knn = {"protocol": f"leave-one-out over {n} images, {kk} nearest, majority vote (ties to the nearest)",
+           "k": kk, "metric": config.metric,
+           "feature": embeddings.knn_leave_one_out(feats.values, feats.labels, kk, config.metric),
+           "pixel": embeddings.knn_leave_one_out(pixel_vectors, feats.labels, kk, config.metric),
+           "chance": float(np.max(np.bincount(feats.labels)) / n)}
+    log(f"k-NN accuracy: features {knn['feature']:.3f}, pixels {knn['pixel']:.3f} (chance {knn['chance']:.3f})")
+    return knn
+
+
+def pca_and_tsne(config, model, feats, thumbs, lab, classes, log):
+    """``pca.png`` and ``tsne.png``: (the PCA fit, t-SNE coordinates, the points shown, the two
+    pictures, seconds)."""
+    n = len(feats.ids)
+    t = time.time()
+    fitted = embeddings.pca(feats.values, min(2, feats.values.shape[1]))
+    perplexity = float(config.tsne_perplexity)
+    if perplexity >= n:
+        raise ConfigError(f"tsne_perplexity ({perplexity}) must be < the {n} images: use a smaller value")
+    tsne = embeddings.tsne(feats.values, seed=int(config.seed), perplexity=perplexity,
+                           iterations=int(config.tsne_iterations))
+    map_time = time.time() - t
+    log(f"PCA and t-SNE ({map_time:.0f} s)")
+    shown = _subset(n, int(config.map_points), int(config.seed))
+    zoom = float(config.thumbnail) / float(config.pixel_size)
+    var = fitted.explained_variance_ratio
+    pca_picture = figures.embedding_map(fitted.coords[shown], thumbs[shown], lab[shown] if lab is not None else None, classes,
+                                        f"PCA of {model.name} {config.layer} ({100 * var.sum():.1f}% of the variance)", zoom=zoom)
+    tsne_picture = figures.embedding_map(tsne[shown], thumbs[shown], lab[shown] if lab is not None else None, classes,
+                                         f"t-SNE of {model.name} {config.layer} (perplexity {perplexity:g})", zoom=zoom)
+    return fitted, tsne, shown, pca_picture, tsne_picture, map_time
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
     check(config)
@@ -104,63 +178,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         )
     log(f"{source.description}; {model.name} {config.layer} at {config.image_size} px")
 
-    kept: dict[int, np.ndarray] = {}
-    # each image as the model takes it (its BT.601 luma for a grayscale model: Model.from_rgb); the
-    # thumbnails and the pixel space are of the same images, what the model saw
-    stream = datasets.batches(source, int(config.image_size), int(config.batch_size), convert=model.from_rgb)
-    t = time.time()
-    every = 10 * int(config.batch_size)  # log about every ten batches
-    feats = embeddings.extract(model, config.layer, _keeping_thumbnails(stream, int(config.pixel_size), kept),
-                               progress=lambda done: log(f"features {done}/{n_all}") if 0 < done and done % every < config.batch_size else None)
-    feature_time = time.time() - t
-    thumbs = np.stack([kept[int(i)] for i in feats.ids])  # the features' order: by id
+    feats, thumbs, feature_time = pooled_features(config, model, source, log)
     n = len(feats.ids)
-    log(f"{n} images, features {feats.values.shape[1]}-d, {len(feats.skipped)} skipped ({feature_time:.0f} s)")
-    if n < 3:
-        raise ConfigError(f"only {n} readable images ({len(feats.skipped)} skipped): the maps need at least 3")
-    if int(config.neighbours) > n - 1 or int(config.knn_k) > n - 1 or int(config.queries) > n:
-        raise ConfigError(f"{len(feats.skipped)} images were unreadable, leaving {n}: use smaller queries, neighbours and knn_k")
     pixel_vectors = embeddings.pixels(thumbs)
     thumbs = pictures(thumbs)
     labelled = bool((feats.labels >= 0).all())
     classes = source.classes
-
-    queries = np.linspace(0, n - 1, int(config.queries)).round().astype(int)
-    k = int(config.neighbours)
-    f_idx, _ = embeddings.nearest(feats.values[queries], feats.values, k, config.metric, exclude=queries)
-    p_idx, _ = embeddings.nearest(pixel_vectors[queries], pixel_vectors, k, config.metric, exclude=queries)
-    names = ("query", f"nearest in feature space ({config.layer}, {config.metric})", f"nearest in pixel space ({config.pixel_size} px)")
     lab = feats.labels if labelled else None
-    picture = figures.neighbours(thumbs[queries], thumbs[f_idx], thumbs[p_idx],
-                                 None if lab is None else lab[queries], None if lab is None else lab[f_idx],
-                                 None if lab is None else lab[p_idx], names)
-
-    knn = None
-    if labelled:
-        kk = int(config.knn_k)
-        knn = {"protocol": f"leave-one-out over {n} images, {kk} nearest, majority vote (ties to the nearest)",
-               "k": kk, "metric": config.metric,
-               "feature": embeddings.knn_leave_one_out(feats.values, feats.labels, kk, config.metric),
-               "pixel": embeddings.knn_leave_one_out(pixel_vectors, feats.labels, kk, config.metric),
-               "chance": float(np.max(np.bincount(feats.labels)) / n)}
-        log(f"k-NN accuracy: features {knn['feature']:.3f}, pixels {knn['pixel']:.3f} (chance {knn['chance']:.3f})")
-
-    t = time.time()
-    fitted = embeddings.pca(feats.values, min(2, feats.values.shape[1]))
-    perplexity = float(config.tsne_perplexity)
-    if perplexity >= n:
-        raise ConfigError(f"tsne_perplexity ({perplexity}) must be < the {n} images: use a smaller value")
-    tsne = embeddings.tsne(feats.values, seed=int(config.seed), perplexity=perplexity,
-                           iterations=int(config.tsne_iterations))
-    map_time = time.time() - t
-    log(f"PCA and t-SNE ({map_time:.0f} s)")
-    shown = _subset(n, int(config.map_points), int(config.seed))
-    zoom = float(config.thumbnail) / float(config.pixel_size)
-    var = fitted.explained_variance_ratio
-    pca_picture = figures.embedding_map(fitted.coords[shown], thumbs[shown], lab[shown] if lab is not None else None, classes,
-                                        f"PCA of {model.name} {config.layer} ({100 * var.sum():.1f}% of the variance)", zoom=zoom)
-    tsne_picture = figures.embedding_map(tsne[shown], thumbs[shown], lab[shown] if lab is not None else None, classes,
-                                         f"t-SNE of {model.name} {config.layer} (perplexity {perplexity:g})", zoom=zoom)
+    queries, f_idx, p_idx, picture = neighbours_figure(config, feats, pixel_vectors, thumbs, lab)
+    knn = knn_accuracy(config, feats, pixel_vectors, log) if labelled else None
+    fitted, tsne, shown, pca_picture, tsne_picture, map_time = pca_and_tsne(config, model, feats, thumbs, lab, classes, log)
+    k, var, perplexity = int(config.neighbours), fitted.explained_variance_ratio, float(config.tsne_perplexity)
 
     with Staging(workdir) as stage:
         stage.save_png("neighbours.png", picture)

@@ -43,7 +43,7 @@ from jfv.attribution import pictures
 from jfv.attribution.gradients import check_relu
 from jfv.runtime.outputs import Staging, check_workdir, load_image, write_run
 
-from jfv.recipes.common import (shared_folder, SHARED_PREFIX, ConfigError, check_int, check_memory, check_positive, check_seed,
+from jfv.recipes.common import (SHARED_PREFIX, ConfigError, parse_layers, shared_folder, check_int, check_memory, check_positive, check_seed,
                                 config_model, image_paths, output_names, run_info)
 from jfv.recipes import Recipe
 
@@ -67,20 +67,17 @@ def check(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"dataset=cifar10 images are {CIFAR_SIZE} px: set image_size={CIFAR_SIZE}, got {config.image_size}")
 
 
-def parse_layers(spec: str, model: models.Model) -> list[str]:
-    """Comma-separated layer names (``""``: every ``pool*`` layer) -> the layers in network order,
-    deepest first."""
-    layers = [s.strip() for s in str(spec).split(",") if s.strip()]
-    if not layers:
+def projection_layers(spec: str, model: models.Model) -> list[str]:
+    """``layers`` (``""``: every ``pool*`` layer) -> the layers to project from, deepest first."""
+    if not str(spec).strip():
         layers = [name for name in model.layers if name.startswith("pool")]
         if not layers:
             raise ConfigError(f"layers is empty and {model.name} has no pool* layers: name layers to project "
                               f"from, e.g. {', '.join(list(model.layers)[-4:-1])}")
+    else:
+        layers = parse_layers(spec, example="pool4,pool5")
     for layer in layers:
         C.check_layer(model, layer)
-    repeated = sorted({l for l in layers if layers.count(l) > 1})
-    if repeated:
-        raise ConfigError(f"layer(s) {', '.join(repeated)} listed more than once: name each layer once")
     order = list(model.layers)
     return sorted(layers, key=order.index, reverse=True)
 
@@ -213,7 +210,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check_workdir(workdir)
     model = config_model(config)
     check_relu(model, "the checkerboard recipe (deconvnet and guided backprop)")  # before layers: none would do
-    layers = parse_layers(config.layers, model)
+    layers = projection_layers(config.layers, model)
     images, names, sources = load_images(config)
     images = model.from_rgb(images)  # the model's input: the images, or their BT.601 luma for a grayscale model
     check_memory(model, images.shape[1], images.shape[0] * len(layers), "image_size, max_images or layers")

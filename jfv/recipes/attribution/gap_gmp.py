@@ -125,27 +125,11 @@ def _cache_path(workdir: Path, config, source: str) -> Path:
     return workdir / "cache" / f"features_{tag}_{hashlib.sha256(source.encode()).hexdigest()[:8]}.npz"
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    start = time.time()
-    check(config)
-    work = check_workdir(workdir)
-    log = (lambda s: print(f"gap_gmp [{time.time() - start:6.1f} s] {s}", file=sys.stderr, flush=True)) \
-        if config.verbose else (lambda s: None)
-    archive = shared_folder(config) / datasets.CIFAR10_ARCHIVE
-    if not archive.is_file():
-        raise datasets.DatasetError(f"CIFAR-10 archive {archive} not found: pass --config.shared_dir=PATH")
-    model = config_model(config)
-    hw = check_spatial(model, config.layer, (config.image_size, config.image_size))
+def cached_features(config, work: Path, model, x_train, x_test, log) -> tuple[np.ndarray, np.ndarray]:
+    """The frozen layer's features of the train and test images, read from ``cache/features_*.npz``
+    or computed (and written there when ``cache_features``)."""
     size = config.image_size
-
-    data = datasets.cifar10_subsets(archive, {"train": config.train_per_class, "test": config.test_per_class})
-    (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
-    if model.channels != x_train.shape[-1]:  # a grayscale model sees the images' BT.601 luma
-        x_train, x_test = (model.from_rgb(x.astype(np.float32) / 255.0) for x in (x_train, x_test))
-    log(f"read {len(y_train)} train + {len(y_test)} test images; {config.layer} maps are {hw[0]}x{hw[1]}")
-
     cache = _cache_path(work, config, model.source) if config.cache_features else None
-    feature_start = time.time()
     if cache is not None and cache.exists():
         with np.load(cache) as z:
             f_train, f_test = z["train"], z["test"]
@@ -158,8 +142,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             tmp = cache.with_suffix(".tmp.npz")
             np.savez(tmp, train=f_train, test=f_test)
             os.replace(tmp, cache)
-    feature_time = time.time() - feature_start
+    return f_train, f_test
 
+
+def trained_heads(config, f_train, y_train, f_test, y_test, log) -> tuple[dict, dict, dict, float]:
+    """Both heads trained from the same init (the heads of ``results.json``): (pool -> (head, params,
+    test predictions), pool -> results, pool -> test CAMs at the image size, training seconds). The
+    results keep per-image arrays under ``_`` keys for the paired differences."""
+    size = config.image_size
     key = jax.random.key(config.seed)
     heads, results_heads, cams = {}, {}, {}
     train_time = 0.0
@@ -190,25 +180,35 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "_correct": (pred_test == y_test).astype(np.float64),
         }
         log(f"{pool}: loss {trained.losses[0]:.3f} -> {trained.losses[-1]:.3f}, test accuracy {acc:.3f}")
+    return heads, results_heads, cams, train_time
 
-    faith_time = 0.0
-    faith_index = np.concatenate([np.arange(c * config.test_per_class, c * config.test_per_class + config.faithfulness_per_class)
-                                  for c in range(len(datasets.CIFAR10_CLASSES))]).astype(int)
-    if config.faithfulness_per_class:
-        t = time.time()
-        images = upsample_images(x_test[faith_index], size)
-        for pool, (head, params, pred) in heads.items():
-            full = with_head(model, config.layer, head, params)
-            target = A.label(tuple(int(c) for c in pred[faith_index]), softmax=True)
-            curves = A.deletion_insertion(full, images, target, jnp.asarray(cams[pool][faith_index]),
-                                          config.faithfulness_steps, config.faithfulness_baseline,
-                                          config.feature_batch)
-            r = results_heads[pool]
-            r["_deletion"], r["_insertion"] = np.asarray(curves.deletion_auc), np.asarray(curves.insertion_auc)
-            r["deletion_auc"], r["insertion_auc"] = sample_stats(r["_deletion"]), sample_stats(r["_insertion"])
-            log(f"{pool}: deletion {r['deletion_auc']['mean']:.3f}, insertion {r['insertion_auc']['mean']:.3f}")
-        faith_time = time.time() - t
 
+def faithfulness_index(config) -> np.ndarray:
+    """The test images of deletion / insertion: the first ``faithfulness_per_class`` of each class."""
+    return np.concatenate([np.arange(c * config.test_per_class, c * config.test_per_class + config.faithfulness_per_class)
+                           for c in range(len(datasets.CIFAR10_CLASSES))]).astype(int)
+
+
+def add_faithfulness(config, model, x_test, faith_index, heads, cams, results_heads, log) -> float:
+    """Deletion and insertion AUCs of each head's CAM through the whole network (``results.json``'s
+    ``deletion_auc``, ``insertion_auc``), added to ``results_heads``; the seconds it took."""
+    t = time.time()
+    images = upsample_images(x_test[faith_index], config.image_size)
+    for pool, (head, params, pred) in heads.items():
+        full = with_head(model, config.layer, head, params)
+        target = A.label(tuple(int(c) for c in pred[faith_index]), softmax=True)
+        curves = A.deletion_insertion(full, images, target, jnp.asarray(cams[pool][faith_index]),
+                                      config.faithfulness_steps, config.faithfulness_baseline,
+                                      config.feature_batch)
+        r = results_heads[pool]
+        r["_deletion"], r["_insertion"] = np.asarray(curves.deletion_auc), np.asarray(curves.insertion_auc)
+        r["deletion_auc"], r["insertion_auc"] = sample_stats(r["_deletion"]), sample_stats(r["_insertion"])
+        log(f"{pool}: deletion {r['deletion_auc']['mean']:.3f}, insertion {r['insertion_auc']['mean']:.3f}")
+    return time.time() - t
+
+
+def paired_differences(config, results_heads: dict) -> dict:
+    """``results.json``'s ``paired``: GAP - GMP over the same images; then drops the heads' ``_`` arrays."""
     gap, gmp = results_heads["gap"], results_heads["gmp"]
     paired = {
         "test accuracy": sample_stats(gap["_correct"] - gmp["_correct"]),
@@ -221,6 +221,77 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     for r in results_heads.values():
         for k in [k for k in r if k.startswith("_")]:
             del r[k]
+    return paired
+
+
+def example_pictures(config, x_test, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``examples`` test images spread over the classes: (their indices, the images upsampled)."""
+    size = config.image_size
+    picks = np.linspace(0, len(x_test) - 1, min(config.examples, len(x_test))).round().astype(int) if config.examples else []
+    shown = np.asarray(upsample_images(x_test[picks], size)) if len(picks) else np.zeros((0, size, size, channels))
+    return picks, shown
+
+
+def write_examples(stage: Staging, config, picks, shown, y_test, heads, cams) -> tuple[list[dict], list[np.ndarray]]:
+    """``examples/*.png`` (each pick's input and its CAM overlays): (the page's cards, the grid's tiles)."""
+    cards, rows = [], []
+    for j, i in enumerate(picks):
+        truth = datasets.CIFAR10_CLASSES[y_test[i]]
+        name = f"examples/{i:04d}_{truth}"
+        stage.save_png(f"{name}_input.png", shown[j])
+        cards.append({"image": f"{name}_input.png", "caption": [f"test {i}: {truth}"]})
+        rows.append(shown[j])
+        for pool in POOLS:
+            pic = pictures.overlay(shown[j], cams[pool][i], config.overlay_alpha)
+            pred = datasets.CIFAR10_CLASSES[heads[pool][2][i]]
+            stage.save_png(f"{name}_{pool}.png", pic)
+            rows.append(pic)
+            cards.append({"image": f"{name}_{pool}.png",
+                          "caption": [f"{pool.upper()} CAM: {pred}", "right" if pred == truth else f"wrong ({truth})"]})
+    return cards, rows
+
+
+def results_md(config, model, results: dict, hw, timings: tuple[float, float, float], wall: float) -> str:
+    """``results.md``: the setup in a paragraph, then the table."""
+    feature_time, train_time, faith_time = timings
+    return (f"# GAP versus GMP CAM heads on frozen {model.name} {config.layer}\n\n"
+            f"CIFAR-10 subset: {results['train_images']} train ({config.train_per_class}/class), "
+            f"{results['test_images']} test ({config.test_per_class}/class), upsampled 32 -> {config.image_size} px "
+            f"({config.layer} {hw[0]}x{hw[1]}); head 3x3 conv {config.head_width} + ReLU + pool + dense 10; Adam "
+            f"{config.learning_rate}, {config.epochs} epochs, batch {config.batch_size}, seed {config.seed}; "
+            f"deletion/insertion on {results['faithfulness_images']} test images, {config.faithfulness_steps} steps, "
+            f"baseline {config.faithfulness_baseline}. Wall time {wall:.0f} s (features {feature_time:.0f} s, "
+            f"training {train_time:.0f} s, faithfulness {faith_time:.0f} s).\n\n" + results_table(results))
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    start = time.time()
+    check(config)
+    work = check_workdir(workdir)
+    log = (lambda s: print(f"gap_gmp [{time.time() - start:6.1f} s] {s}", file=sys.stderr, flush=True)) \
+        if config.verbose else (lambda s: None)
+    archive = shared_folder(config) / datasets.CIFAR10_ARCHIVE
+    if not archive.is_file():
+        raise datasets.DatasetError(f"CIFAR-10 archive {archive} not found: pass --config.shared_dir=PATH")
+    model = config_model(config)
+    hw = check_spatial(model, config.layer, (config.image_size, config.image_size))
+    size = config.image_size
+
+    data = datasets.cifar10_subsets(archive, {"train": config.train_per_class, "test": config.test_per_class})
+    (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
+    if model.channels != x_train.shape[-1]:  # a grayscale model sees the images' BT.601 luma
+        x_train, x_test = (model.from_rgb(x.astype(np.float32) / 255.0) for x in (x_train, x_test))
+    log(f"read {len(y_train)} train + {len(y_test)} test images; {config.layer} maps are {hw[0]}x{hw[1]}")
+
+    feature_start = time.time()
+    f_train, f_test = cached_features(config, work, model, x_train, x_test, log)
+    feature_time = time.time() - feature_start
+    heads, results_heads, cams, train_time = trained_heads(config, f_train, y_train, f_test, y_test, log)
+    faith_index = faithfulness_index(config)
+    faith_time = 0.0
+    if config.faithfulness_per_class:
+        faith_time = add_faithfulness(config, model, x_test, faith_index, heads, cams, results_heads, log)
+    paired = paired_differences(config, results_heads)
 
     settings = config.to_dict()
     results = {
@@ -238,37 +309,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                       "faithfulness": round(faith_time, 1)},
     }
 
-    # Example pictures: the first `examples` test images spread over the classes.
-    picks = np.linspace(0, len(y_test) - 1, min(config.examples, len(y_test))).round().astype(int) if config.examples else []
-    shown = np.asarray(upsample_images(x_test[picks], size)) if len(picks) else np.zeros((0, size, size, model.channels))
-    cards, rows = [], []
+    picks, shown = example_pictures(config, x_test, model.channels)
     with Staging(workdir) as stage:
-        for j, i in enumerate(picks):
-            truth = datasets.CIFAR10_CLASSES[y_test[i]]
-            name = f"examples/{i:04d}_{truth}"
-            stage.save_png(f"{name}_input.png", shown[j])
-            cards.append({"image": f"{name}_input.png", "caption": [f"test {i}: {truth}"]})
-            rows.append(shown[j])
-            for pool in POOLS:
-                pic = pictures.overlay(shown[j], cams[pool][i], config.overlay_alpha)
-                pred = datasets.CIFAR10_CLASSES[heads[pool][2][i]]
-                stage.save_png(f"{name}_{pool}.png", pic)
-                rows.append(pic)
-                cards.append({"image": f"{name}_{pool}.png",
-                              "caption": [f"{pool.upper()} CAM: {pred}", "right" if pred == truth else f"wrong ({truth})"]})
-        table = results_table(results)
+        cards, rows = write_examples(stage, config, picks, shown, y_test, heads, cams)
         info = run_info(start)
         results["wall_time_s"] = info["wall_time_s"]
-        md = (f"# GAP versus GMP CAM heads on frozen {model.name} {config.layer}\n\n"
-              f"CIFAR-10 subset: {len(y_train)} train ({config.train_per_class}/class), {len(y_test)} test "
-              f"({config.test_per_class}/class), upsampled 32 -> {size} px ({config.layer} {hw[0]}x{hw[1]}); "
-              f"head 3x3 conv {config.head_width} + ReLU + pool + dense 10; Adam {config.learning_rate}, "
-              f"{config.epochs} epochs, batch {config.batch_size}, seed {config.seed}; deletion/insertion on "
-              f"{results['faithfulness_images']} test images, {config.faithfulness_steps} steps, baseline "
-              f"{config.faithfulness_baseline}. Wall time {info['wall_time_s']:.0f} s "
-              f"(features {feature_time:.0f} s, training {train_time:.0f} s, faithfulness {faith_time:.0f} s).\n\n"
-              + table)
-        stage.write_text("results.md", md)
+        stage.write_text("results.md", results_md(config, model, results, hw, (feature_time, train_time, faith_time),
+                                                  info["wall_time_s"]))
         stage.write_json("results.json", {**results, "settings": settings})
         manifest = {
             "recipe": "gap_gmp",

@@ -34,7 +34,7 @@ from jfv.analysis import datasets, figures
 from jfv import models
 from jfv.models.labels import CIFAR10_CLASSES
 from jfv.runtime.outputs import Staging, write_run
-from jfv.recipes.common import shared_folder, config_model, ConfigError, check_int, run_info
+from jfv.recipes.common import ConfigError, config_model, shared_folder, check_int, run_info
 from jfv.recipes import Recipe
 
 

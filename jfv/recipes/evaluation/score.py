@@ -240,6 +240,75 @@ def markdown(title: str, header: dict, rows: list[dict], summary: dict, path_tab
     return "\n".join(lines) + "\n"
 
 
+# -- the measures ----------------------------------------------------------------------------------------
+
+
+def path_rows(config, model, layer, channels, layers, references, scores, nat_profiles, n: int, k_rand):
+    """Processing path: each visualisation (its first image) against its channel's top natural images.
+    (one row per channel with the ``path_*`` columns of ``scores.csv``, the visualisations' path, the
+    natural top-1's path, top k, the random baseline's ids)."""
+    k = min(int(config.path_top), n - 1)
+    top, _ = evaluation.tail_indices(scores, k + 1)  # (C, k + 1): rank 0 is the natural reference
+    top = np.asarray(top)
+    rand_ids = np.asarray(jax.random.choice(k_rand, n, (min(int(config.path_random), n),), replace=False))
+    vis_profiles = evaluation.activation_profiles(model, references[:, 0], layers)
+    random_p = {name: nat_profiles[name][rand_ids] for name in layers}
+    vis_path = evaluation.processing_path(vis_profiles, {name: nat_profiles[name][top[:, :k]] for name in layers},
+                                       random_p, layers, config.similarity)
+    nat_path = evaluation.processing_path({name: nat_profiles[name][top[:, 0]] for name in layers},
+                                       {name: nat_profiles[name][top[:, 1:]] for name in layers},
+                                       random_p, layers, config.similarity)
+    rows = [{"layer": layer, "channel": c} for c in channels]
+    for i, r in enumerate(rows):
+        r["path_top"] = float(vis_path.top[i].mean())
+        r["path_random"] = float(vis_path.random[i].mean())
+        r["path_gap"] = float(vis_path.gap[i])
+        r["path_gap_natural"] = float(nat_path.gap[i])
+        r["path_deficit"] = float((nat_path.top[i] - vis_path.top[i]).mean())
+    return rows, vis_path, nat_path, k, rand_ids
+
+
+def add_class_scores(model, channels, references, pictures, transfer: dict, rows: list[dict], measures: list[str]) -> None:
+    """Classes: plausibility (``p_own``, ``margin_own``) and transferability (``p_<model>``,
+    ``margin_<model>``) added to ``rows``, their names to ``measures``."""
+    targets = jnp.asarray(channels, jnp.int32)
+    own = np.asarray(evaluation.class_probabilities(model, references[:, 0], targets))
+    own_margin = np.asarray(evaluation.class_margins(model, references[:, 0], targets))
+    for i, r in enumerate(rows):
+        r["p_own"], r["margin_own"] = float(own[i]), float(own_margin[i])
+    measures += ["p_own", "margin_own"]
+    for name, other in transfer.items():
+        seen = other.from_rgb(pictures[:, 0])  # each transfer model's own input
+        p = np.asarray(evaluation.class_probabilities(other, seen, targets))
+        margin = np.asarray(evaluation.class_margins(other, seen, targets))
+        for i, r in enumerate(rows):
+            r[f"p_{name}"], r[f"margin_{name}"] = float(p[i]), float(margin[i])
+        measures += [f"p_{name}", f"margin_{name}"]
+
+
+def add_two_afc(config, channels, references, images, scores, k_afc, rows: list[dict], measures: list[str]):
+    """Channels: the two-alternative test (``two_afc``, ``two_afc_se``) added to ``rows`` and ``measures``;
+    (the test's result, the tails' size)."""
+    n = len(images)
+    tail = min(int(config.tail), n // 2)
+    if tail < 1:
+        raise ConfigError(f"the two-alternative test needs at least 2 natural images, got {n}: use more (per_class, limit)")
+    afc = evaluation.two_afc(k_afc, lpips_rgb(references), lpips_rgb(images), scores, jnp.asarray(channels),
+                          int(config.trials), tail, config.lpips_net)
+    for i, r in enumerate(rows):
+        r["two_afc"] = float(afc.accuracy[i])
+        r["two_afc_se"] = float(afc.stderr[i])
+    measures.insert(0, "two_afc")
+    return afc, tail
+
+
+def path_per_layer(layers: list[str], vis_path, nat_path) -> list[dict]:
+    """``scores.md``'s processing path per layer (mean over visualisations)."""
+    return [{"layer": name, "vis_top": float(vis_path.top[:, j].mean()),
+             "vis_random": float(vis_path.random[:, j].mean()), "nat_top": float(nat_path.top[:, j].mean()),
+             "nat_random": float(nat_path.random[:, j].mean())} for j, name in enumerate(layers)]
+
+
 # -- the recipe ------------------------------------------------------------------------------------------
 
 
@@ -271,59 +340,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     key = jax.random.key(config.seed)
     k_afc, k_rand = jax.random.split(key)
 
-    # Processing path: each visualisation (its first image) against its channel's top natural images.
-    k = min(int(config.path_top), n - 1)
-    top, _ = evaluation.tail_indices(scores, k + 1)  # (C, k + 1): rank 0 is the natural reference
-    top = np.asarray(top)
-    rand_ids = np.asarray(jax.random.choice(k_rand, n, (min(int(config.path_random), n),), replace=False))
-    vis_profiles = evaluation.activation_profiles(model, references[:, 0], layers)
-    random_p = {name: nat_profiles[name][rand_ids] for name in layers}
-    vis_path = evaluation.processing_path(vis_profiles, {name: nat_profiles[name][top[:, :k]] for name in layers},
-                                       random_p, layers, config.similarity)
-    nat_path = evaluation.processing_path({name: nat_profiles[name][top[:, 0]] for name in layers},
-                                       {name: nat_profiles[name][top[:, 1:]] for name in layers},
-                                       random_p, layers, config.similarity)
-
-    rows = [{"layer": layer, "channel": c} for c in channels]
-    for i, r in enumerate(rows):
-        r["path_top"] = float(vis_path.top[i].mean())
-        r["path_random"] = float(vis_path.random[i].mean())
-        r["path_gap"] = float(vis_path.gap[i])
-        r["path_gap_natural"] = float(nat_path.gap[i])
-        r["path_deficit"] = float((nat_path.top[i] - vis_path.top[i]).mean())
+    rows, vis_path, nat_path, k, rand_ids = path_rows(config, model, layer, channels, layers, references, scores,
+                                                      nat_profiles, n, k_rand)
     measures = ["path_gap", "path_gap_natural", "path_deficit"]
     afc = None
     if is_class:
-        targets = jnp.asarray(channels, jnp.int32)
-        own = np.asarray(evaluation.class_probabilities(model, references[:, 0], targets))
-        own_margin = np.asarray(evaluation.class_margins(model, references[:, 0], targets))
-        for i, r in enumerate(rows):
-            r["p_own"], r["margin_own"] = float(own[i]), float(own_margin[i])
-        measures += ["p_own", "margin_own"]
-        for name, other in transfer.items():
-            seen = other.from_rgb(pictures[:, 0])  # each transfer model's own input
-            p = np.asarray(evaluation.class_probabilities(other, seen, targets))
-            margin = np.asarray(evaluation.class_margins(other, seen, targets))
-            for i, r in enumerate(rows):
-                r[f"p_{name}"], r[f"margin_{name}"] = float(p[i]), float(margin[i])
-            measures += [f"p_{name}", f"margin_{name}"]
+        add_class_scores(model, channels, references, pictures, transfer, rows, measures)
     else:
-        tail = min(int(config.tail), n // 2)
-        if tail < 1:
-            raise ConfigError(f"the two-alternative test needs at least 2 natural images, got {n}: use more (per_class, limit)")
-        afc = evaluation.two_afc(k_afc, lpips_rgb(references), lpips_rgb(images), scores, jnp.asarray(channels),
-                              int(config.trials), tail, config.lpips_net)
-        for i, r in enumerate(rows):
-            r["two_afc"] = float(afc.accuracy[i])
-            r["two_afc_se"] = float(afc.stderr[i])
-        measures.insert(0, "two_afc")
+        afc, tail = add_two_afc(config, channels, references, images, scores, k_afc, rows, measures)
     path_keys = ("path_top", "path_random", "path_gap", "path_gap_natural", "path_deficit")
     rows = [{**{k: v for k, v in r.items() if k not in path_keys}, **{k: r[k] for k in path_keys}} for r in rows]
     summary = {m: {"mean": float(np.mean([r[m] for r in rows])), "sd": float(np.std([r[m] for r in rows]))}
                for m in measures}
-    path_table = [{"layer": name, "vis_top": float(vis_path.top[:, j].mean()),
-                   "vis_random": float(vis_path.random[:, j].mean()), "nat_top": float(nat_path.top[:, j].mean()),
-                   "nat_random": float(nat_path.random[:, j].mean())} for j, name in enumerate(layers)]
+    path_table = path_per_layer(layers, vis_path, nat_path)
 
     out_manifest = {
         "recipe": "score",

@@ -27,274 +27,26 @@ from __future__ import annotations
 import csv
 import io
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jfv.analysis import datasets, passes
-from jfv.optvis import families, objectives, parameterisations, references, transforms
+from jfv.optvis import references, transforms
 from jfv import imageops, evaluation
 from jfv.runtime.outputs import Staging, check_workdir, write_run
-from jfv.recipes.common import config_model, ConfigError, Progress, check_int, parse_channels, run_info
+from jfv.recipes.common import ConfigError, config_model, Progress, check_int, parse_channels, run_info
+from jfv.recipes.evaluation.experiments import (  # noqa: F401  (the experiments and tables live there; names kept here for callers)
+    EXPERIMENTS, MEASURES, MEASURES_DOC, Experiment, Renderer, best_per_cell, best_rows, experiment_values, improvement,
+    lpips_curves, lpips_plot, measures_markdown, parse_experiments, refined_markdown, refined_range, seed_spread,
+    table_markdown,
+)
 from jfv.recipes import Recipe
 
-
-@dataclass(frozen=True)
-class Experiment:
-    """One row of the seed's table: its regulariser family (``jfv.optvis.families``, built from the config),
-    the parameterisation (``pixel`` or Lucid's Fourier ``image``) and base transforms (None or
-    ``standard``) its cells start from. ``values_key`` names the ``grid`` key holding its values
-    (None: the single value ``fixed`` gives, default 0)."""
-
-    name: str
-    label: str
-    parameter: str
-    values_key: str | None
-    family: Callable[[Any], families.Family]
-    param: str = "pixel"
-    transforms: str | None = None
-    fixed: Callable[[Any], float] = lambda config: 0.0
-
-
-def _l2(config) -> families.Family:
-    return families.L2(0.5, "norm")  # Lucid's L2 norm: lambda_L2 is the seed's
-
-
-def _tv(config) -> families.Family:
-    return families.TotalVariation(1.0, "sum")  # summed TV: lambda_tv is the seed's
-
-
-def _octaves(config, scale=None, inner=families.NoRegulariser()) -> families.Family:
-    # Each stage gets steps // octaves steps: the same total as the other experiments.
-    return families.Octaves(config.octaves, max(1, config.steps // config.octaves), scale, inner)
-
-
-EXPERIMENTS = {e.name: e for e in (
-    Experiment("none", "No regularisation", "-", None, lambda c: families.NoRegulariser()),
-    Experiment("l2", "L2", "lambda_L2 (Lucid's L2 norm)", "l2", _l2),
-    Experiment("tv", "Total variation", "lambda_tv (summed TV)", "tv", _tv),
-    Experiment("standard", "Standard transformation", "-", None, lambda c: families.NoRegulariser(),
-               transforms="standard"),
-    Experiment("jitter", "Transformation: Jitter", "pixels", "jitter", lambda c: families.Jitter()),
-    Experiment("scale", "Transformation: Scale", "v (zoom in [1/v, v])", "scale", lambda c: families.Scale()),
-    Experiment("rotate", "Transformation: Rotate", "v degrees (in [-v, v])", "rotate", lambda c: families.Rotate()),
-    Experiment("octaves", "Octaves scale-up", "factor per octave", "octaves", _octaves),
-    Experiment("tv_octaves", "TV + octaves", "lambda_tv (octave factor combo_octave_scale)", None,
-               lambda c: _octaves(c, c.combo_octave_scale, _tv(c)), fixed=lambda c: float(c.combo_tv)),
-    Experiment("tv_standard", "TV + standard transformation", "lambda_tv combo_tv", None, _tv,
-               transforms="standard", fixed=lambda c: float(c.combo_tv)),
-    Experiment("lucid", "Lucid's full recipe (Fourier + decorrelated + standard)", "-", None,
-               lambda c: families.NoRegulariser(), param="lucid", transforms="standard"),
-    Experiment("maco", "MACO (phase-only Fourier, maco_crops crops + noise)", "-", None,
-               lambda c: families.Maco(c.maco_crops)),
-)}
 REFERENCES = ("lucid", "natural")
-
-
-# ---------------------------------------------------------------------------------------------
-# Pure table logic.
-
-
-def refined_range(values: Sequence[float], scores: Sequence[float], tolerance: float) -> tuple[float, float]:
-    """The min..max of the values whose score is within ``tolerance`` (relative) of the best.
-
-    ``good = {v_i : s_i <= min(s) * (1 + tolerance)}`` (lower scores are better, LPIPS >= 0);
-    returns ``(min(good), max(good))``. Values between two good ones count even when worse: a
-    *range*, as the seed reports.
-    """
-    s = np.asarray(scores, np.float64)
-    v = np.asarray(values, np.float64)
-    good = v[s <= s.min() * (1.0 + tolerance)]
-    return float(good.min()), float(good.max())
-
-
-def best_per_cell(rows: Sequence[dict]) -> dict:
-    """{(experiment, channel): (mean lpips, std lpips, value)} at the value of lowest mean LPIPS."""
-    cells: dict = {}
-    for r in rows:
-        cells.setdefault((r["experiment"], r["channel"], r["value"]), []).append(r["lpips"])
-    out: dict = {}
-    for (e, c, v), xs in cells.items():
-        m, sd = float(np.mean(xs)), float(np.std(xs))
-        if (e, c) not in out or m < out[(e, c)][0]:
-            out[(e, c)] = (m, sd, v)
-    return out
-
-
-def improvement(best: dict, experiment: str, channels: Sequence[int], baseline: str = "none") -> float | None:
-    """Mean over channels of ``(L_baseline - L_experiment) / L_baseline`` (the seed's %), or None."""
-    if any((baseline, c) not in best for c in channels):
-        return None
-    return float(np.mean([(best[(baseline, c)][0] - best[(experiment, c)][0]) / best[(baseline, c)][0]
-                          for c in channels]))
-
-
-def table_markdown(rows, experiments, channels, seeds: int) -> str:
-    best = best_per_cell(rows)
-    head = "| Experiment | " + " | ".join(f"Channel {c}" for c in channels) + " | improvement |\n"
-    head += "|---" * (len(channels) + 2) + "|\n"
-    lines = []
-    for e in experiments:
-        cells = []
-        for c in channels:
-            m, sd, v = best[(e, c)]
-            spread = f" ± {sd:.3f}" if seeds > 1 else ""
-            at = "" if EXPERIMENTS[e].values_key is None else f" @ {v:g}"
-            cells.append(f"{m:.3f}{spread}{at}")
-        imp = improvement(best, e, channels) if e != "none" else None
-        lines.append(f"| {EXPERIMENTS[e].label} | " + " | ".join(cells) + f" | {'' if imp is None else f'{100 * imp:.1f}%'} |")
-    return head + "\n".join(lines) + "\n"
-
-
-def refined_markdown(rows, experiments, channels, tolerance: float) -> str:
-    means: dict = {}
-    for r in rows:
-        means.setdefault((r["experiment"], r["channel"]), {}).setdefault(r["value"], []).append(r["lpips"])
-    head = ("| Experiment | parameter | tested | " + " | ".join(f"channel {c}" for c in channels)
-            + " | all channels |\n" + "|---" * (len(channels) + 4) + "|\n")
-    lines = []
-    for e in experiments:
-        if EXPERIMENTS[e].values_key is None:
-            continue
-        ranges = []
-        for c in channels:
-            d = means[(e, c)]
-            vs = sorted(d)
-            ranges.append(refined_range(vs, [np.mean(d[v]) for v in vs], tolerance))
-        tested = sorted(means[(e, channels[0])])
-        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-        lines.append(f"| {EXPERIMENTS[e].label} | {EXPERIMENTS[e].parameter} | {tested[0]:g} .. {tested[-1]:g} | "
-                     + " | ".join(f"({a:g}, {b:g})" for a, b in ranges) + f" | ({lo:g}, {hi:g}) |")
-    return head + "\n".join(lines) + "\n"
-
-
-# The measures of measures.md: (column, what, which way is better).
-MEASURES = (("lpips", "LPIPS to the reference", "lower"), ("activation", "channel activation", "higher"),
-            ("two_afc", "two-alternative accuracy", "higher"), ("path_gap", "processing-path gap", "higher"))
-
-
-def seed_spread(rows: Sequence[dict], experiment: str, measure: str) -> tuple[float, float]:
-    """(mean, std) across seeds of the experiment's per-seed mean of ``measure`` (over its channels
-    and values)."""
-    per_seed: dict = {}
-    for r in rows:
-        if r["experiment"] == experiment:
-            per_seed.setdefault(r["seed"], []).append(r[measure])
-    means = [float(np.mean(xs)) for xs in per_seed.values()]
-    return float(np.mean(means)), float(np.std(means))
-
-
-def measures_markdown(rows: Sequence[dict], experiments: Sequence[str], measures=MEASURES) -> str:
-    """One row per experiment: each measure's mean ± std across seeds, then the winner of each."""
-    head = "| Experiment | " + " | ".join(f"{what} ({better} is better)" for _, what, better in measures) + " |\n"
-    head += "|---" * (len(measures) + 1) + "|\n"
-    stats = {(e, m): seed_spread(rows, e, m) for e in experiments for m, _, _ in measures}
-    lines = [f"| {EXPERIMENTS[e].label} | " + " | ".join(f"{stats[(e, m)][0]:.3f} ± {stats[(e, m)][1]:.3f}"
-                                                        for m, _, _ in measures) + " |" for e in experiments]
-    wins = []
-    for m, what, better in measures:
-        pick = min if better == "lower" else max
-        e = pick(experiments, key=lambda x: stats[(x, m)][0])
-        wins.append(f"- {what}: {EXPERIMENTS[e].label} ({stats[(e, m)][0]:.3f} ± {stats[(e, m)][1]:.3f})")
-    return head + "\n".join(lines) + "\n\nBest mean per measure:\n\n" + "\n".join(wins) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering.
-
-
-def parse_experiments(spec: str) -> list[str]:
-    names = [s.strip() for s in str(spec).split(",") if s.strip()]
-    bad = [n for n in names if n not in EXPERIMENTS]
-    if bad or not names:
-        raise ConfigError(f"unknown experiment(s) {bad or spec!r}; valid: {', '.join(EXPERIMENTS)}")
-    return names
-
-
-def experiment_values(name: str, config) -> list[float]:
-    e = EXPERIMENTS[name]
-    if e.values_key is None:
-        return [e.fixed(config)]
-    try:
-        return e.family(config).parse(config.grid[e.values_key], f"grid.{e.values_key}")
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-
-
-class Renderer:
-    """Renders one experiment for one seed: ``(C, V) -> images [C][V] (S, S, 3), objective (C, V)``,
-    through ``families.render_family``.
-
-    Holds the engines of each experiment (per jitter value; per octave stage size), so seeds reuse
-    their compilations."""
-
-    def __init__(self, model, config, layer, channels, progress):
-        self.model, self.config, self.layer, self.channels = model, config, layer, channels
-        self.size, self.steps = config.image_size, config.steps
-        self.optimiser = optax.adam(config.learning_rate)
-        self.progress = progress
-        self.engines: dict = {}
-
-    def pieces(self, name: str):
-        """(family, param, base transforms) of experiment ``name``."""
-        e = EXPERIMENTS[name]
-        param = parameterisations.image(self.size) if e.param == "lucid" else parameterisations.pixel(self.size)
-        base = transforms.standard() if e.transforms == "standard" else None
-        return e.family(self.config), param, base
-
-    def objective_fn(self, c):
-        return objectives.channel(self.layer, c)
-
-    def check(self, name: str, values: list[float]) -> None:
-        """Refuses, before any compilation, values the experiment cannot render."""
-        family, param, base = self.pieces(name)
-        family.check(self.model, self.layer, self.objective_fn, param, base, self.optimiser, values, self.channels[0])
-
-    def render(self, name: str, values: list[float], key) -> tuple[list[list[np.ndarray]], np.ndarray]:
-        family, param, base = self.pieces(name)
-        out = families.render_family(self.model, family, self.objective_fn, param, base, self.optimiser, self.channels,
-                                     values, key, self.steps, engines=self.engines.setdefault(name, {}),
-                                     batch_size=self.config.batch_size or None, progress=self.progress)
-        return [[img[0] for img in row] for row in out.images], out.objective
-
-
-def _resize(img: np.ndarray, size: int) -> np.ndarray:
-    if img.shape[0] == size:
-        return img
-    return np.asarray(imageops.resize(jnp.asarray(img), size))
-
-
-def _score(fn, *arrays, chunk: int) -> np.ndarray:
-    """``fn`` over the leading axis in fixed chunks (padded), so one compilation serves any length."""
-    return np.asarray(imageops.map_chunks(fn, *arrays, batch=chunk))
-
-
-def _plot(path, label, parameter, values, channels, means, stds, ref_name):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
-    for i, c in enumerate(channels):
-        ax.errorbar(values, means[i], yerr=stds[i], marker="o", capsize=3, label=f"channel {c}")
-    ax.set_xlabel(parameter)
-    ax.set_ylabel(f"LPIPS to {ref_name} reference")
-    ax.set_title(label)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    path.write_bytes(buf.getvalue())
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -315,10 +67,25 @@ def check(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"unknown similarity {config.similarity!r}; valid: {', '.join(evaluation.SIMILARITIES)}")
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    start = time.time()
-    check_workdir(workdir)
-    check(config)
+# ---------------------------------------------------------------------------------------------
+# The stages, named after what they write.
+
+
+class Plan(NamedTuple):
+    """What every stage reads, built once from the checked config."""
+
+    config: Any
+    model: Any
+    layer: str
+    channels: list[int]
+    exps: list[str]
+    values: dict[str, list[float]]
+    renderer: Renderer
+    files: list
+
+
+def plan(config: ml_collections.ConfigDict) -> Plan:
+    """The model, layer, channels and experiments, each refused before anything is rendered."""
     exps = parse_experiments(config.experiments)
     values = {e: experiment_values(e, config) for e in exps}
     model = config_model(config)
@@ -330,65 +97,97 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     model.check_layer(layer)
     channels = parse_channels(config.channels)
     model.check_channels(layer, channels)
-    size = config.image_size
-    model.check_image_size(layer, transforms.output_size(transforms.standard(), size))
+    model.check_image_size(layer, transforms.output_size(transforms.standard(), config.image_size))
     renderer = Renderer(model, config, layer, channels, None)
     for e in exps:
         renderer.check(e, values[e])
     files = references.image_files(config.reference_images) if config.reference == "natural" else []
+    return Plan(config, model, layer, channels, exps, values, renderer, files)
 
-    timings: dict[str, float] = {}
-    natural, path_layers = None, []
-    if config.measures:  # natural images first: a bad folder fails before any rendering
-        t = time.time()
-        path_layers = evaluation.layers_up_to(model, layer)
-        natural = passes.natural_pass(model, datasets.image_folder(config.measure_images), layer, channels,
-                                       path_layers, size, config.score_batch)
-        if len(natural.images) < 2:
-            raise ConfigError(f"measures need at least 2 readable natural images in measure_images="
-                              f"{config.measure_images!r}, found {len(natural.images)}: point it at a folder of photos")
-        timings["natural_s"] = time.time() - t
-    cells = sum(len(v) for v in values.values()) * len(channels) * config.seeds
-    progress = Progress(f"study {model.name} {layer}", enabled=config.progress)
+
+def natural_images(p: Plan):
+    """The natural images of ``measures.md`` (``passes.natural_pass``) and the processing path's layers."""
+    config = p.config
+    path_layers = evaluation.layers_up_to(p.model, p.layer)
+    natural = passes.natural_pass(p.model, datasets.image_folder(config.measure_images), p.layer, p.channels,
+                                   path_layers, config.image_size, config.score_batch)
+    if len(natural.images) < 2:
+        raise ConfigError(f"measures need at least 2 readable natural images in measure_images="
+                          f"{config.measure_images!r}, found {len(natural.images)}: point it at a folder of photos")
+    return natural, path_layers
+
+
+def reference_images(p: Plan) -> tuple[np.ndarray, list[str]]:
+    """1. The reference per channel (``references/``): the images and where each comes from."""
+    config, size = p.config, p.config.image_size
+    if config.reference == "lucid":
+        ref = references.lucid_reference(p.model, p.layer, p.channels, jax.random.key(config.seed + REFERENCE_SEED_OFFSET),
+                                         size, config.reference_steps, batch_size=config.batch_size or None)
+        ref_images = np.asarray(ref.images[:, 0])
+        ref_sources = [f"Lucid recipe, {config.reference_steps} steps, seed {config.seed + REFERENCE_SEED_OFFSET}"] * len(p.channels)
+    else:
+        patches = references.most_activating_patch(p.model, p.layer, p.channels, p.files, size)
+        ref_images, ref_sources = patches.images, patches.sources
+    return ref_images, ref_sources
+
+
+def renders(p: Plan) -> dict:
+    """2. Every experiment x seed (``images/``): (experiment, seed) -> (images [C][V], objective (C, V))."""
+    config, values = p.config, p.values
+    cells = sum(len(v) for v in values.values()) * len(p.channels) * config.seeds
+    progress = Progress(f"study {p.model.name} {p.layer}", enabled=config.progress)
     done = [0]
 
     def hook_for():
         base = done[0]
         return lambda d, t: progress(base + d, cells * config.steps)
 
-    # 1. The reference per channel.
-    t = time.time()
-    if config.reference == "lucid":
-        ref = references.lucid_reference(model, layer, channels, jax.random.key(config.seed + REFERENCE_SEED_OFFSET),
-                                         size, config.reference_steps, batch_size=config.batch_size or None)
-        ref_images = np.asarray(ref.images[:, 0])
-        ref_sources = [f"Lucid recipe, {config.reference_steps} steps, seed {config.seed + REFERENCE_SEED_OFFSET}"] * len(channels)
-    else:
-        patches = references.most_activating_patch(model, layer, channels, files, size)
-        ref_images, ref_sources = patches.images, patches.sources
-    timings["reference_s"] = time.time() - t
-
-    # 2. Render every experiment x seed.
-    t = time.time()
-    rendered: dict = {}  # (experiment, seed) -> (images [C][V], objective (C, V))
+    rendered: dict = {}
     try:
-        for e in exps:
+        for e in p.exps:
             for s in range(config.seeds):
-                renderer.progress = hook_for()
-                rendered[(e, s)] = renderer.render(e, values[e], jax.random.key(config.seed + s))
-                done[0] += len(values[e]) * len(channels) * config.steps
+                p.renderer.progress = hook_for()
+                rendered[(e, s)] = p.renderer.render(e, values[e], jax.random.key(config.seed + s))
+                done[0] += len(values[e]) * len(p.channels) * config.steps
     finally:
         progress.close()
-    timings["render_s"] = time.time() - t
+    return rendered
 
-    # 3. Score every image in fixed-size batches.
-    t = time.time()
+
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    if img.shape[0] == size:
+        return img
+    return np.asarray(imageops.resize(jnp.asarray(img), size))
+
+
+def _score(fn, *arrays, chunk: int) -> np.ndarray:
+    """``fn`` over the leading axis in fixed chunks (padded), so one compilation serves any length."""
+    return np.asarray(imageops.map_chunks(fn, *arrays, batch=chunk))
+
+
+class Scores(NamedTuple):
+    """Every rendered image's scores, in the order of ``keys`` (experiment, value, channel, seed index, value index)."""
+
+    keys: list[tuple]
+    images: np.ndarray
+    objective: list[float]
+    lpips: np.ndarray
+    hf_energy: np.ndarray
+    tv: np.ndarray
+    activation: np.ndarray
+    diversity: dict
+    trust: Any
+
+
+def scores(p: Plan, rendered: dict, ref_images: np.ndarray, natural, path_layers) -> Scores:
+    """3. Every image scored in fixed-size batches (the columns of ``results.csv``)."""
+    config, size, channels = p.config, p.config.image_size, p.channels
     keys, imgs, refs, chan_idx, objs = [], [], [], [], []
-    for e in exps:
+    for e in p.exps:
         for s in range(config.seeds):
             images, objective = rendered[(e, s)]
             for i, c in enumerate(channels):
-                for j, v in enumerate(values[e]):
+                for j, v in enumerate(p.values[e]):
                     keys.append((e, v, c, s, j))
                     imgs.append(_resize(images[i][j], size))
                     refs.append(ref_images[i])
@@ -400,138 +199,196 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     lp = _score(lambda a, b: evaluation.lpips(a, b, net), imgs, refs, chunk=chunk)
     hf = _score(lambda a: evaluation.high_frequency_energy(a, config.hf_cutoff), imgs, chunk=chunk)
     tv = _score(evaluation.total_variation, imgs, chunk=chunk)
-    acts = references.channel_means(model, layer, imgs, chunk)[np.arange(len(imgs)), chan_idx]
-    div: dict = {}
-    if config.seeds > 1:
-        groups: dict = {}
-        for n, (e, v, c, s, j) in enumerate(keys):
-            groups.setdefault((e, j, c), []).append(n)
-        order = list(groups)
-        stacks = np.stack([imgs[groups[g]] for g in order])  # (cells, S, H, W, 3)
-        pairs_i, pairs_j = evaluation.pair_indices(config.seeds)
-        a = stacks[:, pairs_i].reshape((-1,) + imgs.shape[1:])
-        b = stacks[:, pairs_j].reshape((-1,) + imgs.shape[1:])
-        d = _score(lambda x, y: evaluation.lpips(x, y, net), a, b, chunk=chunk).reshape(len(order), -1).mean(axis=1)
-        div = dict(zip(order, d))
+    acts = references.channel_means(p.model, p.layer, imgs, chunk)[np.arange(len(imgs)), chan_idx]
+    div = seed_diversity(config, keys, imgs) if config.seeds > 1 else {}
     trust = None
     if natural is not None:
         trust = evaluation.visualisation_measures(
-            jax.random.key(config.seed + MEASURE_SEED_OFFSET), model, path_layers, imgs,
+            jax.random.key(config.seed + MEASURE_SEED_OFFSET), p.model, path_layers, imgs,
             [channels.index(c) for c in chan_idx], chan_idx, natural, trials=config.measure_trials,
             tail=config.measure_tail, path_top=config.path_top, path_random=config.path_random,
             similarity=config.similarity, net=net)
-    timings["score_s"] = time.time() - t
+    return Scores(keys, imgs, objs, lp, hf, tv, acts, div, trust)
 
-    rows = []
+
+def seed_diversity(config, keys: list[tuple], imgs: np.ndarray) -> dict:
+    """{(experiment, value index, channel): mean pairwise LPIPS across the cell's seeds}."""
+    groups: dict = {}
     for n, (e, v, c, s, j) in enumerate(keys):
-        rows.append({"experiment": e, "value": v, "channel": c, "seed": config.seed + s, "lpips": float(lp[n]),
-                     "activation": float(acts[n]), "objective": objs[n], "hf_energy": float(hf[n]),
-                     "tv": float(tv[n]), "diversity": float(div[(e, j, c)]) if div else float("nan"),
-                     "image": f"images/{e}_{j}_{layer}_{c:04d}_s{config.seed + s}.png"})
-        if trust is not None:
-            rows[-1].update({"two_afc": float(trust.two_afc[n]), "path_gap": float(trust.path.gap[n])})
+        groups.setdefault((e, j, c), []).append(n)
+    order = list(groups)
+    stacks = np.stack([imgs[groups[g]] for g in order])  # (cells, S, H, W, 3)
+    pairs_i, pairs_j = evaluation.pair_indices(config.seeds)
+    a = stacks[:, pairs_i].reshape((-1,) + imgs.shape[1:])
+    b = stacks[:, pairs_j].reshape((-1,) + imgs.shape[1:])
+    net = config.lpips_net
+    d = _score(lambda x, y: evaluation.lpips(x, y, net), a, b, chunk=config.score_batch)
+    d = d.reshape(len(order), -1).mean(axis=1)
+    return dict(zip(order, d))
 
-    # 4. Write.
+
+def result_rows(p: Plan, sc: Scores) -> list[dict]:
+    """The rows of ``results.csv``: one per (experiment, value, channel, seed), every metric."""
+    config, rows = p.config, []
+    for n, (e, v, c, s, j) in enumerate(sc.keys):
+        rows.append({"experiment": e, "value": v, "channel": c, "seed": config.seed + s, "lpips": float(sc.lpips[n]),
+                     "activation": float(sc.activation[n]), "objective": sc.objective[n],
+                     "hf_energy": float(sc.hf_energy[n]), "tv": float(sc.tv[n]),
+                     "diversity": float(sc.diversity[(e, j, c)]) if sc.diversity else float("nan"),
+                     "image": f"images/{e}_{j}_{p.layer}_{c:04d}_s{config.seed + s}.png"})
+        if sc.trust is not None:
+            rows[-1].update({"two_afc": float(sc.trust.two_afc[n]), "path_gap": float(sc.trust.path.gap[n])})
+    return rows
+
+
+def write_images(stage: Staging, p: Plan, rows: list[dict], sc: Scores, rendered: dict, ref_images) -> None:
+    """4. The renders (``images/``) and the references (``references/``)."""
+    for n, r in enumerate(rows):
+        e, v, c, s, j = sc.keys[n]
+        stage.save_png(r["image"], rendered[(e, s)][0][p.channels.index(c)][j])
+    for i, c in enumerate(p.channels):
+        stage.save_png(f"references/{p.layer}_{c:04d}.png", ref_images[i])
+
+
+def write_results_csv(stage: Staging, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{x:.6g}" if isinstance(x, float) else x) for k, x in r.items()})
+    stage.write_text("results.csv", buf.getvalue())
+
+
+def write_lpips_tables(stage: Staging, p: Plan, rows: list[dict]) -> None:
+    """``table.md`` (the lowest LPIPS per experiment and channel) and ``refined_ranges.md``."""
+    config = p.config
+    ref_line = (f"Reference: {config.reference} ({REFERENCE_DOCS[config.reference]}); LPIPS {config.lpips_net}; "
+                f"{config.seeds} seed(s), mean ± std across seeds at the best value (@ value).\n\n")
+    stage.write_text("table.md", "# Lowest LPIPS per experiment and channel\n\n" + ref_line
+                     + table_markdown(rows, p.exps, p.channels, config.seeds)
+                     + "\nimprovement: mean over channels of (L_none - L) / L_none.\n")
+    stage.write_text("refined_ranges.md", f"# Refined ranges\n\nValues whose mean LPIPS is within "
+                     f"{100 * config.tolerance:g}% of the channel's best (L <= L_best * (1 + "
+                     f"{config.tolerance:g})); min..max of those values.\n\n"
+                     + refined_markdown(rows, p.exps, p.channels, config.tolerance))
+
+
+def write_measures(stage: Staging, p: Plan, rows: list[dict], natural, path_layers) -> None:
+    """``measures.md``: the trust measures per experiment."""
+    config = p.config
+    stage.write_text("measures.md", "# Trust measures per experiment\n\n" + MEASURES_DOC.format(
+        n=len(natural.images), folder=config.measure_images, trials=config.measure_trials,
+        tail=min(config.measure_tail, len(natural.images) // 2), net=config.lpips_net, top=config.path_top,
+        random=config.path_random, similarity=config.similarity, layers=len(path_layers), seeds=config.seeds)
+        + measures_markdown(rows, p.exps))
+
+
+def write_plots(stage: Staging, p: Plan, rows: list[dict]) -> list[str]:
+    """``plots/<experiment>.png``: LPIPS against the parameter, for each experiment of two or more values."""
+    plots = []
+    for e in p.exps:
+        values = p.values[e]
+        if len(values) < 2:
+            continue
+        m, sd = lpips_curves(rows, e, values, p.channels)
+        rel = f"plots/{e}.png"
+        lpips_plot(stage.file(rel), EXPERIMENTS[e].label, EXPERIMENTS[e].parameter, values, p.channels, m, sd,
+                   p.config.reference)
+        plots.append(rel)
+    return plots
+
+
+def contact_sheet_and_cards(p: Plan, rows: list[dict], imgs: np.ndarray, ref_images, ref_sources):
+    """``contact_sheet.png`` (the reference row, then each experiment's best image per channel) and
+    the page's cards (every reference and every image)."""
+    layer, channels, best = p.layer, p.channels, best_rows(rows)
+    sheet = [ref_images[i] for i in range(len(channels))]
+    sheet += [imgs[best[(e, c)]] for e in p.exps for c in channels]
+    cards = [{"image": f"references/{layer}_{c:04d}.png", "caption": [f"{layer} ch {c}", "reference",
+                                                                         ref_sources[i]]}
+             for i, c in enumerate(channels)]
+    cards += [{"image": r["image"], "caption": [f"{layer} ch {r['channel']}", f"{r['experiment']} = {r['value']:g}",
+                                                f"seed {r['seed']}", f"LPIPS {r['lpips']:.3f}"]} for r in rows]
+    return sheet, cards
+
+
+def study_manifest(p: Plan, rows: list[dict], ref_sources, plots: list[str], timings: dict, wall: float,
+                   trust, natural, path_layers, start: float) -> dict:
+    """``manifest.json``: settings, the outputs, timings of the render / reference / scoring / writing phases."""
+    config, model, layer = p.config, p.model, p.layer
+    manifest = {
+        "recipe": "study",
+        "model": model.name,
+        "model_source": model.source,
+        "layer": layer,
+        "channels": p.channels,
+        "experiments": {e: {"label": EXPERIMENTS[e].label, "parameter": EXPERIMENTS[e].parameter,
+                            "values": p.values[e]} for e in p.exps},
+        "reference": {"kind": config.reference, "description": REFERENCE_DOCS[config.reference],
+                      "sources": ref_sources, "images": [f"references/{layer}_{c:04d}.png" for c in p.channels]},
+        "lpips_net": config.lpips_net,
+        "images_rendered": len(rows),
+        "timings_s": {k: round(x, 3) for k, x in timings.items()},
+        "time_shares": {k: round(x / wall, 4) for k, x in timings.items()},
+        "images_per_second": round(len(rows) / wall, 4),
+        "images_per_render_second": round(len(rows) / max(timings["render_s"], 1e-9), 4),
+        "outputs": {"csv": "results.csv", "table": "table.md", "refined_ranges": "refined_ranges.md",
+                    "plots": plots, "contact_sheet": "contact_sheet.png", "gallery": "index.html"},
+        "settings": config.to_dict(),
+    }
+    if trust is not None:
+        manifest["outputs"]["measures"] = "measures.md"
+        manifest["measures"] = {"natural_images": len(natural.images), "folder": config.measure_images,
+                                "path_layers": path_layers}
+    manifest.update(run_info(start))
+    return manifest
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    start = time.time()
+    check_workdir(workdir)
+    check(config)
+    p = plan(config)
+
+    timings: dict[str, float] = {}
+
+    def timed(name: str, stage, *args):
+        t = time.time()
+        out = stage(*args)
+        timings[name] = time.time() - t
+        return out
+
+    natural, path_layers = None, []
+    if config.measures:  # natural images first: a bad folder fails before any rendering
+        natural, path_layers = timed("natural_s", natural_images, p)
+    ref_images, ref_sources = timed("reference_s", reference_images, p)
+    rendered = timed("render_s", renders, p)
+    sc = timed("score_s", scores, p, rendered, ref_images, natural, path_layers)
+    rows = result_rows(p, sc)
+
     t = time.time()
     with Staging(workdir) as stage:
-        for n, r in enumerate(rows):
-            e, v, c, s, j = keys[n]
-            stage.save_png(r["image"], rendered[(e, s)][0][channels.index(c)][j])
-        for i, c in enumerate(channels):
-            stage.save_png(f"references/{layer}_{c:04d}.png", ref_images[i])
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (f"{x:.6g}" if isinstance(x, float) else x) for k, x in r.items()})
-        stage.write_text("results.csv", buf.getvalue())
-        ref_line = (f"Reference: {config.reference} ({REFERENCE_DOCS[config.reference]}); LPIPS {net}; "
-                    f"{config.seeds} seed(s), mean ± std across seeds at the best value (@ value).\n\n")
-        stage.write_text("table.md", "# Lowest LPIPS per experiment and channel\n\n" + ref_line
-                         + table_markdown(rows, exps, channels, config.seeds)
-                         + "\nimprovement: mean over channels of (L_none - L) / L_none.\n")
-        stage.write_text("refined_ranges.md", f"# Refined ranges\n\nValues whose mean LPIPS is within "
-                         f"{100 * config.tolerance:g}% of the channel's best (L <= L_best * (1 + "
-                         f"{config.tolerance:g})); min..max of those values.\n\n"
-                         + refined_markdown(rows, exps, channels, config.tolerance))
-        if trust is not None:
-            stage.write_text("measures.md", "# Trust measures per experiment\n\n" + MEASURES_DOC.format(
-                n=len(natural.images), folder=config.measure_images, trials=config.measure_trials,
-                tail=min(config.measure_tail, len(natural.images) // 2), net=net, top=config.path_top,
-                random=config.path_random, similarity=config.similarity, layers=len(path_layers), seeds=config.seeds)
-                + measures_markdown(rows, exps))
-        plots = []
-        for e in exps:
-            if len(values[e]) < 2:
-                continue
-            m = np.zeros((len(channels), len(values[e])))
-            sd = np.zeros_like(m)
-            for i, c in enumerate(channels):
-                for j, v in enumerate(values[e]):
-                    xs = [r["lpips"] for r in rows if r["experiment"] == e and r["channel"] == c and r["value"] == v]
-                    m[i, j], sd[i, j] = np.mean(xs), np.std(xs)
-            rel = f"plots/{e}.png"
-            _plot(stage.file(rel), EXPERIMENTS[e].label, EXPERIMENTS[e].parameter, values[e], channels, m, sd,
-                  config.reference)
-            plots.append(rel)
-        best_rows = {}
-        for n, r in enumerate(rows):
-            k = (r["experiment"], r["channel"])
-            if k not in best_rows or r["lpips"] < rows[best_rows[k]]["lpips"]:
-                best_rows[k] = n
-        sheet = [ref_images[i] for i in range(len(channels))]
-        sheet += [imgs[best_rows[(e, c)]] for e in exps for c in channels]
-        cards = [{"image": f"references/{layer}_{c:04d}.png", "caption": [f"{layer} ch {c}", "reference",
-                                                                             ref_sources[i]]}
-                 for i, c in enumerate(channels)]
-        cards += [{"image": r["image"], "caption": [f"{layer} ch {r['channel']}", f"{r['experiment']} = {r['value']:g}",
-                                                    f"seed {r['seed']}", f"LPIPS {r['lpips']:.3f}"]} for r in rows]
+        write_images(stage, p, rows, sc, rendered, ref_images)
+        write_results_csv(stage, rows)
+        write_lpips_tables(stage, p, rows)
+        if sc.trust is not None:
+            write_measures(stage, p, rows, natural, path_layers)
+        plots = write_plots(stage, p, rows)
+        sheet, cards = contact_sheet_and_cards(p, rows, sc.images, ref_images, ref_sources)
         timings["write_s"] = time.time() - t
         wall = time.time() - start
-        manifest = {
-            "recipe": "study",
-            "model": model.name,
-            "model_source": model.source,
-            "layer": layer,
-            "channels": channels,
-            "experiments": {e: {"label": EXPERIMENTS[e].label, "parameter": EXPERIMENTS[e].parameter,
-                                "values": values[e]} for e in exps},
-            "reference": {"kind": config.reference, "description": REFERENCE_DOCS[config.reference],
-                          "sources": ref_sources, "images": [f"references/{layer}_{c:04d}.png" for c in channels]},
-            "lpips_net": net,
-            "images_rendered": len(rows),
-            "timings_s": {k: round(x, 3) for k, x in timings.items()},
-            "time_shares": {k: round(x / wall, 4) for k, x in timings.items()},
-            "images_per_second": round(len(rows) / wall, 4),
-            "images_per_render_second": round(len(rows) / max(timings["render_s"], 1e-9), 4),
-            "outputs": {"csv": "results.csv", "table": "table.md", "refined_ranges": "refined_ranges.md",
-                        "plots": plots, "contact_sheet": "contact_sheet.png", "gallery": "index.html"},
-            "settings": config.to_dict(),
-        }
-        if trust is not None:
-            manifest["outputs"]["measures"] = "measures.md"
-            manifest["measures"] = {"natural_images": len(natural.images), "folder": config.measure_images,
-                                    "path_layers": path_layers}
-        manifest.update(run_info(start))
-        header = {"model": model.name, "layer": layer, "channels": ", ".join(map(str, channels)),
-                  "reference": f"{config.reference}: {REFERENCE_DOCS[config.reference]}", "LPIPS": net,
-                  "steps": config.steps, "image size": size, "seeds": config.seeds,
+        manifest = study_manifest(p, rows, ref_sources, plots, timings, wall, sc.trust, natural, path_layers, start)
+        header = {"model": p.model.name, "layer": p.layer, "channels": ", ".join(map(str, p.channels)),
+                  "reference": f"{config.reference}: {REFERENCE_DOCS[config.reference]}", "LPIPS": config.lpips_net,
+                  "steps": config.steps, "image size": config.image_size, "seeds": config.seeds,
                   "wall time (s)": round(wall, 1)}
-        write_run(stage, manifest, f"{model.name} {layer}: regulariser study", cards, header,
-                  grid=sheet, grid_columns=len(channels), grid_name="contact_sheet.png")
+        write_run(stage, manifest, f"{p.model.name} {p.layer}: regulariser study", cards, header,
+                  grid=sheet, grid_columns=len(p.channels), grid_name="contact_sheet.png")
     return manifest
 
 
 REFERENCE_SEED_OFFSET = 1000  # the reference's key differs from every rendered seed's
 MEASURE_SEED_OFFSET = 2000  # the measures' trials and random baseline: one key for every experiment
-MEASURES_DOC = (
-    "Every study image scored against {n} natural images of {folder} at the study size: two_afc = the "
-    "fraction of {trials} trials in which the image is nearer (LPIPS {net}, offline stand-in for DreamSim) "
-    "to a query from its channel's {tail} most activating natural images than to one from its {tail} least "
-    "(chance 0.5; jfv.evaluation.two_afc); path_gap = mean over {layers} layers of the {similarity} similarity "
-    "of its spatially averaged activations to its channel's {top} top natural images minus that to {random} "
-    "random ones (jfv.evaluation.processing_path; Geirhos et al. 2024). Per experiment: the mean over channels "
-    "and values per seed, then mean ± std across {seeds} seed(s).\n\n")
 REFERENCE_DOCS = {
     "lucid": "Lucid's recipe: Fourier + decorrelated colour + sigmoid, standard transforms, Adam 0.05, reference_steps",
     "natural": "the most activating window among the images of reference_images",

@@ -30,7 +30,7 @@ import optax
 from jfv.analysis import datasets
 from jfv.optvis import inversion, parameterisations, transforms
 from jfv.runtime.outputs import Staging, check_workdir, write_run
-from jfv.recipes.common import (config_model, ConfigError, Progress, check_finite, check_memory, check_photo_channels,
+from jfv.recipes.common import (ConfigError, config_model, Progress, check_finite, check_memory, check_photo_channels,
                                 check_photo_settings, load_photos, parse_channels, photo_transforms, run_info)
 from jfv.recipes import Recipe
 

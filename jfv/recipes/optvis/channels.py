@@ -25,7 +25,7 @@ from jfv import models
 from jfv.optvis import transforms
 from jfv.runtime.outputs import Staging, check_workdir, transparency_overlay, write_run
 from jfv.recipes.common import (
-    config_model, ConfigError,
+    ConfigError, config_model,
     Progress,
     check_int,
     check_memory,

@@ -32,24 +32,12 @@ from jfv.optvis import inversion, parameterisations, transforms
 from jfv import models
 from jfv.runtime.outputs import Staging, check_workdir, write_run
 from jfv.recipes.common import PHOTO_TRANSFORMS as TRANSFORMS  # noqa: F401  (the name users read)
-from jfv.recipes.common import (config_model, ConfigError, Progress, check_finite, check_memory, check_photo_channels,
+from jfv.recipes.common import (ConfigError, Progress, check_finite, check_memory, check_photo_channels, config_model,
+                                parse_layers,
                                 check_photo_settings, load_photos, photo_transforms, run_info)
 from jfv.recipes import Recipe
 
 PARAMS = ("image", "cppn")  # parameterisations.image (Fourier, with fft/decorrelate) | parameterisations.cppn
-
-
-def parse_layers(spec: str, model: models.Model, size: int) -> list[str]:
-    layers = [s.strip() for s in str(spec).split(",") if s.strip()]
-    if not layers:
-        raise ConfigError(f"layers is empty: name one or more of {model.name}'s layers, e.g. conv3_1,conv4_1")
-    repeated = sorted({x for x in layers if layers.count(x) > 1})
-    if repeated:
-        raise ConfigError(f"layer(s) {', '.join(repeated)} listed more than once: name each layer once")
-    for layer in layers:
-        model.check_layer(layer)
-        model.check_image_size(layer, size)
-    return layers
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -80,7 +68,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check(config)
     model = config_model(config)
     size = int(config.image_size)
-    layers = parse_layers(config.layers, model, size)
+    layers = parse_layers(config.layers, model, "conv3_1,conv4_1", size)
     check_photo_channels(model, config.decorrelate, config.param)
     photos, names, paths = load_photos(config.images, int(config.max_images), size, config.shared_dir)
     photos = model.from_rgb(photos)  # the model's input: the photos, or their BT.601 luma for a grayscale model

@@ -45,7 +45,7 @@ from jfv.runtime.outputs import (
 from jfv.recipes import Recipe
 from jfv.recipes.common import (
     PARAMS, ConfigError, Progress, check_int, check_memory, check_precision, make_mesh, make_transforms, objective_factory, parse_channels,
-    JOB_FIXES, config_model, make_param, parse_list, run_info,
+    JOB_FIXES, config_model, make_param, parse_layers, run_info,
 )
 
 OBJECTIVES = ("channel", "neuron")
@@ -65,11 +65,6 @@ def image_path(layer: str, channel: int) -> str:
 
 def alpha_path(layer: str, channel: int) -> str:
     return f"channels/{layer}_{channel:04d}_alpha.png"
-
-
-def parse_layers(spec: str) -> list[str]:
-    """``layers`` -> layer names, each once (``common.parse_list``)."""
-    return parse_list(spec, "layers", "conv3_3,conv4_3", item="a layer")
 
 
 def layer_channels(model: models.Model, layer: str, spec: str, image_size: int) -> list[int]:

@@ -45,7 +45,7 @@ from jfv.models import cifar_resnet, convnet
 from jfv.models.resnet import merge_batch_stats
 from jfv.models.weights import save
 from jfv.runtime.outputs import check_workdir, sprite
-from jfv.recipes.common import JOB_FIXES, shared_folder, ConfigError, check_int, check_positive, check_seed, job_settings
+from jfv.recipes.common import JOB_FIXES, ConfigError, shared_folder, check_int, check_positive, check_seed, job_settings
 from jfv.training import DivergedError  # noqa: F401  (raised here; its home is the library)
 from jfv.recipes import Recipe
 from jfv.recipes.training.report import write_epoch, write_summary

@@ -31,7 +31,7 @@ from jfv import models, recipes
 from jfv.runtime.jobs import Interrupted, Job
 from jfv.models.labels import CIFAR10_CLASSES
 from jfv.runtime.outputs import GALLERY_CSS, check_workdir, header_table, write_run
-from jfv.recipes.common import JOB_FIXES, shared_folder, ConfigError, check_int, job_settings, run_info
+from jfv.recipes.common import JOB_FIXES, ConfigError, shared_folder, check_int, job_settings, run_info
 from jfv.training import DivergedError
 from jfv.recipes import Recipe
 

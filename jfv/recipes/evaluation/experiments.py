@@ -1,0 +1,289 @@
+"""The ``study`` recipe's experiments (the rows of the seed's table: each one's regulariser family,
+parameterisation, base transforms and values; the ``Renderer`` that renders one for one seed) and
+the tables and plots of their results (``table.md``, ``refined_ranges.md``, ``measures.md``,
+``plots/``: functions of the rows of ``results.csv``). Not a recipe: ``jfv/recipes/evaluation/study.py``
+runs them.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import optax
+
+from jfv.optvis import families, objectives, parameterisations, transforms
+from jfv.recipes.common import ConfigError
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One row of the seed's table: its regulariser family (``jfv.optvis.families``, built from the config),
+    the parameterisation (``pixel`` or Lucid's Fourier ``image``) and base transforms (None or
+    ``standard``) its cells start from. ``values_key`` names the ``grid`` key holding its values
+    (None: the single value ``fixed`` gives, default 0)."""
+
+    name: str
+    label: str
+    parameter: str
+    values_key: str | None
+    family: Callable[[Any], families.Family]
+    param: str = "pixel"
+    transforms: str | None = None
+    fixed: Callable[[Any], float] = lambda config: 0.0
+
+
+def _l2(config) -> families.Family:
+    return families.L2(0.5, "norm")  # Lucid's L2 norm: lambda_L2 is the seed's
+
+
+def _tv(config) -> families.Family:
+    return families.TotalVariation(1.0, "sum")  # summed TV: lambda_tv is the seed's
+
+
+def _octaves(config, scale=None, inner=families.NoRegulariser()) -> families.Family:
+    # Each stage gets steps // octaves steps: the same total as the other experiments.
+    return families.Octaves(config.octaves, max(1, config.steps // config.octaves), scale, inner)
+
+
+EXPERIMENTS = {e.name: e for e in (
+    Experiment("none", "No regularisation", "-", None, lambda c: families.NoRegulariser()),
+    Experiment("l2", "L2", "lambda_L2 (Lucid's L2 norm)", "l2", _l2),
+    Experiment("tv", "Total variation", "lambda_tv (summed TV)", "tv", _tv),
+    Experiment("standard", "Standard transformation", "-", None, lambda c: families.NoRegulariser(),
+               transforms="standard"),
+    Experiment("jitter", "Transformation: Jitter", "pixels", "jitter", lambda c: families.Jitter()),
+    Experiment("scale", "Transformation: Scale", "v (zoom in [1/v, v])", "scale", lambda c: families.Scale()),
+    Experiment("rotate", "Transformation: Rotate", "v degrees (in [-v, v])", "rotate", lambda c: families.Rotate()),
+    Experiment("octaves", "Octaves scale-up", "factor per octave", "octaves", _octaves),
+    Experiment("tv_octaves", "TV + octaves", "lambda_tv (octave factor combo_octave_scale)", None,
+               lambda c: _octaves(c, c.combo_octave_scale, _tv(c)), fixed=lambda c: float(c.combo_tv)),
+    Experiment("tv_standard", "TV + standard transformation", "lambda_tv combo_tv", None, _tv,
+               transforms="standard", fixed=lambda c: float(c.combo_tv)),
+    Experiment("lucid", "Lucid's full recipe (Fourier + decorrelated + standard)", "-", None,
+               lambda c: families.NoRegulariser(), param="lucid", transforms="standard"),
+    Experiment("maco", "MACO (phase-only Fourier, maco_crops crops + noise)", "-", None,
+               lambda c: families.Maco(c.maco_crops)),
+)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Values and rendering.
+
+
+def parse_experiments(spec: str) -> list[str]:
+    names = [s.strip() for s in str(spec).split(",") if s.strip()]
+    bad = [n for n in names if n not in EXPERIMENTS]
+    if bad or not names:
+        raise ConfigError(f"unknown experiment(s) {bad or spec!r}; valid: {', '.join(EXPERIMENTS)}")
+    return names
+
+
+def experiment_values(name: str, config) -> list[float]:
+    e = EXPERIMENTS[name]
+    if e.values_key is None:
+        return [e.fixed(config)]
+    try:
+        return e.family(config).parse(config.grid[e.values_key], f"grid.{e.values_key}")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+class Renderer:
+    """Renders one experiment for one seed: ``(C, V) -> images [C][V] (S, S, 3), objective (C, V)``,
+    through ``families.render_family``.
+
+    Holds the engines of each experiment (per jitter value; per octave stage size), so seeds reuse
+    their compilations."""
+
+    def __init__(self, model, config, layer, channels, progress):
+        self.model, self.config, self.layer, self.channels = model, config, layer, channels
+        self.size, self.steps = config.image_size, config.steps
+        self.optimiser = optax.adam(config.learning_rate)
+        self.progress = progress
+        self.engines: dict = {}
+
+    def pieces(self, name: str):
+        """(family, param, base transforms) of experiment ``name``."""
+        e = EXPERIMENTS[name]
+        param = parameterisations.image(self.size) if e.param == "lucid" else parameterisations.pixel(self.size)
+        base = transforms.standard() if e.transforms == "standard" else None
+        return e.family(self.config), param, base
+
+    def objective_fn(self, c):
+        return objectives.channel(self.layer, c)
+
+    def check(self, name: str, values: list[float]) -> None:
+        """Refuses, before any compilation, values the experiment cannot render."""
+        family, param, base = self.pieces(name)
+        family.check(self.model, self.layer, self.objective_fn, param, base, self.optimiser, values, self.channels[0])
+
+    def render(self, name: str, values: list[float], key) -> tuple[list[list[np.ndarray]], np.ndarray]:
+        family, param, base = self.pieces(name)
+        out = families.render_family(self.model, family, self.objective_fn, param, base, self.optimiser, self.channels,
+                                     values, key, self.steps, engines=self.engines.setdefault(name, {}),
+                                     batch_size=self.config.batch_size or None, progress=self.progress)
+        return [[img[0] for img in row] for row in out.images], out.objective
+
+
+# ---------------------------------------------------------------------------------------------
+# The tables and plots.
+
+
+def refined_range(values: Sequence[float], scores: Sequence[float], tolerance: float) -> tuple[float, float]:
+    """The min..max of the values whose score is within ``tolerance`` (relative) of the best.
+
+    ``good = {v_i : s_i <= min(s) * (1 + tolerance)}`` (lower scores are better, LPIPS >= 0);
+    returns ``(min(good), max(good))``. Values between two good ones count even when worse: a
+    *range*, as the seed reports.
+    """
+    s = np.asarray(scores, np.float64)
+    v = np.asarray(values, np.float64)
+    good = v[s <= s.min() * (1.0 + tolerance)]
+    return float(good.min()), float(good.max())
+
+
+def best_per_cell(rows: Sequence[dict]) -> dict:
+    """{(experiment, channel): (mean lpips, std lpips, value)} at the value of lowest mean LPIPS."""
+    cells: dict = {}
+    for r in rows:
+        cells.setdefault((r["experiment"], r["channel"], r["value"]), []).append(r["lpips"])
+    out: dict = {}
+    for (e, c, v), xs in cells.items():
+        m, sd = float(np.mean(xs)), float(np.std(xs))
+        if (e, c) not in out or m < out[(e, c)][0]:
+            out[(e, c)] = (m, sd, v)
+    return out
+
+
+def best_rows(rows: Sequence[dict]) -> dict:
+    """{(experiment, channel): index of its row of lowest LPIPS} (the first of equal ones)."""
+    best: dict = {}
+    for n, r in enumerate(rows):
+        k = (r["experiment"], r["channel"])
+        if k not in best or r["lpips"] < rows[best[k]]["lpips"]:
+            best[k] = n
+    return best
+
+
+def improvement(best: dict, experiment: str, channels: Sequence[int], baseline: str = "none") -> float | None:
+    """Mean over channels of ``(L_baseline - L_experiment) / L_baseline`` (the seed's %), or None."""
+    if any((baseline, c) not in best for c in channels):
+        return None
+    return float(np.mean([(best[(baseline, c)][0] - best[(experiment, c)][0]) / best[(baseline, c)][0]
+                          for c in channels]))
+
+
+def table_markdown(rows, experiments, channels, seeds: int) -> str:
+    best = best_per_cell(rows)
+    head = "| Experiment | " + " | ".join(f"Channel {c}" for c in channels) + " | improvement |\n"
+    head += "|---" * (len(channels) + 2) + "|\n"
+    lines = []
+    for e in experiments:
+        cells = []
+        for c in channels:
+            m, sd, v = best[(e, c)]
+            spread = f" ± {sd:.3f}" if seeds > 1 else ""
+            at = "" if EXPERIMENTS[e].values_key is None else f" @ {v:g}"
+            cells.append(f"{m:.3f}{spread}{at}")
+        imp = improvement(best, e, channels) if e != "none" else None
+        lines.append(f"| {EXPERIMENTS[e].label} | " + " | ".join(cells) + f" | {'' if imp is None else f'{100 * imp:.1f}%'} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def refined_markdown(rows, experiments, channels, tolerance: float) -> str:
+    means: dict = {}
+    for r in rows:
+        means.setdefault((r["experiment"], r["channel"]), {}).setdefault(r["value"], []).append(r["lpips"])
+    head = ("| Experiment | parameter | tested | " + " | ".join(f"channel {c}" for c in channels)
+            + " | all channels |\n" + "|---" * (len(channels) + 4) + "|\n")
+    lines = []
+    for e in experiments:
+        if EXPERIMENTS[e].values_key is None:
+            continue
+        ranges = []
+        for c in channels:
+            d = means[(e, c)]
+            vs = sorted(d)
+            ranges.append(refined_range(vs, [np.mean(d[v]) for v in vs], tolerance))
+        tested = sorted(means[(e, channels[0])])
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        lines.append(f"| {EXPERIMENTS[e].label} | {EXPERIMENTS[e].parameter} | {tested[0]:g} .. {tested[-1]:g} | "
+                     + " | ".join(f"({a:g}, {b:g})" for a, b in ranges) + f" | ({lo:g}, {hi:g}) |")
+    return head + "\n".join(lines) + "\n"
+
+
+# The measures of measures.md: (column, what, which way is better).
+MEASURES = (("lpips", "LPIPS to the reference", "lower"), ("activation", "channel activation", "higher"),
+            ("two_afc", "two-alternative accuracy", "higher"), ("path_gap", "processing-path gap", "higher"))
+
+
+def seed_spread(rows: Sequence[dict], experiment: str, measure: str) -> tuple[float, float]:
+    """(mean, std) across seeds of the experiment's per-seed mean of ``measure`` (over its channels
+    and values)."""
+    per_seed: dict = {}
+    for r in rows:
+        if r["experiment"] == experiment:
+            per_seed.setdefault(r["seed"], []).append(r[measure])
+    means = [float(np.mean(xs)) for xs in per_seed.values()]
+    return float(np.mean(means)), float(np.std(means))
+
+
+def measures_markdown(rows: Sequence[dict], experiments: Sequence[str], measures=MEASURES) -> str:
+    """One row per experiment: each measure's mean ± std across seeds, then the winner of each."""
+    head = "| Experiment | " + " | ".join(f"{what} ({better} is better)" for _, what, better in measures) + " |\n"
+    head += "|---" * (len(measures) + 1) + "|\n"
+    stats = {(e, m): seed_spread(rows, e, m) for e in experiments for m, _, _ in measures}
+    lines = [f"| {EXPERIMENTS[e].label} | " + " | ".join(f"{stats[(e, m)][0]:.3f} ± {stats[(e, m)][1]:.3f}"
+                                                        for m, _, _ in measures) + " |" for e in experiments]
+    wins = []
+    for m, what, better in measures:
+        pick = min if better == "lower" else max
+        e = pick(experiments, key=lambda x: stats[(x, m)][0])
+        wins.append(f"- {what}: {EXPERIMENTS[e].label} ({stats[(e, m)][0]:.3f} ± {stats[(e, m)][1]:.3f})")
+    return head + "\n".join(lines) + "\n\nBest mean per measure:\n\n" + "\n".join(wins) + "\n"
+
+
+# The text above the table of measures.md.
+MEASURES_DOC = (
+    "Every study image scored against {n} natural images of {folder} at the study size: two_afc = the "
+    "fraction of {trials} trials in which the image is nearer (LPIPS {net}, offline stand-in for DreamSim) "
+    "to a query from its channel's {tail} most activating natural images than to one from its {tail} least "
+    "(chance 0.5; jfv.evaluation.two_afc); path_gap = mean over {layers} layers of the {similarity} similarity "
+    "of its spatially averaged activations to its channel's {top} top natural images minus that to {random} "
+    "random ones (jfv.evaluation.processing_path; Geirhos et al. 2024). Per experiment: the mean over channels "
+    "and values per seed, then mean ± std across {seeds} seed(s).\n\n")
+
+
+def lpips_curves(rows: Sequence[dict], experiment: str, values: Sequence[float], channels: Sequence[int]):
+    """(means, stds), each (channels, values): the experiment's LPIPS across seeds at each value."""
+    m = np.zeros((len(channels), len(values)))
+    sd = np.zeros_like(m)
+    for i, c in enumerate(channels):
+        for j, v in enumerate(values):
+            xs = [r["lpips"] for r in rows if r["experiment"] == experiment and r["channel"] == c and r["value"] == v]
+            m[i, j], sd[i, j] = np.mean(xs), np.std(xs)
+    return m, sd
+
+
+def lpips_plot(path, label, parameter, values, channels, means, stds, ref_name):
+    """``plots/<experiment>.png``: LPIPS against the parameter, one line per channel, written to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+    for i, c in enumerate(channels):
+        ax.errorbar(values, means[i], yerr=stds[i], marker="o", capsize=3, label=f"channel {c}")
+    ax.set_xlabel(parameter)
+    ax.set_ylabel(f"LPIPS to {ref_name} reference")
+    ax.set_title(label)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    path.write_bytes(buf.getvalue())
