@@ -205,6 +205,8 @@ class Penalty(Family):
         return f"{goal} + v * {self.penalty().description}"
 
 
+# The four penalty families below are rows of one table: each declares its own fields, names and
+# config keys in the same shape on purpose (a reader finds a family's whole declaration in one place).
 @dataclasses.dataclass(frozen=True)
 class L1(Penalty):
     """``channel + v * sum|x - constant|`` (mean or sum over pixels)."""
