@@ -22,7 +22,7 @@ Example:
     ...                           channels=range(8), key=jax.random.key(0), steps=256)
 
 Subpackages not imported here load on first use, so ``import jfv`` stays fast. Import paths of
-jfv 0.1 (``jfv.engine``, ``jfv.metrics``, ...) still work for one release, with a warning naming the
+the flat layout (``jfv.engine``, ``jfv.metrics``, ...) still work for one release, with a warning naming the
 new path: ``jfv.runtime.moved`` is their one table.
 """
 

@@ -19,7 +19,7 @@ import sys
 import types
 import warnings
 
-# old module -> new module (the 0.2 layout: optvis, attribution, analysis, evaluation, models,
+# old module -> new module (the layout by concern: optvis, attribution, analysis, evaluation, models,
 # training, runtime, recipes)
 MODULES: dict[str, str] = {
     "jfv._xla": "jfv.runtime.xla",
@@ -87,7 +87,7 @@ NAMES: dict[str, dict[str, str]] = {
     "jfv.evaluation": {"natural_pass": "jfv.analysis.passes.natural_pass"},
 }
 
-# old module -> the function that calling it used to call (``jfv.render(...)`` before jfv 0.2,
+# old module -> the function that calling it used to call (``jfv.render(...)`` in the flat layout,
 # when the package's ``render`` was the one-image function).
 CALLABLE: dict[str, str] = {"jfv.render": "jfv.render_image"}
 
@@ -149,7 +149,7 @@ def stand_in(old: str, stacklevel: int = 4) -> types.ModuleType:
     if old in sys.modules:
         return sys.modules[old]
     new = MODULES[old]
-    _warn_once(old, f"{old} is deprecated: import {new} (it moved in jfv 0.2)", stacklevel=stacklevel)
+    _warn_once(old, f"{old} is deprecated: import {new} (jfv's modules moved into subpackages; the old path goes in a later release)", stacklevel=stacklevel)
     importlib.import_module(new)
     module = _Stand(old, f"Moved to {new}.")
     module._new = new
