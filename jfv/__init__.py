@@ -38,6 +38,7 @@ from jfv.optvis.objectives import Objective  # noqa: E402
 from jfv.optvis.parameterisations import ImageParam, image  # noqa: E402
 from jfv.optvis.render import Rendered, RenderState, channel_key, render_channels, render_sweep  # noqa: E402
 from jfv.optvis.render import render as render_image  # noqa: E402
+from jfv.optvis.visualise import Visualisation, visualise  # noqa: E402
 
 from jfv.runtime.version import __version__  # noqa: E402
 
@@ -55,6 +56,8 @@ __all__ = [
     # activation maximisation, flat
     "Engine", "ImageParam", "Objective", "RenderState", "Rendered", "Setup", "channel_key", "image",
     "render_channels", "render_image", "render_sweep",
+    # one call from a model and a spec string to a picture
+    "Visualisation", "visualise",
     "objectives", "parameterisations", "transforms", "regularisers", "octaves", "inversion",
     # image operations every part shares
     "imageops",
