@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import re
 import os
 from pathlib import Path
 from typing import Sequence
@@ -121,8 +122,11 @@ def class_index(name: str, labels: Sequence[str]) -> int:
             f"its index, e.g. class_name={found[0]}"
         )
     synonyms = {_norm(s): s.strip() for label in labels for s in label.split(",")}
-    close = difflib.get_close_matches(want, list(synonyms), n=5, cutoff=0.6)
-    close += [s for s in synonyms if want and want in s and s not in close][: max(0, 5 - len(close))]
+    # names holding the word itself first ("cat": 'tabby cat', 'tiger cat'), then spelling neighbours
+    # ("kat": 'cat'), then names that merely contain it ('wildcat')
+    words = [s for s in synonyms if want and re.search(rf"(?<![a-z]){re.escape(want)}(?![a-z])", s)]
+    close = list(dict.fromkeys(words + difflib.get_close_matches(want, list(synonyms), n=5, cutoff=0.6)
+                               + [s for s in synonyms if want and want in s]))[:5]
     hint = f" Close matches: {', '.join(repr(synonyms[c]) for c in close)}." if close else ""
     raise UnknownClassError(
         f"no class named {name!r} among {len(labels)} classes.{hint} All names with their indices: "

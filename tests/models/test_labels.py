@@ -57,3 +57,7 @@ def test_unknown_class_name_lists_close_matches_and_where_all_are(shared):
     with pytest.raises(labels.UnknownClassError) as e:
         labels.class_index("meerkats", labels.imagenet())
     assert "'meerkat'" in str(e.value) and str(shared / labels.IMAGENET_LABELS) in str(e.value)
+    # a plain word lists the classes named with it before spelling neighbours ('crate', 'vat')
+    with pytest.raises(labels.UnknownClassError) as e:
+        labels.class_index("cat", labels.imagenet())
+    assert "Close matches: 'tabby cat', 'tiger cat', 'Persian cat', 'Siamese cat', 'Egyptian cat'." in str(e.value)
