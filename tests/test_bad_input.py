@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tiny_data import cifar_archive
 from PIL import Image
 
 from configs import attribute_tiny, tiny
@@ -402,32 +404,6 @@ def test_a_nan_sweep_strength_is_refused_by_the_recipe():
 
 # --- data: unreadable folders, damaged archives, unfinished runs (issue 31) ----------------------
 
-def cifar_layout_archive(path: Path, per_class: int = 5, cut: float = 1.0) -> Path:
-    """A tiny archive in the CIFAR-10 JPEG layout (``test/<class>/NNNN.jpg`` then ``train/...``, 32x32
-    noise JPEGs), its first ``cut`` of bytes kept (0.3: it ends inside the test split)."""
-    import io
-    import tarfile
-
-    from jfv.analysis.datasets import CIFAR10_CLASSES
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for split in ("test", "train"):
-            for cls in CIFAR10_CLASSES:
-                for i in range(per_class):
-                    jpeg = io.BytesIO()
-                    Image.fromarray(rng.integers(0, 256, (32, 32, 3), np.uint8)).save(jpeg, "JPEG", quality=90)
-                    info = tarfile.TarInfo(f"{split}/{cls}/{i:04d}.jpg")
-                    info.size = len(jpeg.getvalue())
-                    jpeg.seek(0)
-                    tar.addfile(info, jpeg)
-    data = buf.getvalue()
-    path.write_bytes(data[: int(len(data) * cut)])
-    return path
-
-
 ARCHIVE = "{tmp}/shared/data/cifar10/cifar10-jpeg.tar.gz"
 DAMAGED = (f"CIFAR-10 archive {ARCHIVE} is damaged (truncated or corrupt: EOFError: Compressed file ended before "
            f"the end-of-stream marker was reached): copy or download it again to <shared>/data/cifar10/cifar10-jpeg.tar.gz")
@@ -456,7 +432,7 @@ def test_bad_data_is_one_line_and_status_2(tmp_path, args, fragment):
     (tmp_path / "broken").mkdir()
     for name in ("a", "b", "c"):
         (tmp_path / "broken" / f"{name}.jpg").write_bytes(b"not a jpeg " * 8)
-    cifar_layout_archive(Path(ARCHIVE.format(tmp=tmp_path)), cut=0.3)
+    cifar_archive(Path(ARCHIVE.format(tmp=tmp_path)), cut=0.3)
     with Job(tmp_path / "tp", "top_patches", {"k": 4}) as job:  # stopped after its pass
         job.create()
         job.finish("pass", {"images": 30})

@@ -8,6 +8,8 @@ import io
 
 import numpy as np
 import pytest
+
+from tiny_data import cifar_archive
 from PIL import Image
 
 from jfv.analysis import datasets as D
@@ -296,27 +298,8 @@ def test_skip_reasons_name_the_file_and_are_the_same_every_run(folder):
     assert D.read_reason(error, "a/b.jpg") == "ValueError: cannot read 'a/b.jpg' or 'a/b.jpg'"
 
 
-def _jpeg_cifar(path, per_class=5, splits=("test", "train")):
-    """A tiny archive in the CIFAR-10 JPEG layout (``<split>/<class>/NNNN.jpg``, 32x32 noise JPEGs, so it
-    barely compresses and a cut lands inside the members)."""
-    import tarfile
-
-    rng = np.random.default_rng(0)
-    with tarfile.open(path, "w:gz") as tar:
-        for split in splits:
-            for cls in D.CIFAR10_CLASSES:
-                for i in range(per_class):
-                    buf = io.BytesIO()
-                    Image.fromarray(rng.integers(0, 256, (32, 32, 3), np.uint8)).save(buf, "JPEG", quality=90)
-                    info = tarfile.TarInfo(f"{split}/{cls}/{i:04d}.jpg")
-                    info.size = len(buf.getvalue())
-                    buf.seek(0)
-                    tar.addfile(info, buf)
-    return path
-
-
 def test_a_truncated_or_corrupt_cifar_archive_is_one_line_naming_it(tmp_path):
-    whole = _jpeg_cifar(tmp_path / "whole.tar.gz")
+    whole = cifar_archive(tmp_path / "whole.tar.gz")
     batches, skipped = D.count_skipped(D.batches(D.cifar10("test", 5, archive=whole), 32, 8, prefetch_batches=0))
     assert sum(int(b.mask.sum()) for b in batches) == 50 and skipped == []
     assert D.cifar10_subsets(whole, {"train": 5, "test": 5})["train"][0].shape == (50, 32, 32, 3)
