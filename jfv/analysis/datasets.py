@@ -46,6 +46,7 @@ from PIL import Image
 
 # Krizhevsky 2009; the label order of the binary release (also the archive's sorted folder names).
 from jfv.models.labels import CIFAR10_CLASSES  # one list of the ten names
+from jfv.models.stream import PaddedBatch  # the one batch type (defined beside the pass's loop)
 from jfv.runtime.paths import find_shared, shared_candidates
 from jfv.runtime import moved
 CIFAR10_ARCHIVE = "data/cifar10/cifar10-jpeg.tar.gz"  # relative to the shared folder
@@ -382,18 +383,6 @@ def decode(raw: bytes, size: int, resample: str = "bicubic") -> np.ndarray:
     with Image.open(io.BytesIO(raw)) as im:
         im.load()  # decode fully here, so a truncated file fails now
         return fit(im, size, resample)
-
-
-class PaddedBatch(NamedTuple):
-    """A fixed-size batch of a dataset's images, padded at the end (``mask``): images (B, S, S, C) float32 in [0, 1] (RGB, or converted: ``batches``), ids (B,) int32 (-1 for padding),
-    labels (B,) int32 (-1 unlabelled or padding), mask (B,) bool (False for padding), and
-    ``skipped``: ((name, reason), ...) of the images dropped while filling this batch."""
-
-    images: np.ndarray
-    ids: np.ndarray
-    labels: np.ndarray
-    mask: np.ndarray
-    skipped: tuple[tuple[str, str], ...] = ()
 
 
 def _check_batching(size: int, batch_size: int, resample: str) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 
 from jfv.analysis import datasets, topk
 from jfv.evaluation.trust import NaturalPass, spatial_mean
-from jfv.models.stream import Batch, CheckpointMismatch, State, Step, Store, apply, map_images
+from jfv.models.stream import CheckpointMismatch, PaddedBatch, State, Step, Store, apply, map_images
 from jfv.models.stream import run as run_stream
 
 
@@ -106,5 +106,5 @@ def natural_pass(model, source, layer: str, channels: Sequence[int], layers: Seq
     return NaturalPass(pick(out["images"]), pick(out["scores"]), {name: pick(out[f"profile.{name}"]) for name in layers})
 
 
-__all__ = ["Batch", "CheckpointMismatch", "NaturalStep", "State", "Step", "Store", "apply", "map_images",
+__all__ = ["CheckpointMismatch", "PaddedBatch", "NaturalStep", "State", "Step", "Store", "apply", "map_images",
            "natural_pass", "run"]

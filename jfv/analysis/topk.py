@@ -192,7 +192,7 @@ class Step:
 def step(model: Any, states: States, images: Array, ids: Array, mask: Array) -> States:
     """One batch through the model and into every state (one compiled program per model, layer set
     and batch shape): ``jfv.models.stream.apply`` of ``Step()``. The unit a resumable pass checkpoints between."""
-    batch = model_stream.Batch(jnp.asarray(images, jnp.float32), ids, np.full(np.shape(ids), -1, np.int32), mask)
+    batch = model_stream.PaddedBatch(jnp.asarray(images, jnp.float32), ids, np.full(np.shape(ids), -1, np.int32), mask)
     return model_stream.apply(model, Step(), states, batch)[0]
 
 

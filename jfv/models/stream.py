@@ -52,16 +52,18 @@ Step = Callable[..., tuple[Any, Mapping[str, Array]]]  # (model, params, carry, 
 Progress = Callable[[int, "int | None"], None]
 
 
-class Batch(NamedTuple):
-    """A fixed-size batch, padded at the end: the fields of ``jfv.analysis.datasets.PaddedBatch``
-    (either serves). images (B, ...) as the step takes them, ids (B,) int (-1 for padding), labels
-    (B,) int (-1: none), mask (B,) bool (False for padding), skipped ((name, reason), ...)."""
+class PaddedBatch(NamedTuple):
+    """A fixed-size batch of images, padded at the end (``mask``): images (B, ...) as the step takes
+    them (a dataset's: (B, S, S, C) float32 in [0, 1], ``jfv.analysis.datasets.batches``), ids (B,)
+    int32 (-1 for padding), labels (B,) int32 (-1 unlabelled or padding), mask (B,) bool (False for
+    padding), and ``skipped``: ((name, reason), ...) of the images dropped while filling this batch.
+    The one batch type: ``jfv.analysis.datasets.PaddedBatch`` is this class."""
 
     images: np.ndarray
     ids: np.ndarray
     labels: np.ndarray
     mask: np.ndarray
-    skipped: tuple = ()
+    skipped: tuple[tuple[str, str], ...] = ()
 
 
 class Store(Protocol):
@@ -235,12 +237,12 @@ def run(model: Any, step: Step, stream: Iterable[Any] | Callable[[np.ndarray], I
     Args:
         model: the network (its ``static`` and ``params``).
         step: a hashable step (module docstring).
-        stream: batches (fields of ``Batch``), or ``stream(ids)`` giving the batches of those ids
+        stream: batches (fields of ``PaddedBatch``), or ``stream(ids)`` giving the batches of those ids
             (sorted): needed to resume, which streams only the ids not yet seen.
         carry: the step's initial carry (ignored when a checkpoint is restored).
         n: the number of images, ids 0..n-1: checks that every one was consumed; None: unknown (the
             arrays grow to the largest id).
-        names: each id's name, so that skipped images (named in ``Batch.skipped``) count as seen.
+        names: each id's name, so that skipped images (named in ``PaddedBatch.skipped``) count as seen.
         store: where to checkpoint (``Store``: ``jfv.runtime.jobs.Job``), under ``piece``; needs n.
             The last checkpoint is restored first (``discard``: dropped instead).
         every: checkpoint every this many batches (0: only when stopped).
@@ -293,14 +295,14 @@ def run(model: Any, step: Step, stream: Iterable[Any] | Callable[[np.ndarray], I
 # -- images in memory ------------------------------------------------------------------------------
 
 
-def arrays(images: np.ndarray, batch: int) -> Callable[[np.ndarray], Iterator[Batch]]:
+def arrays(images: np.ndarray, batch: int) -> Callable[[np.ndarray], Iterator[PaddedBatch]]:
     """Images held in memory as a stream: ``stream(ids)`` yields the rows ``ids`` in batches of
     exactly ``batch`` (the last padded with zeros of the images' dtype); id = row index."""
     if int(batch) < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     b = int(batch)
 
-    def stream(ids: np.ndarray) -> Iterator[Batch]:
+    def stream(ids: np.ndarray) -> Iterator[PaddedBatch]:
         for s in range(0, len(ids), b):
             sel = np.asarray(ids[s : s + b])
             k = len(sel)
@@ -308,7 +310,7 @@ def arrays(images: np.ndarray, batch: int) -> Callable[[np.ndarray], Iterator[Ba
             x[:k] = images[sel]
             i = np.full(b, -1, np.int32)
             i[:k] = sel
-            yield Batch(x, i, np.full(b, -1, np.int32), np.arange(b) < k)
+            yield PaddedBatch(x, i, np.full(b, -1, np.int32), np.arange(b) < k)
 
     return stream
 
@@ -323,4 +325,4 @@ def map_images(model: Any, step: Step, images: Any, batch: int, progress: Progre
     return run(model, step, arrays(images, batch), n=len(images), progress=progress).outputs
 
 
-__all__ = ["Batch", "CheckpointMismatch", "State", "Step", "Store", "apply", "arrays", "map_images", "run"]
+__all__ = ["PaddedBatch", "CheckpointMismatch", "State", "Step", "Store", "apply", "arrays", "map_images", "run"]

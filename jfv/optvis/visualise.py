@@ -30,7 +30,6 @@ import dataclasses
 import io
 import math
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -44,6 +43,7 @@ from jfv.models import labels as labels_lib
 from jfv.models.base import ChannelOutOfRangeError, ImageTooSmallError, Model
 from jfv.optvis import objectives, parameterisations, transforms
 from jfv.optvis.render import render_channels
+from jfv.runtime.progress import Progress
 
 # Lucid's defaults (``lucid.optvis.render.render_vis`` with ``param.image(128)`` and
 # ``transforms.standard_transforms``), the values of the channels recipe's config keys.
@@ -304,21 +304,6 @@ class Visualisation:
 # -- the call -------------------------------------------------------------------------------------
 
 
-def _progress_bar(description: str):
-    """A tqdm bar on stderr fed by the engine's ``progress(done, total)``, and its closer."""
-    bar = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, desc=description, unit="ch-step", file=sys.stderr, dynamic_ncols=True)
-        bar.update(done - bar.n)
-
-    return update, lambda: bar is not None and bar.close()
-
-
 def visualise(
     model: Model | str,
     spec: str,
@@ -371,14 +356,14 @@ def visualise(
     def objective_fn(c):
         return objectives.class_logit(c, layer) if is_class else objectives.channel(layer, c)
 
-    update, close = _progress_bar(f"{model.name} {layer}") if progress else (None, lambda: None)
+    bar = Progress(f"{model.name} {layer}")
     start = time.time()
     try:
         out = render_channels(model, objective_fn, image_param, tf, optax.adam(learning_rate), channels,
-                              jax.random.key(seed), steps, batch_size=batch_size or None, progress=update,
+                              jax.random.key(seed), steps, batch_size=batch_size or None, progress=bar if progress else None,
                               transparency=param == "maco")
     finally:
-        close()
+        bar.close()
     wall = round(time.time() - start, 3)
     classes = tuple(model.labels[c] for c in channels) if is_class and model.labels else None
     settings = {

@@ -29,6 +29,7 @@ from jfv.optvis.parameterisations import spectrum
 from jfv.models.base import ChannelOutOfRangeError, ImageTooSmallError, Model
 from jfv.models.weights import WeightsError, library_versions
 from jfv.runtime.outputs import load_image
+from jfv.runtime.progress import Progress  # noqa: F401  (recipes take it from here)
 
 LIST_LIMIT = 10  # values shown in a message about many values
 # A range's size is checked against this before the layer is known, so a typo such as 0:100000000
@@ -218,28 +219,6 @@ def make_mesh(devices: int) -> Mesh | None:
             f"use devices <= {len(available)}, or -1 for all"
         )
     return Mesh(np.array(available[:n]), ("channels",))
-
-
-class Progress:
-    """A tqdm bar with an ETA on stderr, fed by the render engine's progress callback."""
-
-    def __init__(self, description: str, enabled: bool = True):
-        self.enabled = enabled
-        self.description = description
-        self.bar = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=self.description, unit="ch-step", file=sys.stderr, dynamic_ncols=True)
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def make_transforms(name: str, config: ml_collections.ConfigDict | None = None) -> transforms.Transform:

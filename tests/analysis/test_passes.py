@@ -205,8 +205,8 @@ def test_images_in_memory_equal_one_at_a_time_and_compile_once(model):
 def test_a_stream_with_any_ids_grows_its_arrays(model):
     rng = np.random.default_rng(4)
     x = rng.uniform(size=(2, SIZE, SIZE, 3)).astype(np.float32)
-    batches = [stream.Batch(x, np.array([40, 9], np.int32), np.array([1, 2], np.int32), np.array([True, True])),
-               stream.Batch(x, np.array([3, -1], np.int32), np.array([0, -1], np.int32), np.array([True, False]),
+    batches = [stream.PaddedBatch(x, np.array([40, 9], np.int32), np.array([1, 2], np.int32), np.array([True, True])),
+               stream.PaddedBatch(x, np.array([3, -1], np.int32), np.array([0, -1], np.int32), np.array([True, False]),
                             (("gone.png", "OSError: no such file"),))]
     state = stream.run(model, references.ChannelMeans("conv1"), batches)
     assert np.flatnonzero(state.read).tolist() == [3, 9, 40] and state.labels[[3, 9, 40]].tolist() == [0, 2, 1]
