@@ -36,6 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.batch_size = 32  # images per compiled call
     c.checkpoint_every = 50  # batches between checkpoints of the pass (0: only on SIGTERM/SIGINT)
     c.prefetch_batches = 2  # batches decoded ahead in a background thread
+    c.devices = 0  # shard each batch over local devices: 0 the default device, n the first n, -1 all (batch_size a multiple)
     c.group_size = 64  # channels per finished piece of the patch phase (the unit of resumption)
     c.project = "max"  # the reductions whose hits get deconvnet projections ("" none; "max,mean" both)
     c.project_batch = 16  # hits per compiled deconvnet call

@@ -31,13 +31,13 @@ import numpy as np
 
 from jfv.analysis import datasets, topk
 from jfv.evaluation.trust import NaturalPass, spatial_mean
-from jfv.models.stream import CheckpointMismatch, PaddedBatch, State, Step, Store, apply, map_images
+from jfv.models.stream import CheckpointMismatch, PaddedBatch, State, Step, Store, apply, check_batch, map_images
 from jfv.models.stream import run as run_stream
 
 
 def run(model: Any, source: datasets.Source, step: Step, carry: Any = (), *, size: int, batch_size: int,
         prefetch: int = 2, resample: str = "bicubic", store: Store | None = None, piece: str = "pass",
-        every: int = 0, discard: bool = False, progress=None, stop: Any = None) -> State:
+        every: int = 0, discard: bool = False, progress=None, stop: Any = None, mesh=None) -> State:
     """``source`` once through ``step`` (module docstring): the pass's ``State``.
 
     Args:
@@ -48,19 +48,22 @@ def run(model: Any, source: datasets.Source, step: Step, carry: Any = (), *, siz
         store, piece, every, discard: the checkpoint (``jfv.models.stream.run``).
         progress: ``progress(images consumed, n)`` at the start and after every batch.
         stop: ``jfv.runtime.jobs.StopFlag`` (or alike), checked after every batch.
+        mesh: a ``jax.sharding.Mesh``: each batch sharded over its first axis (``batch_size`` a
+            multiple of its size), the result the one-device pass's (``jfv.models.stream.apply``).
     """
     n = len(source)
     if not np.array_equal(source.ids, np.arange(n)):
         raise datasets.DatasetError(f"{source.description}: ids must number the images 0..n-1 (a source from "
                                     f"jfv.analysis.datasets)")
     datasets.converted_channels(model.from_rgb)  # a model that cannot take RGB fails here, with the fix
+    check_batch(batch_size, mesh)
 
     def batches(ids: np.ndarray):
         return datasets.batches(source.select(ids), size, batch_size, resample=resample, prefetch_batches=prefetch,
                                 convert=model.from_rgb)
 
     return run_stream(model, step, batches, carry, n=n, names=[it.name for it in source.items], store=store,
-                      piece=piece, every=every, discard=discard, progress=progress, stop=stop)
+                      piece=piece, every=every, discard=discard, progress=progress, stop=stop, mesh=mesh)
 
 
 # -- the natural pass of the trust measures --------------------------------------------------------

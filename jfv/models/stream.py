@@ -14,8 +14,12 @@ The pieces:
   ``model`` the parameter-free ``Model.static``; ``carry`` a pytree threaded from batch to batch
   (top-k states, or ``()``); ``outputs`` a dict of per-image arrays (B, ...). A step is a hashable
   value (a frozen dataclass), so equal steps share one compiled program.
-- ``apply(model, step, carry, batch)``: one batch through ``step``: one module-level program per
-  (``model.static``, step, shapes), the parameters an ordinary argument (nothing pinned).
+- ``apply(model, step, carry, batch, mesh=None)``: one batch through ``step``: one module-level
+  program per (``model.static``, step, shapes, mesh), the parameters an ordinary argument (nothing
+  pinned). With a ``jax.sharding.Mesh`` the batch axis is sharded over the mesh's first axis
+  (``NamedSharding``), the parameters and the carry replicated, and XLA partitions the step: each
+  device runs the model on its share of the batch; a carry that combines the batch (a top-k merge)
+  is computed on device from the gathered per-image scores, so the result is the one-device result.
 - ``State``: the host side of a pass: the carry, every output gathered into an array indexed by
   image id (NaN, or 0 for integers, where no image was read), which ids were consumed (``seen``)
   and read (``read``), their labels, the skipped images with reasons, the batches done. ``add``
@@ -43,6 +47,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Proto
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jfv.runtime import errors
 from jfv.runtime.jobs import Interrupted, StateError
@@ -86,12 +91,47 @@ def _apply(params, carry, images, ids, mask, *, model, step):
     return step(model, params, carry, images, ids, mask)
 
 
-def apply(model: Any, step: Step, carry: Any, batch: Any) -> tuple[Any, dict[str, Array]]:
+@functools.partial(jax.jit, static_argnames=("model", "step", "mesh"))
+def _apply_sharded(params, carry, images, ids, mask, *, model, step, mesh):
+    rep, data = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
+    carry, outputs = step(model, params, carry, images, ids, mask)
+    # the carry stays replicated and each image's outputs stay on the device that computed them, so
+    # the next batch meets the same shardings (one program) and nothing is gathered to one device
+    carry = jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, rep), carry)
+    outputs = {k: jax.lax.with_sharding_constraint(v, data) for k, v in outputs.items()}
+    return carry, outputs
+
+
+class ShardingError(ValueError):
+    """A batch that cannot be split evenly over the devices; the message names the fix."""
+
+
+def check_batch(batch_size: int, mesh: Mesh | None) -> None:
+    """Refuses a batch size the mesh's first axis does not divide, naming the sizes that fit."""
+    if mesh is None:
+        return
+    d = int(mesh.devices.shape[0])
+    if int(batch_size) % d:
+        up = -(-int(batch_size) // d) * d
+        raise ShardingError(f"batch_size={batch_size} does not split over {d} devices: use a multiple of {d} "
+                            f"(e.g. {up}), or fewer devices")
+
+
+def apply(model: Any, step: Step, carry: Any, batch: Any, mesh: Mesh | None = None) -> tuple[Any, dict[str, Array]]:
     """One batch through ``step``: (new carry, {name: per-image outputs (B, ...)}), one compiled program.
 
-    The images go in with their own dtype (uint8 stays uint8); ids as int32, the mask as bool."""
-    return _apply(model.params, carry, jnp.asarray(batch.images), jnp.asarray(batch.ids, jnp.int32),
-                  jnp.asarray(batch.mask, bool), model=model.static, step=step)
+    The images go in with their own dtype (uint8 stays uint8); ids as int32, the mask as bool. With a
+    ``mesh``, the batch is sharded over its first axis (B must divide evenly: ``check_batch``) and the
+    parameters and carry are replicated (module docstring)."""
+    images, ids, mask = batch.images, np.asarray(batch.ids, np.int32), np.asarray(batch.mask, bool)
+    if mesh is None:
+        return _apply(model.params, carry, jnp.asarray(images), jnp.asarray(ids), jnp.asarray(mask),
+                      model=model.static, step=step)
+    check_batch(len(ids), mesh)
+    rep, data = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
+    params, carry = jax.device_put((model.params, carry), rep)
+    images, ids, mask = jax.device_put((np.asarray(images), ids, mask), data)
+    return _apply_sharded(params, carry, images, ids, mask, model=model.static, step=step, mesh=mesh)
 
 
 # -- the host side ---------------------------------------------------------------------------------
@@ -231,7 +271,8 @@ class State:
 
 def run(model: Any, step: Step, stream: Iterable[Any] | Callable[[np.ndarray], Iterable[Any]], carry: Any = (), *,
         n: int | None = None, names: Sequence[str] | None = None, store: Store | None = None, piece: str = "pass",
-        every: int = 0, discard: bool = False, progress: Progress | None = None, stop: Any = None) -> State:
+        every: int = 0, discard: bool = False, progress: Progress | None = None, stop: Any = None,
+        mesh: Mesh | None = None) -> State:
     """Streams batches through ``step``, once each: the pass's ``State`` at the end.
 
     Args:
@@ -249,6 +290,8 @@ def run(model: Any, step: Step, stream: Iterable[Any] | Callable[[np.ndarray], I
         progress: ``progress(images consumed, n)`` before the first batch and after every batch.
         stop: an object with ``stop`` (bool), ``signum`` and ``name()`` (``jfv.runtime.jobs.StopFlag``),
             checked after every batch: the pass checkpoints (with a store) and raises ``Interrupted``.
+        mesh: shard each batch over this mesh's first axis (``apply``); the state, outputs and
+            checkpoints are the one-device pass's, so a pass may resume on another device count.
     """
     state = State(carry, n, names)
     if store is not None:
@@ -271,7 +314,7 @@ def run(model: Any, step: Step, stream: Iterable[Any] | Callable[[np.ndarray], I
     it: Iterator[Any] = iter(batches)
     try:
         for batch in it:
-            carry, outputs = apply(model, step, state.carry, batch)
+            carry, outputs = apply(model, step, state.carry, batch, mesh)
             state.add(batch, carry, outputs)
             if progress is not None:
                 progress(state.done, n)
@@ -315,14 +358,18 @@ def arrays(images: np.ndarray, batch: int) -> Callable[[np.ndarray], Iterator[Pa
     return stream
 
 
-def map_images(model: Any, step: Step, images: Any, batch: int, progress: Progress | None = None) -> dict[str, np.ndarray]:
+def map_images(model: Any, step: Step, images: Any, batch: int, progress: Progress | None = None,
+               mesh: Mesh | None = None) -> dict[str, np.ndarray]:
     """``step``'s outputs for every row of ``images`` (N, ...) held in memory: {name: (N, ...)}.
 
-    One compiled program for any N (fixed batches of ``batch``, the last padded); the carry is ``()``."""
+    One compiled program for any N (fixed batches of ``batch``, the last padded); the carry is ``()``;
+    ``mesh`` shards each batch (``apply``)."""
     images = np.asarray(images)
     if images.ndim < 1 or len(images) < 1:
         raise ValueError("map_images needs at least one image")
-    return run(model, step, arrays(images, batch), n=len(images), progress=progress).outputs
+    check_batch(batch, mesh)
+    return run(model, step, arrays(images, batch), n=len(images), progress=progress, mesh=mesh).outputs
 
 
-__all__ = ["PaddedBatch", "CheckpointMismatch", "State", "Step", "Store", "apply", "arrays", "map_images", "run"]
+__all__ = ["PaddedBatch", "CheckpointMismatch", "ShardingError", "State", "Step", "Store", "apply", "arrays",
+           "check_batch", "map_images", "run"]

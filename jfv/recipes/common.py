@@ -204,8 +204,9 @@ def _bytes(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
-def make_mesh(devices: int) -> Mesh | None:
-    """0 -> no mesh (default device); n > 0 -> the first n local devices; -1 -> all local devices.
+def make_mesh(devices: int, axis: str = "channels") -> Mesh | None:
+    """0 -> no mesh (default device); n > 0 -> the first n local devices; -1 -> all local devices,
+    as a one-axis mesh named ``axis`` (``channels`` for AM cells, ``batch`` for a dataset pass).
 
     Local: in a distributed job each process shards its own cells over its own devices."""
     check_int(devices, "devices", -1, meaning="-1 all, 0 none, n the first n")
@@ -218,7 +219,7 @@ def make_mesh(devices: int) -> Mesh | None:
             f"devices={devices} but only {len(available)} are visible ({available[0].platform}); "
             f"use devices <= {len(available)}, or -1 for all"
         )
-    return Mesh(np.array(available[:n]), ("channels",))
+    return Mesh(np.array(available[:n]), (axis,))
 
 
 def make_transforms(name: str, config: ml_collections.ConfigDict | None = None) -> transforms.Transform:

@@ -212,3 +212,85 @@ def test_a_stream_with_any_ids_grows_its_arrays(model):
     assert np.flatnonzero(state.read).tolist() == [3, 9, 40] and state.labels[[3, 9, 40]].tolist() == [0, 2, 1]
     assert state.done == 4 and state.skipped == [("gone.png", "OSError: no such file")]
     np.testing.assert_array_equal(state.outputs["means"][3], state.outputs["means"][40])  # the same image
+
+
+SHARDED = r'''
+import json, sys
+import numpy as np
+import jax
+from PIL import Image
+from jfv.analysis import datasets, passes, topk, embeddings
+from jfv.models import stream
+from jfv.recipes.common import make_mesh
+from tiny_model import tiny_model
+
+root = sys.argv[1]
+rng = np.random.default_rng(1)
+for i in range(22):
+    Image.fromarray((rng.uniform(size=(16 + i % 3, 16, 3)) * 255).astype(np.uint8)).save(f"{root}/{i:02d}.png")
+# ties: two copies of image 00 under other names, so the top-k must break ties by id as one device does
+for name in ("22.png", "23.png"):
+    Image.open(f"{root}/00.png").save(f"{root}/{name}")
+source = datasets.image_folder(root)
+model = tiny_model(seed=5)
+mesh = make_mesh(4, "batch")
+assert len(jax.devices()) == 4 and mesh.devices.size == 4
+
+def top(mesh, batch):
+    return passes.run(model, source, topk.Step(keep_scores=True), topk.init_states(model, ["conv1", "conv2"], 5),
+                      size=16, batch_size=batch, prefetch=0, mesh=mesh)
+
+one, four = top(None, 8), top(mesh, 8)
+sharding = None
+out = {"ids_equal": True, "positions_equal": True, "values": 0.0, "scores": 0.0}
+for layer in ("conv1", "conv2"):
+    for r in ("max", "mean"):
+        a, b = one.carry[layer][r], four.carry[layer][r]
+        out["ids_equal"] &= bool(np.array_equal(np.asarray(a.ids), np.asarray(b.ids)))
+        out["positions_equal"] &= bool(np.array_equal(np.asarray(a.positions), np.asarray(b.positions)))
+        out["values"] = max(out["values"], float(np.max(np.abs(np.asarray(a.values) - np.asarray(b.values)))))
+for k in one.outputs:
+    out["scores"] = max(out["scores"], float(np.nanmax(np.abs(one.outputs[k] - four.outputs[k]))))
+# the tie: images 00, 22 and 23 have equal scores everywhere; their order in any top-k is by id
+ids = np.asarray(four.carry["conv2"]["max"].ids)
+out["tie_order"] = all(list(row[np.isin(row, [0, 22, 23])]) == sorted(row[np.isin(row, [0, 22, 23])]) for row in ids)
+# per-image outputs in memory, sharded: equal to one device
+x = rng.uniform(size=(10, 16, 16, 3)).astype(np.float32)
+e1 = stream.map_images(model, embeddings.Pooled("conv2"), x, batch=4)
+e4 = stream.map_images(model, embeddings.Pooled("conv2"), x, batch=4, mesh=mesh)
+out["embeddings"] = max(float(np.max(np.abs(e1[k] - e4[k]))) for k in e1)
+# the carry stays replicated and the outputs sharded on the batch axis
+c, o = stream.apply(model, topk.Step(keep_scores=True), topk.init_states(model, ["conv1"], 5),
+                    stream.PaddedBatch(x[:8], np.arange(8, dtype=np.int32), np.full(8, -1, np.int32), np.ones(8, bool)), mesh)
+out["carry_replicated"] = all(a.sharding.is_fully_replicated for a in jax.tree.leaves(c))
+out["outputs_sharded"] = all(len(v.sharding.device_set) == 4 and not v.sharding.is_fully_replicated for v in o.values())
+try:
+    top(mesh, 6)
+    out["refused"] = ""
+except stream.ShardingError as e:
+    out["refused"] = str(e)
+print(json.dumps(out))
+'''
+
+
+def test_a_pass_sharded_over_four_fake_devices_equals_one_device(tmp_path):
+    """The batch axis over a 4-device mesh (NamedSharding): the same top-k ids and positions exactly
+    (ties broken by id, as on one device), scores to float tolerance, the carry replicated and the
+    per-image outputs left sharded; a batch the devices do not divide is refused naming the fix."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join([str(tests.parent), str(tests), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", SHARDED, str(tmp_path)], env=env, cwd=tests.parent,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["ids_equal"] and got["positions_equal"] and got["tie_order"], got
+    assert got["values"] < 1e-5 and got["scores"] < 1e-5 and got["embeddings"] < 1e-5, got
+    assert got["carry_replicated"] and got["outputs_sharded"], got
+    assert got["refused"] == "batch_size=6 does not split over 4 devices: use a multiple of 4 (e.g. 8), or fewer devices"

@@ -161,6 +161,8 @@ def _config(**overrides):
     ({"layers": "conv3_1,conv3_1"}, "names one twice"),
     ({"reductions": "max,median"}, "unknown reductions ['median']"),
     ({"layers": "conv9_9"}, "has no layer 'conv9_9'"),
+    ({"devices": 2}, "devices=2 but only 1 are visible"),
+    ({"devices": -2}, "devices must be an integer"),
 ])
 def test_bad_input_writes_nothing(tmp_path, overrides, message):
     (tmp_path / "empty").mkdir()

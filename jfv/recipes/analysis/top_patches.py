@@ -49,11 +49,11 @@ from jfv.runtime.outputs import (
 )
 from jfv.recipes import Recipe
 from jfv.recipes.analysis.patch_pictures import blocks_figure, hit_pictures, patch_size
-from jfv.recipes.common import JOB_FIXES, ConfigError, config_model, default_image, parse_channels, parse_list, report_skipped, run_info
+from jfv.recipes.common import JOB_FIXES, ConfigError, config_model, default_image, make_mesh, parse_channels, parse_list, report_skipped, run_info
 
 PASS = "pass"  # the piece name of the dataset pass
 # Config keys that change no output: they may differ between a run and its resume.
-RUN_KEYS = ("progress", "resume", "discard_state", "checkpoint_every", "prefetch_batches", "weights_dir",
+RUN_KEYS = ("progress", "resume", "discard_state", "checkpoint_every", "prefetch_batches", "weights_dir", "devices",
             "shared_dir", "project_batch")
 SHEET_COLUMNS = 3  # Zeiler & Fergus's Fig. 2 shows the top 9 as 3 x 3
 
@@ -71,6 +71,11 @@ def check(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"checkpoint_every must be >= 0 batches (0: only on SIGTERM/SIGINT), got {config.checkpoint_every}")
     if int(config.patch_px) < 0 or int(config.limit) < 0:
         raise ConfigError("patch_px and limit must be >= 0 (0: the receptive field's size / every image)")
+    mesh = make_mesh(int(config.get("devices", 0)), "batch")
+    if mesh is not None and int(config.batch_size) % mesh.devices.size:
+        d = mesh.devices.size
+        raise ConfigError(f"batch_size={config.batch_size} does not split over devices={config.devices} ({d} devices): "
+                          f"use a multiple of {d}, e.g. {-(-int(config.batch_size) // d) * d}")
     reductions = parse_list(config.reductions, "reductions", "max,mean")
     bad = [r for r in reductions if r not in topk.REDUCTIONS]
     if bad:
@@ -170,7 +175,8 @@ def run_pass(job: Job, model, source, layers, reductions, config, flag: StopFlag
                           size=int(config.image_size), batch_size=int(config.batch_size),
                           prefetch=int(config.prefetch_batches), store=job, piece=PASS,
                           every=int(config.checkpoint_every), discard=config.discard_state,
-                          progress=progress if config.progress else None, stop=flag)
+                          progress=progress if config.progress else None, stop=flag,
+                          mesh=make_mesh(int(config.get("devices", 0)), "batch"))
     except passes.CheckpointMismatch:
         raise StateError(f"the in-flight checkpoint {job.state_path(PASS)} does not fit this job (other layers, k or "
                          f"data); re-run with {job.fixes['discard_state']} to start the pass again") from None
