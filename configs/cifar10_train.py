@@ -34,6 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.whiten_bias_epochs = 3  # with whiten_split: the epochs its bias trains before it holds (airbench: 3)
     c.train_per_class = 5000  # training images per class (<= 5000: the whole train split)
     c.test_per_class = 1000  # test images per class (<= 1000: the whole test split)
+    # training images per class held out for validation (choose settings on it: the test split is
+    # then read once, at the last epoch); 0: train on all train_per_class, evaluate on test each epoch
+    c.val_per_class = 0
     c.epochs = 16  # 28 minutes on a 2-core CPU, 89.29% (benchmarks/train.md)
     c.batch_size = 1024
     c.learning_rate = 1.3  # peak, for the batch-mean loss
@@ -56,6 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.am_steps = 64  # AM steps for those images (0: first-layer filters only)
     c.keep_checkpoints = 2  # end-of-epoch checkpoints kept in <workdir>/checkpoints
     c.eval_batch_size = 500
+    c.devices = 0  # data parallel over local devices: 0 the default device, n the first n, -1 all (batch_size a multiple)
     c.resume = True  # False: move the workdir's earlier outputs aside and start over
     c.progress = True
     return c

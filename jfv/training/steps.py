@@ -16,6 +16,8 @@ Pure pieces the ``train`` recipe composes (and a notebook can too):
 - ``make_step``: one jitted training step, ``(state, data, indices, key) -> (state, (loss, correct))``;
   the whole training set stays on the device and a step gathers its batch by index. Options: hold
   named parameters (no gradient, no update) and train on smaller crops (progressive resizing).
+- ``class_balanced``, ``holdout``: a sample with every class in proportion (the whitening layer's
+  fitting images), and a class-balanced validation split disjoint from training.
 - ``epoch_order``, ``batch_key``: the data order and augmentation of epoch e depend only on
   (seed, e), so an epoch resumed from a checkpoint repeats exactly.
 - ``evaluate``: accuracy and mean loss, optionally with test-time augmentation (``tta_logits``:
@@ -35,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 Array = jax.Array
 SCHEDULES = ("triangular", "cosine", "constant")
@@ -192,17 +195,27 @@ def lookahead_update(state: TrainState, decay: Array, every: int = LOOKAHEAD_EVE
     return state._replace(params=params, batch_stats=stats, slow=slow)
 
 
-def finish_lookahead(state: TrainState) -> TrainState:
-    """The end of training: the fast weights become the slow ones (airbench's ``decay=1.0``)."""
+def finish_lookahead(state: TrainState, decay: Array | float | None = None, every: int = LOOKAHEAD_EVERY) -> TrainState:
+    """The end of training: the fast weights become the slow ones.
+
+    With ``decay=None`` this is airbench's ending (``update(decay=1.0)``): the steps taken since the
+    last update (``step % every`` of them) are dropped. With a ``decay`` (the recipe passes
+    ``lookahead_decay(total, total)``), those steps are not lost: when ``step % every != 0`` the
+    slow copy first moves ``1 - decay`` of the way to the fast weights, as a full window would.
+    """
     if state.slow is None:
         return state
+    if decay is not None:
+        pending = jnp.asarray(state.step) % every != 0
+        moved = jax.tree.map(lambda s, f: s + (1.0 - decay) * (f - s), state.slow, (state.params, state.batch_stats))
+        state = state._replace(slow=jax.tree.map(lambda m, s: jnp.where(pending, m, s), moved, state.slow))
     params, stats = state.slow
     return state._replace(params=params, batch_stats=stats)
 
 
 def make_step(module: nn.Module, tx: optax.GradientTransformation, label_smoothing: float = 0.0,
               translate: int = 2, flip: bool = True, total_steps: int = 0, hold: Sequence[str] = (),
-              size: int | None = None) -> Callable:
+              size: int | None = None, mesh: Mesh | None = None) -> Callable:
     """The jitted step ``(state, images, labels, indices, key, mirror=None) -> (state, (loss, correct))``.
 
     ``images`` (N, H, W, 3) uint8 and ``labels`` (N,) stay on the device; ``indices`` (B,) picks the
@@ -213,8 +226,19 @@ def make_step(module: nn.Module, tx: optax.GradientTransformation, label_smoothi
     values: no gradient reaches them (so none is computed for them) and their update is zero, as
     for a torch parameter with ``requires_grad=False`` (airbench freezes the whitening bias so).
     ``size`` trains on random ``size`` x ``size`` crops (``augment``).
+
+    Data parallel: with a ``mesh`` the batch is sharded over its first axis (B a multiple of its
+    size) and the state replicated. XLA partitions the step, so each device runs its share of the
+    batch and the mean loss, its gradients and the BatchNorm statistics are reductions over the
+    global batch: the numbers are one device's with the same global batch, to float tolerance.
     """
     hold = tuple(hold)
+    if mesh is not None:
+        data, replicated = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])), NamedSharding(mesh, PartitionSpec())
+        shard = lambda a: jax.lax.with_sharding_constraint(a, data)  # noqa: E731
+        replicate = lambda tree: jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, replicated), tree)  # noqa: E731
+    else:
+        shard = replicate = lambda a: a  # noqa: E731
 
     def loss_fn(params, batch_stats, x, y):
         if hold:
@@ -228,8 +252,8 @@ def make_step(module: nn.Module, tx: optax.GradientTransformation, label_smoothi
     def step(state: TrainState, images, labels, indices, key, mirror=None):
         if state.slow is not None and total_steps < 1:
             raise ValueError("a state with lookahead needs make_step(..., total_steps=the run's steps) for its schedule")
-        x = augment(key, images[indices], translate, flip, mirror, size)
-        y = labels[indices]
+        x = augment(key, shard(images[indices]), translate, flip, None if mirror is None else shard(mirror), size)
+        y = shard(labels[indices])
         (loss, (stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.batch_stats, x, y)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         if hold:
@@ -240,9 +264,49 @@ def make_step(module: nn.Module, tx: optax.GradientTransformation, label_smoothi
         new = TrainState(params, stats, opt_state, state.step + 1, state.slow)
         if state.slow is not None:
             new = lookahead_update(new, lookahead_decay(new.step, total_steps))
-        return new, (loss, correct)
+        return replicate(new), (loss, correct)
 
     return step
+
+
+def class_balanced(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``n`` images (all, when ``n`` >= their count) holding every class in
+    proportion to its share of ``labels`` (largest remainders round), drawn at random within each
+    class with a generator fixed by ``seed``.
+
+    The whitening layer is fitted on such a sample: the CIFAR-10 archive is read class-major, so its
+    first 5,000 images are all airplanes.
+    """
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    share = counts * (int(n) / len(labels))
+    take = np.floor(share).astype(int)
+    take[np.argsort(-(share - take), kind="stable")[: int(n) - int(take.sum())]] += 1
+    rng = np.random.default_rng([int(seed), 0x5A4D])
+    picked = [rng.choice(np.flatnonzero(labels == c), k, replace=False) for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(picked)).astype(np.int64)
+
+
+VALIDATION_SEED = 0x0A11  # one validation split for every seed, so seeds are compared on the same images
+
+
+def holdout(labels: np.ndarray, per_class: int, seed: int = VALIDATION_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices), both sorted and disjoint: ``per_class`` images of every
+    class, drawn at random (fixed by ``seed``), are held out for validation; the rest train."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([int(seed), 0x7A1])
+    val = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        if int(per_class) >= len(members):
+            raise ValueError(f"cannot hold out {per_class} images of class {c}: it has {len(members)}")
+        val.append(rng.choice(members, int(per_class), replace=False))
+    val_idx = np.sort(np.concatenate(val)).astype(np.int64) if val else np.zeros(0, np.int64)
+    keep = np.ones(len(labels), bool)
+    keep[val_idx] = False
+    return np.flatnonzero(keep).astype(np.int64), val_idx
 
 
 def epoch_order(seed: int, epoch: int, n: int, batch_size: int) -> np.ndarray:
@@ -330,5 +394,6 @@ class DivergedError(ValueError):
     """The training loss became non-finite; the message names the epoch and the fix."""
 
 
-__all__ = ["DivergedError", "Evaluation", "FLIPS", "SCHEDULES", "TrainState", "augment", "batch_key", "cross_entropy", "epoch_mirror", "epoch_order", "evaluate",
+__all__ = ["DivergedError", "Evaluation", "FLIPS", "SCHEDULES", "TrainState", "VALIDATION_SEED", "augment", "batch_key",
+           "class_balanced", "cross_entropy", "holdout", "epoch_mirror", "epoch_order", "evaluate",
            "init_state", "lr_schedule", "lookahead_decay", "lookahead_update", "finish_lookahead", "make_eval", "make_step", "optimiser", "param_groups", "TTA_LEVELS", "tta_logits"]

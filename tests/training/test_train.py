@@ -177,6 +177,92 @@ def test_lookahead_by_hand():
     assert training.lookahead_update(state._replace(slow=None), 0.5) == state._replace(slow=None)
 
 
+def test_finishing_lookahead_folds_in_the_steps_since_the_last_update():
+    """At the end, steps % 5 fast steps are not dropped: the slow copy moves (1 - decay) towards the
+    fast weights first; at a multiple of 5 (nothing pending) finishing only copies, as airbench."""
+    fast = ({"w": jnp.asarray([2.0, 4.0])}, {"bn": {"mean": jnp.asarray([1.0])}})
+    slow = ({"w": jnp.asarray([0.0, 0.0])}, {"bn": {"mean": jnp.asarray([3.0])}})
+    pending = training.TrainState(fast[0], fast[1], (), jnp.int32(768), slow)  # 768 % 5 = 3 steps pending
+    done = training.finish_lookahead(pending, jnp.float32(0.25))
+    np.testing.assert_allclose(done.params["w"], [1.5, 3.0])
+    np.testing.assert_allclose(done.batch_stats["bn"]["mean"], [1.5])
+    np.testing.assert_array_equal(training.finish_lookahead(pending).params["w"], [0.0, 0.0])  # airbench drops them
+    aligned = training.finish_lookahead(pending._replace(step=jnp.int32(765)), jnp.float32(0.25))
+    np.testing.assert_array_equal(aligned.params["w"], [0.0, 0.0])
+    np.testing.assert_array_equal(aligned.batch_stats["bn"]["mean"], [3.0])
+
+
+def test_class_balanced_samples_every_class_in_proportion():
+    labels = np.repeat(np.arange(10), [5000] * 9 + [2500])  # class-major, as the archive is read
+    idx = training.class_balanced(labels, 5000, seed=3)
+    counts = np.bincount(labels[idx], minlength=10)
+    assert len(idx) == 5000 and len(set(idx.tolist())) == 5000 and np.all(np.diff(idx) > 0)
+    # 5000 x (5000 / 47500) = 526.3 per full class and 263.2 for the last; the 3 largest remainders round up
+    np.testing.assert_array_equal(counts, [527] * 3 + [526] * 6 + [263])
+    np.testing.assert_array_equal(idx, training.class_balanced(labels, 5000, seed=3))  # same seed, same sample
+    assert not np.array_equal(idx, training.class_balanced(labels, 5000, seed=4))
+    np.testing.assert_array_equal(training.class_balanced(labels[:100], 5000), np.arange(100))  # fewer: all
+
+
+def test_the_whitening_layer_is_fitted_on_every_class():
+    """The bug this guards against: fitted on the first images of a class-major set (one class), the
+    whitened outputs of the whole training set reach variances far above 1; fitted as the recipe
+    does, on a class-balanced sample, they stay at or under 1."""
+    from jfv.recipes.training import train as recipe
+
+    rng = np.random.default_rng(0)
+    per_class = 600
+    labels = np.repeat(np.arange(10), per_class)
+    # each class its own colour cast and contrast, so one class's patch covariance misleads
+    base = rng.normal(0, 1, (len(labels), 32, 32, 3))
+    cast = rng.uniform(-60, 60, (10, 3))[labels][:, None, None, :]
+    contrast = np.linspace(8, 50, 10)[labels][:, None, None, None]
+    images = np.clip(128 + cast + contrast * base, 0, 255).astype(np.uint8)
+    config = tiny_config(widths="8,16")
+    module = recipe.build_module(config)[0]
+    params = recipe.initial_params(config, module, jax.random.key(0), images, labels)
+    sample = training.class_balanced(labels, recipe.WHITEN_SAMPLE, int(config.seed))
+    expected = convnet.whitening_kernel(images[sample])
+    np.testing.assert_allclose(np.asarray(params["whiten"]["kernel"])[..., :12], expected, rtol=1e-6, atol=1e-6)
+
+    def out_variance(kernel):
+        x = (images / 255.0 - np.asarray(convnet.CIFAR10_MEAN)) / np.asarray(convnet.CIFAR10_STD)
+        patches = np.stack([x[:, i:31 + i, j:31 + j] for i in range(2) for j in range(2)], axis=3).reshape(-1, 12)
+        return (patches @ np.asarray(kernel, np.float64).reshape(12, 12)).var(0)
+
+    assert out_variance(expected).max() <= 1.01
+    assert out_variance(convnet.whitening_kernel(images[:recipe.WHITEN_SAMPLE])).max() > 1.5  # the old fit
+
+
+def test_the_validation_split_is_class_balanced_fixed_and_disjoint_from_training():
+    labels = np.repeat(np.arange(10), 50)
+    keep, held = training.holdout(labels, 5)
+    assert len(set(keep.tolist()) & set(held.tolist())) == 0 and len(keep) + len(held) == 500
+    np.testing.assert_array_equal(np.bincount(labels[held], minlength=10), [5] * 10)
+    k2, h2 = training.holdout(labels, 5)
+    np.testing.assert_array_equal(held, h2)  # one split for every seed
+    assert not np.array_equal(held, np.concatenate([np.arange(c * 50, c * 50 + 5) for c in range(10)]))  # random
+    with pytest.raises(ValueError, match="cannot hold out 50 images"):
+        training.holdout(labels, 50)
+
+
+def test_a_run_with_validation_reads_the_test_split_once_at_the_end(shared, tmp_path):
+    from jfv.recipes.training import train as recipe
+
+    config = tiny_config(val_per_class=4, am_steps=0)
+    data = recipe.load_data(config)
+    digest = lambda x: {im.tobytes() for im in x}  # noqa: E731
+    assert len(data.train[0]) == 160 and len(data.val[0]) == 40
+    assert not digest(data.train[0]) & digest(data.val[0])  # no validation image is trained on
+    np.testing.assert_array_equal(np.bincount(data.val[1], minlength=10), [4] * 10)
+    manifest = recipe.run(config, str(tmp_path / "run"))
+    first, last = manifest["epochs"]
+    assert first["val_accuracy"] is not None and first["test_accuracy"] is None and first["test_loss"] is None
+    assert None not in (last["val_accuracy"], last["val_accuracy_tta2"], last["test_accuracy"], last["test_accuracy_tta2"])
+    assert manifest["data"]["validation_images"] == 40 and manifest["data"]["train_images"] == 160
+    assert "val_per_class" in recipe.settings_of(config) and "val_per_class" not in recipe.settings_of(tiny_config())
+
+
 def test_step_with_lookahead_is_the_plain_step_then_the_update():
     module = convnet.ConvNet(widths=(4,), train=True)
     params = convnet.initialise(module, jax.random.key(0), np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3)))
@@ -509,7 +595,12 @@ def test_the_tiny_recipe_writes_every_output_and_a_loadable_model(trained):
                  "manifest.json", "cifar_convnet/manifest.json", "evolution/filters_0000.png", "evolution/am_0002.png"):
         assert (workdir / name).exists(), name
     rows = (workdir / "metrics.csv").read_text().splitlines()
-    assert rows[0].startswith("epoch,learning_rate,train_loss,train_accuracy,test_loss,test_accuracy") and len(rows) == 3
+    # one protocol a column: plain evaluation every epoch, the test-time augmented one at the last only
+    assert rows[0] == ("epoch,learning_rate,weights,train_loss,train_accuracy,test_loss,test_accuracy,"
+                       "test_accuracy_tta2,seconds,images_per_second") and len(rows) == 3
+    first, last = (dict(zip(rows[0].split(","), r.split(","))) for r in rows[1:])
+    assert (first["weights"], last["weights"]) == ("fast", "lookahead")
+    assert first["test_accuracy_tta2"] == "" and last["test_accuracy_tta2"] != "" and first["test_accuracy"] != ""
     assert manifest["complete"] and len(manifest["epochs"]) == 2
     model = models.load("cifar_convnet", weights_dir=workdir)
     assert model.layers["conv4"] == 16 and model.labels[0] == "airplane"
@@ -518,8 +609,10 @@ def test_the_tiny_recipe_writes_every_output_and_a_loadable_model(trained):
 
     data = datasets.cifar10_subsets(datasets.shared_dir() / datasets.CIFAR10_ARCHIVE, {"test": 5})
     x, y = data["test"]
-    ev = training.make_eval(model.apply, tta=tiny_config().tta)
-    assert training.evaluate(ev, model.params, x, y).accuracy == pytest.approx(manifest["epochs"][-1]["test_accuracy"])
+    for tta, column in ((tiny_config().tta, "test_accuracy_tta2"), (0, "test_accuracy")):
+        ev = training.make_eval(model.apply, tta=tta)
+        assert training.evaluate(ev, model.params, x, y).accuracy == pytest.approx(manifest["epochs"][-1][column])
+    assert manifest["model"]["test_accuracy"] == manifest["epochs"][-1]["test_accuracy_tta2"]
     # the montage has one row per epoch (initialisation + 2)
     from PIL import Image
 
@@ -611,6 +704,8 @@ def test_settings_leave_out_the_options_that_are_off():
     ("--config.whiten_split=True --config.whiten=False", "whiten_split=True needs the whitening layer"),
     ("--config.small_epochs=2", "small_epochs must be an integer in 0..1"),
     ("--config.small_size=4", "small_size must be an integer in 8..32"),
+    ("--config.val_per_class=20", "val_per_class must be an integer in 0..19"),
+    ("--config.val_per_class=16", "batch_size=50 is larger than the 40 training images"),
 ])
 def test_bad_settings_are_one_line_and_status_2(tmp_path, override, fragment):
     extra = ["--config.padding=False"] if "widths" in override else []
@@ -704,3 +799,92 @@ def test_sensitivity_maps_are_the_true_class_probability_under_the_square(traine
     p = np.asarray(jax.nn.softmax(model(jnp.asarray(img[None]))["logits"]))[0, y[3]]
     assert maps["maps"][3, 1, 2] == pytest.approx(float(p), abs=1e-5)
     assert (tmp_path / "s" / "sensitivity.png").exists() and (tmp_path / "s" / "results.csv").exists()
+
+
+DATA_PARALLEL = r'''
+import json, sys
+import jax, jax.numpy as jnp, numpy as np
+from jfv import training
+from jfv.models import convnet
+from jfv.recipes.common import make_mesh
+
+mesh = make_mesh(4, "batch")
+module = convnet.ConvNet(widths=(8, 16), batch_norm=True, padding=True, whiten=False, train=True)
+rng = np.random.default_rng(0)
+images = rng.integers(0, 256, (96, 32, 32, 3), dtype=np.uint8)
+labels = rng.integers(0, 10, 96).astype(np.int32)
+sched = training.lr_schedule("triangular", 0.2, 20)
+tx = training.optimiser(sched, 0.85, True, 5e-4, 4.0)
+out = {}
+for lookahead in (False, True):
+    results = []
+    for m in (None, mesh):
+        state = training.init_state(module, jax.random.key(0), tx, lookahead=lookahead)
+        step = training.make_step(module, tx, 0.2, 2, True, total_steps=20, mesh=m)
+        losses = []
+        for i in range(20):
+            order = training.epoch_order(0, i // 3, 96, 32)[i % 3]
+            state, (loss, _) = step(state, jnp.asarray(images), jnp.asarray(labels), jnp.asarray(order),
+                                    training.batch_key(0, 0, i))
+            losses.append(float(loss))
+        results.append((state, losses))
+    (s1, l1), (s4, l4) = results
+    diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves((s1.params, s1.batch_stats)),
+                                                               jax.tree.leaves((s4.params, s4.batch_stats))))
+    scale = max(float(jnp.max(jnp.abs(a))) for a in jax.tree.leaves(s1.params))
+    out[f"lookahead={lookahead}"] = {"params": diff, "scale": scale, "loss": max(abs(a - b) for a, b in zip(l1, l4)), "first_loss": abs(l1[0] - l4[0]),
+                                     "replicated": all(a.sharding.is_fully_replicated for a in jax.tree.leaves(s4.params)),
+                                     "devices": len(jax.tree.leaves(s4.params)[0].sharding.device_set)}
+# the control: batch norm on each device's quarter of the batch (what a data-parallel step must not do)
+state = training.init_state(module, jax.random.key(0), tx)
+x = jnp.asarray(images[:32], jnp.float32) / 255
+def loss_of(xs, ys):
+    logits = module.apply({"params": state.params, "batch_stats": state.batch_stats}, xs, mutable=["batch_stats"])[0]["logits"]
+    return float(training.cross_entropy(logits, jnp.asarray(ys)))
+whole = loss_of(x, labels[:32])
+out["per_device_bn_loss_gap"] = abs(whole - np.mean([loss_of(x[i:i + 8], labels[i:i + 8]) for i in range(0, 32, 8)]))
+print(json.dumps(out))
+'''
+
+
+def test_data_parallel_training_on_four_fake_devices_equals_one_device():
+    """20 steps with BatchNorm (statistics over the global batch), with and without lookahead: the
+    batch sharded over 4 devices gives one device's losses, parameters and running statistics to
+    float tolerance, and the state stays replicated on all four."""
+    import json
+    import os
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", DATA_PARALLEL], env=env, cwd=REPO, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    gap = got.pop("per_device_bn_loss_gap")
+    for case in got.values():
+        assert case["replicated"] and case["devices"] == 4, got
+        # float reassociation over 20 SGD steps: ~1e-5 in the loss, ~2e-4 of the largest parameter
+        assert case["loss"] < 1e-4 and case["params"] < 1e-3 * max(case["scale"], 1.0), got
+    # the first step's loss agrees to rounding; batch norm on each device's quarter instead of the
+    # global batch (what a data-parallel step must not do) would move it by far more
+    assert max(case["first_loss"] for case in got.values()) < 1e-5 < gap / 10, (got, gap)
+
+
+def test_data_parallel_recipe_states_its_batches_and_refuses_an_uneven_split(shared, tmp_path):
+    import json
+    import os
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    base = [sys.executable, "-m", "jfv", "--config=configs/cifar10_train_tiny.py", "--config.epochs=1",
+            "--config.small_epochs=0", "--config.am_steps=0", "--config.devices=4"]
+    bad = subprocess.run(base + [f"--workdir={tmp_path / 'bad'}"], env=env, cwd=REPO, capture_output=True, text=True,
+                         timeout=600)
+    assert bad.returncode == 2 and "batch_size=50 does not split over devices=4 (4 devices): use a multiple of 4, e.g. 52" \
+        in bad.stderr and "Traceback" not in bad.stderr, bad.stderr[-2000:]
+    assert not (tmp_path / "bad" / "job.json").exists()
+    ok = subprocess.run(base + [f"--workdir={tmp_path / 'ok'}", "--config.batch_size=40"], env=env, cwd=REPO,
+                        capture_output=True, text=True, timeout=900)
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    manifest = json.loads((tmp_path / "ok" / "manifest.json").read_text())
+    assert manifest["batch"] == {"global": 40, "devices": 4, "per_device": 10}
+    assert 0.0 <= manifest["model"]["test_accuracy"] <= 1.0

@@ -15,22 +15,43 @@ from jfv.runtime.outputs import GALLERY_CSS, header_table, write_run
 from jfv.recipes.common import run_info
 
 
+def result_accuracy(row: dict) -> float | None:
+    """A run's headline test accuracy from its last ``metrics.csv`` row: the test-time augmented
+    column when there is one, else the plain one (None where the test split was not read)."""
+    tta = [k for k in row if k.startswith("test_accuracy_tta") and row[k] is not None]
+    return row[tta[0]] if tta else row.get("test_accuracy")
+
+
+def columns(rows: list[dict]) -> list[str]:
+    """Every column of ``rows`` in first-seen order (a run resumed across versions may add some)."""
+    return list(dict.fromkeys(k for r in rows for k in r))
+
+
 def write_metrics(job: Job, rows: list[dict]) -> None:
     buf = io.StringIO()
     if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w = csv.DictWriter(buf, fieldnames=columns(rows), restval="")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows([{k: ("" if v is None else v) for k, v in r.items()} for r in rows])
     job.write_text("metrics.csv", buf.getvalue())
     plt = figures.pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
     ep = [r["epoch"] for r in rows]
+    held = "val" if any(r.get("val_accuracy") is not None for r in rows) else "test"
+
+    def series(key):
+        pts = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
+        return [e for e, _ in pts], [v for _, v in pts]
+
     axes[0].plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
-    axes[0].plot(ep, [r["test_loss"] for r in rows], "o-", label="test")
-    axes[0].set_title("loss")
-    axes[1].plot(ep, [r["train_accuracy"] for r in rows], "o-", label="train")
-    axes[1].plot(ep, [r["test_accuracy"] for r in rows], "o-", label="test")
+    axes[0].plot(*series(f"{held}_loss"), "o-", label=held)
+    axes[0].set_title("loss (plain evaluation)")
+    axes[1].plot(ep, [r["train_accuracy"] for r in rows], "o-", label="train (augmented)")
+    axes[1].plot(*series(f"{held}_accuracy"), "o-", label=held)
+    for k in columns(rows):
+        if "_accuracy_tta" in k:
+            axes[1].plot(*series(k), "s", label=k.replace("_accuracy_", " ").replace("tta", "TTA "))
     axes[1].set_title("accuracy")
     axes[2].plot(ep, [r["learning_rate"] for r in rows], "o-")
     axes[2].set_title("learning rate (end of epoch)")
@@ -56,8 +77,11 @@ def write_summary(job: Job, config, arch: str, rows: list[dict], start: float, c
                 "settings": config.to_dict(), "gallery": "index.html", **extra}
     manifest.update(run_info(start))
     last = rows[-1] if rows else {}
+    val = [k for k in ("val_accuracy_tta" + str(config.tta), "val_accuracy") if last.get(k) is not None]
+    test = result_accuracy(last) if last else None
     header = {"arch": arch, "epochs done": f"{len(rows)} of {config.epochs}",
-              "test accuracy": last.get("test_accuracy", "-"), "batch size": config.batch_size,
+              **({"validation accuracy": last[val[0]]} if val else {}),
+              "test accuracy": "-" if test is None else test, "batch size": config.batch_size,
               "learning rate": f"{config.learning_rate} ({config.schedule})", "seed": config.seed}
     images = [("metrics.png", "loss, accuracy and learning rate per epoch"),
               ("filters_over_time.png", "first-layer filters, one row per epoch (top: initialisation)"),

@@ -3,7 +3,9 @@
 ``python -m jfv --config=configs/cifar10_train.py --workdir=DIR`` trains ``arch`` (the ``convnet``
 of ``jfv.models.convnet``, or ``cifar_resnet20`` / 32 / 44 / 56) on the CIFAR-10 JPEG archive in the
 shared folder with SGD, a learning-rate schedule, weight decay, label smoothing and crop / flip
-augmentation (``jfv.training``), and evaluates on the test split after every epoch.
+augmentation (``jfv.training``), and evaluates after every epoch: on the test split, or, with
+``val_per_class`` > 0, on that many training images per class held out (``training.holdout``), the
+test split then being read once, at the last epoch, so that settings are chosen on validation.
 
 Workdir policy (``jfv.runtime.jobs``): ``job.json`` holds every setting that changes the weights; the same
 command on the same DIR resumes, other settings are refused with the differing keys.
@@ -15,8 +17,11 @@ weights as an uninterrupted one. A corrupt checkpoint is named, with the fix; no
 Writes into DIR: ``<arch>/`` (the trained network, ``cifar_convnet/`` or ``cifar_resnet20/``:
 ``jfv.models.load(<arch>, weights_dir=DIR)`` like any other model, so every AM, attribution and
 atlas recipe runs on it with ``--config.model=<arch> --config.weights_dir=DIR``), ``metrics.csv``
-(epoch, learning rate, train loss and accuracy, test loss and accuracy, seconds, images per
-second), ``metrics.png``, ``evolution/`` (each epoch's first-layer filters and an AM image of one
+(one row an epoch, one protocol a column: ``weights`` says which weights were evaluated,
+``fast`` or, at the last epoch with lookahead, ``lookahead``; ``<split>_loss`` / ``<split>_accuracy``
+evaluate them plainly, one forward pass an image, every epoch; ``<split>_accuracy_tta<k>`` with
+test-time augmentation level k, at the last epoch only; ``test_*`` with a validation split only
+at the last epoch), ``metrics.png``, ``evolution/`` (each epoch's first-layer filters and an AM image of one
 tracked filter per layer; epoch 0 is the initialisation), ``filters_over_time.png`` and
 ``am_over_time.png`` (epochs down, filters / layers across), ``records/``, ``index.html`` and
 ``manifest.json``.
@@ -45,14 +50,14 @@ from jfv.models import cifar_resnet, convnet
 from jfv.models.resnet import merge_batch_stats
 from jfv.models.weights import save
 from jfv.runtime.outputs import check_workdir, sprite
-from jfv.recipes.common import JOB_FIXES, ConfigError, shared_folder, check_int, check_positive, check_seed, job_settings
+from jfv.recipes.common import JOB_FIXES, ConfigError, make_mesh, shared_folder, check_int, check_positive, check_seed, job_settings
 from jfv.training import DivergedError  # noqa: F401  (raised here; its home is the library)
 from jfv.recipes import Recipe
-from jfv.recipes.training.report import write_epoch, write_summary
+from jfv.recipes.training.report import result_accuracy, write_epoch, write_summary
 
 ARCHS = ("convnet",) + tuple(e.name for e in cifar_resnet.ENTRIES)
 # Config keys that change nothing the run computes: they may differ between a run and its resume.
-RUN_KEYS = ("progress", "resume", "shared_dir", "keep_checkpoints", "eval_batch_size")
+RUN_KEYS = ("progress", "resume", "shared_dir", "keep_checkpoints", "eval_batch_size", "devices")
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -112,6 +117,8 @@ def check(config) -> None:
     check_int(config.translate, "translate", 0, 8, "pixels of random shift each way")
     check_int(config.train_per_class, "train_per_class", 1, datasets.CIFAR10_PER_CLASS["train"])
     check_int(config.test_per_class, "test_per_class", 1, datasets.CIFAR10_PER_CLASS["test"])
+    check_int(config.get("val_per_class", 0), "val_per_class", 0, int(config.train_per_class) - 1,
+              "training images per class held out for validation (0: none, evaluate on the test split)")
     check_int(config.keep_checkpoints, "keep_checkpoints", 1)
     check_int(config.am_steps, "am_steps", 0, meaning="0 skips the AM snapshots")
     check_int(config.get("whiten_bias_epochs", 0), "whiten_bias_epochs", 0,
@@ -123,10 +130,15 @@ def check(config) -> None:
     if config.tta not in (*training.TTA_LEVELS, True, False):
         raise ConfigError(f"tta must be 0 (none), 1 (mirror) or 2 (mirror and 1-pixel shifts, as airbench), "
                           f"got {config.tta!r}")
-    n = 10 * int(config.train_per_class)
+    mesh = make_mesh(int(config.get("devices", 0)), "batch")
+    if mesh is not None and int(config.batch_size) % mesh.devices.size:
+        d = mesh.devices.size
+        raise ConfigError(f"batch_size={config.batch_size} does not split over devices={config.devices} ({d} devices): "
+                          f"use a multiple of {d}, e.g. {-(-int(config.batch_size) // d) * d}")
+    n = 10 * (int(config.train_per_class) - int(config.get("val_per_class", 0)))
     if int(config.batch_size) > n:
         raise ConfigError(f"batch_size={config.batch_size} is larger than the {n} training images "
-                          f"(10 x train_per_class): use batch_size <= {n}")
+                          f"(10 x (train_per_class - val_per_class)): use batch_size <= {n}")
 
 
 def settings_of(config) -> dict:
@@ -134,6 +146,8 @@ def settings_of(config) -> dict:
     whitening and progressive resizing while those are off or do not apply (so that a run recorded
     before they existed still resumes, and their details count only where they act)."""
     settings = job_settings(config, RUN_KEYS)
+    if not settings.get("val_per_class"):
+        settings.pop("val_per_class", None)
     for switch, details in (("whiten_split", ("whiten_bias_epochs",)), ("small_epochs", ("small_size",))):
         if not settings.get(switch) or (switch == "whiten_split" and settings.get("arch") != "convnet"):
             for key in (switch, *details):
@@ -186,7 +200,18 @@ class Snapshots:
 # -- the run -------------------------------------------------------------------------------------
 
 
-def load_data(config):
+class Data(NamedTuple):
+    """A run's images: (uint8 images, labels) per split; ``val`` is None without a validation split."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray] | None
+    test: tuple[np.ndarray, np.ndarray]
+    archive: Any
+
+
+def load_data(config) -> Data:
+    """The training and test images of the archive, with ``val_per_class`` of each class's training
+    images held out for validation (the same images for every seed)."""
     shared = shared_folder(config)
     archive = shared / datasets.CIFAR10_ARCHIVE
     if not archive.is_file():
@@ -194,12 +219,23 @@ def load_data(config):
             f"CIFAR-10 archive not found at {archive}: put cifar10-jpeg.tar.gz there, or point "
             f"--config.shared_dir (or $JFV_SHARED) at the folder that holds data/cifar10/")
     data = datasets.cifar10_subsets(archive, {"train": config.train_per_class, "test": config.test_per_class})
-    return data["train"], data["test"], archive
+    (x, y), val = data["train"], None
+    if int(config.get("val_per_class", 0)):
+        keep, held = training.holdout(y, int(config.val_per_class))
+        (x, y), val = (x[keep], y[keep]), (x[held], y[held])
+    return Data((x, y), val, data["test"], archive)
 
 
-def initial_params(config, module, key, train_images):
+WHITEN_SAMPLE = 5000  # training images the whitening layer is fitted on (airbench: 5,000)
+
+
+def initial_params(config, module, key, train_images, train_labels):
+    """The starting parameters; the convnet's whitening layer is fitted on ``WHITEN_SAMPLE``
+    training images holding every class in proportion (``training.class_balanced``, drawn with the
+    run's seed), not on the first ones, which the class-major archive makes all airplanes."""
     if isinstance(module, convnet.ConvNet):
-        return convnet.initialise(module, key, train_images[:5000])
+        sample = training.class_balanced(train_labels, WHITEN_SAMPLE, int(config.seed))
+        return convnet.initialise(module, key, train_images[sample])
     return module.init(key, jnp.zeros((1, 32, 32, 3), jnp.float32))["params"]
 
 
@@ -209,6 +245,7 @@ def upscale(tiles: np.ndarray, px: int) -> np.ndarray:
 
 
 def snapshot(job: Job, epoch: int, module, params, snaps: Snapshots | None) -> None:
+    params = jax.device_get(params)  # on the host: the snapshots' program runs on the default device
     tiles = upscale(first_filters(module, params), 16)
     job.save_png(f"evolution/filters_{epoch:04d}.png", sprite(list(tiles), columns=len(tiles), pad=1))
     if snaps is not None:
@@ -227,13 +264,15 @@ class Plan(NamedTuple):
     key: Any
     steps_per_epoch: int
     step_for: Callable[[int], Callable]
-    evaluate: Callable[[Any, bool], Any]  # (params, last epoch?) -> Evaluation
+    mesh: Any  # a jax.sharding.Mesh the batch is sharded over (data parallel), or None
+    evaluate: Callable[[Any, bool], dict]  # (params, last epoch?) -> the row's evaluation columns
     infer: Callable
 
 
-def plan(config, module, x_train, x_test, y_test) -> Plan:
+def plan(config, module, data: Data) -> Plan:
     """The schedule, optimiser, initial parameters, compiled steps and evaluations of a run."""
     seed, b, epochs = int(config.seed), int(config.batch_size), int(config.epochs)
+    x_train, y_train = data.train
     steps_per_epoch = len(x_train) // b
     total = steps_per_epoch * epochs
     schedule = training.lr_schedule(config.schedule, float(config.learning_rate), total, float(config.warmup))
@@ -241,8 +280,9 @@ def plan(config, module, x_train, x_test, y_test) -> Plan:
                             float(config.bias_lr_scale), frozen=("whiten/kernel",), plain=("whiten/bias",),
                             freeze_bn_scale=bool(config.freeze_bn_scale))
     key = jax.random.key(seed)
-    params0 = initial_params(config, module, key, x_train)
+    params0 = initial_params(config, module, key, x_train, y_train)
     step_args = (module, tx, float(config.label_smoothing), int(config.translate), config.flip == "random")
+    mesh = make_mesh(int(config.get("devices", 0)), "batch")
     # split whitening: its bias trains for the first whiten_bias_epochs epochs, then holds (airbench),
     # which spares the first conv's input gradient; the first small_epochs train on small_size crops
     bias_epochs = int(config.get("whiten_bias_epochs", 0)) if config.get("whiten_split", False) else epochs
@@ -252,20 +292,48 @@ def plan(config, module, x_train, x_test, y_test) -> Plan:
     def step_for(epoch: int) -> Callable:
         kind = (small_size if epoch <= small_epochs else None, ("whiten/bias",) if epoch > bias_epochs else ())
         if kind not in compiled:
-            compiled[kind] = training.make_step(*step_args, total_steps=total, size=kind[0], hold=kind[1])
+            compiled[kind] = training.make_step(*step_args, total_steps=total, size=kind[0], hold=kind[1], mesh=mesh)
         return compiled[kind]
 
-    # epochs before the last are evaluated plainly (one forward pass an image); the last with config.tta
     eval_module = module.clone(train=False)
-    tta = int(config.tta)
-    eval_epoch = training.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=0)
-    eval_last = training.make_eval(lambda p, x: eval_module.apply({"params": p}, x), tta=tta) if tta else eval_epoch
-
-    def evaluate(params, last: bool):
-        return training.evaluate(eval_last if last else eval_epoch, params, x_test, y_test, int(config.eval_batch_size))
+    evaluate = evaluator(config, eval_module, data)
 
     infer = lambda st: merge_batch_stats(st.params, st.batch_stats)  # noqa: E731
-    return Plan(module, eval_module, schedule, tx, params0, key, steps_per_epoch, step_for, evaluate, infer)
+    return Plan(module, eval_module, schedule, tx, params0, key, steps_per_epoch, step_for, mesh, evaluate, infer)
+
+
+def eval_columns(config, validating: bool) -> list[str]:
+    """The evaluation columns of ``metrics.csv``, in order (see the module docstring)."""
+    tta = int(config.tta)
+    cols = []
+    for split in (("val", "test") if validating else ("test",)):
+        cols += [f"{split}_loss", f"{split}_accuracy"] + ([f"{split}_accuracy_tta{tta}"] if tta else [])
+    return cols
+
+
+def evaluator(config, eval_module, data: Data) -> Callable[[Any, bool], dict]:
+    """``(params, last epoch?) -> {column: value or None}``: every epoch evaluates plainly (one
+    forward pass an image) on the validation split if there is one, else on the test split; the
+    last epoch adds test-time augmentation (level ``config.tta``) and, with validation, the test
+    split, read only then."""
+    tta, bs = int(config.tta), int(config.eval_batch_size)
+    apply = lambda p, x: eval_module.apply({"params": p}, x)  # noqa: E731
+    plain = training.make_eval(apply, tta=0)
+    augmented = training.make_eval(apply, tta=tta) if tta else None
+    columns = eval_columns(config, data.val is not None)
+
+    def evaluate(params, last: bool) -> dict:
+        out: dict = dict.fromkeys(columns)
+        splits = ([("val", data.val)] if data.val is not None else []) + \
+            ([("test", data.test)] if data.val is None or last else [])
+        for split, (x, y) in splits:
+            ev = training.evaluate(plain, params, x, y, bs)
+            out[f"{split}_loss"], out[f"{split}_accuracy"] = round(ev.loss, 5), round(ev.accuracy, 5)
+            if last and augmented is not None:
+                out[f"{split}_accuracy_tta{tta}"] = round(training.evaluate(augmented, params, x, y, bs).accuracy, 5)
+        return out
+
+    return evaluate
 
 
 def train_epoch(config, p: Plan, state, epoch: int, step: int, sums: dict, data, flag: StopFlag, path, bar):
@@ -302,10 +370,11 @@ def epoch_row(config, p: Plan, state, epoch: int, sums: dict) -> tuple[dict, Any
     """The epoch's row of ``metrics.csv`` and the inference parameters it was evaluated with."""
     b, n = int(config.batch_size), p.steps_per_epoch
     params = p.infer(state)
-    ev = p.evaluate(params, epoch == int(config.epochs))
+    last = epoch == int(config.epochs)
     row = {"epoch": epoch, "learning_rate": round(float(p.schedule(epoch * n - 1)), 6),
+           "weights": "lookahead" if last and config.lookahead else "fast",
            "train_loss": round(sums["loss"] / n, 5), "train_accuracy": round(sums["correct"] / (n * b), 5),
-           "test_loss": round(ev.loss, 5), "test_accuracy": round(ev.accuracy, 5),
+           **p.evaluate(params, last),
            "seconds": round(sums["seconds"], 2), "images_per_second": round(n * b / max(sums["seconds"], 1e-9), 1)}
     return row, params
 
@@ -316,31 +385,34 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     module, fields = build_module(config)
     arch = config.arch if config.arch != "convnet" else convnet.CIFAR_CONVNET.name
     check_workdir(workdir)
-    (x_train, y_train), (x_test, y_test), archive = load_data(config)
+    data = load_data(config)
 
     job = Job(workdir, "train", settings_of(config), resume=config.resume, fixes=JOB_FIXES)
     try:
         job.create()
         job.clean_stale()
-        return train(config, job, module, fields, arch, (x_train, y_train), (x_test, y_test), archive, start)
+        return train(config, job, module, fields, arch, data, start)
     finally:
         job.close()
 
 
-def train(config, job: Job, module, fields, arch, train_data, test_data, archive, start) -> dict[str, Any]:
+def train(config, job: Job, module, fields, arch, data: Data, start) -> dict[str, Any]:
     """The run inside its claimed workdir: resume from the newest checkpoint, train and evaluate each
     epoch, write the outputs as it goes, save the model at the end."""
     path, seed, epochs = job.path, int(config.seed), int(config.epochs)
-    (x_train, y_train), (x_test, y_test) = train_data, test_data
-    p = plan(config, module, x_train, x_test, y_test)
+    (x_train, y_train) = data.train
+    p = plan(config, module, data)
     state = training.init_state(module, p.key, p.tx, params=p.params0, lookahead=bool(config.lookahead))
     layers = conv_layers(module, p.params0)
     tracked_channel = int(config.track_channel)
     snaps = Snapshots(p.eval_module, p.infer(state), layers, [tracked_channel] * len(layers), int(config.am_steps),
                       seed) if int(config.am_steps) else None
     extra = {"tracked": [(name, tracked_channel) for name in layers],
-             "data": {"archive": str(archive), "train_images": len(x_train), "test_images": len(x_test)},
-             "steps_per_epoch": p.steps_per_epoch}
+             "data": {"archive": str(data.archive), "train_images": len(x_train), "test_images": len(data.test[0]),
+                      "validation_images": 0 if data.val is None else len(data.val[0])},
+             "steps_per_epoch": p.steps_per_epoch,
+             "batch": {"global": int(config.batch_size), "devices": 1 if p.mesh is None else int(p.mesh.devices.size),
+                       "per_device": int(config.batch_size) // (1 if p.mesh is None else int(p.mesh.devices.size))}}
 
     epoch, step, sums = 0, 0, {"loss": 0.0, "correct": 0.0, "seconds": 0.0}
     saved = checkpoints.checkpoints(path)
@@ -352,7 +424,10 @@ def train(config, job: Job, module, fields, arch, train_data, test_data, archive
         job.finish("epoch_0000", {"epoch": 0})
 
     rows = [r["metrics"] for r in job.records() if "metrics" in r]
-    data = (jnp.asarray(x_train), jnp.asarray(y_train))
+    on_device = (jnp.asarray(x_train), jnp.asarray(y_train))
+    if p.mesh is not None:  # data parallel: the training set and the state on every device, each batch split
+        replicated = jax.sharding.NamedSharding(p.mesh, jax.sharding.PartitionSpec())
+        on_device, state = jax.device_put((on_device, state), replicated)
     from tqdm import tqdm
 
     total = p.steps_per_epoch * epochs
@@ -364,33 +439,34 @@ def train(config, job: Job, module, fields, arch, train_data, test_data, archive
                 epoch, step = 1, 0
             while epoch <= epochs:
                 if step < p.steps_per_epoch:
-                    state, sums = train_epoch(config, p, state, epoch, step, sums, data, flag, path, bar)
+                    state, sums = train_epoch(config, p, state, epoch, step, sums, on_device, flag, path, bar)
                     step = p.steps_per_epoch
-                    if epoch == epochs:  # lookahead: the slow weights are the result
-                        state = training.finish_lookahead(state)
+                    if epoch == epochs:  # lookahead: the slow weights, with the last steps % 5 steps folded in
+                        state = training.finish_lookahead(state, training.lookahead_decay(state.step, p.steps_per_epoch * epochs))
                     checkpoints.save(path, state, epoch, step, sums, int(config.keep_checkpoints))
                 if not job.is_done(f"epoch_{epoch:04d}"):
                     row, params = epoch_row(config, p, state, epoch, sums)
                     snapshot(job, epoch, module, params, snaps)
                     job.finish(f"epoch_{epoch:04d}", {"epoch": epoch, "metrics": row})
                     rows = [r["metrics"] for r in job.records() if "metrics" in r]
-                    bar.set_postfix(epoch=epoch, loss=row["train_loss"], test_acc=row["test_accuracy"])
+                    split = "val" if data.val is not None else "test"
+                    bar.set_postfix(epoch=epoch, loss=row["train_loss"], acc=row[f"{split}_accuracy"])
                     if config.progress:
                         bar.write(f"epoch {epoch}/{epochs}: train loss {row['train_loss']:.3f} accuracy "
-                                  f"{row['train_accuracy']:.3f}, test accuracy {row['test_accuracy']:.4f} "
+                                  f"{row['train_accuracy']:.3f}, {split} accuracy {row[f'{split}_accuracy']:.4f} "
                                   f"({row['seconds']:.0f} s, {row['images_per_second']:.0f} img/s)")
                     write_epoch(job, config, arch, rows, start, extra, snaps is not None)
                 epoch, step, sums = epoch + 1, 0, {"loss": 0.0, "correct": 0.0, "seconds": 0.0}
     finally:
         bar.close()
 
-    final = rows[-1] if rows else {}
+    final = result_accuracy(rows[-1]) if rows else None
     if not (path / arch / "manifest.json").exists():
         save(path / arch, jax.device_get(p.infer(state)),
              {"model": arch, "module": fields, "trained_by": "jfv recipe train", "settings": settings_of(config),
-              "test_accuracy": final.get("test_accuracy"), "epochs": epochs})
+              "test_accuracy": final, "epochs": epochs})
     extra["model"] = {"path": arch, "load": f"jfv.models.load({arch!r}, weights_dir={str(path)!r})",
-                      "test_accuracy": final.get("test_accuracy"),
+                      "test_accuracy": final,
                       "train_seconds": round(sum(r["seconds"] for r in rows), 1)}
     return write_summary(job, config, arch, rows, start, True, extra)
 

@@ -34,6 +34,7 @@ from jfv.runtime.outputs import GALLERY_CSS, check_workdir, header_table, write_
 from jfv.recipes.common import JOB_FIXES, ConfigError, shared_folder, check_int, job_settings, run_info
 from jfv.training import DivergedError
 from jfv.recipes import Recipe
+from jfv.recipes.training.report import result_accuracy
 
 VARIANTS = ((True, True), (True, False), (False, True), (False, False))  # (batch_norm, padding)
 STUDY_KEYS = ("images", "top", "layers")  # keys of this recipe, not of the train runs
@@ -123,7 +124,7 @@ def _run(config, job: Job, layers: list[str], start: float) -> dict[str, Any]:
             raise
         rows = manifest["epochs"]
         results.append({"variant": name, "batch_norm": bn, "padding": pad,
-                        "test_accuracy": rows[-1]["test_accuracy"],
+                        "test_accuracy": result_accuracy(rows[-1]),
                         "train_seconds": round(sum(r["seconds"] for r in rows), 1),
                         "images_per_second": round(float(np.median([r["images_per_second"] for r in rows])), 1),
                         "note": ""})
