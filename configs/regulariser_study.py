@@ -19,9 +19,10 @@ measures.md with mean ± std across seeds per experiment). Measured: experiments
 grid.tv=-0.0005, reference_steps=128, measures=true took 319 s on a loaded 2-core CPU; MACO best on
 the two-alternative test (0.505), Lucid on LPIPS and the path gap (docs/study.md).
 
-Run time: 31 cells x 4 channels x 2 seeds = 248 images of 32 steps, plus the reference (4 x 256
-steps): 708 s measured on an idle 2-core CPU (85% rendering, 13% reference, 1% scoring;
-benchmarks/study.md). docs/study.md has its table beside the seed's.
+Run time: 34 cells x 4 channels x 2 seeds = 272 images of 32 steps, plus the reference (4 x 256
+steps). Measured with the earlier 5-value TV grid (31 cells, 248 images): 708 s on an idle 2-core
+CPU (85% rendering, 13% reference, 1% scoring; benchmarks/study.md). docs/study.md has its table
+beside the seed's. table.md marks with † a best value on the edge of a grid of >= 3 values.
 """
 
 import ml_collections
@@ -38,7 +39,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.experiments = "none,l2,tv,standard,jitter,scale,rotate,octaves,tv_octaves,tv_standard,lucid"
     c.grid = ml_collections.ConfigDict()
     c.grid.l2 = "-0.0005,-0.001,-0.005,-0.01,-0.05"  # lambda_L2, Lucid's L2 norm (seed: -0.01 .. -0.001)
-    c.grid.tv = "-0.00005,-0.0001,-0.0005,-0.001,-0.005"  # lambda_tv, summed TV (seed: -0.001 .. -0.0001)
+    # lambda_tv, summed TV (seed: -0.001 .. -0.0001). Best -0.01 to -0.02 at 64 px and 32 steps, inside
+    # the grid on every channel (docs/study.md, "TV's grid extended"); the old -0.00005 .. -0.005 had
+    # its best on the edge (-0.005) on every channel.
+    c.grid.tv = "-0.0001,-0.0005,-0.001,-0.005,-0.01,-0.02,-0.05,-0.1"
     c.grid.jitter = "2,4,8,16"  # pixels (seed: 8 .. 64 at a larger image size; 64 px images here)
     c.grid.scale = "1.0,1.1,1.2,1.4"  # zoom in [1/v, v] (seed: 1.0 .. 1.4)
     c.grid.rotate = "5,15,45,90,180"  # degrees in [-v, v] (seed: 15 .. 180)

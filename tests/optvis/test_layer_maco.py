@@ -85,3 +85,19 @@ def test_bad_maco_layer_input(tmp_path):
     res = cli(tmp_path / "b", f"--config.maco_magnitude={bad}")
     assert res.returncode == 2 and "maco_magnitude" in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+def test_a_maco_job_from_before_the_per_size_magnitude_is_refused_not_mixed(reference, tmp_path):
+    """Below 256 px the shipped magnitude is now taken to the size as photos have it: a job.json
+    written before (without that setting) is refused naming it, so no workdir mixes the two."""
+    import shutil
+
+    settings = json.loads((reference / "job.json").read_text())["settings"]
+    assert settings["maco_magnitude_resample"] == "photo"
+    old = tmp_path / "old"
+    shutil.copytree(reference, old)
+    job = json.loads((old / "job.json").read_text())
+    del job["settings"]["maco_magnitude_resample"]
+    (old / "job.json").write_text(json.dumps(job))
+    res = cli(old)
+    assert res.returncode == 2 and "maco_magnitude_resample ('<absent>' -> 'photo')" in res.stderr, res.stderr[-2000:]

@@ -20,6 +20,9 @@ from PIL import Image
 from jfv.optvis import objectives, parameterisations, transforms
 from jfv.runtime import outputs
 from jfv.optvis.parameterisations import spectrum
+import importlib
+
+maco_module = importlib.import_module("jfv.optvis.parameterisations.maco")  # the module (``maco`` is its function)
 from jfv.optvis.engine import Engine, RenderState, from_host, to_host
 from jfv.optvis.render import render, render_channels
 from tiny_model import tiny_model
@@ -54,12 +57,73 @@ def test_the_pre_squash_image_has_exactly_the_fixed_magnitude(size):
                                atol=1e-6)
 
 
-def test_the_default_magnitude_is_the_shipped_estimate_resized():
+def test_the_default_magnitude_is_the_shipped_estimate_as_photos_at_the_size():
+    shipped = spectrum.shipped()
     param = parameterisations.maco(32)
-    want = spectrum.resize_magnitude(spectrum.shipped(), 32)
+    want = maco_module.photo_magnitude(shipped, 32)
     want[:, 0, 0] = 0
     np.testing.assert_allclose(param.magnitude, want, rtol=1e-6)
-    assert "shipped" in repr(param) and "magnitude" not in repr(param)
+    assert "shipped" in repr(param) and "as photos at 32px" in repr(param) and "magnitude" not in repr(param)
+    # resample="pixel": jfv's default before, the same cycles per pixel
+    old = spectrum.resize_magnitude(shipped, 32)
+    old[:, 0, 0] = 0
+    np.testing.assert_allclose(parameterisations.maco(32, resample="pixel").magnitude, old, rtol=1e-6)
+    assert np.abs(param.magnitude - old).max() > 0.1 * old.max()  # they differ below 256 px ...
+    for size in (256, 300):  # ... and are the same at and above it (the estimate itself at 256)
+        np.testing.assert_array_equal(parameterisations.maco(size).magnitude,
+                                      parameterisations.maco(size, resample="pixel").magnitude)
+    np.testing.assert_allclose(parameterisations.maco(256).magnitude[:, 1:], shipped[:, 1:], rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown resample 'cubic'; valid: photo, pixel"):
+        parameterisations.maco(32, resample="cubic")
+    with pytest.raises(ValueError, match="size must be >= 2"):
+        parameterisations.maco(1)
+
+
+def test_cubic_response_is_what_pils_bicubic_downsizing_does_to_a_sinusoid():
+    """``cubic_response(f)`` is the amplitude PIL's bicubic keeps of a sinusoid of f cycles per output pixel."""
+    wide, narrow = 1024, 64
+    for k in (4, 16, 24, 30):  # cycles per image
+        x = np.cos(2 * np.pi * k * (np.arange(wide) + 0.5) / wide).astype(np.float32)
+        im = Image.fromarray(np.tile(x, (8, 1)), mode="F").resize((narrow, 8), Image.BICUBIC)
+        kept = np.abs(np.fft.rfft(np.asarray(im)[4]))[k] / (narrow / 2)
+        np.testing.assert_allclose(kept, maco_module.cubic_response(k / narrow), atol=0.006)
+    np.testing.assert_allclose(maco_module.cubic_response(np.array([0.0, 0.5, 1.0])), [1.0, 0.4928, 0.0], atol=1e-4)
+
+
+def test_photo_magnitude_keeps_cycles_per_image_filters_and_folds_above_the_new_nyquist():
+    m = np.zeros((3, 256, 129), np.float32)
+    m[:, 3, 5] = 1.0  # (3, 5) cycles per image: kept at (3, 5), through the filters
+    m[:, 0, 40] = 2.0  # 40 cycles per image, above 64 px's 32: folds to -24, i.e. rfft column 24
+    got = maco_module.photo_magnitude(m, 64)
+    h = maco_module.cubic_response
+
+    def gain(k):
+        return h(k / 64) / h(k / 256)
+    want = np.zeros((3, 64, 33))
+    want[:, 3, 5] = gain(3) * gain(5)
+    want[:, 0, 24] = 2.0 * gain(40)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert 0.2 < gain(40) < 0.25  # the filter leaves a fifth of it: aliasing, as in a real resize
+    np.testing.assert_array_equal(maco_module.photo_magnitude(m, 256), m)  # its own size: itself
+
+
+def _power_slope(m):
+    """Slope of log power against log frequency of a (3, S, S // 2 + 1) magnitude (rings of integer radius)."""
+    s = m.shape[1]
+    power = (maco_module._full_plane(np.asarray(m, np.float64)) ** 2).mean(axis=0)
+    k = np.rint(np.hypot(*np.meshgrid(np.fft.fftfreq(s) * s, np.fft.fftfreq(s) * s, indexing="ij"))).astype(int)
+    rings = [power[k == r].mean() for r in range(1, s // 2 + 1)]
+    return np.polyfit(np.log(np.arange(1, s // 2 + 1) / s), np.log(rings), 1)[0]
+
+
+def test_at_64_px_the_magnitude_falls_like_photos_at_64_px(shared):
+    """Issue 28: the 256 px estimate at the same cycles per pixel was too smooth for 64 px images."""
+    photos = _power_slope(spectrum.estimate(spectrum.photo_paths(shared / "data" / "images"), 64))
+    now = _power_slope(parameterisations.maco(64).magnitude)
+    before = _power_slope(parameterisations.maco(64, resample="pixel").magnitude)
+    assert -2.7 < photos < -2.4  # measured -2.55 (benchmarks/maco_magnitude.md)
+    assert abs(now - photos) < 0.15  # measured 0.05
+    assert before - photos < -0.25  # measured -0.33: steeper, smoother images
 
 
 def conformance_params():

@@ -44,12 +44,50 @@ def test_best_per_cell_and_improvement():
     assert study.improvement(best, "tv", [2]) is None
 
 
+def _rows(cells):
+    """Made-up ``results.csv`` rows from (experiment, channel, value, [lpips per seed])."""
+    return [{"experiment": e, "channel": c, "value": v, "lpips": x, "seed": s}
+            for e, c, v, xs in cells for s, x in enumerate(xs)]
+
+
+def test_grid_edges_flag_a_best_value_on_either_end_of_the_grid_and_not_an_interior_one():
+    tv = [-0.0005, -0.005, -0.001]  # given unsorted: the edges are the numeric min and max
+    rows = _rows([("none", 48, 0.0, [0.60, 0.62]), ("none", 62, 0.0, [0.61, 0.61]), ("none", 73, 0.0, [0.5, 0.5])]
+                 # ch 48: best at the strongest lambda (-0.005, the grid's min) by its mean, although
+                 # one seed of -0.001 is lower than either seed of -0.005.
+                 + [("tv", 48, v, xs) for v, xs in zip(tv, ([0.58, 0.58], [0.45, 0.47], [0.40, 0.56]))]
+                 # ch 62: best interior (-0.001)
+                 + [("tv", 62, v, xs) for v, xs in zip(tv, ([0.59, 0.59], [0.55, 0.55], [0.50, 0.52]))]
+                 # ch 73: best at the weakest lambda (-0.0005, the grid's max)
+                 + [("tv", 73, v, xs) for v, xs in zip(tv, ([0.40, 0.40], [0.45, 0.47], [0.41, 0.41]))]
+                 # jitter: two values only, no interior, never flagged
+                 + [("jitter", c, v, [x]) for c in (48, 62, 73) for v, x in ((2, 0.5), (4, 0.6))])
+    edges = study.grid_edges(rows, ["none", "tv", "jitter"], [48, 62, 73])
+    assert [(d["experiment"], d["grid"], d["channel"], d["value"], d["side"]) for d in edges] == [
+        ("tv", "grid.tv", 48, -0.005, "min"), ("tv", "grid.tv", 73, -0.0005, "max")]
+    assert edges[0]["tested"] == [-0.005, -0.001, -0.0005]
+    assert study.grid_edges(rows, ["tv"], [62]) == []  # the interior best alone: nothing flagged
+    assert [d["channel"] for d in study.grid_edges(rows, ["jitter"], [48], min_values=2)] == [48]
+
+    table = study.table_markdown(rows, ["none", "tv", "jitter"], [48, 62, 73], 2)
+    tv_line = next(x for x in table.splitlines() if x.startswith("| Total variation |"))
+    cells = [x.strip() for x in tv_line.split("|")[2:5]]
+    assert cells == ["0.460 ± 0.010 @ -0.005 †", "0.510 ± 0.010 @ -0.001", "0.400 ± 0.000 @ -0.0005 †"]
+    assert "†" not in next(x for x in table.splitlines() if x.startswith("| Transformation: Jitter |"))
+    warnings = [x for x in table.splitlines() if "grid's edge" in x]
+    assert warnings == ["† Total variation: best value on the grid's edge: extend grid.tv (above -0.0005 and "
+                        "below -0.005; channel 48 at -0.005, channel 73 at -0.0005)."]
+    interior = [r for r in rows if not (r["experiment"] == "tv" and r["channel"] != 62)]
+    assert "†" not in study.table_markdown(interior, ["none", "tv"], [62], 2)
+
+
 def test_tiny_study_end_to_end(tmp_path):
     from jfv import main  # noqa: F401  (the CLI's entry point imports cleanly)
     from configs import regulariser_study_tiny
 
     config = regulariser_study_tiny.get_config()
     config.reference_images = noise_images(tmp_path / "images", 2)
+    config.grid.tv = "0,-0.001,-0.01"  # 3 values: the grid-edge check applies (scale's 2 values: it does not)
     workdir = tmp_path / "run"
     manifest = study.run(config, str(workdir))
 
@@ -58,7 +96,7 @@ def test_tiny_study_end_to_end(tmp_path):
         assert (workdir / name).is_file() and (workdir / name).stat().st_size > 0, name
     assert not list(workdir.glob(".jfv-staging-*"))
     rows = list(csv.DictReader((workdir / "results.csv").open()))
-    assert len(rows) == 2 * 2 * 1 * 2  # experiments x values x channels x seeds
+    assert len(rows) == (3 + 2) * 1 * 2  # values of both experiments x channels x seeds
     assert set(rows[0]) >= {"experiment", "value", "channel", "seed", "lpips", "activation", "objective",
                             "hf_energy", "tv", "diversity", "image"}
     for r in rows:
@@ -70,7 +108,17 @@ def test_tiny_study_end_to_end(tmp_path):
     with Image.open(workdir / "contact_sheet.png") as im:  # reference row + one row per experiment
         assert im.size == (32, 3 * 32 + 2 * 2)
     saved = json.loads((workdir / "manifest.json").read_text())
-    assert saved["images_rendered"] == 8 == manifest["images_rendered"]
+    assert saved["images_rendered"] == 10 == manifest["images_rendered"]
+    # The grid-edge flag, recomputed from results.csv: TV's best mean LPIPS over seeds on channel 3.
+    means = {v: np.mean([float(r["lpips"]) for r in rows if r["experiment"] == "tv" and float(r["value"]) == v])
+             for v in (0.0, -0.001, -0.01)}
+    best = min(means, key=means.get)
+    on_edge = best in (0.0, -0.01)
+    assert saved["grid_edges"] == ([{"experiment": "tv", "grid": "grid.tv", "channel": 3, "value": best,
+                                     "side": "max" if best == 0 else "min", "tested": [-0.01, -0.001, 0.0]}]
+                                   if on_edge else [])
+    assert ("extend grid.tv" in table) == on_edge == ("extend grid.tv" in (workdir / "refined_ranges.md").read_text())
+    assert "grid.scale" not in table
     assert set(saved["timings_s"]) == {"reference_s", "render_s", "score_s", "write_s"}
     assert saved["outputs"]["plots"] == ["plots/tv.png", "plots/scale.png"]
 

@@ -1,7 +1,7 @@
 """MACO (Fel et al. 2023): images whose Fourier magnitude is fixed and whose phase is optimised.
 
-The magnitude is a natural-image estimate (``spectrum``); the phase is the parameter. See
-``docs/maco.md``.
+The magnitude is a natural-image estimate (``spectrum``), taken to the image size as photos of that
+size have it (``photo_magnitude``); the phase is the parameter. See ``docs/maco.md``.
 
 Example:
     >>> param = maco(64)
@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,89 @@ from jfv.optvis.parameterisations.images import COLOR_CORRELATION_SVD_SQRT, MAX_
 
 
 STANDARDISE_EPS = 1e-5  # Xplique's epsilon in (x - mean) / (std + eps)
+RESIZE_CUBIC_A = -0.5  # Keys' cubic of PIL's BICUBIC, the filter ``outputs.load_image`` resizes photos with
+RESAMPLINGS = ("photo", "pixel")  # how ``maco(size)`` takes the shipped estimate to ``size`` (see ``maco``)
+
+
+def cubic_kernel(x: np.ndarray, a: float = RESIZE_CUBIC_A) -> np.ndarray:
+    """Keys' cubic convolution kernel (support [-2, 2], 1 at 0, 0 at the other integers)."""
+    x = np.abs(np.asarray(x, np.float64))
+    inner = (a + 2) * x ** 3 - (a + 3) * x ** 2 + 1
+    outer = a * x ** 3 - 5 * a * x ** 2 + 8 * a * x - 4 * a
+    return np.where(x <= 1, inner, np.where(x < 2, outer, 0.0))
+
+
+def cubic_response(f: np.ndarray, a: float = RESIZE_CUBIC_A) -> np.ndarray:
+    """Frequency response of ``cubic_kernel`` at ``f`` cycles per pixel (real, even, 1 at f = 0).
+
+    PIL's antialiased bicubic downsizing scales the kernel to the *output* pixel, so this is the
+    filter a photo's spectrum goes through when it is resized to any smaller size, at ``f`` cycles per
+    output pixel (0.94 at 0.25, 0.49 at 0.5: the drop below a photo's 1/f near the new Nyquist).
+    """
+    x = np.linspace(-2.0, 2.0, 8001)  # the kernel is 0 at both ends: a plain Riemann sum is exact to ~1e-7
+    f = np.asarray(f, np.float64)
+    k = cubic_kernel(x, a) * (x[1] - x[0])
+    return (np.cos(2 * np.pi * f.reshape(-1, 1) * x) @ k).reshape(f.shape)
+
+
+def _full_plane(m: np.ndarray) -> np.ndarray:
+    """(3, S, S // 2 + 1) rfft2 magnitudes -> (3, S, S), by the symmetry |X[-k]| = |X[k]| of real images."""
+    s = m.shape[1]
+    cols = np.arange(s)
+    src_col = np.where(cols <= s // 2, cols, s - cols)  # column kx > S/2 mirrors column S - kx ...
+    rows = np.arange(s)[:, None]
+    src_row = np.where(cols[None, :] <= s // 2, rows, (-rows) % s)  # ... at row -ky
+    return m[:, src_row, src_col[None, :]]
+
+
+def photo_magnitude(m: np.ndarray, size: int) -> np.ndarray:
+    """The magnitude photos have at ``size`` px, from an estimate ``m`` made at S px (e.g. the shipped 256).
+
+    Resampling at the same cycles per pixel (``spectrum.resize_magnitude``) takes the steep fall of
+    ``m`` near *its* Nyquist (where the bicubic resize to S px and JPEG cut in) to the top of the small
+    image's band too, so a 64 px MACO image came out smoother than 64 px photos. Photos resized to
+    ``size`` instead keep their 1/f spectrum at the same cycles per *image* (natural images are
+    scale-invariant) up to the resize filter at the new size. So, in power, on the integer
+    cycles-per-image grid:
+
+        P_size(k mod size) = sum over k of  M(k)^2 / H(k / S)^2 * H(k / size)^2
+
+    for the frequencies k = (ky, kx) of an S x S image, with ``H = cubic_response`` separable
+    (``H(ky / n) H(kx / n)``): undo the resize to S px, apply the resize to ``size`` px, and fold the
+    frequencies above the new Nyquist back (aliasing, as in a real resize). At ``size`` >= S there is
+    nothing above S's Nyquist to know, and this is ``spectrum.resize_magnitude`` (the same cycles per
+    pixel; ``m`` itself at ``size`` = S).
+
+    Measured (``benchmarks/maco_magnitude.md``): the power-spectrum slope of this magnitude is within
+    0.1 of that of the 30 shared photos resized to the size, at 32 to 224 px.
+
+    Args:
+        m: (3, S, S // 2 + 1) magnitude, e.g. ``spectrum.shipped()``.
+        size: the target image side.
+
+    Returns:
+        (3, size, size // 2 + 1) float32.
+    """
+    m = spectrum.check_magnitude(np.asarray(m, np.float64))
+    s = m.shape[1]
+    if size < 1:
+        raise ValueError(f"image size must be >= 1, got {size}")
+    if size >= s:
+        return spectrum.resize_magnitude(m, size)
+    k = np.rint(np.fft.fftfreq(s) * s).astype(int)  # cycles per image
+    gain = cubic_response(k / size) / cubic_response(k / s)
+    power = _full_plane(m) ** 2 * (gain[:, None] * gain[None, :]) ** 2
+    folded = np.zeros((3, size, size))
+    np.add.at(folded, (slice(None), (k % size)[:, None], (k % size)[None, :]), power)
+    return np.sqrt(folded[:, :, :size // 2 + 1]).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _shipped_at(size: int, resample: str) -> np.ndarray:
+    shipped = spectrum.shipped()
+    m = photo_magnitude(shipped, size) if resample == "photo" else spectrum.resize_magnitude(shipped, size)
+    m.setflags(write=False)
+    return m
 
 
 def _standardise(x: Array, axes: tuple[int, ...]) -> Array:
@@ -68,7 +152,8 @@ class MacoParam:
     - magnitude: Horama and Xplique load an ImageNet estimate in the decorrelated basis
       (``imagenet_decorrelated.npy``, downloaded) and resize it as an image to (H, W // 2 + 1)
       (Horama bilinear with antialiasing, Xplique ``tf.image.resize``); jfv ships its own estimate
-      from the shared photos and resamples it on the frequency grid (``spectrum.resize_magnitude``).
+      from the shared photos at 256 px and takes it to smaller sizes as photos resized to that size
+      have it (``photo_magnitude``: the same cycles per image, through the resize filter).
     - phase: both draw normal(0, 1) and standardise the whole phase tensor (zero mean, unit std)
       before every use. A normal(0, 1) phase has ``E[cos phi] = exp(-1/2) = 0.61``, so most of the
       spectrum adds up in phase at pixel (0, 0): a bright spot in the canvas's corners, which their
@@ -139,7 +224,7 @@ class MacoParam:
         ``to_image``: the round trip is exact up to float32 and the sigmoid's saturation); for a
         natural photo it keeps the edges and layout (phase carries them: Oppenheim and Lim 1981)
         while contrast and texture follow the mean spectrum: at 128 px, a pixel correlation with
-        the photo of median 0.76 over the 30 shared photos (0.21 to 0.86).
+        the photo of median 0.78 over the 30 shared photos (0.21 to 0.87).
 
         Args:
             image: (H, W, 3) or (n, H, W, 3) in [0, 1], H = W = size.
@@ -160,25 +245,37 @@ class MacoParam:
         return jnp.angle(jnp.fft.rfft2(jnp.transpose(u, (0, 3, 1, 2)), axes=(-2, -1))).astype(jnp.float32)
 
 
-def maco(size: int, batch: int = 1, *, magnitude: np.ndarray | None = None, source: str | None = None) -> MacoParam:
+def maco(size: int, batch: int = 1, *, magnitude: np.ndarray | None = None, source: str | None = None,
+         resample: str = "photo") -> MacoParam:
     """MACO's phase-only parameterisation with a fixed natural-image magnitude spectrum.
 
     Args:
         size: image side in pixels.
         batch: images per render.
         magnitude: (3, size, size // 2 + 1) magnitudes in the decorrelated colour basis; None: the
-            shipped estimate (``jfv.optvis.parameterisations.spectrum.shipped()``) resized to ``size``. Its DC terms are set
-            to 0 and its Hermitian columns symmetrised.
+            shipped estimate (``jfv.optvis.parameterisations.spectrum.shipped()``, 256 px) taken to
+            ``size`` as ``resample`` says. Its DC terms are set to 0 and its Hermitian columns symmetrised.
         source: a name for the magnitude in the param's printout.
+        resample: for ``magnitude=None`` below 256 px: ``"photo"`` (default) the spectrum photos
+            resized to ``size`` have (``photo_magnitude``: the same cycles per image, with the
+            resize's filter and aliasing); ``"pixel"`` the estimate at the same cycles per pixel
+            (``spectrum.resize_magnitude``), jfv's default before: smoother than photos at small sizes
+            (power slope -2.89 against the photos' -2.57 at 64 px, ``benchmarks/maco_magnitude.md``).
+            The two are the same at 256 px and above.
 
     Example:
         >>> param = maco(64)
         >>> param.to_image(param.init(jax.random.key(0))).shape
         (1, 64, 64, 3)
     """
+    if resample not in RESAMPLINGS:
+        raise ValueError(f"unknown resample {resample!r}; valid: {', '.join(RESAMPLINGS)}")
     if magnitude is None:
-        m = spectrum.resize_magnitude(spectrum.shipped(), size)
-        source = source or f"shipped {spectrum.SIZE}px photo estimate"
+        if size < 2:
+            raise ValueError(f"MACO image size must be >= 2, got size={size}")
+        m = _shipped_at(size, resample)
+        at = f", as photos at {size}px" if resample == "photo" and size < spectrum.SIZE else ""
+        source = source or f"shipped {spectrum.SIZE}px photo estimate{at}"
     else:
         m = np.array(spectrum.check_magnitude(magnitude, size), np.float32)
         source = source or "given"
@@ -189,4 +286,4 @@ def maco(size: int, batch: int = 1, *, magnitude: np.ndarray | None = None, sour
     return MacoParam(size, batch, source, m)
 
 
-__all__ = ["MacoParam", "maco"]
+__all__ = ["MacoParam", "maco", "photo_magnitude", "cubic_response", "cubic_kernel"]

@@ -176,8 +176,71 @@ def improvement(best: dict, experiment: str, channels: Sequence[int], baseline: 
                           for c in channels]))
 
 
-def table_markdown(rows, experiments, channels, seeds: int) -> str:
+EDGE_MIN_VALUES = 3  # grids of fewer values have no interior: their best is never flagged
+EDGE_MARK = "†"
+
+
+def grid_edges(rows: Sequence[dict], experiments: Sequence[str], channels: Sequence[int],
+               min_values: int = EDGE_MIN_VALUES) -> list[dict]:
+    """The (experiment, channel) cells whose best value lies on the edge of the tested grid.
+
+    For every experiment with a grid (``values_key``) of at least ``min_values`` distinct values, and
+    every channel, the best value is the one of lowest mean LPIPS over seeds (``best_per_cell``); it
+    is on the edge when it is the smallest or the largest value tested (numeric order, whatever the
+    order of ``grid.<name>``). Such a best says only that the optimum may lie beyond the grid: the
+    grid should be extended on that side before the value or the improvement is read.
+
+    Args:
+        rows: rows of ``results.csv`` (``experiment``, ``channel``, ``value``, ``lpips``; numbers).
+        experiments: the experiments to check, in the order of the result.
+        channels: the channels to check, in the order of the result.
+        min_values: grids with fewer distinct values are not checked.
+
+    Returns:
+        One dict per flagged cell, in (experiment, channel) order: ``experiment``, ``grid`` (the config
+        key, ``grid.<name>``), ``channel``, ``value`` (the best), ``side`` (``"min"`` or ``"max"``: the
+        end of the grid it sits on) and ``tested`` (the grid's values, sorted).
+    """
     best = best_per_cell(rows)
+    tested: dict = {}
+    for r in rows:
+        tested.setdefault((r["experiment"], r["channel"]), set()).add(r["value"])
+    out = []
+    for e in experiments:
+        key = EXPERIMENTS[e].values_key
+        if key is None:
+            continue
+        for c in channels:
+            values = sorted(tested.get((e, c), ()))
+            if len(values) < min_values:
+                continue
+            v = best[(e, c)][2]
+            if v in (values[0], values[-1]):
+                out.append({"experiment": e, "grid": f"grid.{key}", "channel": c, "value": v,
+                            "side": "min" if v == values[0] else "max", "tested": values})
+    return out
+
+
+def edge_markdown(edges: Sequence[dict]) -> str:
+    """One warning line per experiment with a flagged cell (``grid_edges``); "" when none."""
+    by_exp: dict = {}
+    for d in edges:
+        by_exp.setdefault((d["experiment"], d["grid"]), []).append(d)
+    lines = []
+    for (e, grid), ds in by_exp.items():
+        cells = ", ".join(f"channel {d['channel']} at {d['value']:g}" for d in ds)
+        sides = sorted({f"{'below' if d['side'] == 'min' else 'above'} {d['value']:g}" for d in ds})
+        lines.append(f"{EDGE_MARK} {EXPERIMENTS[e].label}: best value on the grid's edge: extend {grid} "
+                     f"({' and '.join(sides)}; {cells}).")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def table_markdown(rows, experiments, channels, seeds: int) -> str:
+    """The seed's table: per experiment and channel the lowest mean LPIPS (± std across seeds, @ the
+    best value), a ``†`` where that value is on the grid's edge (``grid_edges``, with a warning line
+    per experiment under the table), and the improvement over ``none``."""
+    best = best_per_cell(rows)
+    flagged = {(d["experiment"], d["channel"]) for d in grid_edges(rows, experiments, channels)}
     head = "| Experiment | " + " | ".join(f"Channel {c}" for c in channels) + " | improvement |\n"
     head += "|---" * (len(channels) + 2) + "|\n"
     lines = []
@@ -187,10 +250,12 @@ def table_markdown(rows, experiments, channels, seeds: int) -> str:
             m, sd, v = best[(e, c)]
             spread = f" ± {sd:.3f}" if seeds > 1 else ""
             at = "" if EXPERIMENTS[e].values_key is None else f" @ {v:g}"
-            cells.append(f"{m:.3f}{spread}{at}")
+            mark = f" {EDGE_MARK}" if (e, c) in flagged else ""
+            cells.append(f"{m:.3f}{spread}{at}{mark}")
         imp = improvement(best, e, channels) if e != "none" else None
         lines.append(f"| {EXPERIMENTS[e].label} | " + " | ".join(cells) + f" | {'' if imp is None else f'{100 * imp:.1f}%'} |")
-    return head + "\n".join(lines) + "\n"
+    warnings = edge_markdown(grid_edges(rows, experiments, channels))
+    return head + "\n".join(lines) + "\n" + (f"\n{warnings}" if warnings else "")
 
 
 def refined_markdown(rows, experiments, channels, tolerance: float) -> str:

@@ -11,11 +11,14 @@ reference (``reference = lucid | natural``, see ``jfv.optvis.references``) and w
   cell's ``diversity`` (mean pairwise LPIPS across seeds);
 - ``table.md``: the seed's table (lowest mean LPIPS over each experiment's values, per channel, with
   the spread across seeds and the best value) and the average improvement over no regularisation;
+  a best value that is the smallest or largest of a grid of 3 or more values is marked ``†``, with
+  a line "best value on the grid's edge: extend grid.<name>" under the table (``grid_edges``);
 - ``refined_ranges.md``: the values whose mean LPIPS is within ``tolerance`` (relative) of the best,
-  per channel and over all channels;
+  per channel and over all channels (and the same edge warnings);
 - ``plots/<experiment>.png`` (LPIPS against the parameter), ``contact_sheet.png`` (reference row,
   then the best image of each experiment per channel), ``images/`` + ``index.html`` (every image),
-  ``manifest.json`` (settings, timings of the render / reference / scoring / writing phases).
+  ``manifest.json`` (settings, timings of the render / reference / scoring / writing phases, and
+  ``grid_edges``: every flagged (experiment, channel) with its best value and the side of the grid).
 
 Values follow the seed: penalties are ``channel + v * R`` with v = lambda <= 0 (docs/regularisers.md).
 Traced-shape experiments are one engine each (one compilation for all values and seeds); jitter
@@ -40,9 +43,9 @@ from jfv import imageops, evaluation
 from jfv.runtime.outputs import Staging, check_workdir, write_run
 from jfv.recipes.common import ConfigError, config_model, Progress, check_int, parse_channels, run_info
 from jfv.recipes.evaluation.experiments import (  # noqa: F401  (the experiments and tables live there; names kept here for callers)
-    EXPERIMENTS, MEASURES, MEASURES_DOC, Experiment, Renderer, best_per_cell, best_rows, experiment_values, improvement,
-    lpips_curves, lpips_plot, measures_markdown, parse_experiments, refined_markdown, refined_range, seed_spread,
-    table_markdown,
+    EXPERIMENTS, MEASURES, MEASURES_DOC, Experiment, Renderer, best_per_cell, best_rows, edge_markdown,
+    experiment_values, grid_edges, improvement, lpips_curves, lpips_plot, measures_markdown, parse_experiments,
+    refined_markdown, refined_range, seed_spread, table_markdown,
 )
 from jfv.recipes import Recipe
 
@@ -267,10 +270,12 @@ def write_lpips_tables(stage: Staging, p: Plan, rows: list[dict]) -> None:
     stage.write_text("table.md", "# Lowest LPIPS per experiment and channel\n\n" + ref_line
                      + table_markdown(rows, p.exps, p.channels, config.seeds)
                      + "\nimprovement: mean over channels of (L_none - L) / L_none.\n")
+    warnings = edge_markdown(grid_edges(rows, p.exps, p.channels))
     stage.write_text("refined_ranges.md", f"# Refined ranges\n\nValues whose mean LPIPS is within "
                      f"{100 * config.tolerance:g}% of the channel's best (L <= L_best * (1 + "
                      f"{config.tolerance:g})); min..max of those values.\n\n"
-                     + refined_markdown(rows, p.exps, p.channels, config.tolerance))
+                     + refined_markdown(rows, p.exps, p.channels, config.tolerance)
+                     + (f"\n{warnings}" if warnings else ""))
 
 
 def write_measures(stage: Staging, p: Plan, rows: list[dict], natural, path_layers) -> None:
@@ -327,6 +332,8 @@ def study_manifest(p: Plan, rows: list[dict], ref_sources, plots: list[str], tim
         "reference": {"kind": config.reference, "description": REFERENCE_DOCS[config.reference],
                       "sources": ref_sources, "images": [f"references/{layer}_{c:04d}.png" for c in p.channels]},
         "lpips_net": config.lpips_net,
+        # Best values on the edge of their grid (grids of >= 3 values): extend the grid on that side.
+        "grid_edges": grid_edges(rows, p.exps, p.channels),
         "images_rendered": len(rows),
         "timings_s": {k: round(x, 3) for k, x in timings.items()},
         "time_shares": {k: round(x / wall, 4) for k, x in timings.items()},

@@ -149,6 +149,10 @@ def settings_of(config, model: models.Model) -> dict:
     skip = RUN_KEYS + (() if uses_maco(config) else MACO_KEYS) + (("param",) if config.param == "lucid" else ())
     settings = {k: v for k, v in config.to_dict().items() if k not in skip}
     settings["params_sha256"] = params_digest(jax.device_get(model.params))
+    if config.param == "maco" and not config.get("maco_magnitude") and int(config.image_size) < 256:
+        # the shipped magnitude below 256 px is taken to the size as photos have it (issue 28); a job
+        # started with the earlier resampling is refused rather than finished with mixed images
+        settings["maco_magnitude_resample"] = "photo"
     return settings
 
 
