@@ -119,7 +119,7 @@ def class_index(name: str, labels: Sequence[str]) -> int:
 
         raise AmbiguousClassError(
             f"class name {name!r} is ambiguous: {'; '.join(context(i) for i in found)}. Pick one by "
-            f"its index, e.g. class_name={found[0]}"
+            f"its index in place of the name, e.g. {found[0]}"
         )
     synonyms = {_norm(s): s.strip() for label in labels for s in label.split(",")}
     # names holding the word itself first ("cat": 'tabby cat', 'tiger cat'), then spelling neighbours

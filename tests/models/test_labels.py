@@ -44,7 +44,7 @@ def test_ambiguous_class_name_lists_the_candidates(shared):
         labels.class_index("crane", names)
     message = str(e.value)
     assert "134 'crane' (between 'bittern' and 'limpkin'); 517 'crane' (between 'cradle' and 'crash helmet')" in message
-    assert "Pick one by its index, e.g. class_name=134" in message
+    assert "Pick one by its index in place of the name, e.g. 134" in message
     assert labels.class_index("517", names) == 517 and labels.class_index(" 134", names) == 134
     with pytest.raises(labels.UnknownClassError, match="class index 1000 is out of range: the classes are 0..999"):
         labels.class_index("1000", names)
