@@ -1,5 +1,6 @@
-"""The trust measures (jfv.evaluation: two_afc, class_probabilities, processing_path) on hand-built cases,
-and the ``score`` recipe end to end on a DIR written by configs/tiny.py, with its bad input."""
+"""The trust measures (jfv.evaluation: two_afc and its calibrated p-value and interval, plausibility,
+confidence, processing_path) on hand-built cases, and the ``score`` recipe end to end on a DIR written
+by configs/tiny.py, with its bad input."""
 
 from __future__ import annotations
 
@@ -67,6 +68,12 @@ def test_a_visualisation_identical_to_the_top_image_scores_one():
     res = evaluation.two_afc(jax.random.key(1), x[None, None], images, scores, trials=50, tail=5)
     assert res.outcomes.shape == (1, 50)
     assert float(res.accuracy[0]) == 1.0 and float(res.stderr[0]) == 0.0
+    # Informative: a shuffling of the 10 queries' labels is as extreme only if it keeps the five copies
+    # together (on top: accuracy 1, or below: 0), 2 of the C(10, 5) = 252 labellings: p ~ 0.008, where
+    # 1000 draws of the null estimate it; every bootstrap resample also scores 1.
+    assert 1 / (1 + evaluation.TWO_AFC_RESAMPLES) <= float(res.p_value[0]) < 0.02
+    assert float(res.ci_low[0]) == 1.0 and float(res.ci_high[0]) == 1.0
+    assert 0.1 < float(res.null_sd[0]) < 0.3  # 5-image tails: the null spreads widely even so
 
 
 def test_an_uninformative_reference_scores_one_half_within_the_binomial_error():
@@ -86,25 +93,109 @@ def test_an_uninformative_reference_scores_one_half_within_the_binomial_error():
     np.testing.assert_allclose(res.stderr, np.sqrt(res.accuracy * (1 - res.accuracy) / trials), rtol=1e-6)
 
 
-def test_two_afc_equals_a_loop_of_single_lpips_calls():
-    # Brute force: each trial decided by LPIPS computed pair by pair, references averaged by hand.
+def test_the_permutation_p_value_is_calibrated_where_the_binomial_error_is_not():
+    # 48 draws of an uninformative reference: the tails are a tiny model's top / bottom 5 of 40 smooth
+    # images by its channels' responses to *other* images (so which tail an image lands in carries
+    # nothing a reference could match), and each reference is fresh noise. The accuracies then spread
+    # with the tail-sampling and trial spread (~0.2), not the binomial 0.05: the calibrated test must
+    # reject about 5% (here 0..15%), the old |acc - 1/2| > 2 se most of the time.
+    from tiny_model import tiny_model
+
+    k_images, k_refs, k_test = jax.random.split(jax.random.key(11), 3)
+    images, others = np.split(smooth_images(k_images, 160), [40])  # one resize compiled: (40, ...), (120, ...)
+    model = tiny_model(0)
+    scores = np.concatenate([np.concatenate(list(evaluation.activation_profiles(model, others[i * 40:(i + 1) * 40],
+                                                                                ("conv1", "conv2")).values()), axis=1)
+                             for i in range(3)], axis=1)  # (40, 48): 16 channels x 3 image sets
+    refs = np.asarray(jax.random.uniform(k_refs, (48, 1, SIZE, SIZE, 3)))
+    res = evaluation.two_afc(k_test, refs, images, scores, trials=100, tail=5)
+    acc, p = np.asarray(res.accuracy), np.asarray(res.p_value)
+    calibrated = float((p < 0.05).mean())
+    interval = float(((np.asarray(res.ci_low) > 0.5) | (np.asarray(res.ci_high) < 0.5)).mean())
+    binomial = float((np.abs(acc - 0.5) > 2 * np.asarray(res.stderr)).mean())
+    assert calibrated <= 0.15 and interval <= 0.15, (calibrated, interval)
+    assert binomial >= 0.4, binomial
+    assert 0.7 < acc.std() / float(np.mean(res.null_sd)) < 1.4  # the null's spread is the spread seen
+    assert float(np.mean(res.null_sd)) > 2 * float(np.mean(res.stderr))
+    assert stats.kstest(p, "uniform").pvalue > 0.01  # p-values uniform-ish under the null
+    assert (np.asarray(res.ci_low) <= np.asarray(res.ci_high)).all()
+
+
+def test_the_null_and_the_bootstrap_against_numpy():
+    # Distances built by hand: the null's mean is 1/2 and its spread equals a numpy permutation
+    # simulation's; the bootstrap's mean is the fraction of all (top, bottom) pairs answered correctly
+    # (each trial picks a uniformly random image of a uniformly resampled tail); the p-value counts the
+    # null accuracies at least as far from 1/2 as the observed one.
+    rng = np.random.default_rng(3)
+    tail, trials, k = 8, 60, 2000
+    d_top = rng.uniform(0, 1, (3, tail)).astype(np.float32)
+    d_bottom = (rng.uniform(0, 1, (3, tail)) + np.array([[0.0], [0.3], [-0.2]])).astype(np.float32)
+    ids = jnp.array([4, 7, 9])
+    key = jax.random.key(12)
+    pos, neg = evaluation.two_afc_trials(key, ids, trials, tail)
+    null = np.asarray(evaluation.two_afc_null(key, ids, d_top, d_bottom, pos, neg, k))
+    assert null.shape == (3, k)
+    for c in range(3):
+        pooled = np.concatenate([d_top[c], d_bottom[c]])
+        sim = []
+        for _ in range(k):
+            perm = pooled[rng.permutation(2 * tail)]
+            a, b = perm[:tail][np.asarray(pos[c])], perm[tail:][np.asarray(neg[c])]
+            sim.append(np.mean(np.where(a < b, 1.0, np.where(a > b, 0.0, 0.5))))
+        assert abs(null[c].mean() - 0.5) < 0.01
+        assert null[c].std() == pytest.approx(np.std(sim), rel=0.08)
+    boot = np.asarray(evaluation.two_afc_bootstrap(key, ids, d_top[:, None], d_bottom[:, None], trials, k))
+    pairs = (d_top[:, :, None] < d_bottom[:, None, :]).mean(axis=(1, 2))  # no ties in continuous draws
+    np.testing.assert_allclose(boot.mean(axis=1), pairs, atol=0.01)
+    accuracy = np.asarray(evaluation.two_afc_outcomes(d_top, d_bottom, pos, neg)).mean(axis=1)
+    brute = [(1 + np.sum(np.abs(null[c] - 0.5) >= np.abs(accuracy[c] - 0.5) - 1e-6)) / (1 + k) for c in range(3)]
+    np.testing.assert_allclose(evaluation.permutation_p_value(accuracy, null), brute, rtol=1e-6)
+    assert float(evaluation.permutation_p_value(accuracy, null)[1]) < 0.05  # bottom images 0.3 farther: significant
+    # keyed per channel: channel 7 alone gets the same null and bootstrap as in the batch; same key, same draws
+    alone = evaluation.two_afc_null(key, ids[1:2], d_top[1:2], d_bottom[1:2], pos[1:2], neg[1:2], k)
+    np.testing.assert_array_equal(alone[0], null[1])
+    boot_alone = evaluation.two_afc_bootstrap(key, ids[1:2], d_top[1:2, None], d_bottom[1:2, None], trials, k)
+    np.testing.assert_array_equal(boot_alone[0], boot[1])
+    np.testing.assert_array_equal(evaluation.two_afc_null(key, ids, d_top, d_bottom, pos, neg, k), null)
+    with pytest.raises(ValueError, match="resamples must be >= 1"):
+        evaluation.two_afc(key, np.zeros((1, 1, SIZE, SIZE, 3)), np.zeros((4, SIZE, SIZE, 3)), np.zeros((4, 1)),
+                           tail=2, resamples=0)
+
+
+def test_two_afc_and_its_swap_control_equal_a_loop_of_single_lpips_calls():
+    # Brute force: each trial decided by LPIPS computed pair by pair, references averaged by hand; the
+    # swap control is the same test of a channel answered with the other channel's references, and its
+    # p-value the rank of the channel's own accuracy among the swaps.
     c, r, n, tail, trials = 2, 2, 8, 3, 6
     k1, k2, k3 = jax.random.split(jax.random.key(5), 3)
     images = smooth_images(k1, n)
     refs = smooth_images(k2, c * r).reshape(c, r, SIZE, SIZE, 3)
     scores = np.asarray(jax.random.normal(k3, (n, c)))
     key = jax.random.key(6)
-    res = evaluation.two_afc(key, refs, images, scores, jnp.array([7, 9]), trials=trials, tail=tail)
+    res = evaluation.two_afc(key, refs, images, scores, jnp.array([7, 9]), trials=trials, tail=tail, resamples=50,
+                             swaps=3)
+    np.testing.assert_array_equal(res.swap_channels, [[1], [0]])  # at most C - 1 others
     pos, neg = evaluation.two_afc_trials(key, jnp.array([7, 9]), trials, tail)
     for ch in range(c):
         order = np.lexsort((np.arange(n), -scores[:, ch]))
         low = np.lexsort((np.arange(n), scores[:, ch]))
-        for t in range(trials):
-            q_top, q_bot = images[order[int(pos[ch, t])]], images[low[int(neg[ch, t])]]
-            d_top = np.mean([float(evaluation.lpips(refs[ch, i][None], q_top[None])[0]) for i in range(r)])
-            d_bot = np.mean([float(evaluation.lpips(refs[ch, i][None], q_bot[None])[0]) for i in range(r)])
-            expected = 1.0 if d_top < d_bot - 1e-6 else 0.0 if d_top > d_bot + 1e-6 else 0.5
-            assert float(res.outcomes[ch, t]) == expected, (ch, t, d_top, d_bot)
+        for who, got in ((ch, res.outcomes[ch]), (1 - ch, None)):
+            outcomes = []
+            for t in range(trials):
+                q_top, q_bot = images[order[int(pos[ch, t])]], images[low[int(neg[ch, t])]]
+                d_top = np.mean([float(evaluation.lpips(refs[who, i][None], q_top[None])[0]) for i in range(r)])
+                d_bot = np.mean([float(evaluation.lpips(refs[who, i][None], q_bot[None])[0]) for i in range(r)])
+                outcomes.append(1.0 if d_top < d_bot - 1e-6 else 0.0 if d_top > d_bot + 1e-6 else 0.5)
+            if got is not None:
+                np.testing.assert_array_equal(got, outcomes)
+            else:
+                assert float(res.swap_accuracy[ch, 0]) == pytest.approx(np.mean(outcomes), abs=1e-6)
+    own, swap = np.asarray(res.accuracy), np.asarray(res.swap_accuracy)
+    np.testing.assert_allclose(res.swap_p_value, (1 + (swap >= own[:, None] - 1e-6).sum(1)) / 2, rtol=1e-6)
+    subset = evaluation.swap_channels(key, np.arange(10), 4)  # a keyed draw: 4 of the 9 others
+    assert subset.shape == (10, 4) and all(i not in row and len(set(row)) == 4 for i, row in enumerate(subset))
+    np.testing.assert_array_equal(evaluation.swap_channels(key, np.arange(10), 4), subset)
+    assert evaluation.two_afc(key, refs, images, scores, trials=trials, tail=tail, resamples=50).swap_accuracy is None
 
 
 def test_trials_depend_on_the_channel_not_on_the_batch():
@@ -126,7 +217,7 @@ def test_two_afc_refuses_overlapping_tails_and_shapes_that_do_not_fit():
         evaluation.two_afc(jax.random.key(0), images[:1, None], images, np.zeros((6, 2)), tail=2)
 
 
-# -- plausibility -----------------------------------------------------------------------------------------
+# -- confidence and plausibility ---------------------------------------------------------------------------
 
 
 class MeanColourClassifier(nn.Module):
@@ -147,15 +238,78 @@ def test_class_probability_equals_a_softmax_computed_by_hand():
     w, b = np.asarray(params["head"]["kernel"], np.float64), np.asarray(params["head"]["bias"], np.float64)
     z = images.astype(np.float64).mean(axis=(1, 2)) @ w + b
     expected = np.exp(z[np.arange(5), targets]) / np.exp(z).sum(axis=1)
-    got = evaluation.class_probabilities(model, images, targets)
+    got = evaluation.confidence(model, images, targets)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     with jax.disable_jit():
-        np.testing.assert_allclose(evaluation.class_probabilities(model, images, targets), got, rtol=1e-6)
+        np.testing.assert_allclose(evaluation.confidence(model, images, targets), got, rtol=1e-6)
+    with pytest.warns(DeprecationWarning, match="use jfv.evaluation.confidence"):  # the old name still works
+        np.testing.assert_array_equal(evaluation.class_probabilities(model, images, targets), got)
     others = np.where(np.eye(4, dtype=bool)[targets], -np.inf, z)
     np.testing.assert_allclose(evaluation.class_margins(model, images, targets), z[np.arange(5), targets] - others.max(1),
                                rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="out of range"):
-        evaluation.class_probabilities(model, images[:1], np.array([4]))
+        evaluation.confidence(model, images[:1], np.array([4]))
+
+
+def test_plausibility_equals_a_mean_cosine_computed_by_hand():
+    rng = np.random.default_rng(4)
+    feats = rng.normal(size=(4, 6)).astype(np.float32)
+    nat = rng.normal(size=(9, 6)).astype(np.float32)
+    nat[2] = 0.0  # a dead feature vector: cosine 0
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2])
+    targets = np.array([2, 0, 1, 2])
+
+    def cos(a, b):
+        na, nb = np.linalg.norm(a), np.linalg.norm(b)
+        return 0.0 if na == 0 or nb == 0 else a @ b / (na * nb)
+
+    expected = [np.mean([cos(feats[v], nat[n]) for n in range(9) if labels[n] == targets[v]]) for v in range(4)]
+    np.testing.assert_allclose(evaluation.plausibility(feats, nat, labels, targets), expected, atol=1e-6)
+    loo = [np.mean([cos(nat[v], nat[n]) for n in range(9) if labels[n] == labels[v] and n != v]) for v in range(9)]
+    np.testing.assert_allclose(evaluation.natural_plausibility(nat, labels), loo, atol=1e-6)
+    np.testing.assert_allclose(evaluation.plausibility(nat[:1], nat[:1], [0], [0]), [1.0], atol=1e-6)  # itself: 1
+    with pytest.raises(ValueError, match=r"classes \[3\] have no natural images"):
+        evaluation.plausibility(feats, nat, labels, np.array([3, 0, 1, 2]))
+    with pytest.raises(ValueError, match=r"classes \[1\] have fewer than 2 natural images"):
+        evaluation.natural_plausibility(nat[:3], np.array([0, 1, 0]))
+    with pytest.raises(ValueError, match="one feature space"):
+        evaluation.plausibility(feats[:, :5], nat, labels, targets)
+
+
+@pytest.fixture(scope="module")
+def resnet20_weights(tmp_path_factory, shared):
+    """CIFAR ResNet-20 converted once for this module's tests: the weights folder."""
+    pytest.importorskip("torch")
+    from jfv.models import convert
+
+    out = tmp_path_factory.mktemp("w")
+    checkpoint = next((shared / "weights" / "cifar10-resnet").glob("resnet20-*.th"))
+    convert.main(["--model=cifar_resnet20", f"--checkpoint={checkpoint}", f"--out={out / 'cifar_resnet20'}"])
+    return out
+
+
+def test_plausibility_ranks_natural_images_of_the_class_above_other_classes_and_noise(resnet20_weights, shared):
+    # In CIFAR ResNet-20's penultimate space (avgpool), held-out CIFAR-10 test images of a class are
+    # nearer the class's natural images than images of the next class are, and far nearer than noise.
+    from jfv import models
+    from jfv.analysis import datasets
+
+    model = models.load("cifar_resnet20", weights_dir=resnet20_weights)
+    assert evaluation.feature_layer(model) == "avgpool"
+    source = datasets.cifar10("test", per_class=12, shared=str(shared))
+    loaded = datasets.load(source, source.ids, 32)
+    images, labels = np.stack([loaded[i] for i in source.ids]), source.labels
+    held = np.concatenate([np.flatnonzero(labels == c)[-2:] for c in range(10)])  # 2 per class, left out
+    rest = np.setdiff1d(np.arange(len(labels)), held)
+    noise = np.asarray(jax.random.uniform(jax.random.key(13), (20, 32, 32, 3)))
+    natural = np.asarray(evaluation.class_plausibility(model, images[held], labels[held], images[rest], labels[rest]))
+    wrong = np.asarray(evaluation.class_plausibility(model, images[held], (labels[held] + 1) % 10, images[rest], labels[rest]))
+    noisy = np.asarray(evaluation.class_plausibility(model, noise, labels[held], images[rest], labels[rest]))
+    assert natural.min() > noisy.max(), (natural.min(), noisy.max())
+    assert natural.mean() > wrong.mean() + 0.1 > noisy.mean() + 0.1, (natural.mean(), wrong.mean(), noisy.mean())
+    f = evaluation.class_features(model, images[rest])
+    np.testing.assert_allclose(evaluation.plausibility(evaluation.class_features(model, images[held]), f, labels[rest],
+                                                       labels[held]), natural, atol=1e-6)
 
 
 # -- processing path --------------------------------------------------------------------------------------
@@ -241,9 +395,23 @@ def test_score_recipe_end_to_end_on_a_tiny_run(tiny_run, tmp_path):
         p = float(r["two_afc"])
         assert 0.0 <= p <= 1.0 and (p * config.trials) % 0.5 == pytest.approx(0.0, abs=1e-3)  # halves of trials
         assert float(r["two_afc_se"]) == pytest.approx(np.sqrt(p * (1 - p) / config.trials), abs=1e-5)
+        assert 1 / (1 + config.resamples) - 1e-6 <= float(r["two_afc_p"]) <= 1.0
+        assert 0.0 <= float(r["two_afc_ci_low"]) <= float(r["two_afc_ci_high"]) <= 1.0
+        assert float(r["two_afc_null_sd"]) > float(r["two_afc_se"])  # 5-image tails: far wider than the binomial
         assert float(r["path_gap"]) == pytest.approx(float(r["path_top"]) - float(r["path_random"]), abs=1e-5)
+    assert list(rows[0])[:10] == ["layer", "channel", "two_afc", "two_afc_se", "two_afc_p", "two_afc_ci_low",
+                                  "two_afc_ci_high", "two_afc_null_sd", "two_afc_swap", "two_afc_swap_p"]
+    # swap control with 2 channels: each test answered with the other channel's visualisation too
+    a = [float(r["two_afc"]) for r in rows]
+    for i, r in enumerate(rows):
+        assert float(r["two_afc_swap_p"]) == (1.0 if float(r["two_afc_swap"]) >= a[i] else 0.5)
     saved = json.loads((tmp_path / "scores" / "manifest.json").read_text())
     assert saved["recipe"] == "score" and saved["natural_images"]["read"] == 40
+    afc = saved["measures"]["two_afc"]
+    significant = [(float(r["two_afc_p"]) < 0.05, float(r["two_afc"])) for r in rows]
+    assert afc["above_chance"] == sum(s and a > 0.5 for s, a in significant) and afc["resamples"] == config.resamples
+    assert afc["below_chance"] == sum(s and a < 0.5 for s, a in significant)
+    assert afc["swaps"] == 1 and afc["above_swaps"] == 0  # p >= 1/2 with one other channel
     assert saved["measures"]["processing_path"]["layers"] == ["conv1_1", "conv2_1", "conv3_1"]
     assert [r["layer"] for r in saved["path_per_layer"]] == ["conv1_1", "conv2_1", "conv3_1"]
     # The deficit averaged over channels equals the per-layer table's (natural - visualisation) averaged over layers.
@@ -259,38 +427,56 @@ def test_score_recipe_end_to_end_on_a_tiny_run(tiny_run, tmp_path):
     assert again["summary"] == manifest["summary"]
 
 
-def test_score_recipe_on_class_visualisations(tmp_path, shared):
-    # ResNet-20 class visualisations scored with ResNet-20 itself as the "transfer" model: both columns
-    # must equal the softmax of the model's logits on the saved PNGs.
-    pytest.importorskip("torch")
+def test_score_recipe_on_class_visualisations(tmp_path, shared, resnet20_weights):
+    # ResNet-20 class visualisations scored with ResNet-20 itself as the "transfer" model: the confidence
+    # columns must equal the softmax of the model's logits on the saved PNGs, the plausibility columns
+    # the mean cosine of its avgpool features with the CIFAR-10 images of the class.
     from configs import cifar_resnet20_class, score_tiny
-    from jfv.models import convert
     from jfv import models
+    from jfv.analysis import datasets
     from jfv.runtime.outputs import load_image
     from jfv.recipes.optvis import channels
     from jfv.recipes.evaluation import score
 
-    checkpoint = next((shared / "weights" / "cifar10-resnet").glob("resnet20-*.th"))
-    convert.main(["--model=cifar_resnet20", f"--checkpoint={checkpoint}", f"--out={tmp_path / 'w' / 'cifar_resnet20'}"])
+    weights = resnet20_weights
     run = cifar_resnet20_class.get_config()
-    run.weights_dir, run.channels, run.steps, run.progress = str(tmp_path / "w"), "2:5", 4, False
+    run.weights_dir, run.channels, run.steps, run.progress = str(weights), "2:5", 4, False
     channels.run(run, str(tmp_path / "run"))
     config = score_tiny.get_config()
-    config.run_dir, config.weights_dir = str(tmp_path / "run"), str(tmp_path / "w")
+    config.run_dir, config.weights_dir = str(tmp_path / "run"), str(weights)
     config.path_layers, config.transfer_models = "", "cifar_resnet20"
     manifest = score.run(config, str(tmp_path / "scores"))
     rows = list(csv.DictReader((tmp_path / "scores" / "scores.csv").open()))
     assert "two_afc" not in rows[0] and [int(r["channel"]) for r in rows] == [2, 3, 4]
-    model = models.load("cifar_resnet20", weights_dir=tmp_path / "w")
+    assert "p_own" not in rows[0]  # p(class) is confidence, not plausibility (issue 28)
+    model = models.load("cifar_resnet20", weights_dir=weights)
     vis = np.stack([load_image(tmp_path / "run" / f"channels/logits_{c:04d}.png", 32) for c in (2, 3, 4)])
     p = np.asarray(jax.nn.softmax(model(jnp.asarray(vis))["logits"], axis=-1))[np.arange(3), [2, 3, 4]]
-    np.testing.assert_allclose([float(r["p_own"]) for r in rows], p, rtol=1e-4)
-    np.testing.assert_allclose([float(r["p_cifar_resnet20"]) for r in rows], p, rtol=1e-4)
+    np.testing.assert_allclose([float(r["confidence_own"]) for r in rows], p, rtol=1e-4)
+    np.testing.assert_allclose([float(r["confidence_cifar_resnet20"]) for r in rows], p, rtol=1e-4)
     z = np.asarray(model(jnp.asarray(vis))["logits"])
     margin = z[np.arange(3), [2, 3, 4]] - np.where(np.eye(10, dtype=bool)[[2, 3, 4]], -np.inf, z).max(1)
     np.testing.assert_allclose([float(r["margin_own"]) for r in rows], margin, rtol=1e-4, atol=1e-4)
     assert [r["margin_cifar_resnet20"] for r in rows] == [r["margin_own"] for r in rows]
+    # plausibility: by hand from the avgpool features of the PNGs and of the 40 natural images
+    source = datasets.cifar10("test", per_class=config.per_class, shared=str(shared))
+    loaded = datasets.load(source, source.ids, 32)
+    nat = np.asarray(model(jnp.asarray(np.stack([loaded[i] for i in source.ids])))["avgpool"]).reshape(40, -1)
+    f = np.asarray(model(jnp.asarray(vis))["avgpool"]).reshape(3, -1)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    expected = [(unit(f)[i] @ unit(nat)[source.labels == c].T).mean() for i, c in enumerate((2, 3, 4))]
+    np.testing.assert_allclose([float(r["plausibility_own"]) for r in rows], expected, atol=1e-5)
+    assert [r["plausibility_cifar_resnet20"] for r in rows] == [r["plausibility_own"] for r in rows]
+    baselines = manifest["measures"]["plausibility"]["baselines"]
+    assert baselines["own"]["layer"] == "avgpool" and baselines["own"]["natural"] > baselines["own"]["noise"] + 0.1
+    assert list(rows[0])[2:5] == ["plausibility_own", "plausibility_cifar_resnet20", "confidence_own"]
+    assert "plausibility_own" in manifest["summary"] and "natural images" in (tmp_path / "scores" / "scores.md").read_text()
     assert manifest["measures"]["processing_path"]["layers"][-1] == "logits"
+    config.limit = 8  # CIFAR-10 is read class by class: 8 images of classes 0 and 1, none of 2, 3, 4
+    with pytest.raises(score.ConfigError, match=r"classes \[2, 3, 4\] have none among the 8 natural images read: "
+                                                r"raise per_class or limit"):
+        score.run(config, str(tmp_path / "few"))
+    config.limit = 0
     config.transfer_models = "vgg16"  # ImageNet features, no CIFAR-10 classes: refused before the pass
     with pytest.raises(score.ConfigError, match="transfer model vgg16 has other classes than cifar_resnet20"):
         score.run(config, str(tmp_path / "bad"))
@@ -341,6 +527,9 @@ def test_score_bad_input_is_one_line(tiny_run, tmp_path, monkeypatch):
     config.run_dir = ""
     with pytest.raises(score.ConfigError, match="run_dir is empty"):
         score.run(config, str(tmp_path / "out4"))
+    config.run_dir, config.resamples = str(tiny_run), 10
+    with pytest.raises(score.ConfigError, match=r"resamples must be an integer >= 20 \(permutations and bootstrap"):
+        score.run(config, str(tmp_path / "out6"))
 
 
 def test_score_recipe_reads_a_layer_run(tmp_path, shared):

@@ -30,7 +30,7 @@ def test_compiled_programs_keep_no_parameters_alive():
     states = topk.init_states(model, ["conv2"], 2)
     topk.step(model, states, images, np.arange(2), np.ones(2, bool))
     attribution.saliency(model, images, attribution.label(np.array([0, 1])))
-    evaluation.class_probabilities(model, images, np.array([0, 1]))
+    evaluation.confidence(model, images, np.array([0, 1]))
     evaluation.activation_profiles(model, images, ["conv1", "conv2"])
     del model, states
     gc.collect()

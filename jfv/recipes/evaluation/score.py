@@ -6,10 +6,13 @@ their PNGs), streams natural images once through the same model (``jfv.analysis.
 image's score per channel is ``jfv.analysis.topk.scores``, the channel objective's mean by default) and
 scores every visualisation with the measures that apply:
 
-- channels of a hidden layer: the two-alternative test (``jfv.evaluation.two_afc``) and the
-  processing path (``jfv.evaluation.processing_path``);
-- classes (``layer = logits``): plausibility (the model's own probability of the class),
-  transferability (``transfer_models``' probabilities) and the processing path.
+- channels of a hidden layer: the two-alternative test (``jfv.evaluation.two_afc``: accuracy, its
+  permutation p-value and bootstrap interval) and the processing path (``jfv.evaluation.processing_path``);
+- classes (``layer = logits``): plausibility (Fel et al. 2023: cosine similarity to the class's natural
+  images in the penultimate feature space of the model and of each of ``transfer_models``,
+  ``jfv.evaluation.plausibility``, with natural-image and noise baselines), confidence (the model's own
+  probability of the class), transferability (``transfer_models``' probabilities and margins) and the
+  processing path.
 
 Writes into OUT (never into DIR): ``scores.csv`` (one row per visualisation), ``scores.md`` (the
 same as a table, the summary, and the processing path per layer), ``index.html`` (the settings; the
@@ -19,7 +22,7 @@ The run's PNGs and the natural images are RGB; a model with other input channels
 ``Model.from_rgb`` (a grayscale model: their ITU-R BT.601 luma), and the two-alternative test's LPIPS
 (an RGB network) compares those grey images repeated into three channels.
 
-Zimmermann, Klindt & Brendel 2024 (MIS); Borowski et al. 2021; Geirhos et al. 2024.
+Zimmermann, Klindt & Brendel 2024 (MIS); Borowski et al. 2021; Fel et al. 2023 (MACO); Geirhos et al. 2024.
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ from jfv.recipes import Recipe
 from jfv.recipes.common import FLOAT_BYTES, ConfigError, available_memory, check_int, check_seed, run_info
 
 RECIPES_SCORED = ("channels", "layer")  # recipes whose manifest lists a layer, channels and PNGs
-CLASS_LAYER = "logits"
+CLASS_LAYER = evaluation.CLASS_LAYER
+MIN_RESAMPLES = 20  # the smallest permutation p-value is 1 / (1 + resamples): 20 lets it fall below 0.05
+SIGNIFICANCE = 0.05  # scores.md counts the channels whose two-alternative p-value is below this
+NOISE_STREAM = 2  # fold_in(key, .) of the noise images of the plausibility baseline (split(key) uses 0, 1)
 
 
 class RunDirError(ValueError):
@@ -128,6 +134,11 @@ def parse_names(spec: str) -> list[str]:
 def check(config: ml_collections.ConfigDict) -> None:
     check_int(config.image_size, "image_size", 0, meaning="natural images' side; 0 = the visualisations' size")
     check_int(config.trials, "trials", 1, meaning="two-alternative trials per channel")
+    check_int(config.swaps, "swaps", 0, meaning="other channels' visualisations each channel's two-alternative test is "
+              "also answered with (the swap control); 0 = none")
+    check_int(config.resamples, "resamples", MIN_RESAMPLES,
+              meaning="permutations and bootstrap draws per channel of the two-alternative test's p-value and "
+                      f"interval; >= {MIN_RESAMPLES} so that p < {SIGNIFICANCE} is possible")
     check_int(config.tail, "tail", 1, meaning="natural images in each of a channel's top and bottom tails")
     check_int(config.path_top, "path_top", 1, meaning="top natural images each visualisation is compared with")
     check_int(config.path_random, "path_random", 1, meaning="random natural images of the baseline")
@@ -269,36 +280,93 @@ def path_rows(config, model, layer, channels, layers, references, scores, nat_pr
 
 
 def add_class_scores(model, channels, references, pictures, transfer: dict, rows: list[dict], measures: list[str]) -> None:
-    """Classes: plausibility (``p_own``, ``margin_own``) and transferability (``p_<model>``,
-    ``margin_<model>``) added to ``rows``, their names to ``measures``."""
+    """Classes: confidence (``confidence_own``, ``margin_own``: the rendering model's p(class) and margin) and
+    transferability (``confidence_<model>``, ``margin_<model>``) added to ``rows``, their names to ``measures``."""
     targets = jnp.asarray(channels, jnp.int32)
-    own = np.asarray(evaluation.class_probabilities(model, references[:, 0], targets))
+    own = np.asarray(evaluation.confidence(model, references[:, 0], targets))
     own_margin = np.asarray(evaluation.class_margins(model, references[:, 0], targets))
     for i, r in enumerate(rows):
-        r["p_own"], r["margin_own"] = float(own[i]), float(own_margin[i])
-    measures += ["p_own", "margin_own"]
+        r["confidence_own"], r["margin_own"] = float(own[i]), float(own_margin[i])
+    measures += ["confidence_own", "margin_own"]
     for name, other in transfer.items():
         seen = other.from_rgb(pictures[:, 0])  # each transfer model's own input
-        p = np.asarray(evaluation.class_probabilities(other, seen, targets))
+        p = np.asarray(evaluation.confidence(other, seen, targets))
         margin = np.asarray(evaluation.class_margins(other, seen, targets))
         for i, r in enumerate(rows):
-            r[f"p_{name}"], r[f"margin_{name}"] = float(p[i]), float(margin[i])
-        measures += [f"p_{name}", f"margin_{name}"]
+            r[f"confidence_{name}"], r[f"margin_{name}"] = float(p[i]), float(margin[i])
+        measures += [f"confidence_{name}", f"margin_{name}"]
+
+
+def natural_rgb(source: datasets.Source, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The natural images in RGB at ``size`` px (unreadable ones dropped) and their labels:
+    (N, S, S, 3) float32, (N,) int32."""
+    loaded = datasets.load(source, source.ids, size)
+    keep = [i for i, n in enumerate(source.ids) if int(n) in loaded]
+    images = np.stack([loaded[int(source.ids[i])] for i in keep]).astype(np.float32)
+    return images, source.labels[keep]
+
+
+def add_plausibility(key, model, channels, references, pictures, transfer: dict, source: datasets.Source, size: int,
+                     rows: list[dict], measures: list[str]) -> dict | None:
+    """Classes: plausibility (``plausibility_own``, ``plausibility_<model>``: ``evaluation.plausibility`` in the
+    penultimate feature space of the rendering model and of each transfer model) added to ``rows`` and
+    ``measures``. Returns, per model, its feature layer and two baselines on the same scale: ``natural``
+    (each natural image against the others of its class, mean) and ``noise`` (uniform noise images, one per
+    visualisation, against the same classes, mean; None where no class has two images); None (nothing
+    added) when the natural images are not labelled with the model's classes. A visualised class without
+    natural images is a ConfigError naming it."""
+    if not source.classes or tuple(source.classes) != tuple(model.labels or ()):
+        return None
+    nat_rgb, labels = natural_rgb(source, size)
+    targets = np.asarray(channels, np.int32)
+    missing = sorted({int(t) for t in targets} - {int(y) for y in labels})
+    if missing:
+        raise ConfigError(f"plausibility compares each class visualisation with natural images of its class, and classes "
+                          f"{missing[:10]} have none among the {len(labels)} natural images read: raise per_class or limit")
+    counts = np.bincount(labels, minlength=int(labels.max()) + 1)
+    pairs = counts[labels] >= 2  # the natural baseline leaves each image out of its class: classes of 2+ images
+    noise = np.asarray(jax.random.uniform(jax.random.fold_in(key, NOISE_STREAM), pictures[:, 0].shape, jnp.float32))
+    baselines = {}
+    for name, m, vis in [("own", model, references[:, 0])] + [(n, o, o.from_rgb(pictures[:, 0])) for n, o in transfer.items()]:
+        nat = evaluation.class_features(m, m.from_rgb(nat_rgb))
+        p = np.asarray(evaluation.plausibility(evaluation.class_features(m, vis), nat, labels, targets))
+        for i, r in enumerate(rows):
+            r[f"plausibility_{name}"] = float(p[i])
+        measures.append(f"plausibility_{name}")
+        noise_p = evaluation.plausibility(evaluation.class_features(m, m.from_rgb(noise)), nat, labels, targets)
+        natural = float(np.mean(evaluation.natural_plausibility(nat[pairs], labels[pairs]))) if pairs.any() else None
+        baselines[name] = {"model": m.name, "layer": evaluation.feature_layer(m),
+                           "natural": natural, "noise": float(np.mean(noise_p))}
+    return baselines
 
 
 def add_two_afc(config, channels, references, images, scores, k_afc, rows: list[dict], measures: list[str]):
-    """Channels: the two-alternative test (``two_afc``, ``two_afc_se``) added to ``rows`` and ``measures``;
+    """Channels: the two-alternative test (``two_afc``, ``two_afc_se``: its binomial standard error over trials,
+    ``two_afc_p``: its permutation p-value against chance, ``two_afc_ci_low`` / ``_high``: its 95% bootstrap
+    interval, ``two_afc_null_sd``: the null's spread; with ``swaps`` and 2+ channels ``two_afc_swap``: the mean
+    accuracy of other channels' visualisations on the same test and ``two_afc_swap_p``: the own accuracy's
+    rank p-value among them) added to ``rows``; ``two_afc`` (and ``two_afc_swap``) to ``measures``;
     (the test's result, the tails' size)."""
     n = len(images)
     tail = min(int(config.tail), n // 2)
     if tail < 1:
         raise ConfigError(f"the two-alternative test needs at least 2 natural images, got {n}: use more (per_class, limit)")
     afc = evaluation.two_afc(k_afc, lpips_rgb(references), lpips_rgb(images), scores, jnp.asarray(channels),
-                          int(config.trials), tail, config.lpips_net)
+                          int(config.trials), tail, config.lpips_net, resamples=int(config.resamples),
+                          swaps=int(config.swaps))
     for i, r in enumerate(rows):
         r["two_afc"] = float(afc.accuracy[i])
         r["two_afc_se"] = float(afc.stderr[i])
+        r["two_afc_p"] = float(afc.p_value[i])
+        r["two_afc_ci_low"] = float(afc.ci_low[i])
+        r["two_afc_ci_high"] = float(afc.ci_high[i])
+        r["two_afc_null_sd"] = float(afc.null_sd[i])
+        if afc.swap_accuracy is not None:
+            r["two_afc_swap"] = float(afc.swap_accuracy[i].mean())
+            r["two_afc_swap_p"] = float(afc.swap_p_value[i])
     measures.insert(0, "two_afc")
+    if afc.swap_accuracy is not None:
+        measures.insert(1, "two_afc_swap")
     return afc, tail
 
 
@@ -343,8 +411,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     rows, vis_path, nat_path, k, rand_ids = path_rows(config, model, layer, channels, layers, references, scores,
                                                       nat_profiles, n, k_rand)
     measures = ["path_gap", "path_gap_natural", "path_deficit"]
-    afc = None
+    afc = baselines = None
     if is_class:
+        baselines = add_plausibility(key, model, channels, references, pictures, transfer, source, size, rows, measures)
         add_class_scores(model, channels, references, pictures, transfer, rows, measures)
     else:
         afc, tail = add_two_afc(config, channels, references, images, scores, k_afc, rows, measures)
@@ -353,6 +422,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     summary = {m: {"mean": float(np.mean([r[m] for r in rows])), "sd": float(np.std([r[m] for r in rows]))}
                for m in measures}
     path_table = path_per_layer(layers, vis_path, nat_path)
+    above = below = specific = None
+    if afc is not None:
+        significant = np.asarray(afc.p_value) < SIGNIFICANCE
+        above = int((significant & (np.asarray(afc.accuracy) > 0.5)).sum())
+        below = int((significant & (np.asarray(afc.accuracy) < 0.5)).sum())
+        if afc.swap_p_value is not None:
+            specific = int((np.asarray(afc.swap_p_value) < SIGNIFICANCE).sum())
 
     out_manifest = {
         "recipe": "score",
@@ -366,9 +442,20 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         "measures": {
             "two_afc": None if afc is None else {
                 "trials": int(config.trials), "tail": tail, "similarity": f"LPIPS ({config.lpips_net})",
+                "resamples": int(config.resamples), "interval": evaluation.TWO_AFC_LEVEL,
+                "above_chance": above, "below_chance": below, "significance": SIGNIFICANCE,
+                "swaps": None if afc.swap_accuracy is None else int(afc.swap_accuracy.shape[1]),
+                "above_swaps": specific,
                 "note": "machine observer of Borowski et al. 2021 / MIS (Zimmermann et al. 2024) with LPIPS in place "
-                        "of DreamSim (offline), maximally activating references only, hard fraction correct"},
-            "plausibility": {"transfer_models": list(transfer)} if is_class else None,
+                        "of DreamSim (offline), maximally activating references only, hard fraction correct; p-value "
+                        "from a permutation null over the tails' top/bottom labels, interval from a bootstrap over "
+                        "references, tail images and trials"},
+            "plausibility": None if not is_class else {
+                "baselines": baselines, "feature_space": "spatially averaged activations of each model's layer before "
+                "the logits; cosine similarity to the natural images of the class, mean (Fel et al. 2023)",
+                "note": None if baselines is not None else "n/a: the natural images are not labelled with the model's "
+                        "classes (use dataset=cifar10 for CIFAR-10 models)"},
+            "transferability": {"transfer_models": list(transfer)} if is_class else None,
             "processing_path": {"layers": layers, "similarity": config.similarity, "top": k,
                                 "random": len(rand_ids)},
         },
@@ -382,7 +469,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     header = {"scored run": out_manifest["scored_run"], "model": model.name, "layer": layer,
               "natural images": f"{n} from {source.description} at {size} px",
               "two-alternative test": "n/a (class visualisations)" if afc is None else
-              f"{config.trials} trials per channel, tails of {tail}, LPIPS {config.lpips_net}",
+              f"{config.trials} trials per channel, tails of {tail}, LPIPS {config.lpips_net}; p-value: permutation "
+              f"null ({config.resamples} shufflings of the tails' labels), interval: {evaluation.TWO_AFC_LEVEL:.0%} "
+              f"bootstrap over references, tail images and trials; {above} of {len(channels)} channels above chance "
+              f"and {below} below at p < {SIGNIFICANCE}" + ("" if afc.swap_accuracy is None else
+              f"; swap control: each test also answered with {afc.swap_accuracy.shape[1]} other channels' "
+              f"visualisations, {specific} of {len(channels)} channels' own above them at p < {SIGNIFICANCE} "
+              f"(the smallest p is 1/{afc.swap_accuracy.shape[1] + 1})"),
+              "plausibility": "n/a (channels of a hidden layer)" if not is_class else
+              "n/a (the natural images are not labelled with the model's classes)" if baselines is None else
+              "cosine similarity to the class's natural images, spatially averaged features of "
+              + "; ".join(f"{name} ({b['model']} {b['layer']}): natural images {fmt(b['natural'])}, noise {fmt(b['noise'])}"
+                          for name, b in baselines.items()),
               "processing path": f"{config.similarity} of spatially averaged activations over {len(layers)} layers, "
                                  f"top {k} vs {len(rand_ids)} random natural images",
               "wall time (s)": out_manifest["wall_time_s"]}
