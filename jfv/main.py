@@ -140,8 +140,44 @@ def _config_keys(argv: list[str]) -> list[str]:
         return []
 
 
+HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-helpshort")
+
+
+def usage(argv: list[str]) -> str:
+    """The text of ``jfv --help``: the command's form, its flags and recipes, and with ``--config``
+    that config's keys."""
+    from jfv.recipes import RECIPES
+
+    keys = _config_keys(argv)
+    lines = [f"usage: {PROG} --config=configs/<name>.py --workdir=DIR [--config.<key>=<value> ...] [--overwrite]",
+             "",
+             "Runs the recipe that the config file names (configs/ holds one per job; README.md lists them).",
+             "  --config=PATH[:ARG]   a config file defining get_config()",
+             "  --workdir=DIR         the run's output folder (created if needed; a resumable recipe resumes in it)",
+             "  --config.KEY=VALUE    override any key of the config",
+             "  --overwrite           move the files already in DIR to DIR.old-<time> first",
+             "  --helpfull            every flag, absl's included",
+             "",
+             f"example: {PROG} {EXAMPLE} --workdir=runs/vgg16 --config.channels=0:8",
+             f"recipes: {', '.join(sorted(RECIPES))}"]
+    if keys:
+        lines.append(f"keys of {_flag_value(argv, 'config')}: {', '.join(keys)}")
+    else:
+        lines.append("with --config, --help also lists that config's keys")
+    return "\n".join(lines)
+
+
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl flag parsing; a bad config file, flag or override is one line and exit status 2."""
+    """absl flag parsing; a bad config file, flag or override is one line and exit status 2.
+    ``--help`` prints ``usage`` and ``--helpfull`` absl's list of flags, both with status 0."""
+    if any(a in HELP_FLAGS for a in argv[1:]):
+        print(usage(argv))
+        sys.exit(0)
+    if any(a in ("--helpfull", "-helpfull") for a in argv[1:]):
+        try:
+            flags.FLAGS(argv)
+        except SystemExit:  # absl exits 1 after printing the flags; asking for help is no error
+            sys.exit(0)
     path = _flag_value(argv, "config")
     try:
         if path is not None:

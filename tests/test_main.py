@@ -117,3 +117,15 @@ def test_class_by_name_on_a_converted_cifar_resnet(tmp_path, shared):
     assert attr.returncode == 0, attr.stderr[-2000:]
     manifest = json.loads((tmp_path / "attr" / "manifest.json").read_text())
     assert (tmp_path / "attr" / "grid.png").exists() and "cam" in json.dumps(manifest)
+
+
+def test_help_is_a_usage_text_and_status_0(tmp_path):
+    plain = run_jfv("--help")
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert plain.stdout.startswith("usage: jfv --config=configs/<name>.py --workdir=DIR")
+    assert "recipes: accentuate, activations," in plain.stdout and "top_patches, train" in plain.stdout
+    with_config = run_jfv("-h", "--config=configs/tiny.py")
+    assert with_config.returncode == 0 and "keys of configs/tiny.py: batch_size, channels," in with_config.stdout
+    full = run_jfv("--helpfull")
+    assert full.returncode == 0 and "--workdir" in full.stdout and "--[no]overwrite" in full.stdout
+    assert not list(tmp_path.iterdir())  # nothing run, nothing written
