@@ -117,20 +117,28 @@ def check_batch(batch_size: int, mesh: Mesh | None) -> None:
                             f"(e.g. {up}), or fewer devices")
 
 
-def apply(model: Any, step: Step, carry: Any, batch: Any, mesh: Mesh | None = None) -> tuple[Any, dict[str, Array]]:
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """``tree`` on every device of ``mesh`` (a no-op for arrays already placed so)."""
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def apply(model: Any, step: Step, carry: Any, batch: Any, mesh: Mesh | None = None,
+          params: Any = None) -> tuple[Any, dict[str, Array]]:
     """One batch through ``step``: (new carry, {name: per-image outputs (B, ...)}), one compiled program.
 
     The images go in with their own dtype (uint8 stays uint8); ids as int32, the mask as bool. With a
     ``mesh``, the batch is sharded over its first axis (B must divide evenly: ``check_batch``) and the
-    parameters and carry are replicated (module docstring)."""
+    parameters and carry are replicated (module docstring); ``params``, when given, are the model's
+    already replicated (``replicate``), so a loop copies them to the devices once, not every batch."""
     images, ids, mask = batch.images, np.asarray(batch.ids, np.int32), np.asarray(batch.mask, bool)
     if mesh is None:
         return _apply(model.params, carry, jnp.asarray(images), jnp.asarray(ids), jnp.asarray(mask),
                       model=model.static, step=step)
     check_batch(len(ids), mesh)
-    rep, data = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
-    params, carry = jax.device_put((model.params, carry), rep)
-    images, ids, mask = jax.device_put((np.asarray(images), ids, mask), data)
+    params = replicate(model.params, mesh) if params is None else params
+    carry = replicate(carry, mesh)
+    images, ids, mask = jax.device_put((np.asarray(images), ids, mask),
+                                       NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])))
     return _apply_sharded(params, carry, images, ids, mask, model=model.static, step=step, mesh=mesh)
 
 
@@ -312,9 +320,10 @@ def run(model: Any, step: Step, stream: Iterable[Any] | Callable[[np.ndarray], I
     if progress is not None:
         progress(state.done, n)
     it: Iterator[Any] = iter(batches)
+    params = None if mesh is None else replicate(model.params, mesh)  # once for the whole pass
     try:
         for batch in it:
-            carry, outputs = apply(model, step, state.carry, batch, mesh)
+            carry, outputs = apply(model, step, state.carry, batch, mesh, params)
             state.add(batch, carry, outputs)
             if progress is not None:
                 progress(state.done, n)
