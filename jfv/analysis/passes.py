@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -33,11 +33,13 @@ from jfv.analysis import datasets, topk
 from jfv.evaluation.trust import NaturalPass, spatial_mean
 from jfv.models.stream import CheckpointMismatch, PaddedBatch, State, Step, Store, apply, check_batch, map_images
 from jfv.models.stream import run as run_stream
+from jfv.runtime import distributed
 
 
 def run(model: Any, source: datasets.Source, step: Step, carry: Any = (), *, size: int, batch_size: int,
         prefetch: int = 2, resample: str = "bicubic", store: Store | None = None, piece: str = "pass",
-        every: int = 0, discard: bool = False, progress=None, stop: Any = None, mesh=None) -> State:
+        every: int = 0, discard: bool = False, progress=None, stop: Any = None, mesh=None,
+        process: tuple[int, int] = (0, 1), sync: Callable[[str], None] | None = None) -> State:
     """``source`` once through ``step`` (module docstring): the pass's ``State``.
 
     Args:
@@ -50,6 +52,17 @@ def run(model: Any, source: datasets.Source, step: Step, carry: Any = (), *, siz
         stop: ``jfv.runtime.jobs.StopFlag`` (or alike), checked after every batch.
         mesh: a ``jax.sharding.Mesh``: each batch sharded over its first axis (``batch_size`` a
             multiple of its size), the result the one-device pass's (``jfv.models.stream.apply``).
+        process: ``(index, count)``: this process's share of a pass over ``count`` processes (``split``);
+            the result on process 0 is the one-process pass's, elsewhere this process's part.
+        sync: ``sync(name)`` waits until every process reaches ``name``; by default
+            ``jfv.runtime.distributed.barrier`` (``jax.distributed``'s coordination service).
+
+    Returns:
+        The pass's ``State``.
+
+    Raises:
+        datasets.DatasetError: ids that do not number the images, or more processes than images.
+        CheckpointMismatch: a checkpoint of another pass, or of another process count.
     """
     n = len(source)
     if not np.array_equal(source.ids, np.arange(n)):
@@ -62,8 +75,116 @@ def run(model: Any, source: datasets.Source, step: Step, carry: Any = (), *, siz
         return datasets.batches(source.select(ids), size, batch_size, resample=resample, prefetch_batches=prefetch,
                                 convert=model.from_rgb)
 
-    return run_stream(model, step, batches, carry, n=n, names=[it.name for it in source.items], store=store,
-                      piece=piece, every=every, discard=discard, progress=progress, stop=stop, mesh=mesh)
+    names = [it.name for it in source.items]
+    index, count = int(process[0]), int(process[1])
+    if count == 1:
+        return run_stream(model, step, batches, carry, n=n, names=names, store=store, piece=piece, every=every,
+                          discard=discard, progress=progress, stop=stop, mesh=mesh)
+    return split(model, step, batches, carry, n=n, names=names, store=store, piece=piece, every=every,
+                 discard=discard, progress=progress, stop=stop, mesh=mesh, process=(index, count), sync=sync)
+
+
+# -- a pass over several processes -----------------------------------------------------------------
+
+
+def part_name(piece: str, index: int) -> str:
+    """The checkpoint piece of process ``index``'s part of a pass over several processes."""
+    return f"{piece}.p{index}"
+
+
+def layout_name(piece: str) -> str:
+    """The piece that records how many processes a pass is split over (its parts' layout)."""
+    return f"{piece}.layout"
+
+
+def split(model: Any, step: Step, batches: Callable[[np.ndarray], Any], carry: Any = (), *, n: int,
+          names: Sequence[str], store: Store, process: tuple[int, int], piece: str = "pass", every: int = 0,
+          discard: bool = False, progress=None, stop: Any = None, mesh=None,
+          sync: Callable[[str], None] | None = None) -> State:
+    """One process's share of a pass over ``count`` processes, combined on process 0.
+
+    Process ``index`` reads the ids ``index, index + count, ...`` (strided, so the shares differ by at
+    most one image and unreadable stretches spread out), checkpoints its part under
+    ``part_name(piece, index)`` in the shared ``store`` and saves it once more when done. After a
+    barrier, process 0 reads every part and combines them: outputs, labels and the seen and read
+    masks by image id, skipped images in id order, and the carry through ``step.combine`` (top-k
+    states merge exactly: the order is total, ``jfv.analysis.topk.combine``). So process 0 ends
+    with the one-process pass: the same ids, the same values.
+
+    A resume needs the same process count (each part holds the images of its own stride): the count
+    is recorded under ``layout_name(piece)`` and another one is refused, naming both.
+
+    Args:
+        batches: ``batches(ids)``, the padded batches of those ids (``jfv.models.stream.run``).
+        carry, n, names, store, piece, every, discard, progress, stop, mesh: as ``jfv.models.stream.run``.
+        process: ``(index, count)``.
+        sync: ``sync(name)``, a barrier across the processes (default ``jfv.runtime.distributed.barrier``).
+
+    Returns:
+        On process 0 the combined ``State``; on the others their own part's.
+    """
+    index, count = process
+    if n < count:
+        raise datasets.DatasetError(f"{count} processes for {n} images: use at most {n} processes (each reads "
+                                    f"its own share)")
+    if carry != () and not hasattr(step, "combine"):
+        raise TypeError(f"{type(step).__name__} keeps a carry but has no combine(carries): it cannot run over "
+                        f"several processes")
+    if sync is None:
+        sync = lambda name: distributed.barrier(name, count)
+    layout = store.load_state(layout_name(piece), discard=discard)
+    if layout is not None and int(layout["processes"]) != count:
+        raise CheckpointMismatch(f"the pass in this workdir was checkpointed by {int(layout['processes'])} processes, "
+                                 f"this run has {count}: run it with {int(layout['processes'])} processes to resume, "
+                                 f"or discard the checkpoint to start the pass over")
+    sync(f"jfv-{piece}-layout-checked")  # every process has read the old layout before process 0 replaces it
+    if index == 0:
+        store.save_state(layout_name(piece), {"processes": np.int64(count)})
+    own = np.arange(index, n, count)
+    state = run_stream(model, step, batches, carry, n=n, names=names, store=store, piece=part_name(piece, index),
+                       every=every, discard=discard, progress=progress, stop=stop, mesh=mesh, own=own)
+    store.save_state(part_name(piece, index), state.to_tree())
+    sync(f"jfv-{piece}-parts-saved")
+    if index != 0:
+        return state
+    return combine(step, carry, [store.load_state(part_name(piece, i)) for i in range(count)], n, names)
+
+
+def combine(step: Step, carry: Any, parts: Sequence[Any], n: int, names: Sequence[str]) -> State:
+    """The one-process ``State`` of a pass from its processes' parts (``State.to_tree``s).
+
+    Args:
+        step: the pass's step (its ``combine(carries)`` merges the carries; none needed for ``()``).
+        carry: the step's initial carry (the structure the parts restore into).
+        parts: every process's final ``to_tree``, over disjoint ids.
+        n, names: the pass's image count and names.
+
+    Returns:
+        A ``State`` equal to the one a single process would end with.
+    """
+    states = []
+    for i, tree in enumerate(parts):
+        if tree is None:
+            raise CheckpointMismatch(f"process {i}'s part of the pass is missing from the workdir: run the same "
+                                     f"command again on every process")
+        part = State(carry, n, names)
+        part.restore(tree)
+        states.append(part)
+    out = State(carry, n, names)
+    for part in states:
+        rows = part.read
+        for k, v in part.outputs.items():
+            have = out.outputs.setdefault(k, np.array(v))
+            have[rows] = v[rows]
+        out.seen |= part.seen
+        out.read |= rows
+        out.labels[rows] = part.labels[rows]
+        out.skipped += part.skipped
+        out.batches += part.batches
+    ids_of = {name: i for i, name in enumerate(names)}
+    out.skipped.sort(key=lambda s: ids_of.get(s[0], n))  # one process meets them in id order
+    out.carry = step.combine([p.carry for p in states]) if carry != () else ()
+    return out
 
 
 # -- the natural pass of the trust measures --------------------------------------------------------
@@ -109,5 +230,5 @@ def natural_pass(model, source, layer: str, channels: Sequence[int], layers: Seq
     return NaturalPass(pick(out["images"]), pick(out["scores"]), {name: pick(out[f"profile.{name}"]) for name in layers})
 
 
-__all__ = ["CheckpointMismatch", "PaddedBatch", "NaturalStep", "State", "Step", "Store", "apply", "map_images",
-           "natural_pass", "run"]
+__all__ = ["CheckpointMismatch", "PaddedBatch", "NaturalStep", "State", "Step", "Store", "apply", "combine",
+           "layout_name", "map_images", "natural_pass", "part_name", "run", "split"]

@@ -126,6 +126,11 @@ def merge(state: TopK, values: Array, ids: Array, positions: Array, mask: Array)
     all_key = jnp.concatenate([jnp.where(state.ids == EMPTY, _LAST, state.ids), key], axis=1)
     all_y = jnp.concatenate([state.positions[..., 0], pos[..., 0]], axis=1)
     all_x = jnp.concatenate([state.positions[..., 1], pos[..., 1]], axis=1)
+    return _best(all_v, all_key, all_y, all_x, k)
+
+
+def _best(all_v: Array, all_key: Array, all_y: Array, all_x: Array, k: int) -> TopK:
+    """The k best candidates per channel of (C, m) values, sort keys (``_LAST`` for none) and positions."""
     neg, key, y, x = lax.sort((-all_v, all_key, all_y, all_x), dimension=1, num_keys=2)
     key = key[:, :k]
     empty = key == _LAST
@@ -134,6 +139,20 @@ def merge(state: TopK, values: Array, ids: Array, positions: Array, mask: Array)
         ids=jnp.where(empty, EMPTY, key),
         positions=jnp.where(empty[..., None], EMPTY, jnp.stack([y[:, :k], x[:, :k]], axis=-1)),
     )
+
+
+@jax.jit
+def combine(states: Sequence[TopK]) -> TopK:
+    """The top-k of several states' union, by (value descending, id ascending): the states of a pass
+    split over processes (each over its own images) combine into the one-process state exactly.
+
+    Args:
+        states: TopK states of the same shape (C, k), over disjoint sets of image ids.
+    """
+    k = states[0].values.shape[1]
+    cat = lambda f: jnp.concatenate([f(s) for s in states], axis=1)
+    return _best(cat(lambda s: s.values), cat(lambda s: jnp.where(s.ids == EMPTY, _LAST, s.ids)),
+                 cat(lambda s: s.positions[..., 0]), cat(lambda s: s.positions[..., 1]), k)
 
 
 @functools.partial(jax.jit, static_argnames=("reduce",))
@@ -188,6 +207,10 @@ class Step:
                     per_image[f"{layer}.{r}"] = values
         return new, per_image
 
+    def combine(self, carries: Sequence[States]) -> States:
+        """The carries of one pass split over processes, as one process's (``combine`` per state)."""
+        return {layer: {r: combine([c[layer][r] for c in carries]) for r in per} for layer, per in carries[0].items()}
+
 
 def step(model: Any, states: States, images: Array, ids: Array, mask: Array) -> States:
     """One batch through the model and into every state (one compiled program per model, layer set
@@ -236,5 +259,5 @@ def as_table(state: TopK, channel: int) -> list[dict]:
             for r in range(s.ids.shape[1]) if s.ids[channel, r] != EMPTY]
 
 
-__all__ = ["EMPTY", "REDUCTIONS", "Step", "TopK", "TopKError", "as_table", "brute_force", "init", "init_states",
+__all__ = ["EMPTY", "REDUCTIONS", "Step", "TopK", "TopKError", "as_table", "brute_force", "combine", "init", "init_states",
            "merge", "run", "scores", "step", "to_numpy", "update"]

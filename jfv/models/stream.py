@@ -280,7 +280,7 @@ class State:
 def run(model: Any, step: Step, stream: Iterable[Any] | Callable[[np.ndarray], Iterable[Any]], carry: Any = (), *,
         n: int | None = None, names: Sequence[str] | None = None, store: Store | None = None, piece: str = "pass",
         every: int = 0, discard: bool = False, progress: Progress | None = None, stop: Any = None,
-        mesh: Mesh | None = None) -> State:
+        mesh: Mesh | None = None, own: np.ndarray | None = None) -> State:
     """Streams batches through ``step``, once each: the pass's ``State`` at the end.
 
     Args:
@@ -300,6 +300,9 @@ def run(model: Any, step: Step, stream: Iterable[Any] | Callable[[np.ndarray], I
             checked after every batch: the pass checkpoints (with a store) and raises ``Interrupted``.
         mesh: shard each batch over this mesh's first axis (``apply``); the state, outputs and
             checkpoints are the one-device pass's, so a pass may resume on another device count.
+        own: the ids this process reads (sorted; needs ``stream`` as a function of ids and ``n``): one
+            process's share of a pass over several (``jfv.analysis.passes.run``); None: all of them.
+            The state still spans ids 0..n-1; the others stay unseen.
     """
     state = State(carry, n, names)
     if store is not None:
@@ -308,17 +311,21 @@ def run(model: Any, step: Step, stream: Iterable[Any] | Callable[[np.ndarray], I
         saved = store.load_state(piece, discard=discard)
         if saved is not None:
             state.restore(saved)
+    mine = np.arange(0 if n is None else n) if own is None else np.asarray(own, np.int64)
+    if own is not None and (n is None or not callable(stream)):
+        raise ValueError("own (a process's ids) needs n and stream as a function of ids")
     if callable(stream):
         if n is None:
             raise ValueError("stream as a function of ids needs n, the number of images (ids 0..n-1)")
-        todo = np.flatnonzero(~state.seen)
+        todo = mine[~state.seen[mine]]
         batches: Iterable[Any] = stream(todo) if len(todo) else iter(())
     elif state.batches:
         raise ValueError("a resumed pass needs stream as a function of the ids still to read")
     else:
         batches = stream
+    total = n if own is None else len(mine)
     if progress is not None:
-        progress(state.done, n)
+        progress(state.done, total)
     it: Iterator[Any] = iter(batches)
     params = None if mesh is None else replicate(model.params, mesh)  # once for the whole pass
     try:
@@ -326,20 +333,20 @@ def run(model: Any, step: Step, stream: Iterable[Any] | Callable[[np.ndarray], I
             carry, outputs = apply(model, step, state.carry, batch, mesh, params)
             state.add(batch, carry, outputs)
             if progress is not None:
-                progress(state.done, n)
+                progress(state.done, total)
             if stop is not None and stop.stop:
                 if store is not None:
                     store.save_state(piece, state.to_tree())
-                    raise Interrupted(f"{stop.name()}: checkpointed the pass after {state.done} of {n} images; run "
+                    raise Interrupted(f"{stop.name()}: checkpointed the pass after {state.done} of {total} images; run "
                                       f"the same command again to resume", stop.signum)
                 raise Interrupted(f"{stop.name()}: stopped the pass after {state.done} images", stop.signum)
-            if store is not None and every and state.batches % every == 0 and not state.seen.all():
+            if store is not None and every and state.batches % every == 0 and not state.seen[mine].all():
                 store.save_state(piece, state.to_tree())
             errors.raise_if_interrupted()
     finally:
         if hasattr(it, "close"):
             it.close()  # stops a prefetching thread
-    if n is not None and not state.seen.all():  # cannot happen with a jfv.analysis.datasets source
+    if n is not None and not state.seen[mine].all():  # cannot happen with a jfv.analysis.datasets source
         raise RuntimeError("the dataset stream ended before every image was read")
     return state
 

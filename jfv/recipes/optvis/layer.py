@@ -37,6 +37,8 @@ import optax
 from jfv import models
 from jfv.optvis import transforms
 from jfv.optvis.engine import Engine, StateMismatchError
+from jfv.runtime import distributed
+from jfv.runtime.distributed import barrier
 from jfv.runtime.jobs import Interrupted, Job, StateError, StopFlag
 from jfv.runtime.outputs import (
     CHANNEL_FILTER_INPUT, CHANNEL_FILTER_SCRIPT, GALLERY_CSS, check_workdir, header_table, sprite, transparency_overlay,
@@ -82,36 +84,10 @@ def layer_channels(model: models.Model, layer: str, spec: str, image_size: int) 
 
 
 def init_distributed(config) -> tuple[int, int]:
-    """(process_index, process_count): (0, 1) unless ``distributed``; then ``jax.distributed``."""
-    if not config.distributed:
-        return 0, 1
-    kwargs = {}
-    if config.coordinator_address:
-        if config.num_processes < 1 or config.process_id < 0:
-            raise ConfigError("with coordinator_address also set num_processes (>= 1) and process_id (0..N-1)")
-        kwargs = dict(coordinator_address=config.coordinator_address, num_processes=config.num_processes,
-                      process_id=config.process_id)
-    try:
-        jax.distributed.initialize(**kwargs)
-    except (ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(
-            f"distributed=True but no coordinator could be reached or detected ({first[:200]}); on a TPU pod "
-            f"slice, SLURM or Open MPI it is found automatically, elsewhere set --config.coordinator_address="
-            f"HOST:PORT --config.num_processes=N --config.process_id=I on every process") from None
-    return jax.process_index(), jax.process_count()
-
-
-def barrier(name: str, count: int, timeout_s: int = 7 * 24 * 3600) -> None:
-    """Waits until every process of a distributed job reaches ``name`` (no-op for one process).
-
-    The coordination service's barrier, not ``multihost_utils.sync_global_devices``: processes reach
-    the finishing barrier hours apart, and that collective's CPU context gives up after 30 s.
-    """
-    if count > 1:
-        from jax._src import distributed
-
-        distributed.global_state.client.wait_at_barrier(name, timeout_s * 1000)
+    """(process_index, process_count): (0, 1) unless ``distributed``; then ``jax.distributed``
+    (``jfv.runtime.distributed.initialize`` with the config's keys)."""
+    return distributed.initialize(config.distributed, config.coordinator_address, config.num_processes,
+                                  config.process_id)
 
 
 def check(config) -> None:
