@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.max_images = 0  # at most this many images (0 = all; cifar10: 0 = one per class)
     c.image_size = 224  # shorter side resized, then centre-cropped (cifar10: 32)
     c.shared_dir = ""  # "" = $JFV_SHARED, else ../shared beside the repository
+    c.cifar10_path = ""  # CIFAR-10 .tar.gz or folder, in any form ("" = $JFV_CIFAR10, else <shared>/data/cifar10/)
     c.reduce = "square"  # square: the strongest channel's whole map (seed 003) | max: its strongest activation (Zeiler & Fergus)
     c.stride = 2  # the checkerboard grid's period in pixels (>= 2); each layer's own total stride is measured too
     c.gain = 1.0  # display gain of the signed reconstructions (0 grey, largest magnitude black/white)

@@ -18,6 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model = "cifar_convnet"
     c.weights_dir = ""  # the train run's workdir (it holds <workdir>/cifar_convnet); "" = the repo's weights/
     c.shared_dir = ""  # "" = $JFV_SHARED, else ../shared beside the repository
+    c.cifar10_path = ""  # CIFAR-10 .tar.gz or folder, in any form ("" = $JFV_CIFAR10, else <shared>/data/cifar10/)
     c.test_per_class = 1  # test images per class (files 0000..k-1 of test/<class>/)
     c.window = 8  # the grey square's side (px)
     c.stride = 2  # px between its positions

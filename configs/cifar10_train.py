@@ -2,8 +2,9 @@
 
     python -m jfv --config=configs/cifar10_train.py --workdir=/tmp/jfv_train
 
-Needs ``../shared`` beside the repository (or --config.shared_dir=PATH, or $JFV_SHARED) for
-``data/cifar10/cifar10-jpeg.tar.gz``. Re-running the same command on the same workdir resumes from
+Needs CIFAR-10: ``--config.cifar10_path=PATH`` (the official python or binary release, packed or
+extracted: https://www.cs.toronto.edu/~kriz/cifar.html) or $JFV_CIFAR10, else ``../shared`` beside the
+repository (or --config.shared_dir=PATH, or $JFV_SHARED) for ``data/cifar10/cifar10-jpeg.tar.gz``. Re-running the same command on the same workdir resumes from
 the last checkpoint. The trained network is ``<workdir>/cifar_convnet``: use it in any recipe with
 ``--config.model=cifar_convnet --config.weights_dir=<workdir>``.
 
@@ -24,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.recipe = "train"
     c.shared_dir = ""  # "" = $JFV_SHARED, else ../shared beside the repository
+    c.cifar10_path = ""  # CIFAR-10 .tar.gz or folder, in any form ("" = $JFV_CIFAR10, else <shared>/data/cifar10/)
     c.arch = "convnet"  # convnet | cifar_resnet20 | cifar_resnet32 | cifar_resnet44 | cifar_resnet56
     # convnet switches (jfv.models.convnet): channels per block, BN, zero padding, fixed whitening layer
     c.widths = "32,128,128"

@@ -2,8 +2,9 @@
 
     python -m jfv --config=configs/gap_gmp.py --workdir=/tmp/jfv_gap_gmp
 
-Needs ``../shared`` beside the repository (or --config.shared_dir=PATH, or $JFV_SHARED) for
-``data/cifar10/cifar10-jpeg.tar.gz``. Trains a 3x3 conv + ReLU + global average pool + dense head and
+Needs CIFAR-10: ``--config.cifar10_path=PATH`` (the official python or binary release, packed or
+extracted: https://www.cs.toronto.edu/~kriz/cifar.html) or $JFV_CIFAR10, else ``../shared`` beside the
+repository (or --config.shared_dir=PATH, or $JFV_SHARED) for ``data/cifar10/cifar10-jpeg.tar.gz``. Trains a 3x3 conv + ReLU + global average pool + dense head and
 the same head with global max pooling (same init, data order and optimiser) on cached VGG16 features
 of 1000 training images (100 per class) upsampled to 112 px (relu5_3 is 7x7), tests on 300 (30 per
 class), and writes results.md / results.json (accuracy, CAM centre fraction, extent, deletion /
@@ -22,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.recipe = "gap_gmp"
     c.shared_dir = ""  # "" = $JFV_SHARED, else ../shared beside the repository
+    c.cifar10_path = ""  # CIFAR-10 .tar.gz or folder, in any form ("" = $JFV_CIFAR10, else <shared>/data/cifar10/)
     c.model = "vgg16"  # any model of jfv.models.names() with a spatial layer, built-in or wrapped (gray_cnn)
     c.weights_dir = ""  # "" = $JFV_WEIGHTS_DIR or the repo's weights/
     c.train_per_class = 100  # training images per class: files 0000..k-1 of train/<class>/ (<= 5000)

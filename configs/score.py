@@ -4,8 +4,9 @@
     python -m jfv --config=configs/score.py --config.run_dir=/tmp/jfv_vgg16 --workdir=/tmp/jfv_vgg16_scores
 
 Reads the run's manifest.json (a channels or layer run), streams CIFAR-10 test images (50 per class,
-upsampled to the visualisations' size: VGG16 sees 32 px photos blown up, a limitation) through the
-same model once, and scores every visualisation:
+from --config.cifar10_path, $JFV_CIFAR10 or the shared folder; upsampled to the visualisations' size:
+VGG16 sees 32 px photos blown up, a limitation) through the same model once, and scores every
+visualisation:
 
 - channels: the two-alternative test (LPIPS AlexNet, 100 trials, queries from each channel's 20 most /
   least activating images) with its permutation p-value and 95% bootstrap interval (1000 resamples)
@@ -37,6 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.per_class = 50  # cifar10: images per class (0 = all)
     c.limit = 0  # only the first n natural images (0 = all)
     c.shared_dir = ""  # "" = $JFV_SHARED or ../shared
+    c.cifar10_path = ""  # CIFAR-10 .tar.gz or folder, in any form ("" = $JFV_CIFAR10, else <shared>/data/cifar10/)
     c.image_size = 0  # natural images' side (0 = the visualisations' size; references are resized to it)
     c.batch_size = 32  # natural images per compiled call
     c.reduce = "mean"  # an image's score for a channel: mean (the channel objective's) | max of its map

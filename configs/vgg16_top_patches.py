@@ -5,6 +5,13 @@ with their receptive-field patches and Zeiler & Fergus deconvnet projections; re
     python -m jfv --config=configs/vgg16_top_patches.py --workdir=DIR --config.layers=conv4_3,conv5_3
     python -m jfv --config=configs/vgg16_top_patches.py --workdir=DIR \
         --config.dataset=../shared/data/images/openimages --config.image_size=224 --config.k=4
+    python -m jfv --config=configs/vgg16_top_patches.py --workdir=DIR \
+        --config.cifar10_path=~/data/cifar-10-python.tar.gz    # the official release (or its folder)
+    python -m jfv --config=configs/vgg16_top_patches.py --workdir=DIR --config.image_size=224 \
+        --config.dataset=~/imagenet/val --config.labels_file=~/imagenet/LOC_val_solution.csv
+
+CIFAR-10 comes from cifar10_path, else $JFV_CIFAR10, else the shared folder's JPEG copy; ImageNet's
+validation images as wnid class folders or a flat folder with labels_file (docs/analysis.md, Datasets).
 
 One pass over the 10,000 test images ranks every channel's images by the maximum (and the mean) of its
 map; then each of the 512 x 9 hits gets its patch and projection. Expected: topk.npz, scores.npz,
@@ -30,6 +37,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.per_class = 0  # cifar10: images per class (0 = all: 1000 test, 5000 train)
     c.limit = 0  # only the first n images of the dataset (0 = all)
     c.shared_dir = ""  # "" = $JFV_SHARED or ../shared (where the CIFAR-10 archive is)
+    c.cifar10_path = ""  # CIFAR-10 .tar.gz or folder, in any form ("" = $JFV_CIFAR10, else <shared>/data/cifar10/)
+    c.labels_file = ""  # a flat folder's ImageNet val labels: LOC_val_solution.csv or the devkit's ground truth
     c.image_size = 64  # shorter side resized (bicubic), then centre-cropped
     c.k = 9  # top images per channel
     c.reductions = "max,mean"  # score of an image: max and/or mean of the channel's map over positions

@@ -455,3 +455,99 @@ def test_skipped_images_are_named_on_the_console(capsys):
         "note: skipped 2 of 9 images of CIFAR-10 test that could not be read: c.png and 1 more")
     capsys.readouterr()
     assert common.report_skipped([], 40, "image folder photos") == "" and capsys.readouterr().err == ""
+
+
+# --- CIFAR-10 in its official forms: damaged, of another layout, missing (issue 31) -------------------
+
+URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+RELEASE = "{tmp}/cifar-10-python.tar.gz"  # cut at 10%: inside its first batch, whichever that is
+RELEASE_DAMAGED = (f"CIFAR-10 archive {RELEASE} is damaged (truncated or corrupt: EOFError: Compressed file ended before "
+                   f"the end-of-stream marker was reached): download it again from {URL}")
+RELEASE_ROWS = [
+    ("top-patches-truncated-python-release", ["--config=configs/top_patches_tiny.py", f"--config.cifar10_path={RELEASE}"],
+     RELEASE_DAMAGED),
+    ("train-binary-batch-of-wrong-length", ["--config=configs/cifar10_train_tiny.py", "--config.cifar10_path={tmp}/bin"],
+     f"CIFAR-10 archive {{tmp}}/bin/cifar-10-batches-bin is damaged (truncated or corrupt: test_batch.bin has 92090 bytes, "
+     f"not a whole number of 3073-byte records (a label byte and 3072 pixel bytes)): download it again from {URL}"),
+    ("embeddings-folder-without-batches", ["--config=configs/embeddings_tiny.py", "--config.cifar10_path={tmp}/broken"],
+     "CIFAR-10 folder {tmp}/broken holds no CIFAR-10 batches: expected the python version (cifar-10-python.tar.gz or its "
+     "folder cifar-10-batches-py/: data_batch_1..5, test_batch), the binary version"),
+    ("gap-gmp-missing-cifar10-path", ["--config=configs/gap_gmp_tiny.py", "--config.cifar10_path={tmp}/nope.tar.gz"],
+     f"CIFAR-10 archive not found at {{tmp}}/nope.tar.gz (--config.cifar10_path={{tmp}}/nope.tar.gz): download the python "
+     f"version (cifar-10-python.tar.gz) from {URL} and pass --config.cifar10_path=PATH (the .tar.gz or the folder it "
+     f"unpacks to) or set JFV_CIFAR10=PATH"),
+    ("train-no-cifar-anywhere", ["--config=configs/cifar10_train_tiny.py", "--config.shared_dir={tmp}/empty"],
+     "CIFAR-10 archive not found at {tmp}/empty/data/cifar10: cifar10_path is not given, $JFV_CIFAR10 is not set, "
+     "and that folder holds none of cifar10-jpeg.tar.gz, cifar-10-python.tar.gz, cifar-10-batches-py, "
+     f"cifar-10-binary.tar.gz, cifar-10-batches-bin: download the python version (cifar-10-python.tar.gz) from {URL}"),
+]
+
+
+def bad_releases(tmp: Path) -> None:
+    """What RELEASE_ROWS and the in-process rows point at: a cut python release, a binary release whose
+    test batch is 100 bytes short, a folder of no batches, an empty shared folder."""
+    from tiny_data import cifar_release, cifar_release_archive, release_files
+
+    cifar_release_archive(Path(RELEASE.format(tmp=tmp)), "python", True, cut=0.1)
+    bins = release_files(cifar_release(per_class=3), "binary")
+    cifar_release_archive(tmp / "bin", "binary", False, files={**bins, "test_batch.bin": bins["test_batch.bin"][:-100]})
+    (tmp / "broken").mkdir(exist_ok=True)
+    (tmp / "broken" / "a.jpg").write_bytes(b"not a jpeg " * 8)
+    (tmp / "empty").mkdir(exist_ok=True)
+
+
+@pytest.mark.parametrize("args,fragment", [r[1:] for r in RELEASE_ROWS], ids=[r[0] for r in RELEASE_ROWS])
+def test_bad_releases_are_one_line_and_status_2(tmp_path, monkeypatch, args, fragment):
+    """The command line: one line naming the archive (or where jfv looked, and where to get CIFAR-10),
+    status 2, no traceback."""
+    monkeypatch.delenv("JFV_CIFAR10", raising=False)
+    bad_releases(tmp_path)
+    res = cli("jfv", *(a.format(tmp=tmp_path) for a in args), f"--workdir={tmp_path / 'out'}")
+    assert_one_line(res, "jfv", fragment.format(tmp=tmp_path))
+
+
+def _sensitivity_model(config):
+    """A 10-class classifier with random weights (the recipe's own needs a train run's weights)."""
+    import jax
+    import jax.numpy as jnp
+    from tiny_model import TinyClassifier
+
+    from jfv.models.base import Model
+
+    module = TinyClassifier(classes=10)
+    params = module.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    layers = {k: v.shape[-1] for k, v in module.apply({"params": params}, jnp.zeros((1, 32, 32, 3))).items()}
+    return Model(name="tiny10", module=module, params=params, layers=layers, image_size=32, source="random")
+
+
+# Every recipe that reads CIFAR-10, on a truncated python release: the config, overrides that let it
+# reach its data without a trained model, and the recipe module's model loader to replace.
+CIFAR_RECIPES = [
+    ("top_patches_tiny", {}, None), ("embeddings_tiny", {}, None), ("gap_gmp_tiny", {}, None),
+    ("cifar10_train_tiny", {}, None), ("cifar10_bn_padding_tiny", {}, None),
+    ("checkerboard_cifar", {"model": "gray_cnn", "weights_dir": "", "layers": "conv3"}, None),
+    ("cifar10_sensitivity", {}, "jfv.recipes.attribution.sensitivity"),
+]
+
+
+@pytest.mark.parametrize("name,overrides,patch", CIFAR_RECIPES, ids=[r[0] for r in CIFAR_RECIPES])
+def test_every_cifar_recipe_refuses_a_damaged_release_in_one_line(tmp_path, monkeypatch, name, overrides, patch):
+    """In-process (what the command runs; ``report`` prints a DatasetError as its one line, status 2).
+    ``score`` reads CIFAR-10 through the same ``make_source`` lines as ``embeddings`` but needs a scored
+    run first, so it is not here."""
+    import importlib
+
+    from jfv import recipes
+    from jfv.analysis import datasets
+
+    monkeypatch.delenv("JFV_CIFAR10", raising=False)
+    bad_releases(tmp_path)
+    config = importlib.import_module(f"configs.{name}").get_config()
+    config.cifar10_path = RELEASE.format(tmp=tmp_path)
+    for key, value in overrides.items():
+        config[key] = value
+    if patch:
+        monkeypatch.setattr(importlib.import_module(patch), "config_model", _sensitivity_model)
+    with pytest.raises(datasets.DatasetError) as e:
+        recipes.get(config.recipe).run(config, str(tmp_path / "out"))
+    assert str(e.value) == RELEASE_DAMAGED.format(tmp=tmp_path)

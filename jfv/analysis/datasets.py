@@ -1,7 +1,7 @@
-"""Datasets, streamed: image folders, lists of paths and the CIFAR-10 archive, in fixed-size batches.
+"""Datasets, streamed: image folders, lists of paths and CIFAR-10, in fixed-size batches.
 
 One of the few modules that touch files (with ``jfv.runtime.outputs``). A ``Source`` is a list of items
-(id, name, label) and a way to read their bytes in the cheapest order; ``batches`` decodes them,
+(id, name, label) and a way to read their bytes (or pixels) in the cheapest order; ``batches`` decodes them,
 resizes and centre-crops each to ``size`` (``fit``), and yields fixed-size ``PaddedBatch``es: the last one
 padded, with a validity mask, so one compiled program serves every batch. Nothing is held beyond the
 batch being filled (and ``prefetch`` more decoded by a background thread). An unreadable or corrupt
@@ -11,13 +11,17 @@ refused (``DatasetError`` naming it), and so is a CIFAR-10 archive that is trunc
 
 Sources:
 
-- ``image_folder(root)``: ``root/<class>/*.jpg|png|...`` (labels = sorted class folder names) or a
-  flat folder of images (no labels); ids in sorted path order.
+- ``image_folder(root, labels_file)``: ``root/<class>/*.jpg|png|...`` (labels = sorted class folder
+  names; ImageNet wnid folders get ImageNet's class indices) or a flat folder of images (no labels,
+  or ImageNet validation labels from ``labels_file``); ids in sorted path order.
 - ``path_list(paths, labels)``: any files, ids in the given order.
-- ``cifar10(split, per_class)``: the CIFAR-10 archive ``<shared>/data/cifar10/cifar10-jpeg.tar.gz``
-  read sequentially from the tar (no extraction): 32x32 JPEGs laid out ``train/<class>/NNNN.jpg``
-  (5000 per class) and ``test/<class>/NNNN.jpg`` (1000 per class); ids class-major, as
-  ``cifar10_subsets``.
+- ``cifar10(split, per_class, archive)``: CIFAR-10 read sequentially, never extracted, from any of
+  its forms (``jfv.analysis.dataset_formats``): the shared JPEG archive
+  ``<shared>/data/cifar10/cifar10-jpeg.tar.gz`` (the default when it is there), or the official python
+  or binary release, packed (``cifar-10-python.tar.gz``) or extracted (``cifar-10-batches-py/``),
+  found through ``archive``, ``$JFV_CIFAR10`` or the shared folder (``find_cifar10``). A release's
+  pixels are handed on as arrays, never re-encoded. Ids are class-major, as ``cifar10_subsets``, and
+  the same in every form.
 
 Example:
     >>> source = cifar10(split="test", per_class=20)
@@ -37,7 +41,6 @@ import queue
 import re
 import tarfile
 import threading
-import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
@@ -49,24 +52,14 @@ from jfv.models.labels import CIFAR10_CLASSES  # one list of the ten names
 from jfv.models.stream import PaddedBatch  # the one batch type (defined beside the pass's loop)
 from jfv.runtime.paths import find_shared, shared_candidates
 from jfv.runtime import moved
-CIFAR10_ARCHIVE = "data/cifar10/cifar10-jpeg.tar.gz"  # relative to the shared folder
-CIFAR10_SIZE = 32
-
-
-class DatasetError(ValueError):
-    """A dataset that is missing, or a subset it cannot supply; the message names the fix."""
-
-
-# What reading a damaged .tar.gz raises: gzip's EOFError (truncated) or BadGzipFile (an OSError),
-# zlib's error, tarfile's ReadError.
-ARCHIVE_ERRORS = (EOFError, OSError, zlib.error, tarfile.TarError)
-
-
-def damaged_archive(path: str | os.PathLike, error: BaseException) -> DatasetError:
-    """The one-line error for a CIFAR-10 archive that cannot be read to its end (truncated, corrupt)."""
-    detail = " ".join(f"{type(error).__name__}: {error}".split())
-    return DatasetError(f"CIFAR-10 archive {path} is damaged (truncated or corrupt: {detail}): copy or download "
-                        f"it again to <shared>/{CIFAR10_ARCHIVE}")
+# The files datasets come in (CIFAR-10's forms, ImageNet's labels) and the error: defined there, reached
+# through this module too (``datasets.DatasetError``, ``datasets.find_cifar10``; CIFAR10_ARCHIVE only
+# re-exported, for the callers that name ``datasets.CIFAR10_ARCHIVE``).
+from jfv.analysis.dataset_formats import (
+    ARCHIVE_ERRORS, CIFAR10_ARCHIVE, CIFAR10_SIZE, GET_CIFAR10, WNID, CifarLayout, DatasetError,
+    cifar10_layout, damaged_archive, find_cifar10, member_name, read_batches, release_order, release_subsets, tar_mode,
+    too_few, val_labels, wnid_labels,
+)
 
 
 def shared_dir(explicit: str = "") -> Path:
@@ -85,34 +78,45 @@ def shared_dir(explicit: str = "") -> Path:
 
 
 def cifar10_subsets(archive: str | os.PathLike, per_class: Mapping[str, int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Class-balanced subsets of CIFAR-10: for each split, files 0000 .. per_class-1 of every class.
+    """Class-balanced subsets of CIFAR-10: for each split, images 0 .. per_class-1 of every class.
 
-    Deterministic (the numbered files, not a random draw) and read in one pass over the archive.
+    Deterministic (the first images of each class in the release's order, which the JPEG archive's
+    file numbers follow, not a random draw) and read in one pass over the archive. Any form
+    ``cifar10_layout`` reads: the JPEG archive, the python or the binary release, packed or extracted;
+    they give the same images (the JPEG copy's lossy).
 
     Args:
-        archive: the ``cifar10-jpeg.tar.gz``.
+        archive: the archive or folder (``find_cifar10``).
         per_class: split ("train" / "test") -> images per class (>= 1).
+
     Returns:
         split -> (images (10 * k, 32, 32, 3) uint8, labels (10 * k,) int32), class-major order
         (labels index ``CIFAR10_CLASSES``).
 
+    Raises:
+        DatasetError: the archive is missing, damaged or of another layout, or holds fewer images
+            of a class than asked for.
+
     Example:
-        >>> data = cifar10_subsets(shared_dir() / CIFAR10_ARCHIVE, {"train": 100, "test": 50})
+        >>> data = cifar10_subsets(find_cifar10(), {"train": 100, "test": 50})
         >>> data["train"][0].shape
         (1000, 32, 32, 3)
     """
-    path = Path(archive)
-    if not path.is_file():
-        raise DatasetError(f"CIFAR-10 archive {path} not found: it should be <shared>/{CIFAR10_ARCHIVE}")
+    path = Path(archive).expanduser()
+    if not path.exists():
+        raise DatasetError(f"CIFAR-10 archive {path} not found: {GET_CIFAR10}")
     bad = {s: k for s, k in per_class.items() if s not in ("train", "test") or int(k) < 1}
     if bad:
         raise DatasetError(f"per_class must map 'train' / 'test' to counts >= 1, got {bad}")
+    layout = cifar10_layout(path)
+    if layout.kind != "jpeg":
+        return release_subsets(layout, per_class)
     found: dict[tuple[str, int, int], np.ndarray] = {}
     classes_seen: set[str] = set()
     try:
-        with tarfile.open(path, "r:gz") as tar:
+        with tarfile.open(path, tar_mode(path)) as tar:
             for member in tar:
-                parts = member.name.split("/")
+                parts = member_name(member.name).split("/")
                 if not member.isfile() or len(parts) != 3 or parts[0] not in per_class:
                     continue
                 split, cls, fname = parts
@@ -182,6 +186,10 @@ class Item(NamedTuple):
     label: int = -1
 
 
+Raw = "bytes | np.ndarray | BaseException"  # what a reader hands on per item: file bytes, decoded pixels, or why not
+Reader = Callable[[Sequence[Item]], Iterator[tuple[Item, Raw]]]  # Source.reader
+
+
 @dataclasses.dataclass(frozen=True, repr=False)
 class Source:
     """A list of images and how to read their bytes.
@@ -190,9 +198,11 @@ class Source:
         items: the images, in the order they are read.
         classes: class names (labels index them); () when unlabelled.
         description: where the images come from, for manifests.
-        reader: ``items -> iterator of (item, bytes or the exception reading it)``, each item once,
-            in the cheapest order: files in the order of ``items``, the CIFAR-10 archive in its own
-            order (one sequential pass over the tar).
+        reader: ``items -> iterator of (item, raw)``, each item once, in the cheapest order: files
+            in the order of ``items``, a CIFAR-10 archive in its own order (one sequential pass).
+            ``raw`` is the image file's bytes (decoded by ``decode``), an (H, W, 3) uint8 array
+            already decoded (a CIFAR-10 release's pixels: only resized, never re-encoded), or the
+            exception reading it raised (the item is skipped, with the reason).
         part_of: 0 for a whole source; for a ``select``ion of some of its images (a resumed pass
             streams the images not yet seen), the size of the source it was selected from.
             ``batches`` refuses a whole source none of whose images can be read, never a part (the
@@ -202,7 +212,7 @@ class Source:
     items: tuple[Item, ...]
     classes: tuple[str, ...]
     description: str
-    reader: Callable[[Sequence[Item]], Iterator[tuple[Item, bytes | BaseException]]]
+    reader: Reader
     part_of: int = 0
 
     def __len__(self) -> int:
@@ -245,7 +255,7 @@ class Source:
         return dataclasses.replace(self, items=self.items[:n])
 
 
-def _read_files(items: Sequence[Item]) -> Iterator[tuple[Item, bytes | BaseException]]:
+def _read_files(items: Sequence[Item]) -> Iterator[tuple[Item, Raw]]:
     for it in items:
         try:
             yield it, Path(it.name).read_bytes()
@@ -257,11 +267,35 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def image_folder(root: str | os.PathLike) -> Source:
-    """Images under ``root``: ``root/<class>/<images>`` (labelled, classes = sorted folder names,
-    images found at any depth below each class folder) or a flat folder of images (unlabelled).
+def image_folder(root: str | os.PathLike, labels_file: str | os.PathLike = "", shared: str = "") -> Source:
+    """Images under ``root``: class folders, a flat folder, or a flat folder and its labels file.
+
+    - ``root/<class>/<images>``: labelled; classes are the sorted folder names and labels their
+      index, except that folders named by ImageNet wnids (``n01440764/``: ImageNet's validation
+      images sorted into class folders) are labelled with ImageNet's class indices and names (the
+      models' logits) when the shared folder's ImageNet labels list them all (else by sorted wnid,
+      which is ImageNet's order when all 1,000 are there). Images are found at any depth below each
+      class folder.
+    - a flat folder: unlabelled, or, with ``labels_file`` (``val_labels``: ``LOC_val_solution.csv`` or
+      the devkit's ``ILSVRC2012_validation_ground_truth.txt``), labelled by file name as wnid folders
+      are.
 
     Ids number the images 0.. in sorted (class, path) order. Extensions: ``IMAGE_EXTENSIONS``.
+
+    Args:
+        root: the folder.
+        labels_file: labels for a flat folder of ImageNet validation images ("" for none).
+        shared: the shared folder, for ImageNet's labels (``imagenet_synsets``).
+
+    Returns:
+        The ``Source``.
+
+    Raises:
+        DatasetError: no folder, no images, class folders beside loose images, a labels file for
+            class folders, or images the labels file does not name.
+
+    Example:
+        >>> source = image_folder("~/imagenet/val", labels_file="~/imagenet/LOC_val_solution.csv")
     """
     path = Path(root).expanduser()
     if not path.is_dir():
@@ -275,10 +309,26 @@ def image_folder(root: str | os.PathLike) -> Source:
             f"{path} holds both class folders ({', '.join(c for c, _ in per_class[:3])}...) and {len(loose)} loose "
             f"images (e.g. {loose[0].name}): move the loose images into a class folder, or point at a flat folder"
         )
-    if per_class:
+    if per_class and str(labels_file):
+        raise DatasetError(f"{path} holds class folders, whose names are the labels: labels_file is for a flat "
+                           f"folder of images; pass labels_file=\"\"")
+    if per_class and all(WNID.fullmatch(c) for c, _ in per_class):
+        index, classes, how = wnid_labels((c for c, _ in per_class), shared)
+        files = [(str(f), index[c]) for c, fs in per_class for f in fs]
+        kind = f"{len(per_class)} wnid class folders, labels: {how}"
+    elif per_class:
         classes = tuple(c for c, _ in per_class)
         files = [(str(f), label) for label, (_, fs) in enumerate(per_class) for f in fs]
         kind = f"{len(classes)} classes"
+    elif loose and str(labels_file):
+        wnid_of = val_labels(labels_file)
+        unlabelled = [p.name for p in loose if p.stem not in wnid_of]
+        if unlabelled:
+            raise DatasetError(f"{len(unlabelled)} of the {len(loose)} images in {path} have no label in {labels_file} "
+                               f"(e.g. {unlabelled[0]}): pass the labels file of these images, or remove the others")
+        index, classes, how = wnid_labels((wnid_of[p.stem] for p in loose), shared)
+        files = [(str(p), index[wnid_of[p.stem]]) for p in loose]
+        kind = f"flat, labels from {Path(labels_file).name}: {how}"
     elif loose:
         classes, files, kind = (), [(str(f), -1) for f in loose], "flat"
     else:
@@ -307,22 +357,23 @@ def path_list(paths: Sequence[str | os.PathLike], labels: Sequence[int] | None =
     return Source(items, tuple(classes), f"{len(items)} listed paths", _read_files)
 
 
-def _tar_reader(archive: Path) -> Callable[[Sequence[Item]], Iterator[tuple[Item, bytes | BaseException]]]:
-    def read(items: Sequence[Item]) -> Iterator[tuple[Item, bytes | BaseException]]:
+def _tar_reader(archive: Path) -> Reader:
+    def read(items: Sequence[Item]) -> Iterator[tuple[Item, Raw]]:
         wanted = {it.name: it for it in items}
         prefixes = {name.split("/", 1)[0] + "/" for name in wanted}
         seen_wanted = False
         try:  # a truncated or corrupt archive fails here, at the member it ends in: one line, not EOFError
-            with tarfile.open(archive, "r:gz") as tar:
+            with tarfile.open(archive, tar_mode(archive)) as tar:
                 for member in tar:
-                    if member.name in wanted:
+                    name = member_name(member.name)
+                    if name in wanted:
                         seen_wanted = True
-                        it = wanted.pop(member.name)
+                        it = wanted.pop(name)
                         data = tar.extractfile(member).read()
                         yield it, data
                         if not wanted:
                             return
-                    elif seen_wanted and not any(member.name.startswith(p) for p in prefixes):
+                    elif seen_wanted and not any(name.startswith(p) for p in prefixes):
                         break  # the archive is sorted by split: nothing wanted lies further on
         except ARCHIVE_ERRORS as e:
             raise damaged_archive(archive, e) from None
@@ -332,19 +383,61 @@ def _tar_reader(archive: Path) -> Callable[[Sequence[Item]], Iterator[tuple[Item
     return read
 
 
+def _release_position(name: str) -> tuple[str, int]:
+    """``"data_batch_3[456]"`` or ``"data_batch_3.bin[456]"`` (an item of a release) -> ("data_batch_3", 456)."""
+    batch, _, index = name.rstrip("]").partition("[")
+    return batch.removesuffix(".bin"), int(index)
+
+
+def _release_reader(layout: CifarLayout) -> Reader:
+    """Items named ``<batch>[<row>]``, read as (32, 32, 3) uint8 arrays, batch by batch in the order
+    they are stored (one pass over an archive)."""
+
+    def read(items: Sequence[Item]) -> Iterator[tuple[Item, Raw]]:
+        wanted: dict[str, list[tuple[int, Item]]] = {}
+        for it in items:
+            batch, row = _release_position(it.name)
+            wanted.setdefault(batch, []).append((row, it))
+        for batch, images, _ in read_batches(layout, list(wanted)):
+            for row, it in wanted[batch]:
+                yield it, (np.ascontiguousarray(images[row]) if row < len(images)
+                           else IndexError(f"{it.name}: {batch} has {len(images)} images"))
+
+    return read
+
+
 def cifar10(split: str = "test", per_class: int | None = None, archive: str | os.PathLike | None = None,
             shared: str = "") -> Source:
-    """CIFAR-10 from the shared archive: files ``0000 .. per_class-1`` of every class of ``split``.
+    """CIFAR-10 streamed: images ``0 .. per_class-1`` of every class of ``split``.
 
-    Ids are class-major, ``class * per_class + file number`` (the order ``cifar10_subsets`` uses);
-    labels index ``CIFAR10_CLASSES``. Streaming reads the tar once, sequentially, and stops after
-    the split's last wanted member.
+    The same ids, labels and images (to the JPEG copy's loss) from every form ``cifar10_layout``
+    reads. Ids are class-major, ``class * per_class + i`` (the order ``cifar10_subsets`` uses), where
+    image ``i`` of a class is its ``i``-th in the release's order (the JPEG archive's file
+    ``NNNN.jpg``); labels index ``CIFAR10_CLASSES``. Items are named ``split/class/NNNN.jpg`` in the
+    JPEG archive and ``<batch>[<row>]`` (``test_batch[1234]``, ``data_batch_2.bin[7]``) in a release.
+    Streaming reads an archive once, sequentially: the JPEG archive up to the split's last wanted
+    member, a release batch by batch; a release's pixels are handed on as arrays, never re-encoded.
+    Listing a release's items reads its labels, so the split's batches once.
 
     Args:
         split: "train" or "test".
-        per_class: images per class (default: all, 5000 train / 1000 test).
-        archive: the ``cifar10-jpeg.tar.gz`` (default ``<shared>/data/cifar10/cifar10-jpeg.tar.gz``).
+        per_class: images per class (default: all, 5000 train / 1000 test; for a release, as many as
+            its smallest class has).
+        archive: the archive or folder (default: ``find_cifar10("", shared)``: ``$JFV_CIFAR10``, else
+            the shared folder's ``data/cifar10/``).
         shared: the shared folder (see ``shared_dir``), used when ``archive`` is not given.
+
+    Returns:
+        The ``Source`` (classes ``CIFAR10_CLASSES``).
+
+    Raises:
+        DatasetError: a bad split or count, or an archive that is missing, damaged, of another
+            layout, or short of images (the message names it and the fix).
+
+    Example:
+        >>> source = cifar10("test", per_class=20, archive="~/data/cifar-10-python.tar.gz")
+        >>> len(source), source.name(0)
+        (200, 'test_batch[3]')
     """
     if split not in CIFAR10_PER_CLASS:
         raise DatasetError(f"CIFAR-10 split must be 'train' or 'test', got {split!r}")
@@ -352,12 +445,25 @@ def cifar10(split: str = "test", per_class: int | None = None, archive: str | os
     k = most if per_class is None else int(per_class)
     if not 1 <= k <= most:
         raise DatasetError(f"CIFAR-10 {split} has {most} images per class: use 1 <= per_class <= {most}, got {k}")
-    path = Path(archive) if archive is not None else shared_dir(shared) / CIFAR10_ARCHIVE
-    if not path.is_file():
-        raise DatasetError(f"CIFAR-10 archive {path} not found: it should be <shared>/{CIFAR10_ARCHIVE}")
-    items = tuple(Item(c * k + i, f"{split}/{cls}/{i:04d}.jpg", c)
-                  for c, cls in enumerate(CIFAR10_CLASSES) for i in range(k))
-    return Source(items, tuple(CIFAR10_CLASSES), f"CIFAR-10 {split}, {k} per class ({path})", _tar_reader(path))
+    path = Path(archive).expanduser() if archive is not None else find_cifar10("", shared)
+    if not path.exists():
+        raise DatasetError(f"CIFAR-10 archive {path} not found: {GET_CIFAR10}")
+    layout = cifar10_layout(path)
+    if layout.kind == "jpeg":
+        items = tuple(Item(c * k + i, f"{split}/{cls}/{i:04d}.jpg", c)
+                      for c, cls in enumerate(CIFAR10_CLASSES) for i in range(k))
+        return Source(items, tuple(CIFAR10_CLASSES), f"CIFAR-10 {split}, {k} per class ({path})", _tar_reader(path))
+    order = release_order(layout, split)
+    if per_class is None:
+        k = max(1, min(len(o) for o in order))
+    error = too_few(layout.path, split, order, k, "per_class")
+    if error is not None:
+        raise error
+    suffix = ".bin" if layout.kind == "binary" else ""
+    items = tuple(Item(c * k + i, f"{batch}{suffix}[{row}]", c)
+                  for c in range(len(CIFAR10_CLASSES)) for i, (batch, row) in enumerate(order[c][:k]))
+    return Source(items, tuple(CIFAR10_CLASSES), f"CIFAR-10 {split}, {k} per class ({layout.kind} version, {path})",
+                  _release_reader(layout))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -426,7 +532,7 @@ def _decoded(source: Source, size: int, resample: str, convert: Convert | None =
             yield it, None, read_reason(raw, it.name)
             continue
         try:
-            image = decode(raw, size, resample)
+            image = fit(Image.fromarray(raw), size, resample) if isinstance(raw, np.ndarray) else decode(raw, size, resample)
         except READ_ERRORS as e:
             yield it, None, read_reason(e, it.name)
             continue

@@ -411,6 +411,15 @@ def in_config_terms(error: Exception, *keys: str) -> Exception:
     return out
 
 
+def cifar10_location(config) -> Path:
+    """Where the config's CIFAR-10 is (``datasets.find_cifar10`` of ``cifar10_path`` and ``shared_dir``,
+    in any of its forms); a missing one is one line in config terms."""
+    try:
+        return datasets.find_cifar10(config.cifar10_path, config.shared_dir)
+    except datasets.DatasetError as e:
+        raise in_config_terms(e, "cifar10_path", "shared_dir") from None
+
+
 def config_model(config: ml_collections.ConfigDict) -> Model:
     """The model the config's ``model`` and ``weights_dir`` keys name (and ``pretrained`` and ``seed``
     where the config declares them: ``seed`` draws the init when ``pretrained`` is False). The one

@@ -5,13 +5,16 @@ and counted; bad input fails with the fix."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import tiny_data as T
 from tiny_data import cifar_archive
 from PIL import Image
 
+from jfv.analysis import dataset_formats as F
 from jfv.analysis import datasets as D
 
 
@@ -146,7 +149,7 @@ def test_bad_input_names_the_fix(tmp_path, folder):
         D.batches(D.path_list(["a.png"]), 8, 0)
     with pytest.raises(D.DatasetError, match="1 <= per_class <= 1000"):
         D.cifar10("test", per_class=1001, archive=tmp_path / "x.tar.gz")
-    with pytest.raises(D.DatasetError, match="archive .* not found"):
+    with pytest.raises(D.DatasetError, match="archive .* not found: download the python version"):
         D.cifar10("test", per_class=1, archive=tmp_path / "x.tar.gz")
 
 
@@ -309,10 +312,13 @@ def test_a_truncated_or_corrupt_cifar_archive_is_one_line_naming_it(tmp_path):
     cut.write_bytes(data[: int(len(data) * 0.3)])  # inside the test split
     garbage = tmp_path / "garbage.tar.gz"
     garbage.write_bytes(b"not gzip at all " * 64)
-    for archive, detail in ((cut, "EOFError: Compressed file ended before the end-of-stream marker was reached"),
-                            (garbage, "ReadError: not a gzip file")):
-        want = (f"CIFAR-10 archive {archive} is damaged (truncated or corrupt: {detail}): copy or download it "
-                f"again to <shared>/{D.CIFAR10_ARCHIVE}")
+    for archive, detail, fix in (
+            (cut, "EOFError: Compressed file ended before the end-of-stream marker was reached",
+             f"copy or download it again to <shared>/{D.CIFAR10_ARCHIVE}"),
+            (garbage, "ReadError: not a gzip file",  # no member read: which form it was cannot be told
+             f"copy or download it again (jfv's JPEG copy to <shared>/{D.CIFAR10_ARCHIVE}, or a release from "
+             f"https://www.cs.toronto.edu/~kriz/cifar.html)")):
+        want = f"CIFAR-10 archive {archive} is damaged (truncated or corrupt: {detail}): {fix}"
         for prefetch in (0, 2):
             with pytest.raises(D.DatasetError) as e:
                 D.count_skipped(D.batches(D.cifar10("test", 5, archive=archive), 32, 8, prefetch_batches=prefetch))
@@ -377,3 +383,321 @@ def test_a_resumed_pass_whose_rest_is_unreadable_is_not_refused(tmp_path):
     assert resumed.seen.all() and int(resumed.read.sum()) == 4 == int(whole.read.sum())
     assert resumed.skipped == whole.skipped and [n.rsplit("/", 1)[1] for n, _ in whole.skipped] == [
         "900.jpg", "901.jpg", "902.jpg"]
+
+
+
+# -- CIFAR-10's official releases: python and binary, packed and extracted (issue 31) ---------------------
+
+FORMS = [("python", True), ("python", False), ("binary", True), ("binary", False)]
+FORM_IDS = ["python-tar", "python-folder", "binary-tar", "binary-folder"]
+URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+
+def _release(tmp_path, kind, packed, **kw):
+    name = {"python": "cifar-10-python.tar.gz", "binary": "cifar-10-binary.tar.gz"}[kind] if packed else kind
+    return T.cifar_release_archive(tmp_path / name, kind, packed, **kw)
+
+
+def _expected(data, split, k):
+    """What jfv must read: the first k images of each class in release order, class-major."""
+    x, y = data[split]
+    rows = np.concatenate([np.flatnonzero(y == c)[:k] for c in range(10)])
+    return x[rows], y[rows].astype(np.int32), rows
+
+
+def _stream(source, size=32, batch_size=8, prefetch=0):
+    batches, skipped = D.count_skipped(D.batches(source, size, batch_size, prefetch_batches=prefetch))
+    assert skipped == []
+    ids = np.concatenate([b.ids[b.mask] for b in batches])
+    order = np.argsort(ids)
+    return (ids[order], np.concatenate([b.labels[b.mask] for b in batches])[order],
+            np.concatenate([b.images[b.mask] for b in batches])[order])
+
+
+@pytest.mark.parametrize("kind,packed", FORMS, ids=FORM_IDS)
+def test_a_release_reads_the_pixels_written(tmp_path, kind, packed):
+    """Pixel for pixel (the CHW rows as HWC images, no re-encoding), with the JPEG archive's ids, labels
+    and per_class subsets; streamed, loaded at random and as cifar10_subsets."""
+    data = T.cifar_release(per_class=3)
+    path = _release(tmp_path, kind, packed)
+    layout = D.cifar10_layout(path)
+    assert (layout.kind, layout.packed) == (kind, packed)
+    for split, k in (("test", 2), ("train", 3)):  # train: rows spread over data_batch_1..5
+        source = D.cifar10(split, k, archive=path)
+        want, labels, rows = _expected(data, split, k)
+        assert len(source) == 10 * k and source.classes == D.CIFAR10_CLASSES and f"{kind} version" in source.description
+        np.testing.assert_array_equal(source.ids, np.arange(10 * k))
+        np.testing.assert_array_equal(source.labels, labels)
+        for prefetch in (0, 2):
+            ids, got_labels, images = _stream(source, prefetch=prefetch)
+            np.testing.assert_array_equal(ids, np.arange(10 * k))
+            np.testing.assert_array_equal(got_labels, labels)
+            np.testing.assert_array_equal(images, want / np.float32(255))  # exact: never JPEG-encoded
+    test_want, _, rows = _expected(data, "test", 2)
+    source = D.cifar10("test", 2, archive=path)
+    suffix = ".bin" if kind == "binary" else ""
+    assert source.name(0) == f"test_batch{suffix}[{rows[0]}]"  # where the image is: batch and row
+    loaded = D.load(source, [19, 3], 64)  # random access, upscaled from the array
+    assert sorted(loaded) == [3, 19]
+    np.testing.assert_array_equal(loaded[3], D.fit(Image.fromarray(test_want[3]), 64))
+    subsets = D.cifar10_subsets(path, {"train": 3, "test": 2})
+    for split, k in (("train", 3), ("test", 2)):
+        want, labels, _ = _expected(data, split, k)
+        assert subsets[split][0].dtype == np.uint8
+        np.testing.assert_array_equal(subsets[split][0], want)
+        np.testing.assert_array_equal(subsets[split][1], labels)
+    assert len(D.cifar10("test", archive=path)) == 30  # per_class=None: all (the smallest class's count)
+    with pytest.raises(D.DatasetError, match=r"has 3 test images of class airplane, fewer than the 4 asked for: "
+                                             r"use per_class <= 3"):
+        D.cifar10("test", 4, archive=path)
+    with pytest.raises(D.DatasetError, match="use train_per_class <= 3"):
+        D.cifar10_subsets(path, {"train": 4})
+
+
+def test_every_form_gives_the_same_ids_labels_and_pixels(tmp_path):
+    """The JPEG archive's layout (holding the same images losslessly), the python and the binary
+    release: one subset, ids, labels and pixels alike; only the item names say where each came from."""
+    data = T.cifar_release(per_class=4, seed=7)
+    paths = {"jpeg": T.cifar_jpeg_archive_of(tmp_path / "cifar10-jpeg.tar.gz", data),
+             "python": T.cifar_release_archive(tmp_path / "py.tar.gz", "python", True, per_class=4, seed=7),
+             "binary": T.cifar_release_archive(tmp_path / "bin", "binary", False, per_class=4, seed=7)}
+    read = {kind: _stream(D.cifar10("train", 3, archive=p)) for kind, p in paths.items()}
+    for kind in ("python", "binary"):
+        for a, b in zip(read["jpeg"], read[kind]):
+            np.testing.assert_array_equal(a, b)
+    names = {kind: D.cifar10("train", 3, archive=p).name(4) for kind, p in paths.items()}
+    assert names["jpeg"] == "train/automobile/0001.jpg"
+    assert names["binary"] == names["python"].replace("[", ".bin[") and names["python"].startswith("data_batch_")
+    subsets = {kind: D.cifar10_subsets(p, {"train": 4, "test": 4}) for kind, p in paths.items()}
+    for split in ("train", "test"):
+        for kind in ("python", "binary"):
+            np.testing.assert_array_equal(subsets["jpeg"][split][0], subsets[kind][split][0])
+            np.testing.assert_array_equal(subsets["jpeg"][split][1], subsets[kind][split][1])
+
+
+def test_find_cifar10_takes_the_path_then_the_variable_then_the_shared_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv(F.CIFAR10_ENV, raising=False)
+    shared = tmp_path / "shared"
+    folder = shared / "data" / "cifar10"
+    release = T.cifar_release_archive(folder / "cifar-10-python.tar.gz", "python", True)
+    assert D.find_cifar10("", str(shared)) == release  # no JPEG copy: the release in the shared folder
+    jpeg = cifar_archive(folder / "cifar10-jpeg.tar.gz", per_class=1)
+    assert D.find_cifar10("", str(shared)) == jpeg  # the JPEG copy stays the default when it is there
+    extracted = T.cifar_release_archive(tmp_path / "mine", "binary", False)
+    monkeypatch.setenv(F.CIFAR10_ENV, str(extracted))
+    assert D.find_cifar10("", str(shared)) == extracted
+    assert D.cifar10("test", 1, shared=str(shared)).description.startswith("CIFAR-10 test, 1 per class (binary version")
+    assert D.find_cifar10(str(release), str(shared)) == release  # the path first
+    assert D.cifar10_layout(tmp_path / "mine").path == extracted  # the folder above the batches' will do
+    with pytest.raises(D.DatasetError) as e:
+        D.find_cifar10(str(tmp_path / "nope.tar.gz"))
+    assert str(e.value) == (f"CIFAR-10 archive not found at {tmp_path / 'nope.tar.gz'} (cifar10_path="
+                            f"{tmp_path / 'nope.tar.gz'}): download the python version (cifar-10-python.tar.gz) from "
+                            f"{URL} and pass cifar10_path=PATH (the .tar.gz or the folder it unpacks to) or set "
+                            f"JFV_CIFAR10=PATH")
+    monkeypatch.setenv(F.CIFAR10_ENV, str(tmp_path / "gone"))
+    with pytest.raises(D.DatasetError, match=rf"not found at {tmp_path / 'gone'} \(\$JFV_CIFAR10={tmp_path / 'gone'}\)"):
+        D.find_cifar10("", str(shared))
+    monkeypatch.delenv(F.CIFAR10_ENV)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(D.DatasetError) as e:
+        D.cifar10("test", 1, shared=str(tmp_path / "empty"))
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(
+        f"CIFAR-10 archive not found at {tmp_path / 'empty' / 'data' / 'cifar10'}: cifar10_path is not given, "
+        f"$JFV_CIFAR10 is not set, and that folder holds none of cifar10-jpeg.tar.gz, cifar-10-python.tar.gz, "
+        f"cifar-10-batches-py, cifar-10-binary.tar.gz, cifar-10-batches-bin: download the python version")
+    assert URL in message
+    with pytest.raises(D.DatasetError, match=r"cifar10_path is not given, \$JFV_CIFAR10 is not set, and shared folder "
+                                             r"not found \(tried .*nowhere\).* or pass shared_dir=PATH"):
+        D.find_cifar10("", str(tmp_path / "nowhere"))
+
+
+def _damaged(path, detail, kind="python"):
+    fix = f"download it again from {URL}" if kind != "jpeg" else ""
+    return f"CIFAR-10 archive {path} is damaged (truncated or corrupt: {detail}): {fix}"
+
+
+def _refused(path, split="test"):
+    """The one line both readers give for ``path`` (streamed with and without prefetch, and as subsets)."""
+    messages = set()
+    for prefetch in (0, 2):
+        with pytest.raises(D.DatasetError) as e:
+            _stream(D.cifar10(split, 1, archive=path), prefetch=prefetch)
+        messages.add(str(e.value))
+    with pytest.raises(D.DatasetError) as e:
+        D.cifar10_subsets(path, {split: 1})
+    messages.add(str(e.value))
+    assert len(messages) == 1, messages
+    (message,) = messages
+    assert "\n" not in message
+    return message
+
+
+def test_damaged_releases_and_unknown_layouts_are_one_line_naming_them(tmp_path):
+    files = T.release_files(T.cifar_release(per_class=3), "python")
+    bins = T.release_files(T.cifar_release(per_class=3), "binary")
+    cut = _release(tmp_path / "cut", "python", True, cut=0.2)
+    assert _refused(cut, "train").startswith(f"CIFAR-10 archive {cut} is damaged (truncated or corrupt: EOFError: ")
+    assert _refused(cut, "train").endswith(f"download it again from {URL}")
+    bin_cut = _release(tmp_path / "bcut", "binary", True, cut=0.2)
+    assert _refused(bin_cut, "train").startswith(f"CIFAR-10 archive {bin_cut} is damaged (truncated or corrupt: ")
+
+    broken = T.cifar_release_archive(tmp_path / "broken", "python", False, files={**files, "test_batch": files["test_batch"][:500]})
+    assert _refused(broken) == _damaged(broken, "test_batch: UnpicklingError: pickle data was truncated")
+    assert _refused(broken / "test_batch") == (f"CIFAR-10 path {broken / 'test_batch'} is one batch of a release: pass "
+                                               f"the folder holding the batches ({broken})")
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'pwned'}",)
+
+    evil = T.cifar_release_archive(tmp_path / "evil", "python", True, files={**files, "test_batch": pickle.dumps(Evil())})
+    assert _refused(evil) == _damaged(evil, "test_batch: UnpicklingError: posix.system is not part of a CIFAR-10 batch")
+    assert not (tmp_path / "pwned").exists()  # the pickle ran nothing
+    other = T.cifar_release_archive(tmp_path / "other", "python", False,
+                                    files={**files, "test_batch": pickle.dumps({b"data": [1, 2]}, protocol=2)})
+    assert _refused(other) == _damaged(other, "test_batch is not a CIFAR-10 python batch, a dict of b'data' (N, 3072) "
+                                              "uint8 and b'labels' (N class indices)")
+    short = T.cifar_release_archive(tmp_path / "short", "binary", False,
+                                    files={**bins, "test_batch.bin": bins["test_batch.bin"][:-100]})
+    assert _refused(short) == _damaged(short, f"test_batch.bin has {30 * 3073 - 100} bytes, not a whole number of "
+                                              f"3073-byte records (a label byte and 3072 pixel bytes)", "binary")
+    label = bytearray(bins["test_batch.bin"])
+    label[3073] = 12
+    bad_label = T.cifar_release_archive(tmp_path / "label", "binary", True, files={**bins, "test_batch.bin": bytes(label)})
+    assert _refused(bad_label) == _damaged(bad_label, "test_batch.bin has label 12, not a CIFAR-10 class index 0..9")
+    lacking = T.cifar_release_archive(tmp_path / "lack", "python", True,
+                                      files={k: v for k, v in files.items() if k != "data_batch_3"})
+    assert _refused(lacking, "train") == (f"CIFAR-10 archive {lacking} lacks cifar-10-batches-py/data_batch_3: the python "
+                                          f"version holds data_batch_1, data_batch_2, data_batch_3, data_batch_4, "
+                                          f"data_batch_5; download it again from {URL}")
+    assert _stream(D.cifar10("test", 1, archive=lacking))[0].tolist() == list(range(10))  # the test split is whole
+
+    layouts = ("expected the python version (cifar-10-python.tar.gz or its folder cifar-10-batches-py/: data_batch_1..5, "
+               "test_batch), the binary version (cifar-10-binary.tar.gz or cifar-10-batches-bin/: data_batch_1.bin..5, "
+               "test_batch.bin) or jfv's JPEG archive (train/<class>/NNNN.jpg, test/...)")
+    (tmp_path / "nobatches" / "stuff").mkdir(parents=True)
+    (tmp_path / "nobatches" / "readme.txt").write_text("hello")
+    assert _refused(tmp_path / "nobatches") == f"CIFAR-10 folder {tmp_path / 'nobatches'} holds no CIFAR-10 batches: {layouts}"
+    import tarfile
+
+    strange = tmp_path / "strange.tar.gz"
+    with tarfile.open(strange, "w:gz") as tar:
+        for name in ("a/b.txt", "c.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"hi"))
+    assert _refused(strange) == f"CIFAR-10 archive {strange} has an unknown layout (its members start a/b.txt, c.txt): {layouts}"
+
+
+# -- ImageNet's validation layouts (issue 31) ------------------------------------------------------------
+
+LABELS = (2, 0, 1, 0, 2)  # tiny_data.imagenet_val's classes per image: kit fox, tench, goldfish, tench, kit fox
+
+
+@pytest.mark.parametrize("which", ["LOC_val_solution.csv", "devkit/data/ILSVRC2012_validation_ground_truth.txt"])
+def test_imagenet_flat_folder_and_labels_file(tmp_path, shared, which):
+    """Both labels files label the flat folder alike: ImageNet's class indices and names through the
+    shared folder's labels (tench 0, goldfish 1, kit fox 278), pixels as written."""
+    images = T.imagenet_val(tmp_path / "val", LABELS)
+    source = D.image_folder(tmp_path / "val", labels_file=tmp_path / which, shared=str(shared))
+    assert source.description == (f"image folder {tmp_path / 'val'} (flat, labels from {Path(which).name}: ImageNet class "
+                                   f"indices, 5 images)")
+    np.testing.assert_array_equal(source.labels, [278, 0, 1, 0, 278])
+    assert len(source.classes) == 1000 and source.classes[278] == "kit fox, Vulpes macrotis"
+    ids, labels, got = _stream(source, size=16, batch_size=4)
+    np.testing.assert_array_equal(labels, [278, 0, 1, 0, 278])
+    np.testing.assert_array_equal(got, np.stack(images) / np.float32(255))
+    # without the shared labels: the index among the wnids present, sorted (ImageNet's order when all are)
+    alone = D.image_folder(tmp_path / "val", labels_file=tmp_path / which, shared=str(tmp_path / "nowhere"))
+    np.testing.assert_array_equal(alone.labels, LABELS)
+    assert alone.classes == T.IMAGENET_WNIDS and "labels from" in alone.description and "sorted wnids" in alone.description
+
+
+def test_imagenet_class_folders_named_by_wnid(tmp_path, shared):
+    images = T.imagenet_val(tmp_path / "val", LABELS, layout="classes")
+    source = D.image_folder(tmp_path / "val", shared=str(shared))
+    # ids in sorted (folder, file) order: tench's 2 and 4, goldfish's 3, kit fox's 1 and 5
+    np.testing.assert_array_equal(source.labels, [0, 0, 1, 278, 278])
+    assert source.description.endswith("(3 wnid class folders, labels: ImageNet class indices, 5 images)")
+    _, _, got = _stream(source, size=16)
+    np.testing.assert_array_equal(got, np.stack([images[i] for i in (1, 3, 2, 0, 4)]) / np.float32(255))
+    alone = D.image_folder(tmp_path / "val", shared=str(tmp_path / "nowhere"))
+    np.testing.assert_array_equal(alone.labels, [0, 0, 1, 2, 2])
+    assert alone.classes == T.IMAGENET_WNIDS
+
+
+def test_imagenet_labels_files_that_do_not_fit_are_refused(tmp_path):
+    T.imagenet_val(tmp_path / "val", LABELS)
+    (tmp_path / "val" / "extra.png").write_bytes((tmp_path / "val" / "ILSVRC2012_val_00000001.png").read_bytes())
+    with pytest.raises(D.DatasetError, match=r"1 of the 6 images in .*val have no label in .*LOC_val_solution.csv "
+                                             r"\(e\.g\. extra\.png\): pass the labels file of these images"):
+        D.image_folder(tmp_path / "val", labels_file=tmp_path / "LOC_val_solution.csv")
+    (tmp_path / "val" / "extra.png").unlink()
+    truth = tmp_path / "devkit" / "data" / "ILSVRC2012_validation_ground_truth.txt"
+    (tmp_path / "devkit" / "data" / "meta.mat").unlink()
+    with pytest.raises(D.DatasetError, match=r"numbers classes by the devkit's ILSVRC2012_ID, which .*meta.mat maps to "
+                                             r"wnids, and it is missing: keep the devkit's data/ folder together"):
+        D.image_folder(tmp_path / "val", labels_file=truth)
+    (tmp_path / "notes.txt").write_text("cat\ndog\n")
+    with pytest.raises(D.DatasetError, match=r"notes.txt is of neither known form: expected LOC_val_solution.csv"):
+        D.image_folder(tmp_path / "val", labels_file=tmp_path / "notes.txt")
+    with pytest.raises(D.DatasetError, match=r"labels_file .*missing.csv cannot be read"):
+        D.image_folder(tmp_path / "val", labels_file=tmp_path / "missing.csv")
+    T.imagenet_val(tmp_path / "classes", LABELS, layout="classes")
+    with pytest.raises(D.DatasetError, match=r"holds class folders, whose names are the labels: labels_file is for a "
+                                             r"flat folder"):
+        D.image_folder(tmp_path / "classes", labels_file=tmp_path / "LOC_val_solution.csv")
+
+
+# -- the recipes on the new forms, end to end (issue 31) ----------------------------------------------------
+
+
+def test_top_patches_tiny_on_a_python_release(tmp_path, monkeypatch):
+    """``cifar10_path`` at a packed python release: the pass reads all 30 test images, and the hits are
+    named by batch and row."""
+    import json
+
+    from configs import top_patches_tiny
+    from jfv.recipes.analysis import top_patches
+
+    monkeypatch.delenv(F.CIFAR10_ENV, raising=False)
+    c = top_patches_tiny.get_config()
+    c.cifar10_path = str(T.cifar_release_archive(tmp_path / "cifar-10-python.tar.gz", "python", True))
+    manifest = top_patches.run(c, str(tmp_path / "out"))
+    assert manifest["dataset"] == f"CIFAR-10 test, 3 per class (python version, {c.cifar10_path})"
+    assert (manifest["images"], manifest["read"], manifest["skipped"]) == (30, 30, 0)
+    hits = json.loads((tmp_path / "out" / "layers" / "conv3_1.json").read_text())["channels"][0]["max"]
+    source = D.cifar10("test", 3, archive=c.cifar10_path)
+    assert [h["name"] for h in hits] == [source.name(h["id"]) for h in hits] and hits[0]["name"].startswith("test_batch[")
+    assert [h["label"] for h in hits] == [int(source.labels[h["id"]]) for h in hits]
+
+
+def test_embeddings_tiny_on_a_binary_folder_and_on_imagenet_val_with_labels(tmp_path, shared, monkeypatch):
+    from configs import embeddings_tiny
+    from jfv.recipes.analysis import embeddings
+
+    monkeypatch.delenv(F.CIFAR10_ENV, raising=False)
+    c = embeddings_tiny.get_config()
+    c.cifar10_path = str(T.cifar_release_archive(tmp_path / "release", "binary", False, per_class=4))
+    manifest = embeddings.run(c, str(tmp_path / "cifar"))
+    assert manifest["dataset"].startswith("CIFAR-10 test, 4 per class (binary version")
+    assert manifest["images"] == 40 and manifest["classes"] == list(D.CIFAR10_CLASSES)
+    with np.load(tmp_path / "cifar" / "features.npz") as z:
+        np.testing.assert_array_equal(z["labels"], np.repeat(np.arange(10), 4))
+
+    T.imagenet_val(tmp_path / "val", LABELS)
+    c = embeddings_tiny.get_config()
+    c.dataset, c.labels_file, c.shared_dir = str(tmp_path / "val"), str(tmp_path / "LOC_val_solution.csv"), str(shared)
+    c.queries, c.neighbours, c.knn_k, c.tsne_perplexity, c.map_points = 2, 2, 2, 2.0, 5
+    manifest = embeddings.run(c, str(tmp_path / "imagenet"))
+    assert manifest["images"] == 5 and "labels from LOC_val_solution.csv: ImageNet class indices" in manifest["dataset"]
+    assert manifest["knn_accuracy"] is not None  # labelled: the k-NN accuracy is computed
+    with np.load(tmp_path / "imagenet" / "features.npz") as z:
+        np.testing.assert_array_equal(z["labels"], [278, 0, 1, 0, 278])
+    c.dataset = "cifar10"
+    with pytest.raises(ValueError, match=r"labels_file labels a flat folder of ImageNet images"):
+        embeddings.run(c, str(tmp_path / "refused"))

@@ -32,7 +32,7 @@ from jfv.analysis import datasets, embeddings, figures
 from jfv import imageops
 from jfv.runtime.outputs import Staging, check_workdir, write_run
 from jfv.recipes import Recipe
-from jfv.recipes.common import ConfigError, config_model, report_skipped, run_info
+from jfv.recipes.common import ConfigError, config_model, in_config_terms, report_skipped, run_info
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -49,11 +49,19 @@ def check(config: ml_collections.ConfigDict) -> None:
 
 
 def make_source(config: ml_collections.ConfigDict) -> datasets.Source:
-    """``cifar10`` -> the shared archive's split; anything else -> an image folder; ``limit`` caps it."""
-    if config.dataset == "cifar10":
-        source = datasets.cifar10(config.split, int(config.per_class) or None, shared=config.shared_dir)
-    else:
-        source = datasets.image_folder(config.dataset)
+    """``cifar10`` -> its split, from ``cifar10_path`` (any form; "" = $JFV_CIFAR10 or the shared folder);
+    anything else -> an image folder (``labels_file``: a flat folder's ImageNet labels); ``limit`` caps it."""
+    if config.dataset == "cifar10" and config.labels_file:
+        raise ConfigError("labels_file labels a flat folder of ImageNet images (dataset=PATH); CIFAR-10 has its own: "
+                          "set labels_file=\"\"")
+    try:
+        if config.dataset == "cifar10":
+            source = datasets.cifar10(config.split, int(config.per_class) or None,
+                                      archive=datasets.find_cifar10(config.cifar10_path, config.shared_dir))
+        else:
+            source = datasets.image_folder(config.dataset, labels_file=config.labels_file, shared=config.shared_dir)
+    except datasets.DatasetError as e:
+        raise in_config_terms(e, "cifar10_path", "shared_dir", "labels_file") from None
     return source.take(int(config.limit)) if int(config.limit) > 0 else source
 
 

@@ -44,7 +44,7 @@ from jfv.attribution.gradients import check_relu
 from jfv.runtime.outputs import Staging, check_workdir, load_image, write_run
 
 from jfv.recipes.common import (SHARED_PREFIX, ConfigError, parse_layers, shared_folder, check_int, check_memory, check_positive, check_seed,
-                                config_model, image_paths, output_names, run_info)
+                                config_model, image_paths, cifar10_location, output_names, run_info)
 from jfv.recipes import Recipe
 
 DATASETS = ("files", "cifar10")
@@ -88,7 +88,7 @@ def load_images(config: ml_collections.ConfigDict) -> tuple[np.ndarray, list[str
     if config.dataset == "cifar10":
         n = limit or 10
         k = -(-n // 10)
-        archive = shared_folder(config) / datasets.CIFAR10_ARCHIVE
+        archive = cifar10_location(config)
         x, y = datasets.cifar10_subsets(archive, {"test": k})["test"]
         pick = np.arange(10 * k).reshape(10, k).T.ravel()[:n]  # one per class first, from airplane on
         names = [f"{i:02d}_{datasets.CIFAR10_CLASSES[int(y[j])]}" for i, j in enumerate(pick)]

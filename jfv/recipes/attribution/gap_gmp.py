@@ -56,7 +56,7 @@ from jfv.attribution.heads import (  # noqa: F401  (the head and its training li
 from jfv.evaluation import CENTRE_SIDE, EXTENT_THRESHOLD, centre_fraction, extent, sample_stats  # noqa: F401
 from jfv.runtime.outputs import Staging, check_workdir, write_run
 from jfv.recipes import Recipe
-from jfv.recipes.common import ConfigError, config_model, run_info, shared_folder
+from jfv.recipes.common import ConfigError, config_model, cifar10_location, run_info
 from jfv.runtime import moved
 
 # ---------------------------------------------------------------------------------------------------
@@ -270,9 +270,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     work = check_workdir(workdir)
     log = (lambda s: print(f"gap_gmp [{time.time() - start:6.1f} s] {s}", file=sys.stderr, flush=True)) \
         if config.verbose else (lambda s: None)
-    archive = shared_folder(config) / datasets.CIFAR10_ARCHIVE
-    if not archive.is_file():
-        raise datasets.DatasetError(f"CIFAR-10 archive {archive} not found: pass --config.shared_dir=PATH")
+    archive = cifar10_location(config)
     model = config_model(config)
     hw = check_spatial(model, config.layer, (config.image_size, config.image_size))
     size = config.image_size

@@ -3,7 +3,7 @@ as the map (Zeiler & Fergus 2014, section 4.2 and figure 7; Berthier & Mantoux's
 
 ``python -m jfv --config=configs/cifar10_sensitivity.py --workdir=DIR`` loads ``model`` (by default
 the ``cifar_convnet`` a ``train`` run wrote into ``weights_dir``), takes the first
-``test_per_class`` test images of every class from the shared CIFAR-10 archive, and for each one
+``test_per_class`` test images of every class of CIFAR-10 (``cifar10_path``, else the shared archive), and for each one
 records p(true class | image with a ``window`` x ``window`` square of ``fill`` whose top-left corner
 is at (y, x)) for every position on a ``stride`` grid (``jfv.attribution.occlusion``, one batched
 computation).
@@ -34,7 +34,7 @@ from jfv.analysis import datasets, figures
 from jfv import models
 from jfv.models.labels import CIFAR10_CLASSES
 from jfv.runtime.outputs import Staging, write_run
-from jfv.recipes.common import ConfigError, config_model, shared_folder, check_int, run_info
+from jfv.recipes.common import ConfigError, config_model, check_int, cifar10_location, run_info
 from jfv.recipes import Recipe
 
 
@@ -76,7 +76,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     if "logits" not in model.layers or model.layers["logits"] != len(CIFAR10_CLASSES):
         raise ConfigError(f"model {model.name!r} has no 10-class 'logits' layer; use a CIFAR-10 classifier "
                           f"({', '.join(models.names_with_labels(CIFAR10_CLASSES))})")
-    archive = shared_folder(config) / datasets.CIFAR10_ARCHIVE
+    archive = cifar10_location(config)
     x, y = datasets.cifar10_subsets(archive, {"test": int(config.test_per_class)})["test"]
     # the model's input: the images, or their BT.601 luma for a grayscale model
     images = jnp.asarray(model.from_rgb(jnp.asarray(x, jnp.float32) / 255))

@@ -43,7 +43,7 @@ from jfv.analysis import datasets, passes, topk
 from jfv import evaluation, models
 from jfv.runtime.outputs import ImageReadError, Staging, check_workdir, load_image, write_run
 from jfv.recipes import Recipe
-from jfv.recipes.common import FLOAT_BYTES, ConfigError, available_memory, check_int, check_seed, run_info
+from jfv.recipes.common import FLOAT_BYTES, ConfigError, available_memory, check_int, check_seed, in_config_terms, run_info
 
 RECIPES_SCORED = ("channels", "layer")  # recipes whose manifest lists a layer, channels and PNGs
 CLASS_LAYER = evaluation.CLASS_LAYER
@@ -174,10 +174,14 @@ def check_workdir_apart(workdir: str, run_dir: str) -> None:
 
 
 def make_source(config: ml_collections.ConfigDict) -> datasets.Source:
-    if config.dataset == "cifar10":
-        source = datasets.cifar10(config.split, per_class=int(config.per_class) or None, shared=config.shared_dir)
-    else:
-        source = datasets.image_folder(config.dataset)
+    try:
+        if config.dataset == "cifar10":
+            source = datasets.cifar10(config.split, per_class=int(config.per_class) or None,
+                                      archive=datasets.find_cifar10(config.cifar10_path, config.shared_dir))
+        else:
+            source = datasets.image_folder(config.dataset)
+    except datasets.DatasetError as e:
+        raise in_config_terms(e, "cifar10_path", "shared_dir") from None
     return source.take(int(config.limit)) if int(config.limit) else source
 
 

@@ -1,8 +1,8 @@
 """Recipe ``train``: a CIFAR-10 classifier trained from scratch, resumable, watched as it learns.
 
 ``python -m jfv --config=configs/cifar10_train.py --workdir=DIR`` trains ``arch`` (the ``convnet``
-of ``jfv.models.convnet``, or ``cifar_resnet20`` / 32 / 44 / 56) on the CIFAR-10 JPEG archive in the
-shared folder with SGD, a learning-rate schedule, weight decay, label smoothing and crop / flip
+of ``jfv.models.convnet``, or ``cifar_resnet20`` / 32 / 44 / 56) on CIFAR-10 (``cifar10_path``: the
+python or binary release, packed or extracted; by default the JPEG archive in the shared folder) with SGD, a learning-rate schedule, weight decay, label smoothing and crop / flip
 augmentation (``jfv.training``), and evaluates after every epoch: on the test split, or, with
 ``val_per_class`` > 0, on that many training images per class held out (``training.holdout``), the
 test split then being read once, at the last epoch, so that settings are chosen on validation.
@@ -50,7 +50,7 @@ from jfv.models import cifar_resnet, convnet
 from jfv.models.resnet import merge_batch_stats
 from jfv.models.weights import save
 from jfv.runtime.outputs import check_workdir, sprite
-from jfv.recipes.common import JOB_FIXES, ConfigError, make_mesh, shared_folder, check_int, check_positive, check_seed, job_settings
+from jfv.recipes.common import JOB_FIXES, ConfigError, make_mesh, check_int, check_positive, check_seed, cifar10_location, job_settings
 from jfv.training import DivergedError  # noqa: F401  (raised here; its home is the library)
 from jfv.recipes import Recipe
 from jfv.recipes.training.report import result_accuracy, write_epoch, write_summary
@@ -212,12 +212,7 @@ class Data(NamedTuple):
 def load_data(config) -> Data:
     """The training and test images of the archive, with ``val_per_class`` of each class's training
     images held out for validation (the same images for every seed)."""
-    shared = shared_folder(config)
-    archive = shared / datasets.CIFAR10_ARCHIVE
-    if not archive.is_file():
-        raise datasets.DatasetError(
-            f"CIFAR-10 archive not found at {archive}: put cifar10-jpeg.tar.gz there, or point "
-            f"--config.shared_dir (or $JFV_SHARED) at the folder that holds data/cifar10/")
+    archive = cifar10_location(config)
     data = datasets.cifar10_subsets(archive, {"train": config.train_per_class, "test": config.test_per_class})
     (x, y), val = data["train"], None
     if int(config.get("val_per_class", 0)):

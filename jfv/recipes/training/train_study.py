@@ -31,7 +31,7 @@ from jfv import models, recipes
 from jfv.runtime.jobs import Interrupted, Job
 from jfv.models.labels import CIFAR10_CLASSES
 from jfv.runtime.outputs import GALLERY_CSS, check_workdir, header_table, write_run
-from jfv.recipes.common import JOB_FIXES, ConfigError, shared_folder, check_int, job_settings, run_info
+from jfv.recipes.common import JOB_FIXES, ConfigError, check_int, cifar10_location, job_settings, run_info
 from jfv.training import DivergedError
 from jfv.recipes import Recipe
 from jfv.recipes.training.report import result_accuracy
@@ -137,7 +137,8 @@ def _run(config, job: Job, layers: list[str], start: float) -> dict[str, Any]:
 
     # the same test images for every variant: spread over the classes
     k = -(-int(config.images) // 10)
-    x, y = datasets.cifar10_subsets(shared_folder(config) / datasets.CIFAR10_ARCHIVE, {"test": k})["test"]
+    archive = cifar10_location(config)
+    x, y = datasets.cifar10_subsets(archive, {"test": k})["test"]
     pick = np.concatenate([np.arange(c * k, (c + 1) * k) for c in range(10)]).reshape(10, k).T.ravel()[: int(config.images)]
     x, y = x[pick], y[pick]
     images = jnp.asarray(x, jnp.float32) / 255
