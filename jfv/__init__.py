@@ -26,6 +26,8 @@ the flat layout (``jfv.engine``, ``jfv.metrics``, ...) still work for one releas
 new path: ``jfv.runtime.moved`` is their one table.
 """
 
+from typing import TYPE_CHECKING
+
 from jfv.runtime import xla  # noqa: F401  (first: XLA flags before JAX starts its CPU backend)
 from jfv.runtime import moved as _moved
 
@@ -41,6 +43,14 @@ from jfv.optvis.render import render as render_image  # noqa: E402
 from jfv.optvis.visualise import Visualisation, visualise  # noqa: E402
 
 from jfv.runtime.version import __version__  # noqa: E402
+
+# One call each from a model to attribution maps of a photo and to top patches over a folder: loaded
+# on first use like their packages (``import jfv`` imports neither jfv.attribution nor jfv.analysis).
+LAZY_NAMES = {"attribute": "jfv.attribution.attribute", "Attribution": "jfv.attribution.attribute",
+              "top_patches": "jfv.analysis.top_patches", "TopPatches": "jfv.analysis.top_patches"}
+if TYPE_CHECKING:  # for type checkers and the API reference; nothing is imported at run time
+    from jfv.analysis.top_patches import TopPatches, top_patches  # noqa: F401
+    from jfv.attribution.attribute import Attribution, attribute  # noqa: F401
 
 # Subpackages and modules loaded on first attribute access (PEP 562): ``jfv.attribution`` works
 # after ``import jfv``.
@@ -58,6 +68,8 @@ __all__ = [
     "render_channels", "render_image", "render_sweep",
     # one call from a model and a spec string to a picture
     "Visualisation", "visualise",
+    # one call from a model and a photo to attribution maps; from a model and a folder to top patches
+    "Attribution", "attribute", "TopPatches", "top_patches",
     "objectives", "parameterisations", "transforms", "regularisers", "octaves", "inversion",
     # image operations every part shares
     "imageops",
@@ -71,6 +83,11 @@ def __getattr__(name: str):
         module = importlib.import_module(LAZY[name])
         globals()[name] = module
         return module
+    if name in LAZY_NAMES:
+        import importlib
+
+        value = globals()[name] = getattr(importlib.import_module(LAZY_NAMES[name]), name)
+        return value
     old = _moved.package_attribute(__name__, name)
     if old is not None:
         return old

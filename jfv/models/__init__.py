@@ -292,7 +292,36 @@ def load(
     return dataclasses.replace(model, absent_layers=declared.absent_layers) if declared.absent_layers else model
 
 
+def resolve(model: Any, call: str = "visualise", example: str = "'LAYER:CHANNEL'") -> Model:
+    """A jfv ``Model`` as given, or the registered model of that name (``load``): what a one-call
+    (``jfv.visualise``, ``jfv.attribute``, ``jfv.top_patches``) takes as its model.
+
+    Args:
+        model: a ``Model``, or a registered model's name.
+        call: the one-call's name, for the message (``jfv.<call>(model, ...)``).
+        example: the rest of that call's arguments, for the message.
+
+    Returns:
+        The ``Model``.
+
+    Raises:
+        TypeError: anything else; the message says how to wrap a Flax module (``wrap``).
+        UnknownModelError: a name that is not registered (the message lists the registered ones).
+    """
+    if isinstance(model, Model):
+        return model
+    if isinstance(model, str):
+        return load(model)
+    what = f"a Flax module ({type(model).__name__})" if hasattr(model, "apply") and hasattr(model, "init") \
+        else f"a {type(model).__name__}"
+    raise TypeError(
+        f"{call} takes a jfv Model or a registered model's name ({', '.join(names()[:4])}, ...), not "
+        f"{what}: wrap your Flax module and its params first, model = jfv.models.wrap(module, params, "
+        f"name='mynet'), then jfv.{call}(model, {example})")
+
+
 __all__ = [
+    "resolve",
     "ARCHITECTURES",
     "ENTRIES",
     "entry",

@@ -4,7 +4,7 @@ A thin caller of ``render_channels`` with Lucid's defaults (Olah et al. 2017; Lu
 ``render_vis``, Lucent's ``render.render_vis(model, "mixed4a:476")``): a 128 px Fourier image in
 decorrelated colour, the standard transforms, Adam at 0.05, 512 steps, the channel's mean
 activation (a class's logit on ``logits``). Every piece is the public API's; build them yourself
-(README, "From Python or a notebook") for anything else.
+(``docs/python.md``, "From Python or a notebook") for anything else.
 
 The spec names a layer and what of it to render:
 
@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import re
 import time
@@ -54,10 +53,6 @@ BATCH_SIZE = 8  # channels per compiled call (memory); 0 = all at once
 PARAMS = ("lucid", "maco")  # lucid: Fourier + decorrelated colour; maco: phase only (docs/maco.md)
 CLASS_LAYER = "logits"  # the layer a class name or index is looked up on (the channels recipe's objective=class)
 
-# The picture a notebook shows: tiles at least this wide (integer nearest upscale), a label strip under each.
-TILE_MIN = 64
-LABEL_HEIGHT = 14
-TILE_PAD = 2
 
 SPEC_FORMS = ("LAYER:C (one channel), LAYER:A:B (channels A..B-1), LAYER:C1,C2,... (a list), LAYER (the "
               "whole layer) or logits:CLASS (a class by name or index)")
@@ -119,17 +114,8 @@ def parse_spec(model: Model, spec: str) -> tuple[str, list[int]]:
 
 
 def resolve_model(model: Any) -> Model:
-    """A jfv Model as given, or the registered model of that name (``jfv.models.load``)."""
-    if isinstance(model, Model):
-        return model
-    if isinstance(model, str):
-        return models.load(model)  # UnknownModelError listing the registered names
-    what = f"a Flax module ({type(model).__name__})" if hasattr(model, "apply") and hasattr(model, "init") \
-        else f"a {type(model).__name__}"
-    raise TypeError(
-        f"visualise takes a jfv Model or a registered model's name ({', '.join(models.names()[:4])}, ...), not "
-        f"{what}: wrap your Flax module and its params first, model = jfv.models.wrap(module, params, "
-        f"name='mynet'), then jfv.visualise(model, 'LAYER:CHANNEL')")
+    """A jfv Model as given, or the registered model of that name (``jfv.models.resolve``)."""
+    return models.resolve(model, "visualise", "'LAYER:CHANNEL'")
 
 
 def check_options(steps: int, image_size: int, seed: int, batch_size: int, learning_rate: float, param: str) -> None:
@@ -215,32 +201,16 @@ class Visualisation:
                 f"{self.images.shape[1]} px, {self.settings.get('steps')} steps)")
 
     def grid(self) -> np.ndarray:
-        """The labelled grid a notebook shows: each image (upscaled to >= ``TILE_MIN`` px) above its
+        """The labelled grid a notebook shows: each image (upscaled to >= ``jfv.runtime.outputs.LABEL_TILE_MIN`` px) above its
         ``layer:channel`` label, row-major on about a square grid; (H, W, 3) in [0, 1]."""
-        from PIL import Image, ImageDraw
+        from jfv.runtime.outputs import labelled_grid
 
-        from jfv.runtime.outputs import sprite
-
-        h, w = self.images.shape[1:3]
-        factor = max(1, -(-TILE_MIN // w))
-        tiles = []
-        for i, img in enumerate(self.images):
-            img = np.asarray(img, np.float32)
-            img = img if img.shape[-1] == 3 else np.repeat(img.mean(-1, keepdims=True), 3, -1)
-            img = np.repeat(np.repeat(img, factor, 0), factor, 1)
-            strip = Image.new("RGB", (w * factor, LABEL_HEIGHT), "white")
-            ImageDraw.Draw(strip).text((2, 1), self.label(i), fill="black")
-            tiles.append(np.concatenate([img, np.asarray(strip, np.float32) / 255.0], axis=0))
-        return sprite(tiles, pad=TILE_PAD)
+        return labelled_grid(self.images, [self.label(i) for i in range(len(self.images))])
 
     def _repr_png_(self) -> bytes:
-        from PIL import Image
+        from jfv.runtime.jobs import png_bytes
 
-        from jfv.runtime.outputs import to_uint8
-
-        buf = io.BytesIO()
-        Image.fromarray(to_uint8(self.grid())).save(buf, format="PNG")
-        return buf.getvalue()
+        return png_bytes(self.grid())
 
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Writes the channels recipe's files into ``directory``: ``channels/<layer>_<cccc>.png``
@@ -252,15 +222,10 @@ class Visualisation:
                 files (``overwrite=True`` moves them to ``<directory>.old-<time>`` first).
         """
         from jfv.models.weights import library_versions
-        from jfv.runtime.jobs import claim, visible_files
-        from jfv.runtime.outputs import Staging, WorkdirError, check_workdir, transparency_overlay, write_run
+        from jfv.runtime.jobs import claim, claimable
+        from jfv.runtime.outputs import Staging, transparency_overlay, write_run
 
-        path = check_workdir(directory)
-        existing = visible_files(path)
-        if existing and not overwrite:
-            shown = ", ".join(existing[:4]) + (" ..." if len(existing) > 4 else "")
-            raise WorkdirError(f"{path} already holds files ({shown}): save into a new directory, or pass "
-                               f"overwrite=True to move them to {path}.old-<time> first")
+        path = claimable(directory, overwrite)
         with claim(path, overwrite=overwrite), Staging(path) as stage:
             entries, cards = [], []
             for i, (c, img, value) in enumerate(zip(self.channels, self.images, self.objectives)):

@@ -28,7 +28,7 @@ from jfv.optvis import parameterisations
 from jfv.optvis.parameterisations import spectrum
 from jfv.models.base import ChannelOutOfRangeError, ImageTooSmallError, Model
 from jfv.models.weights import WeightsError, library_versions
-from jfv.runtime.outputs import load_image
+from jfv.runtime.outputs import load_image, output_names  # noqa: F401  (output_names: recipes import it from here)
 from jfv.runtime.progress import Progress  # noqa: F401  (recipes take it from here)
 
 LIST_LIMIT = 10  # values shown in a message about many values
@@ -345,15 +345,6 @@ def image_paths(spec: str, limit: int) -> list[str]:
     if not paths:
         raise ConfigError(f"images: no {'/'.join(SUFFIXES)} files in {spec!r}")
     return paths[:limit] if limit > 0 else paths
-
-
-def output_names(paths: list[str]) -> list[str]:
-    """A distinct name per image for its output files: the file's stem, with its folder's name in
-    front where stems repeat (``a/cat.jpg``, ``b/cat.jpg`` -> ``a_cat``, ``b_cat``), and its position
-    in front where that is still not enough."""
-    stems = [Path(p).stem for p in paths]
-    names = [f"{Path(p).parent.name}_{s}" if stems.count(s) > 1 else s for p, s in zip(paths, stems)]
-    return [f"{i:02d}_{n}" if names.count(n) > 1 else n for i, n in enumerate(names)]
 
 
 SHARED_PREFIX = "shared:"  # an images entry relative to the shared folder

@@ -106,6 +106,29 @@ def png_bytes(image: Any) -> bytes:
     return buf.getvalue()
 
 
+def claimable(directory: str | os.PathLike, overwrite: bool) -> Path:
+    """``directory``, created and writable, refused with the fix when it holds files and not ``overwrite``
+    (where a notebook result's ``save`` writes).
+
+    Args:
+        directory: where a result is saved.
+        overwrite: whether files there may be moved aside (to ``<directory>.old-<time>``).
+
+    Returns:
+        The directory's path.
+
+    Raises:
+        WorkdirError: it cannot be written, or holds files and ``overwrite`` is False.
+    """
+    path = check_workdir(directory)
+    existing = visible_files(path)
+    if existing and not overwrite:
+        shown = ", ".join(existing[:4]) + (" ..." if len(existing) > 4 else "")
+        raise WorkdirError(f"{path} already holds files ({shown}): save into a new directory, or pass "
+                           f"overwrite=True to move them to {path}.old-<time> first")
+    return path
+
+
 class WorkdirLock:
     """An exclusive ``fcntl.flock`` on ``<workdir>/<name>``: a second run gets a clear error; the
     kernel releases it when the process dies (even by SIGKILL). ``close`` removes the file while
@@ -202,8 +225,9 @@ class Job:
         recipe: the recipe's name, stored in ``job.json``.
         settings: every setting that changes a result (JSON-serialisable).
         resume: False starts over after moving the earlier outputs aside.
-        process_index, process_count: this process among those of a distributed job; only
-            process 0 writes ``job.json`` (call ``create`` there, then ``attach`` on the others).
+        process_index: this process among those of a distributed job; only process 0 writes
+            ``job.json`` (call ``create`` there, then ``attach`` on the others).
+        process_count: the number of processes of the job.
         fixes: how messages name the two ways out, ``{"resume": ..., "discard_state": ...}``; by
             default this class's own arguments (``resume=False``, ``load_state(..., discard=True)``).
             Recipes pass their config keys (``jfv.recipes.common.JOB_FIXES``).
@@ -391,5 +415,5 @@ class StopFlag:
         return signal.Signals(self.signum).name if self.signum else ""
 
 
-__all__ = ["Interrupted", "Job", "ResumeError", "StateError", "StopFlag", "WorkdirLock", "atomic_write", "claim",
+__all__ = ["Interrupted", "Job", "ResumeError", "StateError", "StopFlag", "WorkdirLock", "atomic_write", "claim", "claimable",
            "diff_settings", "move_aside", "png_bytes", "remove_stale", "visible_files"]

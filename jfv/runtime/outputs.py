@@ -55,6 +55,63 @@ def sprite(images: Sequence[Any], columns: int | None = None, pad: int = 2, back
 TRANSPARENCY_PERCENTILE = 99.0  # the accumulated gradient at this percentile and above is fully opaque
 
 
+# The labelled grid a notebook result shows (``jfv.visualise``, ``jfv.attribute``, ``jfv.top_patches``):
+# tiles upscaled to at least LABEL_TILE_MIN px wide, a LABEL_HEIGHT px label strip under each.
+LABEL_TILE_MIN = 64
+LABEL_HEIGHT = 14
+LABEL_PAD = 2
+
+
+def labelled_grid(tiles: Sequence[Any], labels: Sequence[str], columns: int | None = None, scale: int = 1) -> np.ndarray:
+    """Tiles with a label strip under each, row-major: the picture a notebook result shows.
+
+    Every tile is upscaled by one integer factor (nearest), at least ``scale``, until at least
+    ``LABEL_TILE_MIN`` px wide and wide enough for the longest label; grayscale tiles are shown grey.
+
+    Args:
+        tiles: (h, w, C) images in [0, 1], C 1 or 3, all the same size.
+        labels: one per tile.
+        columns: tiles per row (default: about the square root of the count).
+        scale: the smallest upscaling factor.
+
+    Returns:
+        (H, W, 3) in [0, 1].
+    """
+    from PIL import ImageDraw
+
+    h, w = np.shape(tiles[0])[:2]
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    wide = max([LABEL_TILE_MIN] + [math.ceil(draw.textlength(s)) + 4 for s in labels])
+    factor = max(1, int(scale), -(-wide // w))
+    out = []
+    for tile, text in zip(tiles, labels):
+        img = np.asarray(tile, np.float32)
+        img = img if img.shape[-1] == 3 else np.repeat(img.mean(-1, keepdims=True), 3, -1)
+        img = np.repeat(np.repeat(img, factor, 0), factor, 1)
+        strip = Image.new("RGB", (w * factor, LABEL_HEIGHT), "white")
+        ImageDraw.Draw(strip).text((2, 1), text, fill="black")
+        out.append(np.concatenate([img, np.asarray(strip, np.float32) / 255.0], axis=0))
+    return sprite(out, columns=columns, pad=LABEL_PAD)
+
+
+def output_names(paths: Sequence[str | None], unnamed: str = "image") -> list[str]:
+    """A distinct name per image for its output files: the file's stem, with its folder's name in
+    front where stems repeat (``a/cat.jpg``, ``b/cat.jpg`` -> ``a_cat``, ``b_cat``), and its position
+    in front where that is still not enough.
+
+    Args:
+        paths: each image's path, or None for an image without one (an array), named ``unnamed``
+            (``<unnamed>_<i>`` among several).
+        unnamed: the name of an image without a path.
+
+    Returns:
+        One name per image, all distinct.
+    """
+    stems = [Path(p).stem if p else (unnamed if len(paths) == 1 else f"{unnamed}_{i}") for i, p in enumerate(paths)]
+    names = [f"{Path(p).parent.name}_{s}" if p and stems.count(s) > 1 else s for p, s in zip(paths, stems)]
+    return [f"{i:02d}_{n}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
 def transparency_overlay(image: Any, transparency: Any, percentile: float = TRANSPARENCY_PERCENTILE) -> np.ndarray:
     """An (H, W, 4) RGBA picture: ``image`` with its transparency map as alpha.
 
@@ -234,6 +291,7 @@ def write_run(
         grid_pad: white pixels between tiles of the sheet.
         page: a complete HTML page to write instead of the gallery (recipes whose page shows
             figures and tables rather than cards); ``title``, ``cards`` and ``header`` are then unused.
+
     Returns:
         ``manifest`` (the same dict, with ``"gallery"``).
 

@@ -29,7 +29,8 @@ from jfv.optvis import objectives as O
 from jfv.optvis import parameterisations as pz
 from jfv.optvis import transforms as T
 from jfv.optvis.render import render_channels
-from jfv.optvis.visualise import LABEL_HEIGHT, TILE_MIN, TILE_PAD, SpecError, Visualisation, parse_spec
+from jfv.optvis.visualise import SpecError, Visualisation, parse_spec
+from jfv.runtime.outputs import LABEL_HEIGHT, LABEL_PAD as TILE_PAD, LABEL_TILE_MIN as TILE_MIN
 from jfv.runtime.outputs import WorkdirError, sprite
 from tiny_model import tiny_classifier, tiny_model
 

@@ -30,11 +30,8 @@ Zeiler & Fergus 2014, Fig. 2; Girshick et al. 2014, Fig. 4.
 
 from __future__ import annotations
 
-import html
-import io
 import time
-import zipfile
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import ml_collections
@@ -42,20 +39,20 @@ import numpy as np
 
 from jfv.analysis import datasets, passes, patches, topk
 from jfv import models
-from jfv.attribution import pictures
 from jfv.runtime.jobs import Interrupted, Job, StateError, StopFlag
-from jfv.runtime.outputs import (
-    CHANNEL_FILTER_INPUT, CHANNEL_FILTER_SCRIPT, GALLERY_CSS, check_workdir, header_table, write_run,
-)
+from jfv.runtime.outputs import check_workdir, write_run
 from jfv.recipes import Recipe
-from jfv.recipes.analysis.patch_pictures import blocks_figure, hit_pictures, patch_size
-from jfv.recipes.common import JOB_FIXES, ConfigError, config_model, default_image, make_mesh, parse_channels, parse_list, report_skipped, run_info
+from jfv.analysis.top_patches import (  # noqa: F401  (their home is the library: jfv.top_patches writes them too)
+    channel_hits, gallery, layer_summary as summary_of, npz_bytes, projector, write_hits,
+)
+from jfv.recipes.analysis.patch_pictures import blocks_figure
+from jfv.recipes.common import (JOB_FIXES, ConfigError, config_model, default_image, in_config_terms, make_mesh, parse_channels,
+                                parse_list, report_skipped, run_info)
 
 PASS = "pass"  # the piece name of the dataset pass
 # Config keys that change no output: they may differ between a run and its resume.
 RUN_KEYS = ("progress", "resume", "discard_state", "checkpoint_every", "prefetch_batches", "weights_dir", "devices",
             "shared_dir", "project_batch")
-SHEET_COLUMNS = 3  # Zeiler & Fergus's Fig. 2 shows the top 9 as 3 x 3
 
 
 # -- configuration -----------------------------------------------------------------------------------
@@ -85,12 +82,20 @@ def check(config: ml_collections.ConfigDict) -> None:
 
 
 def make_source(config: ml_collections.ConfigDict) -> datasets.Source:
-    """``dataset=cifar10`` (``split``, ``per_class``; 0 = all) or a folder of images; the first
-    ``limit`` images when ``limit`` > 0."""
-    if config.dataset == "cifar10":
-        source = datasets.cifar10(config.split, per_class=int(config.per_class) or None, shared=config.shared_dir)
-    else:
-        source = datasets.image_folder(config.dataset)
+    """``dataset=cifar10`` (``split``, ``per_class``; 0 = all; read from ``cifar10_path``, in any form) or a
+    folder of images (``labels_file``: a flat folder's ImageNet labels); the first ``limit`` images when
+    ``limit`` > 0."""
+    if config.dataset == "cifar10" and config.labels_file:
+        raise ConfigError("labels_file labels a flat folder of ImageNet images (dataset=PATH); CIFAR-10 has its own: "
+                          "set labels_file=\"\"")
+    try:
+        if config.dataset == "cifar10":
+            source = datasets.cifar10(config.split, per_class=int(config.per_class) or None,
+                                      archive=datasets.find_cifar10(config.cifar10_path, config.shared_dir))
+        else:
+            source = datasets.image_folder(config.dataset, labels_file=config.labels_file, shared=config.shared_dir)
+    except datasets.DatasetError as e:
+        raise in_config_terms(e, "cifar10_path", "shared_dir", "labels_file") from None
     if int(config.limit):
         source = source.take(int(config.limit))
     if not np.array_equal(source.ids, np.arange(len(source))):
@@ -106,21 +111,6 @@ def layer_channels(model: models.Model, layer: str, spec: str, image_size: int) 
     channels = parse_channels(spec)
     model.check_channels(layer, channels)
     return channels
-
-
-def projector(model: models.Model, layers: list[str]) -> str:
-    """"" if deconvnet projections with switches exist for every layer, else why not (for the manifest)."""
-    from jfv.attribution.switches import layer_sequence
-
-    try:
-        names = {op.name for op in layer_sequence(model)}
-    except NotImplementedError:  # switches.NoSwitchesError
-        return (f"{model.name} is not a declared plain conv/ReLU/max-pool stack, so it has no deconvnet with "
-                f"switches (VGG16, AlexNet and wrapped models declaring plain_stack have): patches only")
-    missing = [layer for layer in layers if layer not in names]
-    if missing:
-        return f"layers {missing} are not in {model.name}'s deconvnet (its conv, ReLU and pool layers): patches only"
-    return ""
 
 
 def settings_of(config: ml_collections.ConfigDict, model: models.Model, source: datasets.Source) -> dict:
@@ -141,18 +131,6 @@ def key(layer: str, reduce: str) -> str:
 
 
 STEP = topk.Step(keep_scores=True)  # the pass's step: top-k states and every image's scores, "<layer>.<reduce>"
-
-
-def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """An ``.npz`` (readable by ``np.load``) with fixed member timestamps, so equal arrays give equal
-    bytes (``np.savez`` stamps each member with the current time)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
-        for name in sorted(arrays):
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-            z.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue())
-    return buf.getvalue()
 
 
 def run_pass(job: Job, model, source, layers, reductions, config, flag: StopFlag) -> passes.State:
@@ -206,14 +184,6 @@ def load_topk(job: Job, layers, reductions) -> dict[str, dict[str, topk.TopK]]:
 # -- patches -------------------------------------------------------------------------------------------
 
 
-def patch_file(layer: str, channel: int, reduce: str, rank: int, projection: bool = False) -> str:
-    return f"patches/{layer}/{channel:04d}/{reduce}_{rank}{'_proj' if projection else ''}.png"
-
-
-def sheet_file(layer: str, channel: int, reduce: str) -> str:
-    return f"sheets/{layer}_{channel:04d}_{reduce}.png"
-
-
 def piece_name(layer: str, group: int) -> str:
     return f"patches_{layer}_g{group:04d}"
 
@@ -225,38 +195,11 @@ def projected(config) -> tuple[str, ...]:
 
 def run_piece(job: Job, model, source, layer, group, chans, states, reductions, config, project: bool) -> dict:
     """One group of channels: every reduction's hits as PNGs, a sheet per channel, the record."""
-    hits = {r: patches.gather(states[r], chans) for r in reductions}
-    wanted = sorted({int(i) for r in reductions for i in hits[r].ids})
-    images = datasets.load(source, wanted, int(config.image_size), convert=model.from_rgb) if wanted else {}
-    missing = [source.name(i) for i in wanted if i not in images]
-    if missing:
-        raise datasets.DatasetError(f"{len(missing)} top images can no longer be read (e.g. {missing[0]}): restore "
-                                    f"them, or start a new run")
-    channels: dict[int, dict] = {c: {"channel": int(c)} for c in chans}
-    for r in reductions:
-        h = hits[r]
-        stack = np.stack([images[int(i)] for i in h.ids]) if len(h.ids) else np.zeros((0,), np.float32)
-        crops, projs, bx, unit = hit_pictures(model, layer, stack, h, config, project and r in projected(config))
-        rows: dict[int, list] = {c: [] for c in chans}
-        for n in range(len(h.ids)):
-            c, rank, i = int(h.channels[n]), int(h.ranks[n]), int(h.ids[n])
-            entry = {"rank": rank, "id": i, "name": source.name(i), "label": int(source.items[i].label),
-                     "value": float(h.values[n]), "position": [int(v) for v in h.positions[n]],
-                     "box": [int(v) for v in bx[n]], "patch": patch_file(layer, c, r, rank)}
-            job.save_png(entry["patch"], crops[n])
-            if projs is not None:
-                entry["projection"] = patch_file(layer, c, r, rank, projection=True)
-                entry["unit_activation"] = float(unit[n])
-                job.save_png(entry["projection"], pictures.signed_image(projs[n]))
-            rows[c].append(entry)
-        for c in chans:
-            idx = [n for n in range(len(h.ids)) if h.channels[n] == c]
-            channels[c][r] = rows[c]
-            if idx:
-                sheet = patches.sheet(crops[idx], projs[idx] if projs is not None else None, columns=SHEET_COLUMNS)
-                channels[c][f"sheet_{r}"] = sheet_file(layer, c, r)
-                job.save_png(sheet_file(layer, c, r), sheet)
-    record = {"layer": layer, "group": group, "channels": [channels[c] for c in chans]}
+    records, drawn = channel_hits(model, source, layer, chans, states, reductions, int(config.image_size),
+                                  patch_px=int(config.patch_px), clip=bool(config.clip),
+                                  projected=projected(config) if project else (), project_batch=int(config.project_batch))
+    write_hits(job, records, drawn)
+    record = {"layer": layer, "group": group, "channels": [records[c] for c in chans]}
     job.finish(piece_name(layer, group), record)
     return record
 
@@ -287,35 +230,8 @@ def block_image(config) -> tuple[str, np.ndarray]:
 
 
 def layer_summary(model, layer, chans, records, config, project_note: str) -> dict:
-    by_channel = {c["channel"]: c for r in records if r["layer"] == layer for c in r["channels"]}
-    rf = patches.check_layer(model, layer, int(config.image_size))
-    shape = model.output_shapes(int(config.image_size))[layer]
-    return {"model": model.name, "layer": layer, "map": list(shape[1:3]), "channels_total": model.layers[layer],
-            "receptive_field": rf._asdict() if rf is not None else None, "image_size": int(config.image_size),
-            "patch_px": patch_size(model, layer, config), "clip": bool(config.clip),
-            "projections": project_note or "deconvnet with switches (Zeiler & Fergus 2014)",
-            "channels": [by_channel[c] for c in chans]}
-
-
-def gallery(model_name: str, layers: list[str], summaries: dict, header: dict, reduce: str) -> str:
-    sections = []
-    for layer in layers:
-        cards = "".join(
-            f'<figure data-channel="{c["channel"]}"><a href="{html.escape(c[f"sheet_{reduce}"])}">'
-            f'<img loading="lazy" src="{html.escape(c[f"sheet_{reduce}"])}" alt="{html.escape(layer)} channel '
-            f'{c["channel"]}"></a><figcaption>{html.escape(layer)} ch {c["channel"]}<br>top {reduce} '
-            f'{c[reduce][0]["value"]:.3g}</figcaption></figure>'
-            for c in summaries[layer]["channels"] if f"sheet_{reduce}" in c)
-        sections.append(f'<h2 id="{html.escape(layer)}">{html.escape(layer)}</h2><div class="grid">{cards}</div>')
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(model_name)}: top patches</title>
-<style>{GALLERY_CSS} img {{ width: 320px; height: auto; }} figure {{ width: 320px; }}</style></head>
-<body><h1>{html.escape(model_name)}: top patches (projections left, patches right)</h1>
-{header_table(header)}
-<p>{CHANNEL_FILTER_INPUT}</p>
-{''.join(sections)}
-{CHANNEL_FILTER_SCRIPT}</body></html>
-"""
+    return summary_of(model, layer, chans, records, int(config.image_size), int(config.patch_px), bool(config.clip),
+                      project_note)
 
 
 # -- the recipe ----------------------------------------------------------------------------------------
