@@ -151,7 +151,7 @@ def usage(argv: list[str]) -> str:
     keys = _config_keys(argv)
     lines = [f"usage: {PROG} --config=configs/<name>.py --workdir=DIR [--config.<key>=<value> ...] [--overwrite]",
              "",
-             "Runs the recipe that the config file names (configs/ holds one per job; README.md lists them).",
+             "Runs the recipe that the config file names (configs/ holds one per job; docs/recipes.md lists them).",
              "  --config=PATH[:ARG]   a config file defining get_config()",
              "  --workdir=DIR         the run's output folder (created if needed; a resumable recipe resumes in it)",
              "  --config.KEY=VALUE    override any key of the config",

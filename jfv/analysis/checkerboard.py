@@ -119,6 +119,7 @@ def project(model: Model, images: Array, layers: Sequence[str], reduce: str = "s
         images: (n, H, W, C) in [0, 1], C the model's input channels (``model.from_rgb(photos)``).
         layers: spatial layers, e.g. ``("pool5", "pool4")``.
         reduce: ``square`` (the channel's whole map, seed 003) | ``max`` (its strongest activation).
+
     Returns:
         {layer: Projections} in the order of ``layers``.
     """

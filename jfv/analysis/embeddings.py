@@ -129,6 +129,7 @@ def nearest(queries, database, k: int, metric: str = "l2", exclude=None) -> tupl
     Args:
         queries: (Q, D); database: (N, D); k: 1..N (N - 1 with ``exclude``).
         exclude: (Q,) a database index to leave out per query (e.g. the query itself), or None.
+
     Returns:
         (indices (Q, k) int32 into the database, distances (Q, k) float32).
     """

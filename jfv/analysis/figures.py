@@ -49,9 +49,16 @@ def neighbours(queries: np.ndarray, feature: np.ndarray, pixel: np.ndarray, quer
     """Seed 002's comparison: each row a query, its nearest images in feature space, then in pixel space.
 
     Args:
-        queries: (Q, S, S, 3); feature, pixel: (Q, k, S, S, 3) neighbours, nearest first.
-        *_labels: class labels (Q,), (Q, k), (Q, k) or None; with labels, a neighbour is framed green
-            when it shares the query's class and red otherwise.
+        queries: (Q, S, S, 3).
+        feature: (Q, k, S, S, 3) neighbours in feature space, nearest first.
+        pixel: (Q, k, S, S, 3) neighbours in pixel space, nearest first.
+        query_labels: class labels (Q,) or None; with labels, a neighbour is framed green when it
+            shares the query's class and red otherwise.
+        feature_labels: class labels (Q, k) or None.
+        pixel_labels: class labels (Q, k) or None.
+        titles: the three column titles.
+        border: the frame's width in pixels.
+
     Returns:
         (H, W, 3) in [0, 1].
     """
@@ -90,6 +97,7 @@ def embedding_map(coords: np.ndarray, thumbnails: np.ndarray, labels=None, class
 
     Args:
         coords: (n, 2); thumbnails: (n, s, s, 3) in [0, 1]; labels: (n,) or None.
+
     Returns:
         (H, W, 3) in [0, 1], about ``size`` inches square at 100 dpi.
     """
@@ -158,6 +166,7 @@ def projection_grid(inputs: np.ndarray, pictures: np.ndarray, rows: Sequence[str
         pictures: (R, C, H, W, 3) in [0, 1], row r = ``rows[r]``, column c = ``columns[c]``.
         cells: R rows of C captions (e.g. the checkerboard energy), or empty.
         tile_inches: each tile's side; at matplotlib's 100 dpi 2.4 in keeps a 224 px tile unshrunk.
+
     Returns:
         (H, W, 3) in [0, 1]; tiles drawn with nearest-neighbour sampling, so a pixel grid stays visible.
     """

@@ -46,8 +46,14 @@ def run(model: Any, source: datasets.Source, step: Step, carry: Any = (), *, siz
         source: a ``datasets.Source`` with ids 0..n-1 (every source ``datasets`` makes, and ``take``).
         step: a hashable ``(model, params, carry, images, ids, mask) -> (carry, outputs)``.
         carry: the step's initial carry (``()`` when it has none).
-        size, batch_size, prefetch, resample: the batches (``datasets.batches``).
-        store, piece, every, discard: the checkpoint (``jfv.models.stream.run``).
+        size: the side the images are fitted to (``datasets.batches``).
+        batch_size: images per batch (``datasets.batches``).
+        prefetch: batches decoded ahead (``datasets.batches``).
+        resample: the resize filter (``datasets.batches``).
+        store: where to checkpoint (``jfv.models.stream.run``).
+        piece: the checkpoint's name in the store.
+        every: checkpoint every this many batches (0: only when stopped).
+        discard: drop the last checkpoint instead of restoring it.
         progress: ``progress(images consumed, n)`` at the start and after every batch.
         stop: ``jfv.runtime.jobs.StopFlag`` (or alike), checked after every batch.
         mesh: a ``jax.sharding.Mesh``: each batch sharded over its first axis (``batch_size`` a
@@ -116,9 +122,11 @@ def split(model: Any, step: Step, batches: Callable[[np.ndarray], Any], carry: A
 
     Args:
         batches: ``batches(ids)``, the padded batches of those ids (``jfv.models.stream.run``).
-        carry, n, names, store, piece, every, discard, progress, stop, mesh: as ``jfv.models.stream.run``.
         process: ``(index, count)``.
         sync: ``sync(name)``, a barrier across the processes (default ``jfv.runtime.distributed.barrier``).
+
+    ``carry``, ``n``, ``names``, ``store``, ``piece``, ``every``, ``discard``, ``progress``, ``stop`` and
+    ``mesh`` are as in ``jfv.models.stream.run``.
 
     Returns:
         On process 0 the combined ``State``; on the others their own part's.
@@ -157,7 +165,8 @@ def combine(step: Step, carry: Any, parts: Sequence[Any], n: int, names: Sequenc
         step: the pass's step (its ``combine(carries)`` merges the carries; none needed for ``()``).
         carry: the step's initial carry (the structure the parts restore into).
         parts: every process's final ``to_tree``, over disjoint ids.
-        n, names: the pass's image count and names.
+        n: the pass's image count.
+        names: the pass's image names.
 
     Returns:
         A ``State`` equal to the one a single process would end with.

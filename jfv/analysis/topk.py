@@ -79,6 +79,7 @@ def scores(activations: Array, reduce: str = "max") -> tuple[Array, Array]:
     Args:
         activations: (n, H, W, C), or (n, C) for a layer without spatial extent.
         reduce: "max" or "mean" over positions.
+
     Returns:
         values (n, C) float32, positions (n, C, 2) int32 (row, column) of the maximum.
     """

@@ -117,6 +117,7 @@ def with_head(model: Model, layer: str, head: PoolingHead, head_params) -> Model
     Args:
         layer: a spatial layer of ``model`` (n, h, w, C); the head's conv takes its C channels.
         head_params: the head's ``params`` (``train_head(...).params``).
+
     Returns:
         A Model whose params are ``{"features": model.params, "head": head_params}``.
     """

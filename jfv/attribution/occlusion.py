@@ -93,7 +93,8 @@ def occlusion(
     Args:
         images: (n, H, W, 3) in [0, 1].
         target: e.g. ``label(c, softmax=True)`` (class probability) or ``channel("conv5_3", 7)``.
-        window, stride: the square's side and step, in pixels.
+        window: the square's side, in pixels.
+        stride: the square's step, in pixels.
         fill: the square's value in [0, 1], a scalar or RGB; grey by default.
         batch_size: occluded images per model call (memory).
     Returns: an ``Occlusion`` (scores per position, baseline, pixel heatmap of the drop).

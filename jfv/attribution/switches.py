@@ -188,6 +188,7 @@ def deconvnet_switches(model: Model, images: Array, target: Target) -> tuple[Arr
         images: (n, H, W, channels) in [0, 1].
         target: a channel of a conv, ReLU or pool layer; ``strongest(layer, c)`` projects only the
             strongest activation, ``Target(layer, c, "square")`` the whole feature map.
+
     Returns:
         (projection (n, H, W, channels), {pool name: Switches}) — the switches recorded on the way up.
 
@@ -231,6 +232,7 @@ def best_per_block(model: Model, images: Array, layers: tuple[str, ...] | None =
 
     Args:
         layers: the layers to project from; default the last ReLU of every block.
+
     Returns:
         {layer: (projection (n, H, W, channels), channel (n,), activation (n,))}.
     """
@@ -265,6 +267,7 @@ def project_units(model: Model, images: Array, layer: str, channels: Array, posi
 
     Args:
         images: (n, H, W, channels) in [0, 1]; channels: (n,) int; positions: (n, 2) int (row, column).
+
     Returns:
         (projection (n, H, W, channels), value (n,)) — the gradient-like signal at the [0, 1] image.
     """

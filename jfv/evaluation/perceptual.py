@@ -219,6 +219,7 @@ def checkerboard_energy(image: Array, stride: int = CHECKERBOARD_STRIDE) -> Arra
     Args:
         image: (H, W) or (H, W, C), any sign (a deconvnet or guided-backprop projection).
         stride: the grid's period ``s`` in pixels, an integer >= 2.
+
     Returns:
         A scalar in [0, 1].
 

@@ -62,23 +62,25 @@ CLASS_LAYER = "logits"  # the classifier's layer, whose predecessor is the plaus
 class TwoAFC(NamedTuple):
     """Per channel, the two-alternative test's result.
 
-    accuracy: (C,) the fraction of trials answered correctly (a tie counts one half).
-    stderr: (C,) its binomial standard error, ``sqrt(p (1 - p) / trials)``: the spread from the
-        trials alone, not from which tail images and references were drawn (too small; see p_value).
-    outcomes: (C, trials) 1 correct, 0 wrong, 0.5 tie.
-    p_value: (C,) two-sided permutation p-value of ``accuracy`` against chance: the fraction of
-        ``resamples`` shufflings of the 2 * tail query images' top/bottom labels (same trials) whose
-        accuracy is at least as far from 1/2, ``(1 + #{|a* - 1/2| >= |a - 1/2|}) / (1 + resamples)``.
-    null_sd: (C,) the standard deviation of accuracy under that null (~0.10 for 20-image tails and
-        100 trials, twice the binomial standard error).
-    ci_low, ci_high: (C,) the ``level`` percentile bootstrap interval of the accuracy, resampling the
-        references, both tails' images and the trials.
-    swap_accuracy: (C, M) with ``swaps`` > 0: the accuracy, on channel c's test (same tails, same
-        trials), of M other channels' references (``swap_channels``); None otherwise.
-    swap_channels: (C, M) int: which of the C channels (positions in the call) they are.
-    swap_p_value: (C,) the one-sided rank p-value of the channel's own accuracy among them,
-        ``(1 + #{m : swap_accuracy[c, m] >= accuracy[c]}) / (1 + M)``: exact when the channel's
-        visualisation is no more telling of its channel than the others' are (at least 1 / (1 + M)).
+    Attributes:
+        accuracy: (C,) the fraction of trials answered correctly (a tie counts one half).
+        stderr: (C,) its binomial standard error, ``sqrt(p (1 - p) / trials)``: the spread from the
+            trials alone, not from which tail images and references were drawn (too small; see p_value).
+        outcomes: (C, trials) 1 correct, 0 wrong, 0.5 tie.
+        p_value: (C,) two-sided permutation p-value of ``accuracy`` against chance: the fraction of
+            ``resamples`` shufflings of the 2 * tail query images' top/bottom labels (same trials) whose
+            accuracy is at least as far from 1/2, ``(1 + #{|a* - 1/2| >= |a - 1/2|}) / (1 + resamples)``.
+        null_sd: (C,) the standard deviation of accuracy under that null (~0.10 for 20-image tails and
+            100 trials, twice the binomial standard error).
+        ci_low: (C,) the lower end of the ``level`` percentile bootstrap interval of the accuracy,
+            resampling the references, both tails' images and the trials.
+        ci_high: (C,) its upper end.
+        swap_accuracy: (C, M) with ``swaps`` > 0: the accuracy, on channel c's test (same tails, same
+            trials), of M other channels' references (``swap_channels``); None otherwise.
+        swap_channels: (C, M) int: which of the C channels (positions in the call) they are.
+        swap_p_value: (C,) the one-sided rank p-value of the channel's own accuracy among them,
+            ``(1 + #{m : swap_accuracy[c, m] >= accuracy[c]}) / (1 + M)``: exact when the channel's
+            visualisation is no more telling of its channel than the others' are (at least 1 / (1 + M)).
     """
 
     accuracy: Array
@@ -138,9 +140,11 @@ def two_afc_outcomes(d_top: Array, d_bottom: Array, top: Array, bottom: Array) -
     """Each trial's outcome from the references' distances to the tails' images.
 
     Args:
-        d_top, d_bottom: (C, tail) the mean distance of the channel's references to each of its
-            top / bottom images.
-        top, bottom: (C, trials) the trials' positions in the tails (``two_afc_trials``).
+        d_top: (C, tail) the mean distance of the channel's references to each of its top images.
+        d_bottom: (C, tail) the same for its bottom images.
+        top: (C, trials) the trials' positions in the top tail (``two_afc_trials``).
+        bottom: (C, trials) the trials' positions in the bottom tail.
+
     Returns:
         (C, trials): 1 when the top query is nearer the references than the bottom one, 0 when it
         is farther, 0.5 on a tie (the observer guesses).
@@ -172,6 +176,7 @@ def two_afc_null(key: Array, channel_ids: Array, d_top: Array, d_bottom: Array, 
 
     Args:
         key: the test's key; channel_ids: (C,); d_top, d_bottom: (C, tail); top, bottom: (C, trials).
+
     Returns:
         (C, resamples) null accuracies.
     """
@@ -203,9 +208,12 @@ def two_afc_bootstrap(key: Array, channel_ids: Array, dist_top: Array, dist_bott
     ``fold_in(fold_in(key, channel), BOOTSTRAP_STREAM)``.
 
     Args:
-        key: the test's key; channel_ids: (C,);
-        dist_top, dist_bottom: (C, R, tail) each reference's distance to each tail image
+        key: the test's key.
+        channel_ids: (C,).
+        dist_top: (C, R, tail) each reference's distance to each top tail image
             (``reference_distance_matrix``).
+        dist_bottom: (C, R, tail) the same for the bottom tail.
+
     Returns:
         (C, resamples) bootstrap accuracies.
     """
@@ -261,6 +269,7 @@ def reference_distance_matrix(references: Array, queries: Array, net: str = "ale
     Args:
         references: (C, R, H, W, 3) the channel's visualisations (R per channel, e.g. seeds).
         queries: (C, Q, H, W, 3) natural images, the same size.
+
     Returns:
         (C, R, Q): ``d[c, r, q] = LPIPS(references[c, r], queries[c, q])``.
     """
@@ -283,6 +292,7 @@ def reference_distances(references: Array, queries: Array, net: str = "alexnet",
     Args:
         references: (C, R, H, W, 3) the channel's visualisations (R per channel, e.g. seeds).
         queries: (C, Q, H, W, 3) natural images, the same size.
+
     Returns:
         (C, Q): ``d[c, q] = mean_r LPIPS(references[c, r], queries[c, q])``.
     """
@@ -382,6 +392,7 @@ def two_afc(key: Array, references: Array, images: Array, scores: Array, channel
         level: the bootstrap interval's coverage, in (0, 1).
         swaps: other channels' references per channel in the swap control (0: none; at most C - 1
             are used; the pool is the channels of this call).
+
     Returns:
         ``TwoAFC`` (accuracy, stderr, outcomes (C, trials), p_value, null_sd, ci_low, ci_high, and
         swap_accuracy (C, M), swap_channels, swap_p_value with ``swaps``).
@@ -576,6 +587,7 @@ def plausibility(features: Array, natural_features: Array, natural_labels: Array
         features: (V, D) the visualisations' features.
         natural_features: (N, D) natural images' features, in the same space.
         natural_labels: (N,) their classes; targets: (V,) each visualisation's class.
+
     Returns:
         (V,) plausibility in [-1, 1] (in [0, 1] for post-ReLU features).
 
@@ -696,10 +708,12 @@ def profile_similarity(a: Array, b: Array, kind: str = "spearman") -> Array:
 class PathScores(NamedTuple):
     """The processing-path check, per reference and layer.
 
-    top: (V, L) the mean similarity of reference v's activations to those of its channel's top
-        natural images, at each layer. random: (V, L) the same against random natural images.
-    gap: (V,) ``mean_l (top - random)``: how much nearer the top images than random ones the
-        reference's path runs, averaged over layers.
+    Attributes:
+        top: (V, L) the mean similarity of reference v's activations to those of its channel's top
+            natural images, at each layer.
+        random: (V, L) the same against random natural images.
+        gap: (V,) ``mean_l (top - random)``: how much nearer the top images than random ones the
+            reference's path runs, averaged over layers.
     """
 
     top: Array
@@ -726,6 +740,7 @@ def processing_path(references: Mapping[str, Array], top: Mapping[str, Array], r
         random: {layer: (M, D)} profiles of random natural images (one set for all references).
         layers: the layers to report, in network order.
         kind: ``spearman`` or ``cosine``.
+
     Returns:
         ``PathScores`` (top (V, L), random (V, L), gap (V,)).
 
@@ -798,7 +813,11 @@ def visualisation_measures(key: Array, model, layers: Sequence[str], visualisati
 
     Args:
         visualisations: (V, S, S, 3) in [0, 1], at the natural images' size.
-        columns, channel_ids: (V,) ints. Others: as in ``two_afc`` and ``processing_path``.
+        columns: (V,) ints: visualisation v's column of ``natural.scores``.
+        channel_ids: (V,) ints: its channel's id (``two_afc``'s ``channel_ids``).
+
+    The other arguments are as in ``two_afc`` and ``processing_path``.
+
     Returns:
         VisualisationMeasures(two_afc (V,), two_afc_se (V,), path PathScores (V, L), two_afc_p (V,)).
 

@@ -100,8 +100,10 @@ class Model:
 
         Args:
             images: (..., H, W, 3) float in [0, 1].
+
         Returns:
             (..., H, W, channels) float32.
+
         Raises:
             InputChannelsError: images that are not RGB, or an n-channel model (n not 1 or 3) that
                 declares no ``rgb_to_input`` (the message names ``wrap(..., rgb_to_input=f)``), or a

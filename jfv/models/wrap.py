@@ -273,7 +273,8 @@ def wrap(
         params: its ``params`` collection (what ``module.init(...)["params"]`` returns).
         name: the model's name in messages and manifests.
         channels: input channels (1 grayscale, 3 RGB, any n).
-        mean, std: the normalisation, one value or one per channel, in ``input_range``'s units.
+        mean: the normalisation's mean, one value or one per channel, in ``input_range``'s units.
+        std: its standard deviation, likewise.
         input_range: (lo, hi), e.g. (0, 255) for a module trained on raw pixel values.
         layers: the activations to keep, by submodule path (``block1/attn``) or sown name; default
             all. An unknown path raises ``WrapError`` listing the valid ones.
@@ -294,6 +295,7 @@ def wrap(
         rgb_to_input: how RGB images (..., H, W, 3) in [0, 1] (what datasets and photos give) become
             this model's (..., H, W, ``channels``) input; default: as they are for 3 channels, ITU-R
             BT.601 luma for 1 (``Model.from_rgb``). Needed for other channel counts.
+
     Returns:
         A Model whose ``layers`` maps every kept activation to its last axis's size.
 

@@ -74,11 +74,12 @@ class RenderState(NamedTuple):
 class Rendered(NamedTuple):
     """Result of a render.
 
-    images: (n, H, W, 3) in [0, 1] for ``render``; (C, n, H, W, 3) for ``render_channels``.
-    objective: the objective on the final, untransformed images; scalar or (C,).
-    history: the objective (under that step's transforms) before every step; (steps,) or (C, steps).
-    transparency: with ``transparency=True``, the sum over steps of ``|d objective / d image|`` at
-        the untransformed image, shaped as ``images``; otherwise None.
+    Attributes:
+        images: (n, H, W, 3) in [0, 1] for ``render``; (C, n, H, W, 3) for ``render_channels``.
+        objective: the objective on the final, untransformed images; scalar or (C,).
+        history: the objective (under that step's transforms) before every step; (steps,) or (C, steps).
+        transparency: with ``transparency=True``, the sum over steps of ``|d objective / d image|`` at
+            the untransformed image, shaped as ``images``; otherwise None.
     """
 
     images: Any
@@ -90,11 +91,14 @@ class Rendered(NamedTuple):
 class RenderedGroup(NamedTuple):
     """Result of ``Engine.render_group`` for its k real cells.
 
-    images, objective, history, transparency: as ``Rendered`` for the k cells, numpy arrays: (k, n, H,
-        W, 3), (k,), (k, steps) and (k, n, H, W, 3) or None; with ``final=False`` images, objective
-        and transparency are None.
-    state: the whole padded group's state after the last step, on the engine's devices (what an
-        octave stage carries on, or ``save_state`` checkpoints).
+    Attributes:
+        images: as ``Rendered``'s for the k cells, a numpy array (k, n, H, W, 3); None with
+            ``final=False``.
+        objective: (k,); None with ``final=False``.
+        history: (k, steps).
+        transparency: (k, n, H, W, 3) or None; None with ``final=False``.
+        state: the whole padded group's state after the last step, on the engine's devices (what an
+            octave stage carries on, or ``save_state`` checkpoints).
     """
 
     images: Any
@@ -419,7 +423,8 @@ class Engine:
 
         Args:
             state: the group's state (from ``init``, ``carry`` or a checkpoint).
-            channels, values: the group's cells, (B,) and (B, ...), B a multiple of the devices.
+            channels: the group's cells' channels, (B,), B a multiple of the devices.
+            values: the group's cells' values, (B, ...).
             steps: the step count to reach.
             history: (B, steps) objective values so far (from a checkpoint), or None.
             real: how many leading cells are real (the rest pad the group); default all.
@@ -464,7 +469,8 @@ class Engine:
 
         Args:
             key: the render's key (cell c starts from ``fold_in(key, c)``).
-            channels, values: the group's k real cells, (k,) and (k,) or (k, m).
+            channels: the channels of the group's k real cells, (k,).
+            values: their values, (k,) or (k, m).
             steps: the step count to reach.
             size: the group size the cells are padded to (``pad``); default k rounded up to the
                 device count. Every group of one size shares the compiled programs.

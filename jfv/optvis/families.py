@@ -517,18 +517,23 @@ def render_family(model, family: Family, objective_fn: ObjectiveFn, param: Any, 
     ``octaves.render_octave_cells`` per value (stage engines shared by size).
 
     Args:
-        family: a ``FAMILIES`` entry; values: its parsed values (``family.parse``).
+        family: a ``FAMILIES`` entry.
         objective_fn: channel -> the objective to maximise (the family adds its regulariser).
-        param, base, optimiser: the parameterisation, base transforms (None: none; the family's
-            transform is applied alone) and optimiser every cell starts from.
+        param: the parameterisation every cell starts from.
+        base: the base transforms (None: none; the family's transform is applied alone).
+        optimiser: the optimiser of every cell.
+        channels: the channels to render.
+        values: the family's parsed values (``family.parse``).
+        key: the render's key.
         steps: optimisation steps per cell (octaves: the schedule's own).
         engines: a dict the caller keeps between calls with the same family, values, objective,
             param, base and optimiser (e.g. seeds of a study), so compiled programs are reused.
-        batch_size, progress: as in ``render.render_channels``; progress counts cell-steps.
+        batch_size: as in ``render.render_channels``.
+        progress: as in ``render.render_channels``; it counts cell-steps.
         transparency: also accumulate |d objective / d image| (MACO's map).
 
     Returns:
-        FamilyRender(images [C][V] of (n, H, W, 3), objective (C, V), transparency or None).
+        FamilyRender(images ``[C][V]`` of (n, H, W, 3), objective (C, V), transparency or None).
     """
     engines = {} if engines is None else engines
     channels = [int(c) for c in channels]

@@ -159,9 +159,12 @@ def render_interpolations(model: Model, layer: str, pairs: Sequence[tuple[int, i
         pairs: (a, b) channel pairs; frame 0 shows a, the last frame b.
         param: the strip's parameterisation (``param(size, frames)``).
         transforms: applied to the whole strip with one key per step (the frames move together).
-        alignment_layers, alignment_weight, decay_ratio: the alignment penalty (weight 0: none).
+        alignment_layers: the alignment penalty's layers.
+        alignment_weight: its weight (0: no penalty).
+        decay_ratio: its decay ratio (``objectives.alignment``).
         engine: an engine from ``interpolation_engine`` with the same settings, to reuse its programs.
-        others: as ``render.render_channels``.
+
+    The other arguments are as in ``render.render_channels``.
 
     Returns:
         Rendered(images (P, frames, H, W, 3), objective (P,) on the untransformed strips,

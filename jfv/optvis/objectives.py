@@ -436,8 +436,10 @@ def channel_interpolate(layer_a: str, index_a: int | Array, layer_b: str, index_
     traced (one objective vmapped over pairs).
 
     Args:
-        layer_a, index_a: the channel of frame 0.
-        layer_b, index_b: the channel of the last frame.
+        layer_a: the layer of frame 0's channel.
+        index_a: frame 0's channel.
+        layer_b: the layer of the last frame's channel.
+        index_b: the last frame's channel.
 
     Returns:
         An Objective; add ``- w * alignment(layer)`` to keep the frames alike.

@@ -166,7 +166,9 @@ def render_octaves(
         transparency: also return each channel's transparency map at the last size: the sum of
             ``|d objective / d image|`` over every step of every stage, earlier stages' sums resized
             with the pixels (see the module docstring).
-        others (batch_size, chunk, mesh, progress): as in ``render.render_channels``.
+
+    The other arguments (``batch_size``, ``chunk``, ``mesh``, ``progress``) are as in
+    ``render.render_channels``.
 
     Returns:
         (Rendered(images (C, n, S, S, 3) at the last size S, objective (C,) at the last stage,

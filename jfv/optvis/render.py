@@ -200,7 +200,9 @@ def render_sweep(
         channels: C channel indices.
         values: V strengths, an array of shape (V,) or (V, k) (k numbers per value, e.g. a preset).
         batch_size: cells per compiled call (default: all C x V); bounds memory.
-        mesh, chunk, progress: as in ``render_channels``; progress counts cell-steps.
+        mesh: as in ``render_channels``.
+        chunk: as in ``render_channels``.
+        progress: as in ``render_channels``; it counts cell-steps.
 
     Returns:
         Rendered(images (C, V, n, H, W, 3), objective (C, V), history (C, V, steps)), numpy arrays.

@@ -1,10 +1,11 @@
 """The edges every recipe shares: long jobs in a workdir (``jobs``), run outputs written atomically
 (``outputs``), how command lines end (``errors``), where shared data is found (``paths``), XLA's
-CPU settings (``xla``), the progress bar (``progress``), subpackages loaded on use (``lazy``) and the table of moved import paths
-(``moved``).
+CPU settings (``xla``), the progress bar (``progress``), subpackages loaded on use (``lazy``), the table of moved import paths
+(``moved``), jax.distributed's start and barrier (``distributed``) and the docs site's build command
+(``docs``).
 """
 
 from jfv.runtime.lazy import submodules
 
-MODULES = ("errors", "jobs", "lazy", "moved", "outputs", "paths", "progress", "version", "xla")
+MODULES = ("distributed", "docs", "errors", "jobs", "lazy", "moved", "outputs", "paths", "progress", "version", "xla")
 __getattr__, __dir__ = submodules(__name__, MODULES)

@@ -68,6 +68,7 @@ def augment(key: Array, images: Array, translate: int = 2, flip: bool = True, mi
         mirror: (N,) bool: mirror exactly these images instead (``flip`` is then ignored).
         size: the side of the square crop (None: the images' own); smaller crops are random
             windows of the padded image (progressive resizing's cheaper early epochs).
+
     Returns:
         (N, size, size, C) float32 in [0, 1] ((N, H, W, C) when ``size`` is None).
     """

@@ -119,7 +119,7 @@ def test_histogram_svg_counts_and_marks():
     assert svg.count("<line") == 1 and "top 1" in svg
 
 
-@pytest.mark.skipif(chromium() is None, reason="headless Chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(chromium() is None, reason="no Chromium: apt-get install chromium installs it (Debian's package)")
 def test_the_atlas_opens_in_headless_chromium_with_no_broken_images(site):
     for rel in ("index.html", "conv3_1/index.html", "conv3_1/0003.html", "conv3_3/0005.html"):
         page = site / rel
