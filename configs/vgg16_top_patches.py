@@ -46,6 +46,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.checkpoint_every = 50  # batches between checkpoints of the pass (0: only on SIGTERM/SIGINT)
     c.prefetch_batches = 2  # batches decoded ahead in a background thread
     c.devices = 0  # shard each batch over local devices: 0 the default device, n the first n, -1 all (batch_size a multiple)
+    # Several processes (hosts): each reads every num_processes-th image, process 0 combines; DIR shared by all.
+    c.distributed = False  # True: jax.distributed (auto-detected on TPU pods, SLURM, Open MPI; else the keys below)
+    c.coordinator_address = ""  # HOST:PORT of process 0
+    c.num_processes = 0
+    c.process_id = -1
     c.group_size = 64  # channels per finished piece of the patch phase (the unit of resumption)
     c.project = "max"  # the reductions whose hits get deconvnet projections ("" none; "max,mean" both)
     c.project_batch = 16  # hits per compiled deconvnet call

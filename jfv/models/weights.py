@@ -225,6 +225,20 @@ def _os_reason(e: BaseException) -> str:
     return os.strerror(int(code.group(1))) if code else f"{type(e).__name__}: {str(e)[:200]}"
 
 
+def this_process_only():
+    """orbax's options for a checkpoint of host-local arrays that this process alone reads or writes.
+
+    Weights files are numpy trees every process reads for itself (and one process writes); under
+    ``jax.distributed`` orbax would otherwise meet the other processes at a collective barrier, which
+    fails when they are not loading the same file at the same moment (gloo gives up after 30 s).
+    """
+    import jax
+    import orbax.checkpoint as ocp
+
+    me = jax.process_index()
+    return ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+
+
 def save(directory: str | os.PathLike, params: Mapping[str, Any], manifest: Mapping[str, Any],
          replace: bool = True) -> Path:
     """Writes ``params`` with orbax and ``manifest.json`` into ``directory``, atomically.
@@ -254,7 +268,7 @@ def save(directory: str | os.PathLike, params: Mapping[str, Any], manifest: Mapp
         raise WeightsError(f"cannot write weights to {directory} ({_os_reason(e)}); {_WRITE_FIX}") from None
     try:
         params = {k: v for k, v in params.items()}
-        with _orbax_quietly(), ocp.StandardCheckpointer() as checkpointer:
+        with _orbax_quietly(), ocp.StandardCheckpointer(multiprocessing_options=this_process_only()) as checkpointer:
             checkpointer.save(tmp / PARAMS, params)
             checkpointer.wait_until_finished()
         full = dict(manifest)
@@ -317,7 +331,7 @@ def restore(directory: str | os.PathLike, rebuild_hint: str,
             f"{directory} holds {manifest.get('model') or 'unnamed'} weights, not {model}; {fix}"
         )
     try:
-        with _orbax_quietly(), ocp.StandardCheckpointer() as checkpointer:
+        with _orbax_quietly(), ocp.StandardCheckpointer(multiprocessing_options=this_process_only()) as checkpointer:
             params = checkpointer.restore((directory / PARAMS).resolve())
     except Exception as e:  # orbax raises a variety of types for truncated or missing files
         raise WeightsError(

@@ -402,6 +402,15 @@ def in_config_terms(error: Exception, *keys: str) -> Exception:
     return out
 
 
+def init_distributed(config) -> tuple[int, int]:
+    """``(process_index, process_count)``: ``(0, 1)`` unless ``distributed``; then ``jax.distributed``
+    from the config's ``coordinator_address``, ``num_processes`` and ``process_id``
+    (``jfv.runtime.distributed.initialize``)."""
+    from jfv.runtime import distributed
+
+    return distributed.initialize(bool(config.get("distributed", False)), config.get("coordinator_address", ""),
+                                  int(config.get("num_processes", 0)), int(config.get("process_id", -1)))
+
 def cifar10_location(config) -> Path:
     """Where the config's CIFAR-10 is (``datasets.find_cifar10`` of ``cifar10_path`` and ``shared_dir``,
     in any of its forms); a missing one is one line in config terms."""

@@ -7,7 +7,8 @@ count and this process's id) and returns ``(process_index, process_count)``; ``b
 every process reaches a named point. Processes exchange their results through files in the shared
 workdir (each writes its own part, process 0 reads them after a barrier), never through a collective:
 they reach the end of a pass or a layer hours apart, and ``multihost_utils.sync_global_devices``'s CPU
-context gives up after 30 s, where the coordination service's barrier waits as long as it is told.
+context gives up after 30 s, where a barrier in the coordination service's key-value store waits as long
+as it is told and sees at once a process that failed (``announce_failure``).
 
 Example:
     >>> index, count = initialize(True, "10.0.0.1:1234", num_processes=2, process_id=0)
@@ -16,9 +17,11 @@ Example:
 
 from __future__ import annotations
 
-import jax
+import time
 
 WAIT_S = 7 * 24 * 3600  # a barrier waits a week: the slowest process may still be reading its shard
+POLL_S = 0.2  # how often a waiting process looks at the others
+FAILED = "jfv/failed/"  # where a process that stopped leaves its error (key-value store)
 
 
 class DistributedError(ValueError):
@@ -45,6 +48,8 @@ def initialize(distributed: bool, coordinator_address: str = "", num_processes: 
     """
     if not distributed:
         return 0, 1
+    import jax
+
     kwargs = {}
     if coordinator_address:
         if int(num_processes) < 1 or not 0 <= int(process_id) < int(num_processes):
@@ -63,18 +68,71 @@ def initialize(distributed: bool, coordinator_address: str = "", num_processes: 
     return jax.process_index(), jax.process_count()
 
 
-def barrier(name: str, count: int, timeout_s: int = WAIT_S) -> None:
+def _client():
+    """The coordination service's client of this process, or None outside a distributed job."""
+    import sys
+
+    if "jax" not in sys.modules:
+        return None
+    from jax._src import distributed
+
+    return distributed.global_state.client
+
+
+def barrier(name: str, count: int, timeout_s: int = WAIT_S, poll_s: float = POLL_S) -> None:
     """Waits until every one of ``count`` processes reaches ``name`` (returns at once for one process).
+
+    Each process marks its arrival in the coordination service's key-value store and waits for the
+    others', watching for a process that failed (``announce_failure``): then it raises at once,
+    naming that process and its error, instead of waiting for a process that will never come (or
+    for XLA's shutdown barrier to abort every process minutes later).
 
     Args:
         name: the barrier's name; each name is used once per job run.
         count: the job's process count.
         timeout_s: how long to wait for the slowest process.
+        poll_s: how often to look.
+
+    Raises:
+        DistributedError: another process failed, or ``timeout_s`` passed.
     """
-    if count > 1:
-        from jax._src import distributed
+    if count <= 1:
+        return
+    client = _client()
+    if client is None:
+        raise DistributedError(f"barrier {name!r} for {count} processes outside a distributed job: start "
+                               f"jax.distributed first (jfv.runtime.distributed.initialize)")
+    import jax
 
-        distributed.global_state.client.wait_at_barrier(name, int(timeout_s) * 1000)
+    client.key_value_set(f"jfv/barrier/{name}/{jax.process_index()}", "1")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        failed = client.key_value_dir_get(FAILED)
+        if failed:
+            key, message = sorted(failed)[0]
+            raise DistributedError(f"process {key.rsplit('/', 1)[-1]} stopped: {message}")
+        if len(client.key_value_dir_get(f"jfv/barrier/{name}/")) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise DistributedError(f"waited {timeout_s} s at {name!r} for the other processes; check that every "
+                                   f"process runs the same command")
+        time.sleep(poll_s)
 
 
-__all__ = ["DistributedError", "WAIT_S", "barrier", "initialize"]
+def announce_failure(message: str) -> None:
+    """Tells the other processes of a distributed job that this one stopped with ``message`` (their
+    ``barrier`` raises it); nothing outside a distributed job. The command line calls it for every
+    error it reports."""
+    client = _client()
+    if client is None:
+        return
+    import jax
+
+    if jax.process_count() > 1:
+        try:
+            client.key_value_set(f"{FAILED}{jax.process_index()}", message)
+        except Exception:  # the service may be gone already; the error itself is reported anyway
+            pass
+
+
+__all__ = ["DistributedError", "POLL_S", "WAIT_S", "announce_failure", "barrier", "initialize"]

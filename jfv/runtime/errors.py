@@ -62,6 +62,9 @@ def report(prog: str, fn: Callable[..., Any], *args: Any) -> int:
         if not isinstance(e, user_errors()) or os.environ.get("JFV_DEBUG"):
             raise
         print(f"{prog}: error: {message(e)}", file=sys.stderr)
+        from jfv.runtime import distributed
+
+        distributed.announce_failure(message(e))  # the other processes of a distributed job stop too
         _quiet_abandoned_tasks()
         return EXIT_ERROR
 

@@ -213,3 +213,49 @@ def test_skipped_images_are_named_on_the_console(tmp_path):
     assert len(notes) == 1 and "skipped 1 of 4 images" in notes[0] and "3_broken.jpg" in notes[0], res.stderr[-2000:]
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["skipped"] == 1
+
+
+def _two_processes(workdir, extra=((), ())):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    args = [sys.executable, "-m", "jfv", f"--config={CONFIG}", f"--workdir={workdir}", "--config.distributed=True",
+            f"--config.coordinator_address=localhost:{port}", "--config.num_processes=2"]
+    procs = [subprocess.Popen(args + [f"--config.process_id={i}", *extra[i]], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    return [(p, *p.communicate(timeout=900)) for p in procs]
+
+
+def test_two_processes_under_jax_distributed_write_the_one_process_outputs(tmp_path, reference, shared):
+    """Each process reads every other image and renders every other patch group; process 0 combines the
+    pass: every output (topk.npz, scores.npz, patches, sheets, layer summaries, records) byte-equal to
+    the one-process run's, the parts' checkpoints gone."""
+    results = _two_processes(tmp_path, ((f"--config.shared_dir={shared}",),) * 2)
+    for p, _, err in results:
+        assert p.returncode == 0, err[-3000:]
+    got, want = outputs(tmp_path), outputs(reference)
+    assert sorted(got) == sorted(want)
+    assert [k for k in want if got[k] != want[k]] == []
+    assert json.loads((tmp_path / "manifest.json").read_text())["processes"] == 2
+    assert not any((tmp_path / "state").iterdir())
+
+
+def test_a_dataset_one_process_cannot_see_stops_every_process_with_one_line(tmp_path):
+    """Process 1 cannot see the dataset: it fails with the dataset's one line, and process 0, waiting for it
+    at the first barrier, stops at once naming it (not minutes later at XLA's shutdown barrier)."""
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((40, 40, 3), 40 * i, np.uint8)).save(tmp_path / "img" / f"{i}.png")
+    results = _two_processes(tmp_path / "work", ((f"--config.dataset={tmp_path}/img",),
+                                                 (f"--config.dataset={tmp_path}/missing",)))
+    (p0, _, err0), (p1, _, err1) = results
+    line = f"dataset folder {tmp_path}/missing does not exist"
+    assert p1.returncode == 2 and line in err1 and "Traceback" not in err1, err1[-2000:]
+    assert p0.returncode == 2 and f"process 1 stopped: {line}" in err0 and "Traceback" not in err0, err0[-2000:]
+    assert not (tmp_path / "work" / "topk.npz").exists()

@@ -25,6 +25,12 @@ Writes into DIR: ``job.json``, ``topk.npz`` (``<layer>.<reduce>.values|ids|posit
 <cccc>/<reduce>_<r>.png`` and ``..._proj.png``, ``sheets/<layer>_<cccc>_<reduce>.png``,
 ``layers/<layer>.json``, ``blocks.png``, ``index.html``, ``manifest.json``, ``records/``.
 
+Across processes (``distributed=True``, ``jfv.runtime.distributed``; DIR a folder every process
+sees): process p reads the images p, p + count, ... and checkpoints its own part of the pass; after
+a barrier process 0 combines the parts into exactly the one-process pass (the same ``topk.npz``) and
+writes it; the patch groups are then shared out (group g to process g % count), and process 0
+writes the summary, the gallery and the manifest. A resume needs the same process count.
+
 Zeiler & Fergus 2014, Fig. 2; Girshick et al. 2014, Fig. 4.
 """
 
@@ -39,6 +45,7 @@ import numpy as np
 
 from jfv.analysis import datasets, passes, patches, topk
 from jfv import models
+from jfv.runtime.distributed import barrier
 from jfv.runtime.jobs import Interrupted, Job, StateError, StopFlag
 from jfv.runtime.outputs import check_workdir, write_run
 from jfv.recipes import Recipe
@@ -46,13 +53,13 @@ from jfv.analysis.top_patches import (  # noqa: F401  (their home is the library
     channel_hits, gallery, layer_summary as summary_of, npz_bytes, projector, write_hits,
 )
 from jfv.recipes.analysis.patch_pictures import blocks_figure
-from jfv.recipes.common import (JOB_FIXES, ConfigError, config_model, default_image, in_config_terms, make_mesh, parse_channels,
+from jfv.recipes.common import (JOB_FIXES, ConfigError, config_model, default_image, in_config_terms, init_distributed, make_mesh, parse_channels,
                                 parse_list, report_skipped, run_info)
 
 PASS = "pass"  # the piece name of the dataset pass
 # Config keys that change no output: they may differ between a run and its resume.
 RUN_KEYS = ("progress", "resume", "discard_state", "checkpoint_every", "prefetch_batches", "weights_dir", "devices",
-            "shared_dir", "project_batch")
+            "shared_dir", "project_batch", "distributed", "coordinator_address", "num_processes", "process_id")
 
 
 # -- configuration -----------------------------------------------------------------------------------
@@ -135,7 +142,8 @@ STEP = topk.Step(keep_scores=True)  # the pass's step: top-k states and every im
 
 def run_pass(job: Job, model, source, layers, reductions, config, flag: StopFlag) -> passes.State:
     """``jfv.analysis.passes.run`` of ``STEP``: checkpointed every ``checkpoint_every`` batches and on a
-    signal through the job; a resumed pass streams only the images not yet seen."""
+    signal through the job; a resumed pass streams only the images not yet seen. In a distributed job
+    each process streams its share and process 0 gets the combined pass (``passes.split``)."""
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -154,8 +162,11 @@ def run_pass(job: Job, model, source, layers, reductions, config, flag: StopFlag
                           prefetch=int(config.prefetch_batches), store=job, piece=PASS,
                           every=int(config.checkpoint_every), discard=config.discard_state,
                           progress=progress if config.progress else None, stop=flag,
-                          mesh=make_mesh(int(config.get("devices", 0)), "batch"))
-    except passes.CheckpointMismatch:
+                          mesh=make_mesh(int(config.get("devices", 0)), "batch"),
+                          process=(job.process_index, job.process_count))
+    except passes.CheckpointMismatch as e:
+        if job.process_count > 1:
+            raise StateError(f"{e} ({job.fixes['discard_state']} discards the pass's checkpoints)") from None
         raise StateError(f"the in-flight checkpoint {job.state_path(PASS)} does not fit this job (other layers, k or "
                          f"data); re-run with {job.fixes['discard_state']} to start the pass again") from None
     finally:
@@ -171,6 +182,9 @@ def finish_pass(job: Job, state: passes.State, source: datasets.Source) -> dict:
     record = {"images": len(source), "read": len(source) - len(state.skipped), "skipped": len(state.skipped),
               "skipped_files": [{"name": n, "reason": r} for n, r in state.skipped]}
     job.finish(PASS, record)
+    for i in range(job.process_count if job.process_count > 1 else 0):  # the parts of a distributed pass
+        job.drop_state(passes.part_name(PASS, i))
+    job.drop_state(passes.layout_name(PASS))
     report_skipped(state.skipped, len(source), source.description)
     return record
 
@@ -241,6 +255,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
     check(config)
     check_workdir(workdir)
+    index, count = init_distributed(config)
     layers = parse_list(config.layers, "layers", "conv4_3,conv5_3")
     reductions = tuple(parse_list(config.reductions, "reductions", "max,mean"))
     source = make_source(config)
@@ -250,22 +265,35 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     note = projector(model, layers)
     block = block_image(config) if not note else None
 
-    job = Job(workdir, "top_patches", settings_of(config, model, source), resume=config.resume, fixes=JOB_FIXES)
+    job = Job(workdir, "top_patches", settings_of(config, model, source), resume=config.resume, fixes=JOB_FIXES,
+              process_index=index, process_count=count)
     try:
-        job.create()
-        job.clean_stale()
+        if index == 0:
+            job.create()
+        barrier("jfv-top-patches-created", count)
+        if index != 0:
+            job.attach()
+        if count == 1:
+            job.clean_stale()
         with StopFlag() as flag:
             if not job.is_done(PASS):
-                finish_pass(job, run_pass(job, model, source, layers, reductions, config, flag), source)
+                state = run_pass(job, model, source, layers, reductions, config, flag)
+                if index == 0:  # the combined pass
+                    finish_pass(job, state, source)
+            barrier("jfv-top-patches-pass-written", count)
             pass_record = next(r for r in job.records() if r["piece"] == PASS)
             states = load_topk(job, layers, reductions)
-            for layer, group, chans in pieces(layers, channels, int(config.group_size)):
-                if job.is_done(piece_name(layer, group)):
+            # the patch groups are shared out as the layer job's groups are: group g to process g % count
+            for i, (layer, group, chans) in enumerate(pieces(layers, channels, int(config.group_size))):
+                if i % count != index or job.is_done(piece_name(layer, group)):
                     continue
                 if flag.stop:
                     raise Interrupted(f"{flag.name()}: stopped before the patches of {layer} group {group}; run the "
                                       f"same command again to resume", flag.signum)
                 run_piece(job, model, source, layer, group, chans, states[layer], reductions, config, not note)
+        barrier("jfv-top-patches-finished", count)
+        if index != 0:
+            return {"gallery": "index.html"}
         records = [r for r in job.records() if r["piece"] != PASS]
         summaries = {layer: layer_summary(model, layer, channels[layer], records, config, note) for layer in layers}
         for layer in layers:
@@ -281,6 +309,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
             "model": model.name,
             "model_source": model.source,
             "dataset": source.description,
+            "processes": count,
             "images": pass_record["images"],
             "read": pass_record["read"],
             "skipped": pass_record["skipped"],

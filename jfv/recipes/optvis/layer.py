@@ -37,7 +37,6 @@ import optax
 from jfv import models
 from jfv.optvis import transforms
 from jfv.optvis.engine import Engine, StateMismatchError
-from jfv.runtime import distributed
 from jfv.runtime.distributed import barrier
 from jfv.runtime.jobs import Interrupted, Job, StateError, StopFlag
 from jfv.runtime.outputs import (
@@ -47,7 +46,7 @@ from jfv.runtime.outputs import (
 from jfv.recipes import Recipe
 from jfv.recipes.common import (
     PARAMS, ConfigError, Progress, check_int, check_memory, check_precision, make_mesh, make_transforms, objective_factory, parse_channels,
-    JOB_FIXES, config_model, make_param, parse_layers, run_info,
+    JOB_FIXES, config_model, init_distributed, make_param, parse_layers, run_info,
 )
 
 OBJECTIVES = ("channel", "neuron")
@@ -81,13 +80,6 @@ def layer_channels(model: models.Model, layer: str, spec: str, image_size: int) 
     channels = parse_channels(spec)
     model.check_channels(layer, channels)
     return channels
-
-
-def init_distributed(config) -> tuple[int, int]:
-    """(process_index, process_count): (0, 1) unless ``distributed``; then ``jax.distributed``
-    (``jfv.runtime.distributed.initialize`` with the config's keys)."""
-    return distributed.initialize(config.distributed, config.coordinator_address, config.num_processes,
-                                  config.process_id)
 
 
 def check(config) -> None:
