@@ -62,6 +62,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.keep_checkpoints = 2  # end-of-epoch checkpoints kept in <workdir>/checkpoints
     c.eval_batch_size = 500
     c.devices = 0  # data parallel over local devices: 0 the default device, n the first n, -1 all (batch_size a multiple)
+    # Several processes (hosts): the batch sharded over every device of every process; DIR shared by all.
+    c.distributed = False  # True: jax.distributed (auto-detected on TPU pods, SLURM, Open MPI; else the keys below)
+    c.coordinator_address = ""  # HOST:PORT of process 0
+    c.num_processes = 0
+    c.process_id = -1
     c.resume = True  # False: move the workdir's earlier outputs aside and start over
     c.progress = True
     return c

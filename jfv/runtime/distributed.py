@@ -119,6 +119,30 @@ def barrier(name: str, count: int, timeout_s: int = WAIT_S, poll_s: float = POLL
         time.sleep(poll_s)
 
 
+def agree_to_stop(stop: bool, name: str, count: int, timeout_s: int = WAIT_S) -> bool:
+    """Whether any of ``count`` processes wants to stop at the point ``name`` (every process calls it
+    at the same points, with its own ``stop``): all get the same answer, so all stop at the same step
+    (a process that stopped alone would leave the others in a collective waiting for it).
+
+    Args:
+        stop: this process's wish (its ``StopFlag``).
+        name: the point, unique per job run (e.g. ``"epoch-3-step-120"``).
+        count: the job's process count (1: returns ``stop``).
+        timeout_s: how long to wait for the others' answers.
+
+    Returns:
+        True when at least one process wants to stop.
+    """
+    if count <= 1:
+        return bool(stop)
+    import jax
+
+    client = _client()
+    client.key_value_set(f"jfv/stop/{name}/{jax.process_index()}", "1" if stop else "0")
+    return any(client.blocking_key_value_get(f"jfv/stop/{name}/{i}", int(timeout_s) * 1000) == "1"
+               for i in range(count))
+
+
 def announce_failure(message: str) -> None:
     """Tells the other processes of a distributed job that this one stopped with ``message`` (their
     ``barrier`` raises it); nothing outside a distributed job. The command line calls it for every
@@ -135,4 +159,4 @@ def announce_failure(message: str) -> None:
             pass
 
 
-__all__ = ["DistributedError", "POLL_S", "WAIT_S", "announce_failure", "barrier", "initialize"]
+__all__ = ["DistributedError", "POLL_S", "WAIT_S", "agree_to_stop", "announce_failure", "barrier", "initialize"]

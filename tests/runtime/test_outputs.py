@@ -4,6 +4,7 @@ writer every recipe ends with (``write_run``), on a Staging and on a resumable J
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,7 +141,8 @@ def test_every_recipe_ends_through_write_run():
     for name, tree in _recipe_trees():
         calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
         called = {getattr(c.func, "attr", getattr(c.func, "id", None)) for c in calls}
-        assert "write_run" in called, f"recipe {name} does not end through outputs.write_run"
+        # write_attribution (jfv.attribute's and the attribute recipe's one writer) ends through write_run itself
+        assert called & {"write_run", "write_attribution"}, f"recipe {name} does not end through outputs.write_run"
         direct = [c.args[0].value for c in calls
                   if getattr(c.func, "attr", None) in ("write_json", "write_text", "write_bytes", "save_png")
                   and c.args and isinstance(c.args[0], ast.Constant)
@@ -148,6 +150,12 @@ def test_every_recipe_ends_through_write_run():
         assert not direct, f"recipe {name} writes {direct} itself instead of through write_run"
         names.append(name)
     assert len(names) >= 19 and {"channels", "layer", "sweep", "study", "top_patches", "atlas"} <= set(names)
+    from jfv.attribution import attribute
+
+    writer = next(n for n in ast.walk(ast.parse(Path(attribute.__file__).read_text()))
+                  if isinstance(n, ast.FunctionDef) and n.name == "write_attribution")
+    assert "write_run" in {getattr(c.func, "attr", getattr(c.func, "id", None)) for c in ast.walk(writer)
+                           if isinstance(c, ast.Call)}
 
 
 def test_a_resumable_recipe_writes_through_write_run_on_its_job(tmp_path, monkeypatch):

@@ -888,3 +888,57 @@ def test_data_parallel_recipe_states_its_batches_and_refuses_an_uneven_split(sha
     manifest = json.loads((tmp_path / "ok" / "manifest.json").read_text())
     assert manifest["batch"] == {"global": 40, "devices": 4, "per_device": 10}
     assert 0.0 <= manifest["model"]["test_accuracy"] <= 1.0
+
+
+def test_two_processes_under_jax_distributed_train_as_one_process(shared, tmp_path):
+    """One epoch of the tiny run over 2 processes with 2 fake devices each (the batch sharded over all 4,
+    gradients and BatchNorm statistics over the global batch) gives one process's losses, accuracies and
+    trained parameters on 4 devices to float tolerance; process 0 writes; a resume with one process is
+    refused, naming both counts."""
+    import csv
+    import json
+    import os
+    import socket
+
+    from jfv.models.weights import restore
+
+    base = [sys.executable, "-m", "jfv", "--config=configs/cifar10_train_tiny.py", "--config.epochs=1",
+            "--config.small_epochs=0", "--config.am_steps=0", "--config.batch_size=40", f"--config.shared_dir={shared}"]
+    env4 = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    one = subprocess.run(base + [f"--workdir={tmp_path / 'one'}", "--config.devices=4"], env=env4, cwd=REPO,
+                         capture_output=True, text=True, timeout=900)
+    assert one.returncode == 0, one.stderr[-3000:]
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    env2 = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    args = base + [f"--workdir={tmp_path / 'two'}", "--config.distributed=True",
+                   f"--config.coordinator_address=localhost:{port}", "--config.num_processes=2"]
+    procs = [subprocess.Popen(args + [f"--config.process_id={i}"], env=env2, cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=900)
+        assert p.returncode == 0, err[-3000:]
+
+    def rows(run):
+        with open(tmp_path / run / "metrics.csv") as f:
+            return list(csv.DictReader(f))
+
+    a, b = rows("one"), rows("two")
+    assert len(a) == len(b) == 1
+    for col in ("train_loss", "test_loss"):
+        assert float(a[0][col]) == pytest.approx(float(b[0][col]), abs=1e-3), (a, b)
+    for col in ("train_accuracy", "test_accuracy"):  # a prediction at a tie may flip: a count or two
+        assert abs(float(a[0][col]) - float(b[0][col])) <= 0.02, (a, b)
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert manifest["batch"] == {"global": 40, "devices": 4, "per_device": 10} and manifest["processes"] == 2
+    arch = manifest["model"]["path"]
+    pa, _ = restore(tmp_path / "one" / arch, "")
+    pb, _ = restore(tmp_path / "two" / arch, "")
+    la, lb = jax.tree.leaves(pa), jax.tree.leaves(pb)
+    assert len(la) == len(lb) > 0
+    for x, y in zip(la, lb):
+        np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(x).max())))
+    again = subprocess.run(base + [f"--workdir={tmp_path / 'two'}"], cwd=REPO, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 2 and "processes (2 -> '<absent>')" in again.stderr, again.stderr[-2000:]

@@ -30,6 +30,7 @@ tracked filter per layer; epoch 0 is the initialisation), ``filters_over_time.pn
 from __future__ import annotations
 
 import math
+import signal
 import re
 import sys
 import time
@@ -37,6 +38,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 import ml_collections
 import numpy as np
 
@@ -50,14 +52,18 @@ from jfv.models import cifar_resnet, convnet
 from jfv.models.resnet import merge_batch_stats
 from jfv.models.weights import save
 from jfv.runtime.outputs import check_workdir, sprite
-from jfv.recipes.common import JOB_FIXES, ConfigError, make_mesh, check_int, check_positive, check_seed, cifar10_location, job_settings
+from jfv.recipes.common import (JOB_FIXES, ConfigError, make_mesh, check_int, check_positive, check_seed, cifar10_location,
+                                init_distributed, job_settings)
+from jfv.runtime import distributed
 from jfv.training import DivergedError  # noqa: F401  (raised here; its home is the library)
 from jfv.recipes import Recipe
 from jfv.recipes.training.report import result_accuracy, write_epoch, write_summary
 
 ARCHS = ("convnet",) + tuple(e.name for e in cifar_resnet.ENTRIES)
 # Config keys that change nothing the run computes: they may differ between a run and its resume.
-RUN_KEYS = ("progress", "resume", "shared_dir", "keep_checkpoints", "eval_batch_size", "devices")
+STOP_EVERY = 10  # steps between the processes' agreements on a stop signal (a distributed run)
+RUN_KEYS = ("progress", "resume", "shared_dir", "keep_checkpoints", "eval_batch_size", "devices", "distributed",
+            "coordinator_address", "num_processes", "process_id")
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -262,10 +268,23 @@ class Plan(NamedTuple):
     mesh: Any  # a jax.sharding.Mesh the batch is sharded over (data parallel), or None
     evaluate: Callable[[Any, bool], dict]  # (params, last epoch?) -> the row's evaluation columns
     infer: Callable
+    processes: int = 1  # the processes of a distributed run (the mesh then spans all their devices)
 
 
-def plan(config, module, data: Data) -> Plan:
-    """The schedule, optimiser, initial parameters, compiled steps and evaluations of a run."""
+def global_mesh(batch_size: int) -> Mesh:
+    """Every device of every process of a distributed run, one ``batch`` axis (``jax.devices()`` is
+    global under ``jax.distributed``); refuses a global batch they do not divide."""
+    devices = jax.devices()
+    if batch_size % len(devices):
+        d = len(devices)
+        raise ConfigError(f"batch_size={batch_size} does not split over the {d} devices of {jax.process_count()} "
+                          f"processes: use a multiple of {d}, e.g. {-(-batch_size // d) * d}")
+    return Mesh(np.array(devices), ("batch",))
+
+
+def plan(config, module, data: Data, processes: int = 1) -> Plan:
+    """The schedule, optimiser, initial parameters, compiled steps and evaluations of a run; over
+    ``processes`` > 1 the batch is sharded over every device of every process (``global_mesh``)."""
     seed, b, epochs = int(config.seed), int(config.batch_size), int(config.epochs)
     x_train, y_train = data.train
     steps_per_epoch = len(x_train) // b
@@ -277,7 +296,7 @@ def plan(config, module, data: Data) -> Plan:
     key = jax.random.key(seed)
     params0 = initial_params(config, module, key, x_train, y_train)
     step_args = (module, tx, float(config.label_smoothing), int(config.translate), config.flip == "random")
-    mesh = make_mesh(int(config.get("devices", 0)), "batch")
+    mesh = global_mesh(b) if processes > 1 else make_mesh(int(config.get("devices", 0)), "batch")
     # split whitening: its bias trains for the first whiten_bias_epochs epochs, then holds (airbench),
     # which spares the first conv's input gradient; the first small_epochs train on small_size crops
     bias_epochs = int(config.get("whiten_bias_epochs", 0)) if config.get("whiten_split", False) else epochs
@@ -294,7 +313,8 @@ def plan(config, module, data: Data) -> Plan:
     evaluate = evaluator(config, eval_module, data)
 
     infer = lambda st: merge_batch_stats(st.params, st.batch_stats)  # noqa: E731
-    return Plan(module, eval_module, schedule, tx, params0, key, steps_per_epoch, step_for, mesh, evaluate, infer)
+    return Plan(module, eval_module, schedule, tx, params0, key, steps_per_epoch, step_for, mesh, evaluate, infer,
+                processes)
 
 
 def eval_columns(config, validating: bool) -> list[str]:
@@ -344,11 +364,15 @@ def train_epoch(config, p: Plan, state, epoch: int, step: int, sums: dict, data,
     loss_sum, correct = jnp.float32(sums["loss"]), jnp.float32(sums["correct"])
     step_fn = p.step_for(epoch)
     for i in range(step, p.steps_per_epoch):
-        if flag.stop:
+        # every process stops at the same step (one that stopped alone would leave the others in a collective)
+        if flag.stop if p.processes == 1 else (i % STOP_EVERY == 0 and
+                                                distributed.agree_to_stop(flag.stop, f"{epoch}-{i}", p.processes)):
             sums = {"loss": float(loss_sum), "correct": float(correct), "seconds": sums["seconds"] + time.time() - t0}
-            where = checkpoints.save(path, state, epoch, i, sums, int(config.keep_checkpoints) + 1)
-            raise Interrupted(f"{flag.name()}: checkpointed epoch {epoch} at step {i} in {where}; "
-                              f"run the same command again to resume", flag.signum)
+            where = checkpoints.save(path, state, epoch, i, sums, int(config.keep_checkpoints) + 1) \
+                if jax.process_index() == 0 else path / checkpoints.FOLDER
+            distributed.barrier(f"jfv-train-stopped-{epoch}-{i}", p.processes)
+            raise Interrupted(f"{flag.name() or 'another process was stopped'}: checkpointed epoch {epoch} at step {i} "
+                              f"in {where}; run the same command again to resume", flag.signum or signal.SIGTERM)
         state, (loss, c) = step_fn(state, x_dev, y_dev, jnp.asarray(order[i]), training.batch_key(seed, epoch, i),
                                    None if mirror is None else jnp.asarray(mirror[order[i]]))
         loss_sum, correct = loss_sum + loss, correct + c
@@ -365,6 +389,8 @@ def epoch_row(config, p: Plan, state, epoch: int, sums: dict) -> tuple[dict, Any
     """The epoch's row of ``metrics.csv`` and the inference parameters it was evaluated with."""
     b, n = int(config.batch_size), p.steps_per_epoch
     params = p.infer(state)
+    if p.processes > 1:  # process 0 evaluates alone, on its own device: the parameters on the host
+        params = jax.device_get(params)
     last = epoch == int(config.epochs)
     row = {"epoch": epoch, "learning_rate": round(float(p.schedule(epoch * n - 1)), 6),
            "weights": "lookahead" if last and config.lookahead else "fast",
@@ -380,12 +406,22 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     module, fields = build_module(config)
     arch = config.arch if config.arch != "convnet" else convnet.CIFAR_CONVNET.name
     check_workdir(workdir)
+    index, count = init_distributed(config)
     data = load_data(config)
 
-    job = Job(workdir, "train", settings_of(config), resume=config.resume, fixes=JOB_FIXES)
+    settings = settings_of(config)
+    if count > 1:  # a resume with another process count is refused, naming both (job.json's settings)
+        settings["processes"] = count
+    job = Job(workdir, "train", settings, resume=config.resume, fixes=JOB_FIXES, process_index=index,
+              process_count=count)
     try:
-        job.create()
-        job.clean_stale()
+        if index == 0:
+            job.create()
+        distributed.barrier("jfv-train-created", count)
+        if index != 0:
+            job.attach()
+        if count == 1:
+            job.clean_stale()
         return train(config, job, module, fields, arch, data, start)
     finally:
         job.close()
@@ -396,7 +432,8 @@ def train(config, job: Job, module, fields, arch, data: Data, start) -> dict[str
     epoch, write the outputs as it goes, save the model at the end."""
     path, seed, epochs = job.path, int(config.seed), int(config.epochs)
     (x_train, y_train) = data.train
-    p = plan(config, module, data)
+    first, count = job.process_index == 0, job.process_count  # process 0 writes; all train
+    p = plan(config, module, data, count)
     state = training.init_state(module, p.key, p.tx, params=p.params0, lookahead=bool(config.lookahead))
     layers = conv_layers(module, p.params0)
     tracked_channel = int(config.track_channel)
@@ -407,14 +444,15 @@ def train(config, job: Job, module, fields, arch, data: Data, start) -> dict[str
                       "validation_images": 0 if data.val is None else len(data.val[0])},
              "steps_per_epoch": p.steps_per_epoch,
              "batch": {"global": int(config.batch_size), "devices": 1 if p.mesh is None else int(p.mesh.devices.size),
-                       "per_device": int(config.batch_size) // (1 if p.mesh is None else int(p.mesh.devices.size))}}
+                       "per_device": int(config.batch_size) // (1 if p.mesh is None else int(p.mesh.devices.size))},
+             "processes": count}
 
     epoch, step, sums = 0, 0, {"loss": 0.0, "correct": 0.0, "seconds": 0.0}
     saved = checkpoints.checkpoints(path)
     if saved:
         state, manifest = checkpoints.load(saved[-1][2], state)
         epoch, step, sums = int(manifest["epoch"]), int(manifest["step"]), dict(manifest["sums"])
-    if not job.is_done("epoch_0000"):
+    if first and not job.is_done("epoch_0000"):
         snapshot(job, 0, module, p.infer(training.init_state(module, p.key, p.tx, params=p.params0)), snaps)
         job.finish("epoch_0000", {"epoch": 0})
 
@@ -427,7 +465,7 @@ def train(config, job: Job, module, fields, arch, data: Data, start) -> dict[str
 
     total = p.steps_per_epoch * epochs
     bar = tqdm(total=total, initial=(epoch - 1) * p.steps_per_epoch + step if epoch else 0, unit="step",
-               desc=f"train {arch}", file=sys.stderr, dynamic_ncols=True, disable=not config.progress)
+               desc=f"train {arch}", file=sys.stderr, dynamic_ncols=True, disable=not (config.progress and first))
     try:
         with StopFlag() as flag:
             if epoch == 0:
@@ -438,8 +476,9 @@ def train(config, job: Job, module, fields, arch, data: Data, start) -> dict[str
                     step = p.steps_per_epoch
                     if epoch == epochs:  # lookahead: the slow weights, with the last steps % 5 steps folded in
                         state = training.finish_lookahead(state, training.lookahead_decay(state.step, p.steps_per_epoch * epochs))
-                    checkpoints.save(path, state, epoch, step, sums, int(config.keep_checkpoints))
-                if not job.is_done(f"epoch_{epoch:04d}"):
+                    if first:
+                        checkpoints.save(path, state, epoch, step, sums, int(config.keep_checkpoints))
+                if first and not job.is_done(f"epoch_{epoch:04d}"):
                     row, params = epoch_row(config, p, state, epoch, sums)
                     snapshot(job, epoch, module, params, snaps)
                     job.finish(f"epoch_{epoch:04d}", {"epoch": epoch, "metrics": row})
@@ -451,10 +490,14 @@ def train(config, job: Job, module, fields, arch, data: Data, start) -> dict[str
                                   f"{row['train_accuracy']:.3f}, {split} accuracy {row[f'{split}_accuracy']:.4f} "
                                   f"({row['seconds']:.0f} s, {row['images_per_second']:.0f} img/s)")
                     write_epoch(job, config, arch, rows, start, extra, snaps is not None)
+                distributed.barrier(f"jfv-train-epoch-{epoch}", count)  # the others wait while process 0 writes
                 epoch, step, sums = epoch + 1, 0, {"loss": 0.0, "correct": 0.0, "seconds": 0.0}
     finally:
         bar.close()
 
+    if not first:
+        distributed.barrier("jfv-train-finished", count)
+        return {"gallery": "index.html"}
     final = result_accuracy(rows[-1]) if rows else None
     if not (path / arch / "manifest.json").exists():
         save(path / arch, jax.device_get(p.infer(state)),
@@ -463,7 +506,9 @@ def train(config, job: Job, module, fields, arch, data: Data, start) -> dict[str
     extra["model"] = {"path": arch, "load": f"jfv.models.load({arch!r}, weights_dir={str(path)!r})",
                       "test_accuracy": final,
                       "train_seconds": round(sum(r["seconds"] for r in rows), 1)}
-    return write_summary(job, config, arch, rows, start, True, extra)
+    manifest = write_summary(job, config, arch, rows, start, True, extra)
+    distributed.barrier("jfv-train-finished", count)
+    return manifest
 
 
 RECIPE = Recipe(run=run, check=check, resumable=True, run_keys=RUN_KEYS)
