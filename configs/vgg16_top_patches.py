@@ -45,6 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.batch_size = 32  # images per compiled call
     c.checkpoint_every = 50  # batches between checkpoints of the pass (0: only on SIGTERM/SIGINT)
     c.prefetch_batches = 2  # batches decoded ahead in a background thread
+    c.workers = 0  # grain worker processes that read and decode (0: the background thread; see benchmarks/loader.md)
     c.devices = 0  # shard each batch over local devices: 0 the default device, n the first n, -1 all (batch_size a multiple)
     # Several processes (hosts): each reads every num_processes-th image, process 0 combines; DIR shared by all.
     c.distributed = False  # True: jax.distributed (auto-detected on TPU pods, SLURM, Open MPI; else the keys below)

@@ -7,6 +7,6 @@ filters (``filters``), checkerboard analysis of projections (``checkerboard``), 
 
 from jfv.runtime.lazy import submodules
 
-MODULES = ("activations", "atlas", "checkerboard", "dataset_formats", "datasets", "embeddings", "figures", "filters", "passes", "patches",
+MODULES = ("activations", "atlas", "checkerboard", "dataset_formats", "datasets", "embeddings", "figures", "filters", "loading", "passes", "patches",
            "top_patches", "topk")
 __getattr__, __dir__ = submodules(__name__, MODULES)

@@ -42,7 +42,7 @@ import re
 import tarfile
 import threading
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image
@@ -52,6 +52,7 @@ from jfv.models.labels import CIFAR10_CLASSES  # one list of the ten names
 from jfv.models.stream import PaddedBatch  # the one batch type (defined beside the pass's loop)
 from jfv.runtime.paths import find_shared, shared_candidates
 from jfv.runtime import moved
+from jfv.analysis import loading
 # The files datasets come in (CIFAR-10's forms, ImageNet's labels) and the error: defined there, reached
 # through this module too (``datasets.DatasetError``, ``datasets.find_cifar10``; CIFAR10_ARCHIVE only
 # re-exported, for the callers that name ``datasets.CIFAR10_ARCHIVE``).
@@ -357,8 +358,42 @@ def path_list(paths: Sequence[str | os.PathLike], labels: Sequence[int] | None =
     return Source(items, tuple(classes), f"{len(items)} listed paths", _read_files)
 
 
+# In a loader worker process (``jfv.analysis.loading``), which asks for one chunk of items at a time,
+# the archive readers keep what they read: the JPEG archive's members of the splits asked for, and the
+# releases' decoded batches (one pass over the file per worker, not one per chunk).
+WORKER_CACHE: dict | None = None
+
+
+def enter_worker() -> None:
+    """In a loader worker process: from now on the archive readers keep what they read (``WORKER_CACHE``)."""
+    global WORKER_CACHE
+    if WORKER_CACHE is None:
+        WORKER_CACHE = {}
+
+
+def _cached_members(archive: Path, prefixes: set[str]) -> dict[str, bytes]:
+    key = ("tar", str(archive), tuple(sorted(prefixes)))
+    if key not in WORKER_CACHE:
+        members: dict[str, bytes] = {}
+        try:
+            with tarfile.open(archive, tar_mode(archive)) as tar:
+                for member in tar:
+                    name = member_name(member.name)
+                    if member.isfile() and any(name.startswith(p) for p in prefixes):
+                        members[name] = tar.extractfile(member).read()
+        except ARCHIVE_ERRORS as e:
+            raise damaged_archive(archive, e) from None
+        WORKER_CACHE[key] = members
+    return WORKER_CACHE[key]
+
+
 def _tar_reader(archive: Path) -> Reader:
     def read(items: Sequence[Item]) -> Iterator[tuple[Item, Raw]]:
+        if WORKER_CACHE is not None:
+            members = _cached_members(archive, {it.name.split("/", 1)[0] + "/" for it in items})
+            for it in items:
+                yield it, members[it.name] if it.name in members else FileNotFoundError(f"{it.name} is not in {archive}")
+            return
         wanted = {it.name: it for it in items}
         prefixes = {name.split("/", 1)[0] + "/" for name in wanted}
         seen_wanted = False
@@ -398,7 +433,14 @@ def _release_reader(layout: CifarLayout) -> Reader:
         for it in items:
             batch, row = _release_position(it.name)
             wanted.setdefault(batch, []).append((row, it))
-        for batch, images, _ in read_batches(layout, list(wanted)):
+        if WORKER_CACHE is not None:
+            missing = [b for b in wanted if ("release", str(layout.path), b) not in WORKER_CACHE]
+            for batch, images, _ in read_batches(layout, missing) if missing else ():
+                WORKER_CACHE[("release", str(layout.path), batch)] = images
+            batches = ((b, WORKER_CACHE[("release", str(layout.path), b)], None) for b in wanted)
+        else:
+            batches = read_batches(layout, list(wanted))
+        for batch, images, _ in batches:
             for row, it in wanted[batch]:
                 yield it, (np.ascontiguousarray(images[row]) if row < len(images)
                            else IndexError(f"{it.name}: {batch} has {len(images)} images"))
@@ -525,22 +567,30 @@ def displayable(images: np.ndarray) -> np.ndarray:
     return a if a.shape[-1] in (1, 3) else a.mean(axis=-1, keepdims=True)
 
 
-def _decoded(source: Source, size: int, resample: str, convert: Convert | None = None
+def decode_raw(it: Item, raw: Any, size: int, resample: str) -> tuple[Item, np.ndarray | None, str]:
+    """One item as its reader handed it on (file bytes, decoded pixels, or the error reading it):
+    ``(item, (size, size, 3) float32 RGB or None, the reason it could not be read or "")``."""
+    if isinstance(raw, BaseException):
+        return it, None, read_reason(raw, it.name)
+    try:
+        image = fit(Image.fromarray(raw), size, resample) if isinstance(raw, np.ndarray) else decode(raw, size, resample)
+    except READ_ERRORS as e:
+        return it, None, read_reason(e, it.name)
+    return it, image, ""
+
+
+def _decoded(source: Source, size: int, resample: str, convert: Convert | None = None, workers: int = 0
              ) -> Iterator[tuple[Item, np.ndarray | None, str]]:
-    for it, raw in source.reader(source.items):
-        if isinstance(raw, BaseException):
-            yield it, None, read_reason(raw, it.name)
-            continue
-        try:
-            image = fit(Image.fromarray(raw), size, resample) if isinstance(raw, np.ndarray) else decode(raw, size, resample)
-        except READ_ERRORS as e:
-            yield it, None, read_reason(e, it.name)
-            continue
-        yield it, (image if convert is None else np.asarray(convert(image), np.float32)), ""
+    if workers:  # grain worker processes read and decode; the model's converter runs here
+        stream = loading.decoded(source, size, resample, workers, decode_raw, enter_worker, (DatasetError,))
+    else:
+        stream = (decode_raw(it, raw, size, resample) for it, raw in source.reader(source.items))
+    for it, image, reason in stream:
+        yield it, (image if convert is None or image is None else np.asarray(convert(image), np.float32)), reason
 
 
-def _batched(source: Source, size: int, batch_size: int, resample: str, convert: Convert | None = None
-             ) -> Iterator[PaddedBatch]:
+def _batched(source: Source, size: int, batch_size: int, resample: str, convert: Convert | None = None,
+             workers: int = 0) -> Iterator[PaddedBatch]:
     channels = converted_channels(convert)
 
     def empty():
@@ -549,7 +599,7 @@ def _batched(source: Source, size: int, batch_size: int, resample: str, convert:
 
     images, ids, labels, mask = empty()
     n, skipped, read = 0, [], 0
-    for it, image, reason in _decoded(source, size, resample, convert):
+    for it, image, reason in _decoded(source, size, resample, convert, workers):
         if image is None:
             skipped.append((it.name, reason))
             continue
@@ -617,7 +667,7 @@ def prefetch(iterator: Iterator, depth: int) -> Iterator:
 
 
 def batches(source: Source, size: int, batch_size: int, resample: str = "bicubic",
-            prefetch_batches: int = 2, convert: Convert | None = None) -> Iterator[PaddedBatch]:
+            prefetch_batches: int = 2, convert: Convert | None = None, workers: int = 0) -> Iterator[PaddedBatch]:
     """The source decoded and fitted to ``size``, in batches of exactly ``batch_size``.
 
     Images are decoded as RGB; ``convert`` (a model's ``from_rgb``: ITU-R BT.601 luma for a
@@ -626,7 +676,8 @@ def batches(source: Source, size: int, batch_size: int, resample: str = "bicubic
 
     The last batch is padded with zero images (``mask`` False, id -1). Images that cannot be read
     or decoded are left out and named in ``PaddedBatch.skipped`` (a batch holding only skips can come
-    last). ``prefetch_batches`` batches are decoded ahead in a background thread.
+    last). ``prefetch_batches`` batches are decoded ahead in a background thread; with ``workers`` > 0
+    grain worker processes read and decode the images (``jfv.analysis.loading``), the same batches.
 
     Raises (when the stream gets there, in the consumer's thread):
         DatasetError: no image of a whole ``source`` (not a ``select``ion) could be read, naming the
@@ -638,7 +689,8 @@ def batches(source: Source, size: int, batch_size: int, resample: str = "bicubic
     """
     _check_batching(size, batch_size, resample)
     converted_channels(convert)  # a converter that cannot convert fails here, before the thread starts
-    return prefetch(_batched(source, int(size), int(batch_size), resample, convert), prefetch_batches)
+    workers = loading.check_workers(workers)
+    return prefetch(_batched(source, int(size), int(batch_size), resample, convert, workers), prefetch_batches)
 
 
 def load(source: Source, ids: Iterable[int], size: int, resample: str = "bicubic",

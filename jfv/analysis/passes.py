@@ -39,7 +39,7 @@ from jfv.runtime import distributed
 def run(model: Any, source: datasets.Source, step: Step, carry: Any = (), *, size: int, batch_size: int,
         prefetch: int = 2, resample: str = "bicubic", store: Store | None = None, piece: str = "pass",
         every: int = 0, discard: bool = False, progress=None, stop: Any = None, mesh=None,
-        process: tuple[int, int] = (0, 1), sync: Callable[[str], None] | None = None) -> State:
+        process: tuple[int, int] = (0, 1), sync: Callable[[str], None] | None = None, workers: int = 0) -> State:
     """``source`` once through ``step`` (module docstring): the pass's ``State``.
 
     Args:
@@ -62,6 +62,8 @@ def run(model: Any, source: datasets.Source, step: Step, carry: Any = (), *, siz
             the result on process 0 is the one-process pass's, elsewhere this process's part.
         sync: ``sync(name)`` waits until every process reaches ``name``; by default
             ``jfv.runtime.distributed.barrier`` (``jax.distributed``'s coordination service).
+        workers: grain worker processes that read and decode (``jfv.analysis.loading``); 0 decodes in
+            one background thread. The result is the same either way.
 
     Returns:
         The pass's ``State``.
@@ -79,7 +81,7 @@ def run(model: Any, source: datasets.Source, step: Step, carry: Any = (), *, siz
 
     def batches(ids: np.ndarray):
         return datasets.batches(source.select(ids), size, batch_size, resample=resample, prefetch_batches=prefetch,
-                                convert=model.from_rgb)
+                                convert=model.from_rgb, workers=workers)
 
     names = [it.name for it in source.items]
     index, count = int(process[0]), int(process[1])

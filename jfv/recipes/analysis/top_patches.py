@@ -59,7 +59,7 @@ from jfv.recipes.common import (JOB_FIXES, ConfigError, config_model, default_im
 PASS = "pass"  # the piece name of the dataset pass
 # Config keys that change no output: they may differ between a run and its resume.
 RUN_KEYS = ("progress", "resume", "discard_state", "checkpoint_every", "prefetch_batches", "weights_dir", "devices",
-            "shared_dir", "project_batch", "distributed", "coordinator_address", "num_processes", "process_id")
+            "shared_dir", "project_batch", "workers", "distributed", "coordinator_address", "num_processes", "process_id")
 
 
 # -- configuration -----------------------------------------------------------------------------------
@@ -68,6 +68,8 @@ RUN_KEYS = ("progress", "resume", "discard_state", "checkpoint_every", "prefetch
 def check(config: ml_collections.ConfigDict) -> None:
     if int(config.k) < 1:
         raise ConfigError(f"k must be >= 1 (the top images kept per channel), got {config.k}")
+    if int(config.get("workers", 0)) < 0:
+        raise ConfigError(f"workers must be >= 0 (grain worker processes; 0: one background thread), got {config.workers}")
     for key in ("image_size", "batch_size", "group_size", "project_batch"):
         if int(config[key]) < 1:
             raise ConfigError(f"{key} must be >= 1, got {config[key]}")
@@ -163,7 +165,7 @@ def run_pass(job: Job, model, source, layers, reductions, config, flag: StopFlag
                           every=int(config.checkpoint_every), discard=config.discard_state,
                           progress=progress if config.progress else None, stop=flag,
                           mesh=make_mesh(int(config.get("devices", 0)), "batch"),
-                          process=(job.process_index, job.process_count))
+                          process=(job.process_index, job.process_count), workers=int(config.get("workers", 0)))
     except passes.CheckpointMismatch as e:
         if job.process_count > 1:
             raise StateError(f"{e} ({job.fixes['discard_state']} discards the pass's checkpoints)") from None
