@@ -465,6 +465,7 @@ class TopPatches:
                 "model": self.model,
                 "model_source": self.model_source,
                 "dataset": self.dataset,
+                "processes": 1,  # the recipe's key: the one-call runs in this process
                 "images": self.images,
                 "read": read,
                 "skipped": len(self.skipped),
