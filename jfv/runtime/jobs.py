@@ -283,6 +283,20 @@ class Job:
                 f"({', '.join(visible_files(self.path)[:3])}); use a new --workdir")
         atomic_write(job_file, (json.dumps(self._identity(), indent=2) + "\n").encode())
 
+    def start(self) -> None:
+        """Claims the workdir on every process of the job: process 0 ``create``s (resumes, refuses or
+        moves old outputs aside) while the others wait at a barrier, then ``attach``; one process also
+        removes what killed runs left (``clean_stale``)."""
+        from jfv.runtime.distributed import barrier
+
+        if self.process_index == 0:
+            self.create()
+        barrier(f"jfv-{self.recipe}-created", self.process_count)
+        if self.process_index != 0:
+            self.attach()
+        if self.process_count == 1:
+            self.clean_stale()
+
     def attach(self) -> None:
         """On processes other than 0: checks the ``job.json`` process 0 wrote."""
         job_file = self.path / JOB_FILE

@@ -270,13 +270,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     job = Job(workdir, "top_patches", settings_of(config, model, source), resume=config.resume, fixes=JOB_FIXES,
               process_index=index, process_count=count)
     try:
-        if index == 0:
-            job.create()
-        barrier("jfv-top-patches-created", count)
-        if index != 0:
-            job.attach()
-        if count == 1:
-            job.clean_stale()
+        job.start()
         with StopFlag() as flag:
             if not job.is_done(PASS):
                 state = run_pass(job, model, source, layers, reductions, config, flag)

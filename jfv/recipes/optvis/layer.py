@@ -294,13 +294,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     job = Job(workdir, "layer", settings_of(config, model), resume=config.resume, process_index=index,
               process_count=count, fixes=JOB_FIXES)
     try:
-        if index == 0:
-            job.create()
-        barrier("jfv-layer-created", count)
-        if index != 0:
-            job.attach()
-        if count == 1:
-            job.clean_stale()
+        job.start()
         progress = Progress(f"{model.name} {','.join(layers)}" + (f" [process {index}/{count}]" if count > 1 else ""),
                             enabled=config.progress)
         with StopFlag() as flag:

@@ -415,13 +415,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     job = Job(workdir, "train", settings, resume=config.resume, fixes=JOB_FIXES, process_index=index,
               process_count=count)
     try:
-        if index == 0:
-            job.create()
-        distributed.barrier("jfv-train-created", count)
-        if index != 0:
-            job.attach()
-        if count == 1:
-            job.clean_stale()
+        job.start()
         return train(config, job, module, fields, arch, data, start)
     finally:
         job.close()
