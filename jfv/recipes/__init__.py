@@ -33,7 +33,7 @@ RECIPES: dict[str, str] = {
     "checkerboard": "jfv.recipes.attribution.checkerboard",
     "score": "jfv.recipes.evaluation.score",
     "invert": "jfv.recipes.optvis.invert",
-    "accentuate": "jfv.recipes.optvis.accentuate",
+    "accentuate": "jfv.recipes.optvis.invert",  # the invert recipe's accentuation (invert.task)
     "interpolate": "jfv.recipes.optvis.interpolate",
 }
 

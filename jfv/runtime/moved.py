@@ -59,7 +59,8 @@ MODULES: dict[str, str] = {
     "jfv.recipes.layer": "jfv.recipes.optvis.layer",
     "jfv.recipes.sweep": "jfv.recipes.optvis.sweep",
     "jfv.recipes.invert": "jfv.recipes.optvis.invert",
-    "jfv.recipes.accentuate": "jfv.recipes.optvis.accentuate",
+    "jfv.recipes.accentuate": "jfv.recipes.optvis.invert",
+    "jfv.recipes.optvis.accentuate": "jfv.recipes.optvis.invert",  # merged into invert (one recipe, two names)
     "jfv.recipes.interpolate": "jfv.recipes.optvis.interpolate",
     "jfv.recipes.study": "jfv.recipes.evaluation.study",
     "jfv.recipes.score": "jfv.recipes.evaluation.score",
