@@ -40,14 +40,13 @@ import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import jax
 import numpy as np
 
 from jfv import models
 from jfv.analysis import datasets, passes, patches, topk
 from jfv.attribution import pictures
-from jfv.runtime.jobs import claimable, png_bytes
 from jfv.runtime.outputs import labelled_grid
+from jfv.runtime.results import OneCallResult, first_few
 from jfv.models.base import Model
 from jfv.optvis.visualise import parse_spec
 from jfv.runtime.outputs import CHANNEL_FILTER_INPUT, CHANNEL_FILTER_SCRIPT, GALLERY_CSS, header_table
@@ -345,7 +344,7 @@ def write_hits(writer: Any, records: Mapping[int, dict], drawn: Mapping[tuple[in
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class TopPatches:
+class TopPatches(OneCallResult):
     """What ``top_patches`` found: each channel's top images, their patches and projections.
 
     Attributes:
@@ -368,8 +367,7 @@ class TopPatches:
         projection_note: "" when projections were made, else why not.
         settings: the options, named as the top_patches recipe's config keys.
         summary: ``layers/<layer>.json`` (``layer_summary``).
-        model_source: where the model's weights came from.
-        wall_time_s: seconds the call took.
+        model_source, wall_time_s: as in ``OneCallResult`` (where the weights came from, seconds the call took).
     """
 
     model: str
@@ -388,6 +386,7 @@ class TopPatches:
     images: int
     skipped: tuple[tuple[str, str], ...]
     projection_note: str
+    # Every one-call result ends with these fields on purpose: as OneCallResult's they would come first in its constructor.
     settings: dict
     summary: dict
     model_source: str = ""
@@ -406,9 +405,8 @@ class TopPatches:
         return f"{self.layer}:{self.channels[i]}{top}"
 
     def __repr__(self) -> str:
-        shown = ", ".join(map(str, self.channels[:8])) + (", ..." if len(self.channels) > 8 else "")
-        return (f"TopPatches({self.model} {self.layer}, {len(self.channels)} channel(s) [{shown}], top {self.k} of "
-                f"{self.images - len(self.skipped)} images by {self.reduce}, {self.image_size} px)")
+        return (f"TopPatches({self.model} {self.layer}, {len(self.channels)} channel(s) [{first_few(self.channels, 8)}], "
+                f"top {self.k} of {self.images - len(self.skipped)} images by {self.reduce}, {self.image_size} px)")
 
     def grid(self) -> np.ndarray:
         """The labelled grid a notebook shows: each channel's sheet (projections left, patches right)
@@ -424,72 +422,52 @@ class TopPatches:
         side = max([p.shape[1] for p in self.patches if len(p)] or [PATCH_MIN])
         return labelled_grid(tiles, [self.label(i) for i in range(len(self.channels))], scale=-(-PATCH_MIN // side))
 
-    def _repr_png_(self) -> bytes:
-        return png_bytes(self.grid())
-
-    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Writes the top_patches recipe's files into ``directory``: ``topk.npz``, ``scores.npz``,
-        ``patches/<layer>/<cccc>/<reduce>_<r>.png`` (and ``_proj.png``), ``sheets/<layer>_<cccc>_<reduce>.png``,
-        ``layers/<layer>.json``, ``index.html`` and ``manifest.json`` (last: the run is complete when it exists).
-
-        Args:
-            directory: where to write; created if needed.
-            overwrite: move files already there to ``<directory>.old-<time>`` first.
-
-        Returns:
-            The directory.
-
-        Raises:
-            WorkdirError: ``directory`` cannot be written, is in use by a jfv run, or already holds
-                files (and ``overwrite`` is False).
+    def write(self, stage) -> None:
+        """Writes the top_patches recipe's files into ``stage`` (``save(directory)`` writes them into a
+        folder): ``topk.npz``, ``scores.npz``, ``patches/<layer>/<cccc>/<reduce>_<r>.png`` (and
+        ``_proj.png``), ``sheets/<layer>_<cccc>_<reduce>.png``, ``layers/<layer>.json``, ``index.html``
+        and ``manifest.json`` (last: the run is complete when it exists).
         """
         from jfv.models.weights import library_versions
-        from jfv.runtime.jobs import claim
-        from jfv.runtime.outputs import Staging, write_run
+        from jfv.runtime.outputs import write_run
 
-        path = claimable(directory, overwrite)
         key = f"{self.layer}.{self.reduce}"
         records = {c: rec for c, rec in zip(self.channels, self.summary["channels"])}
         drawn = {(c, self.reduce): (self.patches[i], None if self.projections is None else self.projections[i],
                                     self.sheets[i]) for i, c in enumerate(self.channels) if self.hits[i]}
         skipped = [{"name": n, "reason": r} for n, r in self.skipped]
         read = self.images - len(self.skipped)
-        with claim(path, overwrite=overwrite), Staging(path) as stage:
-            stage.write_bytes("topk.npz", npz_bytes({f"{key}.{f}": np.asarray(v) for f, v in self.state._asdict().items()}))
-            stage.write_bytes("scores.npz", npz_bytes({key: self.scores}))
-            write_hits(stage, records, drawn)
-            stage.write_json(f"layers/{self.layer}.json", self.summary)
-            manifest = {
-                "recipe": "top_patches",  # the top_patches recipe's files (the atlas reads them)
-                "made_by": "jfv.top_patches",
-                "model": self.model,
-                "model_source": self.model_source,
-                "dataset": self.dataset,
-                "processes": 1,  # the recipe's key: the one-call runs in this process
-                "images": self.images,
-                "read": read,
-                "skipped": len(self.skipped),
-                "skipped_files": skipped[:50],
-                "layers": {self.layer: {"channels": len(self.channels), "summary": f"layers/{self.layer}.json"}},
-                "reductions": [self.reduce],
-                "k": self.k,
-                "projections": self.projection_note or PROJECTIONS,
-                "topk": "topk.npz",
-                "scores": "scores.npz",
-                "best_feature_map_per_block": "not drawn by jfv.top_patches (the top_patches recipe draws blocks.png)",
-                "settings": self.settings,
-                "gallery": "index.html",
-                "versions": library_versions(),
-                "backend": jax.default_backend(),
-                "devices": [str(d) for d in jax.devices()],
-                "wall_time_s": self.wall_time_s,
-            }
-            header = {"model": self.model, "dataset": self.dataset, "images read / skipped": f"{read} / {len(self.skipped)}",
-                      "layers": self.layer, "k": self.k, "image size": self.image_size,
-                      "projections": manifest["projections"], "wall time of this run (s)": self.wall_time_s}
-            write_run(stage, manifest, self.model,
-                      page=gallery(self.model, [self.layer], {self.layer: self.summary}, header, self.reduce))
-        return path
+        stage.write_bytes("topk.npz", npz_bytes({f"{key}.{f}": np.asarray(v) for f, v in self.state._asdict().items()}))
+        stage.write_bytes("scores.npz", npz_bytes({key: self.scores}))
+        write_hits(stage, records, drawn)
+        stage.write_json(f"layers/{self.layer}.json", self.summary)
+        manifest = {
+            "recipe": "top_patches",  # the top_patches recipe's files (the atlas reads them)
+            "made_by": "jfv.top_patches",
+            "model": self.model,
+            "model_source": self.model_source,
+            "dataset": self.dataset,
+            "processes": 1,  # the recipe's key: the one-call runs in this process
+            "images": self.images,
+            "read": read,
+            "skipped": len(self.skipped),
+            "skipped_files": skipped[:50],
+            "layers": {self.layer: {"channels": len(self.channels), "summary": f"layers/{self.layer}.json"}},
+            "reductions": [self.reduce],
+            "k": self.k,
+            "projections": self.projection_note or PROJECTIONS,
+            "topk": "topk.npz",
+            "scores": "scores.npz",
+            "best_feature_map_per_block": "not drawn by jfv.top_patches (the top_patches recipe draws blocks.png)",
+            "settings": self.settings,
+            "gallery": "index.html",
+            **self.run_info(library_versions()),
+        }
+        header = {"model": self.model, "dataset": self.dataset, "images read / skipped": f"{read} / {len(self.skipped)}",
+                  "layers": self.layer, "k": self.k, "image size": self.image_size,
+                  "projections": manifest["projections"], "wall time of this run (s)": self.wall_time_s}
+        write_run(stage, manifest, self.model,
+                  page=gallery(self.model, [self.layer], {self.layer: self.summary}, header, self.reduce))
 
 
 # -- the call ------------------------------------------------------------------------------------------------

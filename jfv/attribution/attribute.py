@@ -57,8 +57,8 @@ from jfv.attribution.occlusion import GREY, occlusion
 from jfv.attribution.targets import Target, TargetError, channel, label
 from jfv.models import labels as labels_lib
 from jfv.models.base import Model
-from jfv.runtime.jobs import claimable, png_bytes
 from jfv.runtime.outputs import labelled_grid, output_names
+from jfv.runtime.results import OneCallResult, first_few
 
 # The attribute recipe's methods, in its order (the columns of its grid), and those shown as images.
 METHODS = ("saliency", "gradient_x_input", "smoothgrad", "guided_backprop", "deconvnet", "grad_cam", "cam", "occlusion")
@@ -564,7 +564,7 @@ def write_attribution(writer: Any, manifest: dict, *, photos: Sequence[str | Non
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Attribution:
+class Attribution(OneCallResult):
     """What ``attribute`` computed: a map per method and photo, with what made them.
 
     Attributes:
@@ -581,8 +581,7 @@ class Attribution:
         raw: ``{method: array}`` each method's own output (``method_maps``).
         scores: ``{method: {"deletion_auc": [...], "insertion_auc": [...]}}``; {} without faithfulness.
         settings: the options, named as the attribute recipe's config keys.
-        model_source: where the model's weights came from.
-        wall_time_s: seconds the call took.
+        model_source, wall_time_s: as in ``OneCallResult`` (where the weights came from, seconds the call took).
     """
 
     model: str
@@ -596,14 +595,14 @@ class Attribution:
     pictures: dict
     raw: dict
     scores: dict
+    # Every one-call result ends with these fields on purpose: as OneCallResult's they would come first in its constructor.
     settings: dict
     model_source: str = ""
     wall_time_s: float = 0.0
 
     def __repr__(self) -> str:
-        return (f"Attribution({self.model}, target {self.target}, {len(self.names)} photo(s) "
-                f"[{', '.join(self.names[:4])}{', ...' if len(self.names) > 4 else ''}], {', '.join(self.methods)}, "
-                f"{self.images.shape[1]} px)")
+        return (f"Attribution({self.model}, target {self.target}, {len(self.names)} photo(s) [{first_few(self.names, 4)}], "
+                f"{', '.join(self.methods)}, {self.images.shape[1]} px)")
 
     def grid(self) -> np.ndarray:
         """The labelled grid a notebook shows: a row per photo, the photo (labelled with its name and
@@ -621,41 +620,20 @@ class Attribution:
                 labels.append(method)
         return labelled_grid(tiles, labels, columns=len(self.methods) + 1)
 
-    def _repr_png_(self) -> bytes:
-        return png_bytes(self.grid())
-
-    def save(self, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Writes the attribute recipe's files into ``directory``: ``overlays/<photo>_input.png`` and
-        ``overlays/<photo>_<method>.png``, ``grid.png``, ``index.html`` and ``manifest.json`` (last:
-        the run is complete when it exists).
-
-        Args:
-            directory: where to write; created if needed.
-            overwrite: move files already there to ``<directory>.old-<time>`` first.
-
-        Returns:
-            The directory.
-
-        Raises:
-            WorkdirError: ``directory`` cannot be written, is in use by a jfv run, or already holds
-                files (and ``overwrite`` is False).
+    def write(self, stage) -> None:
+        """Writes the attribute recipe's files into ``stage`` (``save(directory)`` writes them into a
+        folder): ``overlays/<photo>_input.png`` and ``overlays/<photo>_<method>.png``, ``grid.png``,
+        ``index.html`` and ``manifest.json`` (last: the run is complete when it exists).
         """
         from jfv.models.weights import library_versions
-        from jfv.runtime.jobs import claim
-        from jfv.runtime.outputs import Staging
 
-        path = claimable(directory, overwrite)
         manifest = {"recipe": "attribute",  # the attribute recipe's files
                     "made_by": "jfv.attribute", "model": self.model, "model_source": self.model_source,
                     "target": self.target, "methods": list(self.methods), "settings": self.settings}
-        info = {"versions": library_versions(), "backend": jax.default_backend(),
-                "devices": [str(d) for d in jax.devices()], "wall_time_s": self.wall_time_s}
-        with claim(path, overwrite=overwrite), Staging(path) as stage:
-            write_attribution(stage, manifest, photos=self.photos, names=self.names, images=self.images,
-                              shown=self.pictures, scores=self.scores, info=info, image_size=int(self.images.shape[1]),
-                              faithfulness_steps=self.settings["faithfulness_steps"],
-                              faithfulness_baseline=self.settings["faithfulness_baseline"])
-        return path
+        write_attribution(stage, manifest, photos=self.photos, names=self.names, images=self.images,
+                          shown=self.pictures, scores=self.scores, info=self.run_info(library_versions()),
+                          image_size=int(self.images.shape[1]), faithfulness_steps=self.settings["faithfulness_steps"],
+                          faithfulness_baseline=self.settings["faithfulness_baseline"])
 
 
 # -- pictures shared by the one-calls ----------------------------------------------------------------------

@@ -36,40 +36,28 @@ from jfv.models.base import Model
 Array = jax.Array
 
 
-@jax.custom_vjp
+def _backward(rule: Callable[[Array | None, Array], Array], keep_input: bool = False) -> Callable:
+    """Decorator: the ReLU ``fn`` as a ``jax.custom_vjp`` whose backward pass maps the incoming
+    signal ``g`` to ``rule(x, g)`` (``x``: the forward input, kept only with ``keep_input``; else None)."""
+
+    def wrap(fn: Callable[[Array], Array]) -> Callable[[Array], Array]:
+        relu = jax.custom_vjp(fn)
+        relu.defvjp(lambda x: (fn(x), x if keep_input else None), lambda x, g: (rule(x, g),))
+        return relu
+
+    return wrap
+
+
+@_backward(lambda _, g: jnp.maximum(g, 0))
 def deconvnet_relu(x: Array) -> Array:
     """ReLU forward; backward rectifies the incoming signal, ignoring the forward input."""
     return jnp.maximum(x, 0)
 
 
-def _deconvnet_fwd(x):
-    return jnp.maximum(x, 0), None
-
-
-def _deconvnet_bwd(_, g):
-    return (jnp.maximum(g, 0),)
-
-
-deconvnet_relu.defvjp(_deconvnet_fwd, _deconvnet_bwd)
-
-
-# guided_relu has deconvnet_relu's shape (a custom_vjp ReLU and its fwd/bwd pair); jax.custom_vjp
-# needs each rule as its own function, so the two are written out rather than built by a factory.
-@jax.custom_vjp
+@_backward(lambda x, g: jnp.where((x > 0) & (g > 0), g, jnp.zeros_like(g)), keep_input=True)
 def guided_relu(x: Array) -> Array:
     """ReLU forward; backward passes only positive signals where the forward input was positive."""
     return jnp.maximum(x, 0)
-
-
-def _guided_fwd(x):
-    return jnp.maximum(x, 0), x
-
-
-def _guided_bwd(x, g):
-    return (jnp.where((x > 0) & (g > 0), g, jnp.zeros_like(g)),)
-
-
-guided_relu.defvjp(_guided_fwd, _guided_bwd)
 
 RELUS: dict[str, Callable | None] = {"plain": None, "deconvnet": deconvnet_relu, "guided": guided_relu}
 

@@ -287,11 +287,8 @@ def reference_distance_matrix(references: Array, queries: Array, net: str = "ale
 
 def reference_distances(references: Array, queries: Array, net: str = "alexnet",
                         batch: int = LPIPS_BATCH) -> Array:
-    """The mean LPIPS from each channel's references to each of its queries.
-
-    Args:
-        references: (C, R, H, W, 3) the channel's visualisations (R per channel, e.g. seeds).
-        queries: (C, Q, H, W, 3) natural images, the same size.
+    """The mean LPIPS from each channel's references to each of its queries: ``reference_distance_matrix``
+    (the same arguments) averaged over the references.
 
     Returns:
         (C, Q): ``d[c, q] = mean_r LPIPS(references[c, r], queries[c, q])``.

@@ -112,13 +112,25 @@ def conv(features: int, kernel: int, stride: int = 1, padding: int = 0, name: st
     )
 
 
-class BasicBlock(nn.Module):
-    """torchvision ``BasicBlock``: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)); 3x3, 3x3."""
+class ResidualBlock(nn.Module):
+    """What torchvision's two blocks share: their fields and ``relu(y + shortcut(x))``, the shortcut a
+    strided 1x1 conv and BatchNorm (``downsample_0``, ``downsample_1``) when ``downsample``."""
 
     planes: int
     stride: int = 1
     downsample: bool = False
     relu: Callable[[Array], Array] = nn.relu
+
+    def residual(self, y: Array, x: Array) -> Array:
+        """``relu(y + shortcut(x))``, the shortcut widened to ``y``'s channels; called from ``__call__``."""
+        if self.downsample:
+            x = conv(y.shape[-1], 1, self.stride, 0, name="downsample_0")(x)
+            x = BatchNorm(name="downsample_1")(x)
+        return self.relu(y + x)
+
+
+class BasicBlock(ResidualBlock):
+    """torchvision ``BasicBlock``: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)); 3x3, 3x3."""
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -126,22 +138,11 @@ class BasicBlock(nn.Module):
         y = self.relu(BatchNorm(name="bn1")(y))
         y = conv(self.planes, 3, 1, 1, name="conv2")(y)
         y = BatchNorm(name="bn2")(y)
-        if self.downsample:
-            x = conv(self.planes, 1, self.stride, 0, name="downsample_0")(x)
-            x = BatchNorm(name="downsample_1")(x)
-        return self.relu(y + x)
+        return self.residual(y, x)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """torchvision ``Bottleneck`` (v1.5): 1x1 -> 3x3 (stride here) -> 1x1 to 4x planes, + shortcut."""
-
-    # Its fields and shortcut repeat BasicBlock's on purpose: each block mirrors torchvision's class of
-    # the same name line for line, so the parameter names (conv1, bn1, downsample_0, ...) map one to one.
-
-    planes: int
-    stride: int = 1
-    downsample: bool = False
-    relu: Callable[[Array], Array] = nn.relu
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -151,10 +152,7 @@ class Bottleneck(nn.Module):
         y = self.relu(BatchNorm(name="bn2")(y))
         y = conv(self.planes * BOTTLENECK_EXPANSION, 1, name="conv3")(y)
         y = BatchNorm(name="bn3")(y)
-        if self.downsample:
-            x = conv(self.planes * BOTTLENECK_EXPANSION, 1, self.stride, 0, name="downsample_0")(x)
-            x = BatchNorm(name="downsample_1")(x)
-        return self.relu(y + x)
+        return self.residual(y, x)
 
 
 class ResNet(nn.Module):

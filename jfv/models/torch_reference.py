@@ -103,10 +103,7 @@ class ResNet(nn.Module):
         x = out["bn1"] = self.bn1(x)
         x = out["relu"] = self.relu(x)
         x = out["maxpool"] = self.maxpool(x)
-        for s in range(1, 5):
-            for b, block in enumerate(getattr(self, f"layer{s}")):
-                x = out[f"layer{s}.{b}"] = block(x)
-            out[f"layer{s}"] = x
+        x = _stages(self, x, out, 4)
         x = out["avgpool"] = torch.flatten(self.avgpool(x), 1)
         out["logits"] = self.fc(x)
         return out
@@ -143,7 +140,7 @@ class CifarBlock(nn.Module):
 
 
 # Its forward records the same named outputs as ResNet's above (the shared names are what parity tests
-# compare); the stems and pooling differ, so each class keeps its own forward rather than a shared one.
+# compare): the stages through ``_stages``; the stems and pooling differ, so each class keeps its own forward.
 class CifarResNet(nn.Module):
     """akamaster/pytorch_resnet_cifar10 resnet.ResNet, returning jfv's named activations."""
 
@@ -167,10 +164,7 @@ class CifarResNet(nn.Module):
         x = out["conv1"] = self.conv1(self.norm(x))
         x = out["bn1"] = self.bn1(x)
         x = out["relu"] = F.relu(x)
-        for s in range(1, 4):
-            for b, block in enumerate(getattr(self, f"layer{s}")):
-                x = out[f"layer{s}.{b}"] = block(x)
-            out[f"layer{s}"] = x
+        x = _stages(self, x, out, 3)
         x = out["avgpool"] = F.avg_pool2d(x, x.size()[3]).view(x.size(0), -1)
         out["logits"] = self.linear(x)
         return out
@@ -251,6 +245,15 @@ class AlexNet(nn.Module):
             else:
                 out[f"pool{n}"] = x
         return _head(self, x, out, (None, "fc6", "relu6", None, "fc7", "relu7", "logits"))
+
+
+def _stages(net, x, out, n):
+    """Runs ``net.layer1`` .. ``net.layer<n>``, recording each block as ``layerS.B`` and each stage as ``layerS``."""
+    for s in range(1, n + 1):
+        for b, block in enumerate(getattr(net, f"layer{s}")):
+            x = out[f"layer{s}.{b}"] = block(x)
+        out[f"layer{s}"] = x
+    return x
 
 
 def _head(net, x, out, names):

@@ -143,6 +143,7 @@ def render_octaves(
     key: Array,
     schedule: Octaves,
     *,
+    # render_channels's engine options, spelt out again on purpose: **kwargs would hide them from help() and the docs.
     batch_size: int | None = None,
     chunk: int | None = None,
     mesh=None,

@@ -177,6 +177,7 @@ def render_sweep(
     key: Array,
     steps: int,
     *,
+    # render_channels's engine options, spelt out again on purpose: **kwargs would hide them from help() and the docs.
     batch_size: int | None = None,
     mesh: Mesh | None = None,
     chunk: int | None = None,

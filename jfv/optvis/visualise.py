@@ -30,7 +30,6 @@ import dataclasses
 import math
 import re
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import jax
@@ -43,6 +42,7 @@ from jfv.models.base import ChannelOutOfRangeError, ImageTooSmallError, Model
 from jfv.optvis import objectives, parameterisations, transforms
 from jfv.optvis.render import render_channels
 from jfv.runtime.progress import Progress
+from jfv.runtime.results import OneCallResult, first_few
 
 # Lucid's defaults (``lucid.optvis.render.render_vis`` with ``param.image(128)`` and
 # ``transforms.standard_transforms``), the values of the channels recipe's config keys.
@@ -158,7 +158,7 @@ def checked_transforms(model: Model, layer: str, image_size: int) -> transforms.
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Visualisation:
+class Visualisation(OneCallResult):
     """What ``visualise`` rendered: one image per channel, with what made it.
 
     Attributes:
@@ -172,8 +172,7 @@ class Visualisation:
         transparency: with ``param="maco"``, (C, H, W, 3) accumulated ``|d objective / d image|``; else None.
         objective, param, transforms: how they were rendered, as printed in a manifest.
         settings: the options, named as the channels recipe's config keys.
-        model_source: where the model's weights came from.
-        wall_time_s: seconds the render took.
+        model_source, wall_time_s: as in ``OneCallResult`` (where the weights came from, seconds the call took).
     """
 
     model: str
@@ -187,6 +186,7 @@ class Visualisation:
     objective: str
     param: str
     transforms: str
+    # Every one-call result ends with these fields on purpose: as OneCallResult's they would come first in its constructor.
     settings: dict
     model_source: str = ""
     wall_time_s: float = 0.0
@@ -196,8 +196,7 @@ class Visualisation:
         return f"{self.layer}:{self.channels[i]}"
 
     def __repr__(self) -> str:
-        shown = ", ".join(map(str, self.channels[:8])) + (", ..." if len(self.channels) > 8 else "")
-        return (f"Visualisation({self.model} {self.layer}, {len(self.channels)} channel(s) [{shown}], "
+        return (f"Visualisation({self.model} {self.layer}, {len(self.channels)} channel(s) [{first_few(self.channels, 8)}], "
                 f"{self.images.shape[1]} px, {self.settings.get('steps')} steps)")
 
     def grid(self) -> np.ndarray:
@@ -207,63 +206,47 @@ class Visualisation:
 
         return labelled_grid(self.images, [self.label(i) for i in range(len(self.images))])
 
-    def _repr_png_(self) -> bytes:
-        from jfv.runtime.jobs import png_bytes
-
-        return png_bytes(self.grid())
-
-    def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
-        """Writes the channels recipe's files into ``directory``: ``channels/<layer>_<cccc>.png``
-        (and ``_alpha.png`` with ``param="maco"``), ``sprite.png``, ``index.html`` and
-        ``manifest.json`` (last: the run is complete when it exists). Returns the directory.
-
-        Raises:
-            WorkdirError: ``directory`` cannot be written, is in use by a jfv run, or already holds
-                files (``overwrite=True`` moves them to ``<directory>.old-<time>`` first).
+    def write(self, stage) -> None:
+        """Writes the channels recipe's files into ``stage`` (``save(directory)`` writes them into a
+        folder): ``channels/<layer>_<cccc>.png`` (and ``_alpha.png`` with ``param="maco"``),
+        ``sprite.png``, ``index.html`` and ``manifest.json`` (last: the run is complete when it exists).
         """
         from jfv.models.weights import library_versions
-        from jfv.runtime.jobs import claim, claimable
-        from jfv.runtime.outputs import Staging, transparency_overlay, write_run
+        from jfv.runtime.outputs import transparency_overlay, write_run
 
-        path = claimable(directory, overwrite)
-        with claim(path, overwrite=overwrite), Staging(path) as stage:
-            entries, cards = [], []
-            for i, (c, img, value) in enumerate(zip(self.channels, self.images, self.objectives)):
-                rel = f"channels/{self.layer}_{c:04d}.png"
-                stage.save_png(rel, img)
-                entry = {"channel": int(c), "image": rel, "objective": round(float(value), 6)}
-                if self.classes:
-                    entry["class"] = self.classes[i]
-                cards.append({"image": rel, "caption": [f"{self.layer} ch {c}", f"objective {float(value):.3f}"]})
-                if self.transparency is not None:
-                    entry["alpha"] = f"channels/{self.layer}_{c:04d}_alpha.png"
-                    stage.save_png(entry["alpha"], transparency_overlay(img, self.transparency[i]))
-                    cards.append({"image": entry["alpha"], "caption": [f"{self.layer} ch {c}", "transparency (alpha)"]})
-                entries.append(entry)
-            manifest = {
-                "recipe": "channels",  # the channels recipe's files: the score recipe reads them as one of its runs
-                "made_by": "jfv.visualise",
-                "model": self.model,
-                "model_source": self.model_source,
-                "layer": self.layer,
-                "objective": self.objective,
-                "settings": self.settings,
-                "transforms": self.transforms,
-                "param": self.param,
-                "sprite": "sprite.png",
-                "gallery": "index.html",
-                "channels": entries,
-                "versions": library_versions(),
-                "backend": jax.default_backend(),
-                "devices": [str(d) for d in jax.devices()],
-                "wall_time_s": self.wall_time_s,
-            }
-            header = {"model": self.model, "layer": self.layer, "objective": self.objective,
-                      "steps": self.settings["steps"], "image size": self.settings["image_size"], "param": self.param,
-                      "transforms": self.transforms, "seed": self.settings["seed"], "wall time (s)": self.wall_time_s}
-            write_run(stage, manifest, f"{self.model} {self.layer}", cards, header, grid=list(self.images),
-                      grid_name="sprite.png")
-        return path
+        entries, cards = [], []
+        for i, (c, img, value) in enumerate(zip(self.channels, self.images, self.objectives)):
+            rel = f"channels/{self.layer}_{c:04d}.png"
+            stage.save_png(rel, img)
+            entry = {"channel": int(c), "image": rel, "objective": round(float(value), 6)}
+            if self.classes:
+                entry["class"] = self.classes[i]
+            cards.append({"image": rel, "caption": [f"{self.layer} ch {c}", f"objective {float(value):.3f}"]})
+            if self.transparency is not None:
+                entry["alpha"] = f"channels/{self.layer}_{c:04d}_alpha.png"
+                stage.save_png(entry["alpha"], transparency_overlay(img, self.transparency[i]))
+                cards.append({"image": entry["alpha"], "caption": [f"{self.layer} ch {c}", "transparency (alpha)"]})
+            entries.append(entry)
+        manifest = {
+            "recipe": "channels",  # the channels recipe's files: the score recipe reads them as one of its runs
+            "made_by": "jfv.visualise",
+            "model": self.model,
+            "model_source": self.model_source,
+            "layer": self.layer,
+            "objective": self.objective,
+            "settings": self.settings,
+            "transforms": self.transforms,
+            "param": self.param,
+            "sprite": "sprite.png",
+            "gallery": "index.html",
+            "channels": entries,
+            **self.run_info(library_versions()),
+        }
+        header = {"model": self.model, "layer": self.layer, "objective": self.objective,
+                  "steps": self.settings["steps"], "image size": self.settings["image_size"], "param": self.param,
+                  "transforms": self.transforms, "seed": self.settings["seed"], "wall time (s)": self.wall_time_s}
+        write_run(stage, manifest, f"{self.model} {self.layer}", cards, header, grid=list(self.images),
+                  grid_name="sprite.png")
 
 
 # -- the call -------------------------------------------------------------------------------------
