@@ -24,6 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.diversity = 0.0  # weight of the diversity objective (needs images_per_channel >= 2)
     c.images_per_channel = 1
     c.steps = 64
+    c.preset = "lucid"  # lucid: Adam at learning_rate for steps | draft: sets both (docs/presets.md)
     c.image_size = 128
     c.learning_rate = 0.05  # Adam
     c.fft = True  # Fourier parameterisation, 1/f scaled

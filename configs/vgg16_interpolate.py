@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.alignment_layers = "conv3_3,conv4_3"  # where neighbouring frames' activations are pulled together
     c.decay_ratio = 5.0  # frames d apart weigh decay_ratio**-d (Lucid's notebook: 5)
     c.steps = 96
+    c.preset = "lucid"  # lucid: Adam at learning_rate for steps | draft: sets both (docs/presets.md)
     c.image_size = 64
     c.learning_rate = 0.05  # Adam
     c.transforms = "standard"  # standard (Lucid's) | none; one draw per step for the whole strip

@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.channels = "all"  # all | a half-open range a:b | a list 48,62,73,91 (the same for every layer)
     c.objective = "channel"  # channel (mean over positions) | neuron (centre position)
     c.steps = 512
+    c.preset = "lucid"  # lucid: Adam at learning_rate for steps | draft: sets both (docs/presets.md)
     c.image_size = 128
     c.learning_rate = 0.05  # Adam
     c.fft = True  # Fourier parameterisation, 1/f scaled

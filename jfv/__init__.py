@@ -34,7 +34,7 @@ from jfv.runtime import moved as _moved
 _moved.install()
 
 from jfv import models  # noqa: E402
-from jfv.optvis import inversion, objectives, octaves, parameterisations, regularisers, transforms  # noqa: E402
+from jfv.optvis import inversion, objectives, octaves, parameterisations, presets, regularisers, transforms  # noqa: E402
 from jfv.optvis.engine import Engine, Setup  # noqa: E402
 from jfv.optvis.objectives import Objective  # noqa: E402
 from jfv.optvis.parameterisations import ImageParam, image  # noqa: E402
@@ -70,7 +70,7 @@ __all__ = [
     "Visualisation", "visualise",
     # one call from a model and a photo to attribution maps; from a model and a folder to top patches
     "Attribution", "attribute", "TopPatches", "top_patches",
-    "objectives", "parameterisations", "transforms", "regularisers", "octaves", "inversion",
+    "objectives", "parameterisations", "transforms", "regularisers", "octaves", "inversion", "presets",
     # image operations every part shares
     "imageops",
 ]

@@ -94,7 +94,10 @@ def run_config(argv: list[str]) -> int:
     from jfv import recipes
     from jfv.runtime.jobs import Interrupted, claim
 
+    from jfv.recipes.common import check_preset_overrides
+
     recipe = recipes.recipe(_CONFIG.value.recipe)
+    check_preset_overrides(_CONFIG.value, list(config_flags.get_override_values(flags.FLAGS["config"])))
     if recipe.check_workdir is not None:  # refusals that must come before the workdir is claimed (or moved aside)
         recipe.check_workdir(_CONFIG.value, _WORKDIR.value)
     try:

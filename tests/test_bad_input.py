@@ -33,6 +33,7 @@ from jfv.models import weights
 from jfv.recipes.attribution import attribute
 from jfv.recipes.optvis import channels
 from jfv.recipes import common
+from jfv.optvis import presets
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,6 +89,14 @@ CLI_ROWS = [
     ("not-an-image", "jfv", ["--config=configs/attribute_tiny.py", "--workdir={tmp}/out", "--config.images={tmp}/notes.txt",
                              "--config.methods=saliency", "--config.faithfulness_steps=0"],
      "{tmp}/notes.txt is not an image jfv can read: pass PNG, JPEG or BMP files"),
+    ("unknown-preset", "jfv", ["--config=configs/tiny.py", "--workdir={tmp}/out", "--config.preset=quick"],
+     "unknown preset 'quick': use --config.preset= one of lucid, draft"),
+    ("preset-and-steps", "jfv", ["--config=configs/tiny.py", "--workdir={tmp}/out", "--config.preset=draft",
+                                 "--config.steps=50"],
+     f"preset=draft sets steps={presets.DRAFT.steps} and learning_rate="),
+    ("preset-and-learning-rate", "jfv", ["--config=configs/layer_tiny.py", "--workdir={tmp}/out", "--config.preset=draft",
+                                         "--config.learning_rate=0.3"],
+     "so --config.learning_rate would be ignored: drop it, or use --config.preset=lucid"),
     ("weights-positional", "jfv.weights", ["alexnet", "--weights_dir={tmp}/w"], "unexpected argument 'alexnet': name the model with --model"),
     ("weights-bad-flag", "jfv.weights", ["--modle=alexnet", "--weights_dir={tmp}/w"], "Unknown command line flag 'modle'"),
     ("convert-out-is-a-file", "jfv.convert", ["--model=cifar_resnet20", "--checkpoint={tmp}/nope.th", "--out={tmp}/photo.png"],

@@ -39,7 +39,7 @@ import optax
 from jfv import models
 from jfv.models import labels as labels_lib
 from jfv.models.base import ChannelOutOfRangeError, ImageTooSmallError, Model
-from jfv.optvis import objectives, parameterisations, transforms
+from jfv.optvis import objectives, parameterisations, presets, transforms
 from jfv.optvis.render import render_channels
 from jfv.runtime.progress import Progress
 from jfv.runtime.results import OneCallResult, first_few
@@ -256,12 +256,13 @@ def visualise(
     model: Model | str,
     spec: str,
     *,
-    steps: int = STEPS,
+    steps: int | None = None,
     image_size: int = IMAGE_SIZE,
     seed: int = 0,
     batch_size: int = BATCH_SIZE,
-    learning_rate: float = LEARNING_RATE,
+    learning_rate: float | None = None,
     param: str = "lucid",
+    preset: str = "lucid",
     progress: bool = True,
 ) -> Visualisation:
     """Renders the channels ``spec`` names by activation maximisation with Lucid's defaults.
@@ -275,14 +276,18 @@ def visualise(
             registered model's name (``"vgg16"``; ``jfv.models.names()``).
         spec: ``"conv4_3:48"``, ``"conv4_3:0:8"`` (channels 0..7), ``"conv4_3:48,62,73"``,
             ``"conv4_3"`` (the whole layer) or ``"logits:cat"`` / ``"logits:281"`` (a class).
-        steps: optimisation steps.
+        steps: optimisation steps; default 512 (``preset="lucid"``) or the preset's.
         image_size: the image's side in pixels (>= 32 for the standard transforms).
         seed: the key's seed; channel ``c`` uses ``fold_in(key(seed), c)``, so its image is the same
             alone or among others.
         batch_size: channels per compiled call (bounds memory); 0 renders all at once.
-        learning_rate: Adam's step size.
+        learning_rate: Adam's step size with ``preset="lucid"`` (default 0.05); other presets set
+            their own schedule, and refuse one.
         param: ``"lucid"`` (Fourier + decorrelated colour; plain colour on a non-RGB model) or
             ``"maco"`` (phase only over a natural-image magnitude, with transparency maps).
+        preset: ``"lucid"`` (Adam at a constant ``learning_rate``) or ``"draft"``
+            (``jfv.optvis.presets``: its optimiser and schedule over ``steps``, default its own
+            192; ``docs/presets.md`` has its measured quality).
         progress: a progress bar on stderr.
 
     Returns:
@@ -294,6 +299,7 @@ def visualise(
             each one line naming what exists.
         ValueError: a bad option, naming it; ImageTooSmallError: ``image_size`` too small for the layer.
     """
+    steps, learning_rate, optimiser = preset_optimiser(preset, steps, learning_rate)
     check_options(steps, image_size, seed, batch_size, learning_rate, param)
     model = resolve_model(model)
     layer, channels = parse_spec(model, spec)
@@ -307,7 +313,7 @@ def visualise(
     bar = Progress(f"{model.name} {layer}")
     start = time.time()
     try:
-        out = render_channels(model, objective_fn, image_param, tf, optax.adam(learning_rate), channels,
+        out = render_channels(model, objective_fn, image_param, tf, optimiser, channels,
                               jax.random.key(seed), steps, batch_size=batch_size or None, progress=bar if progress else None,
                               transparency=param == "maco")
     finally:
@@ -319,7 +325,7 @@ def visualise(
         "objective": "class" if is_class else "channel", "steps": steps, "image_size": image_size,
         "learning_rate": learning_rate, "fft": True, "decorrelate": model.channels == 3 and param == "lucid",
         "transforms": "standard", "param": param, "seed": seed, "batch_size": batch_size,
-        "precision": model.precision,
+        "precision": model.precision, "preset": preset,
     }
     return Visualisation(
         model=model.name, layer=layer, channels=tuple(int(c) for c in channels),
@@ -329,6 +335,23 @@ def visualise(
         objective=objective_fn(np.int32(channels[0])).description, param=repr(image_param), transforms=repr(tf),
         settings=settings, model_source=model.source, wall_time_s=wall,
     )
+
+
+def preset_optimiser(preset: str, steps: int | None, learning_rate: float | None):
+    """(steps, learning rate, optimiser) of a one-call render: Adam at ``learning_rate`` (default 0.05)
+    for 512 steps with ``lucid``; another preset's schedule over ``steps`` (default its own count)."""
+    if preset == "lucid":
+        steps = STEPS if steps is None else steps
+        learning_rate = LEARNING_RATE if learning_rate is None else learning_rate
+        return steps, learning_rate, optax.adam(learning_rate)
+    p = presets.get(preset)
+    if learning_rate is not None:
+        raise ValueError(f"preset {preset!r} sets its own learning-rate schedule ({p.describe()}): drop "
+                         f"learning_rate, or use preset='lucid' to set it")
+    steps = p.steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps={steps!r}: give an integer >= 1")
+    return int(steps), p.learning_rate, p.optimiser_for(int(steps))
 
 
 def _channels_key(channels: Sequence[int]) -> str:

@@ -24,7 +24,7 @@ from jax.sharding import Mesh
 from jfv.analysis import datasets
 from jfv import models
 from jfv.optvis import objectives, transforms
-from jfv.optvis import parameterisations
+from jfv.optvis import parameterisations, presets
 from jfv.optvis.parameterisations import spectrum
 from jfv.models.base import ChannelOutOfRangeError, ImageTooSmallError, Model
 from jfv.models.weights import WeightsError, library_versions
@@ -518,3 +518,51 @@ def make_param(config: ml_collections.ConfigDict, channels: int = 3, batch: int 
         raise ConfigError(f"param=maco needs a 3-channel (RGB) model, this one takes {channels}: use param=lucid")
     source = Path(config.maco_magnitude).name if config.maco_magnitude else None
     return parameterisations.maco(size, batch, magnitude=load_magnitude(config.maco_magnitude, size), source=source)
+
+PRESET_KEYS = ("steps", "learning_rate")  # what a preset other than lucid sets (the config key ``preset``)
+
+
+def shipped_preset(name: str) -> presets.Preset:
+    try:
+        return presets.get(name)
+    except ValueError:
+        raise ConfigError(f"unknown preset {name!r}: use --config.preset= one of {', '.join(presets.PRESETS)}") from None
+
+
+def resolve_preset(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The config with its preset applied: unchanged for ``lucid`` (or no ``preset`` key: the config's
+    ``steps`` and ``learning_rate`` with Adam at a constant rate); otherwise a copy whose ``steps`` and
+    ``learning_rate`` (the schedule's peak) are the preset's. Every AM recipe starts with it."""
+    name = config.get("preset", "lucid")
+    if name == "lucid":
+        return config
+    preset = shipped_preset(name)
+    out = copy.deepcopy(config)
+    out.steps, out.learning_rate = int(preset.steps), float(preset.learning_rate)
+    return out
+
+
+def check_preset_overrides(config: ml_collections.ConfigDict, overridden: Sequence[str]) -> None:
+    """Refuses ``--config.steps`` / ``--config.learning_rate`` given with a preset that sets them."""
+    name = config.get("preset", "lucid")
+    clash = [k for k in PRESET_KEYS if k in overridden]
+    if name == "lucid" or not clash:
+        return
+    preset = shipped_preset(name)
+    raise ConfigError(f"preset={name} sets steps={preset.steps} and learning_rate={preset.learning_rate:g} "
+                      f"({preset.describe()}), so --config.{clash[0]} would be ignored: drop it, or use "
+                      f"--config.preset=lucid to choose steps and learning_rate yourself")
+
+
+def make_optimiser(config: ml_collections.ConfigDict):
+    """The optax optimiser of a resolved config: Adam at ``learning_rate`` for ``lucid``, else the
+    preset's optimiser and schedule over ``steps``."""
+    name = config.get("preset", "lucid")
+    if name == "lucid":
+        return presets.Preset("lucid", int(config.steps), learning_rate=float(config.learning_rate)).optimiser_for(
+            int(config.steps))
+    preset = shipped_preset(name)
+    try:
+        return preset.optimiser_for(int(config.steps))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None

@@ -81,7 +81,7 @@ def test_options_reach_the_render(tiny):
     assert v.settings | {"spec": None} == {
         "spec": None, "model": "tiny", "layer": "conv1", "channels": "2", "objective": "channel", "steps": 3,
         "image_size": 20, "learning_rate": 0.1, "fft": True, "decorrelate": True, "transforms": "standard",
-        "param": "lucid", "seed": 5, "batch_size": 1, "precision": "float32"}
+        "param": "lucid", "seed": 5, "batch_size": 1, "precision": "float32", "preset": "lucid"}
 
 
 @pytest.mark.parametrize("spec, channels", [

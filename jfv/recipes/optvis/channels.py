@@ -18,13 +18,13 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-import optax
 
 from jfv.models import labels
 from jfv import models
 from jfv.optvis import transforms
 from jfv.runtime.outputs import Staging, check_workdir, transparency_overlay, write_run
 from jfv.recipes.common import (
+    make_optimiser, resolve_preset,
     ConfigError, config_model,
     Progress,
     check_int,
@@ -100,6 +100,7 @@ def checked_transforms(config: ml_collections.ConfigDict, model: models.Model, l
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
+    config = resolve_preset(config)
     check_workdir(workdir)
     check(config)
     param = make_param(config, 3, config.images_per_channel)  # before loading the model: a bad magnitude file fails at once
@@ -122,7 +123,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
     if model.channels != 3:
         param = make_param(config, model.channels, config.images_per_channel)
-    optimiser = optax.adam(config.learning_rate)
+    optimiser = make_optimiser(config)
     transparency = config.param == "maco"
     objective_fn = objective_factory(config.objective, layer, config.diversity)
 

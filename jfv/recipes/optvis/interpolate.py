@@ -22,12 +22,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jfv.optvis import interpolation, transforms
 from jfv import models
 from jfv.runtime.outputs import GALLERY_CSS, Staging, check_workdir, header_table, write_run
 from jfv.recipes.common import (
+    make_optimiser, resolve_preset,
     config_model, ConfigError, Progress, check_finite, check_int, check_memory, check_positive, check_precision, check_seed,
     run_info, shorten,
 )
@@ -116,6 +116,7 @@ figure.strip img {{ width: auto; height: 128px; }}</style></head>
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
+    config = resolve_preset(config)
     check_workdir(workdir)
     check(config)
     model = config_model(config).with_precision(config.precision)
@@ -146,7 +147,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     progress = Progress(f"{model.name} {layer} strips", enabled=config.progress)
     try:
         out = interpolation.render_interpolations(
-            model, layer, pairs, param, tf, optax.adam(config.learning_rate), jax.random.key(config.seed),
+            model, layer, pairs, param, tf, make_optimiser(config), jax.random.key(config.seed),
             config.steps, alignment_layers=align, alignment_weight=float(config.alignment),
             decay_ratio=float(config.decay_ratio), batch_size=config.batch_size or None, progress=progress)
     finally:

@@ -32,7 +32,6 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-import optax
 
 from jfv import models
 from jfv.optvis import transforms
@@ -45,6 +44,7 @@ from jfv.runtime.outputs import (
 )
 from jfv.recipes import Recipe
 from jfv.recipes.common import (
+    make_optimiser, resolve_preset,
     PARAMS, ConfigError, Progress, check_int, check_memory, check_precision, make_mesh, make_transforms, objective_factory, parse_channels,
     JOB_FIXES, config_model, init_distributed, make_param, parse_layers, run_info,
 )
@@ -114,7 +114,8 @@ def settings_of(config, model: models.Model) -> dict:
     (``param ('<absent>' -> 'maco')``)."""
     from jfv.models.weights import params_digest
 
-    skip = RUN_KEYS + (() if uses_maco(config) else MACO_KEYS) + (("param",) if config.param == "lucid" else ())
+    skip = (RUN_KEYS + (() if uses_maco(config) else MACO_KEYS) + (("param",) if config.param == "lucid" else ())
+            + (("preset",) if config.get("preset", "lucid") == "lucid" else ()))
     settings = {k: v for k, v in config.to_dict().items() if k not in skip}
     settings["params_sha256"] = params_digest(jax.device_get(model.params))
     if config.param == "maco" and not config.get("maco_magnitude") and int(config.image_size) < 256:
@@ -133,7 +134,7 @@ class LayerJob:
         self.param = make_param(config, model.channels)
         self.tf = make_transforms(config.transforms, config)
         self.transparency = config.param == "maco"  # MACO's map, carried in the state (and its checkpoints)
-        optimiser = optax.adam(config.learning_rate)
+        optimiser = make_optimiser(config)
         self.engines = {layer: Engine.for_channels(model, objective_factory(config.objective, layer, 0.0), self.param,
                                                    self.tf, optimiser, mesh=mesh, transparency=self.transparency)
                         for layer in layers}
@@ -273,6 +274,7 @@ def write_summary(job: Job, config, model, layers, channels, start: float, compl
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
+    config = resolve_preset(config)
     check(config)
     check_workdir(workdir)
     make_param(config)  # a bad magnitude file fails before the model loads
