@@ -97,6 +97,9 @@ def on_files(files: Files, config) -> Files:
     for repo_path, site_path in _pages().items():
         if (ROOT / repo_path).is_file() and files.get_file_from_path(site_path) is None:
             files.append(File.generated(config, site_path, abs_src_path=str(ROOT / repo_path)))
+    for png in sorted((ROOT / "benchmarks").glob("*.png")):  # the figures the benchmark pages show
+        if files.get_file_from_path(f"benchmarks/{png.name}") is None:
+            files.append(File.generated(config, f"benchmarks/{png.name}", abs_src_path=str(png)))
     return files
 
 
