@@ -94,7 +94,7 @@ def run_config(argv: list[str]) -> int:
     from jfv import recipes
     from jfv.runtime.jobs import Interrupted, claim
 
-    from jfv.recipes.common import check_preset_overrides
+    from jfv.recipes.optvis.settings import check_preset_overrides
 
     recipe = recipes.recipe(_CONFIG.value.recipe)
     check_preset_overrides(_CONFIG.value, list(config_flags.get_override_values(flags.FLAGS["config"])))

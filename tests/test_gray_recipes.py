@@ -18,6 +18,7 @@ from PIL import Image
 from jfv.analysis import datasets, embeddings, patches, topk
 from jfv.runtime import outputs
 from jfv import recipes
+from jfv.recipes import photos
 from jfv.models.base import LUMA_601
 
 LUMA = np.asarray(LUMA_601, np.float32)
@@ -129,7 +130,7 @@ def test_activations_recipe_on_the_luma(gray, tmp_path):
     c = activations_gray_cnn.get_config()
     c.image_size = 32
     manifest = recipes.get("activations").run(c, str(tmp_path))
-    rgb = outputs.load_image(recipes.get("attribute").default_image(), 32)
+    rgb = outputs.load_image(photos.default_image(), 32)
     seen = rgb @ LUMA[:, None]
     saved = Image.open(tmp_path / "input.png")
     assert saved.mode == "L"

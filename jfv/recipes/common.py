@@ -1,5 +1,7 @@
-"""Pieces several recipes share: checking config values, parsing channel lists, a memory estimate,
-meshes, progress bars, run metadata, and the config's transforms and objective factory.
+"""Pieces every kind of recipe shares: checking config values, parsing channel and layer lists, a
+memory estimate, meshes, loading the config's model and data folders, resumable-job settings and run
+metadata. What only the AM recipes read (objective, transforms, param, preset) is in
+``jfv.recipes.optvis.settings``; photos as input in ``jfv.recipes.photos``.
 
 The ``check_*`` helpers validate a value where it enters and raise ``ConfigError`` naming the key and
 the valid range, e.g. ``check_positive(config.learning_rate, "learning_rate", 0.05)``.
@@ -23,13 +25,8 @@ from jax.sharding import Mesh
 
 from jfv.analysis import datasets
 from jfv import models
-from jfv.optvis import objectives, transforms
-from jfv.optvis import parameterisations, presets
-from jfv.optvis.parameterisations import spectrum
 from jfv.models.base import ChannelOutOfRangeError, ImageTooSmallError, Model
 from jfv.models.weights import WeightsError, library_versions
-from jfv.runtime.outputs import load_image, output_names  # noqa: F401  (output_names: recipes import it from here)
-from jfv.runtime.progress import Progress  # noqa: F401  (recipes take it from here)
 
 LIST_LIMIT = 10  # values shown in a message about many values
 # A range's size is checked against this before the layer is known, so a typo such as 0:100000000
@@ -40,8 +37,6 @@ FLOAT_BYTES = 4  # float32 images and activations
 # Peak memory of a render over its forward activations: the activations kept for the backward pass
 # plus their gradients. Measured 1.75 (VGG16, 512 px) and 2.0 (256 px) on XLA:CPU.
 BACKWARD_FACTOR = 2
-OBJECTIVES = ("channel", "neuron", "class")  # the config key ``objective`` of channels, layer (a subset), sweep
-TRANSFORMS = ("standard", "none", "maco")  # the config key ``transforms``; maco only where its keys are declared
 
 
 class ConfigError(ValueError):
@@ -222,41 +217,6 @@ def make_mesh(devices: int, axis: str = "channels") -> Mesh | None:
     return Mesh(np.array(available[:n]), (axis,))
 
 
-def make_transforms(name: str, config: ml_collections.ConfigDict | None = None) -> transforms.Transform:
-    """The config's transforms; ``maco`` reads ``maco_crops``, ``maco_box`` and ``maco_noise``."""
-    if name == "standard":
-        return transforms.standard()
-    if name == "none":
-        return transforms.identity()
-    if name == "maco" and config is not None:
-        try:
-            return transforms.maco(config.maco_crops, config.image_size, tuple(config.maco_box), config.maco_noise)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"bad MACO transforms settings: {e} (keys maco_crops, maco_box, maco_noise)") from None
-    if name == "maco":
-        raise ConfigError("transforms=maco is only available in the channels recipe: use standard or none here")
-    raise ConfigError(f"unknown transforms {name!r}; valid: {', '.join(TRANSFORMS)}")
-
-
-def objective_factory(kind: str, layer: str, diversity: float):
-    """channel index -> Objective, for the config's objective kind."""
-    if kind not in OBJECTIVES:
-        raise ConfigError(f"unknown objective {kind!r}; valid: {', '.join(OBJECTIVES)}")
-
-    def make(c):
-        if kind == "channel":
-            o = objectives.channel(layer, c)
-        elif kind == "neuron":
-            o = objectives.neuron(layer, c)
-        else:
-            o = objectives.class_logit(c, layer)
-        if diversity:
-            o = o + diversity * objectives.gram_diversity(layer)
-        return o
-
-    return make
-
-
 def run_info(start: float) -> dict:
     return {
         "versions": library_versions(),
@@ -288,106 +248,6 @@ def report_skipped(skipped: Sequence[Any], total: int, what: str, shown: int = S
             f"{', '.join(str(n) for n in names[:shown])}{f' and {more} more' if more > 0 else ''}")
     print(line, file=sys.stderr, flush=True)
     return line
-
-
-def gallery_header(model: Model, layer: str, objective: str, steps: Any, image_size: int, param: Any,
-                   transforms_: Any, seed: int, wall_time_s: float, extra: dict | None = None) -> dict:
-    """The settings a recipe's ``index.html`` shows above its images; ``extra`` (e.g. a sweep's
-    regulariser and values) after the layer."""
-    return {"model": model.name, "layer": layer, **(extra or {}), "objective": objective, "steps": steps,
-            "image size": image_size, "param": repr(param), "transforms": repr(transforms_), "seed": seed,
-            "wall time (s)": wall_time_s}
-
-
-def check_photo_channels(model: Model, decorrelate: bool, param: str = "image") -> None:
-    """Refuses, naming the fix, renders a model's input channels cannot take: colour decorrelation
-    and the CPPN draw RGB images, so a model with another count (a grayscale one) needs
-    ``decorrelate=False`` and ``param=image``. Its photos are ``model.from_rgb(photos)``."""
-    if model.channels == 3:
-        return
-    if param == "cppn":
-        raise ConfigError(f"param=cppn draws RGB images but {model.name} takes {model.channels}-channel images: "
-                          f"set --config.param=image --config.decorrelate=False")
-    if decorrelate:
-        raise ConfigError(f"decorrelate maps 3 decorrelated coordinates to RGB but {model.name} takes "
-                          f"{model.channels}-channel images: set --config.decorrelate=False")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Photos as input (the attribute, invert and accentuate recipes)
-
-SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")  # image files a folder of photos is read for
-
-
-def default_image() -> str:
-    """matplotlib's sample photo of Grace Hopper, shipped with every matplotlib install."""
-    import matplotlib
-
-    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    if not path.exists():
-        raise ConfigError(f"no default image ({path} is missing): pass --config.images=PATH[,PATH...]")
-    return str(path)
-
-
-def image_paths(spec: str, limit: int) -> list[str]:
-    """``""`` -> the default photo; else comma-separated files or directories (sorted images in them)."""
-    if not spec:
-        return [default_image()]
-    paths: list[str] = []
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        p = Path(part).expanduser()
-        if p.is_dir():
-            paths += sorted(str(f) for f in p.iterdir() if f.suffix.lower() in SUFFIXES)
-        elif p.is_file():
-            paths.append(str(p))
-        else:
-            raise ConfigError(f"images: {part!r} is neither a file nor a directory")
-    if not paths:
-        raise ConfigError(f"images: no {'/'.join(SUFFIXES)} files in {spec!r}")
-    return paths[:limit] if limit > 0 else paths
-
-
-SHARED_PREFIX = "shared:"  # an images entry relative to the shared folder
-PHOTO_TRANSFORMS = ("none", "standard")  # standard: Lucid's, applied to the rendering and its photo together
-
-
-def load_photos(images: str, max_images: int, size: int, shared: str) -> tuple[np.ndarray, list[str], list[str]]:
-    """(n, size, size, 3) photos in [0, 1], their output names and their paths.
-
-    ``images``: comma-separated files or folders; ``shared:REL`` is REL inside the shared folder
-    (``datasets.shared_dir``); a missing one is refused naming the path and the fix.
-    """
-    parts = []
-    for part in (p.strip() for p in str(images).split(",") if p.strip()):
-        if part.startswith(SHARED_PREFIX):
-            path = datasets.shared_dir(shared) / part[len(SHARED_PREFIX):]
-            if not path.exists():
-                raise ConfigError(f"images: {path} is missing from the shared folder: pass --config.images=PATH[,PATH...] "
-                                  f"(files or folders of photos) or --config.shared_dir=PATH")
-            part = str(path)
-        parts.append(part)
-    if not parts:
-        raise ConfigError("images is empty: pass --config.images=PATH[,PATH...] (files or folders of photos)")
-    paths = image_paths(",".join(parts), max_images)
-    return np.stack([load_image(p, size) for p in paths]), output_names(paths), paths
-
-
-def photo_transforms(name: str) -> transforms.Transform | None:
-    """None (no transforms: the photo's activations are computed once) or Lucid's standard ones."""
-    return transforms.standard() if name == "standard" else None
-
-
-def check_photo_settings(config: ml_collections.ConfigDict, cells: str) -> None:
-    """The keys the photo recipes (invert, accentuate) share: image_size, steps, max_images,
-    batch_size (``cells`` per compiled call), learning_rate, seed and transforms."""
-    check_int(config.image_size, "image_size", 8)
-    check_int(config.steps, "steps", 1)
-    check_int(config.max_images, "max_images", 0, meaning="0 = all")
-    check_int(config.batch_size, "batch_size", 0, meaning=f"{cells} per compiled call; 0 = all at once")
-    check_positive(config.learning_rate, "learning_rate", 0.05)
-    check_seed(config.seed)
-    if config.transforms not in PHOTO_TRANSFORMS:
-        raise ConfigError(f"unknown transforms {config.transforms!r}; valid: {', '.join(PHOTO_TRANSFORMS)}")
 
 
 def in_config_terms(error: Exception, *keys: str) -> Exception:
@@ -480,89 +340,3 @@ def parse_layers(spec: str, model: Model | None = None, example: str = "conv3_3,
     return layers
 
 
-PARAMS = ("lucid", "maco")  # the config key ``param`` of channels and layer
-
-
-def load_magnitude(path: str, size: int) -> np.ndarray | None:
-    """The magnitude in an .npy (or an .npz's ``magnitude``) file, resized to ``size``; None for ""."""
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as f:
-            data = np.load(f, allow_pickle=False)
-            m = data["magnitude"] if isinstance(data, np.lib.npyio.NpzFile) else data
-            m = np.asarray(m, np.float32)
-    except (OSError, ValueError, KeyError) as e:
-        raise ConfigError(f"cannot read maco_magnitude={path!r} ({e}): give an .npy file, or an .npz with a "
-                          f"'magnitude' array, of shape (3, S, S // 2 + 1)") from None
-    try:
-        return spectrum.resize_magnitude(m, size)
-    except ValueError as e:
-        raise ConfigError(f"maco_magnitude={path!r}: {e} (jfv resizes it to image_size)") from None
-
-
-
-def make_param(config: ml_collections.ConfigDict, channels: int = 3, batch: int = 1):
-    """The config's parameterisation for a model of ``channels`` input channels (keys ``param``,
-    ``image_size``, ``fft``, ``decorrelate``, ``maco_magnitude``): ``lucid`` (Fourier + decorrelated
-    colour) or ``maco`` (RGB only: its magnitude spectrum is estimated from photos). The one
-    helper of the channels and layer recipes."""
-    size = config.image_size
-    if config.param == "lucid":
-        try:
-            return parameterisations.image(size, batch, fft=config.fft, decorrelate=config.decorrelate,
-                                           channels=channels)
-        except ValueError as e:
-            raise in_config_terms(e, "decorrelate") from None
-    if channels != 3:
-        raise ConfigError(f"param=maco needs a 3-channel (RGB) model, this one takes {channels}: use param=lucid")
-    source = Path(config.maco_magnitude).name if config.maco_magnitude else None
-    return parameterisations.maco(size, batch, magnitude=load_magnitude(config.maco_magnitude, size), source=source)
-
-PRESET_KEYS = ("steps", "learning_rate")  # what a preset other than lucid sets (the config key ``preset``)
-
-
-def shipped_preset(name: str) -> presets.Preset:
-    try:
-        return presets.get(name)
-    except ValueError:
-        raise ConfigError(f"unknown preset {name!r}: use --config.preset= one of {', '.join(presets.PRESETS)}") from None
-
-
-def resolve_preset(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The config with its preset applied: unchanged for ``lucid`` (or no ``preset`` key: the config's
-    ``steps`` and ``learning_rate`` with Adam at a constant rate); otherwise a copy whose ``steps`` and
-    ``learning_rate`` (the schedule's peak) are the preset's. Every AM recipe starts with it."""
-    name = config.get("preset", "lucid")
-    if name == "lucid":
-        return config
-    preset = shipped_preset(name)
-    out = copy.deepcopy(config)
-    out.steps, out.learning_rate = int(preset.steps), float(preset.learning_rate)
-    return out
-
-
-def check_preset_overrides(config: ml_collections.ConfigDict, overridden: Sequence[str]) -> None:
-    """Refuses ``--config.steps`` / ``--config.learning_rate`` given with a preset that sets them."""
-    name = config.get("preset", "lucid")
-    clash = [k for k in PRESET_KEYS if k in overridden]
-    if name == "lucid" or not clash:
-        return
-    preset = shipped_preset(name)
-    raise ConfigError(f"preset={name} sets steps={preset.steps} and learning_rate={preset.learning_rate:g} "
-                      f"({preset.describe()}), so --config.{clash[0]} would be ignored: drop it, or use "
-                      f"--config.preset=lucid to choose steps and learning_rate yourself")
-
-
-def make_optimiser(config: ml_collections.ConfigDict):
-    """The optax optimiser of a resolved config: Adam at ``learning_rate`` for ``lucid``, else the
-    preset's optimiser and schedule over ``steps``."""
-    name = config.get("preset", "lucid")
-    if name == "lucid":
-        return presets.Preset("lucid", int(config.steps), learning_rate=float(config.learning_rate)).optimiser_for(
-            int(config.steps))
-    preset = shipped_preset(name)
-    try:
-        return preset.optimiser_for(int(config.steps))
-    except ValueError as e:
-        raise ConfigError(str(e)) from None

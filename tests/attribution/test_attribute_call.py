@@ -215,7 +215,7 @@ def test_save_writes_the_attribute_recipes_files(tmp_path):
     byte for byte (the page and the manifest differ only in timings and the settings' names)."""
     from configs import attribute_gray_cnn
     from jfv.recipes.attribution import attribute as recipe
-    from jfv.recipes.common import default_image
+    from jfv.recipes.photos import default_image
 
     c = attribute_gray_cnn.get_config()
     c.methods = "saliency,smoothgrad,guided_backprop,grad_cam,cam,occlusion"

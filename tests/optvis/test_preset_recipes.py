@@ -23,7 +23,7 @@ from jfv.optvis import parameterisations as pz
 from jfv.optvis import presets
 from jfv.optvis import transforms as T
 from jfv.optvis.render import render_channels
-from jfv.recipes import common
+from jfv.recipes.optvis import settings
 from jfv.recipes.optvis import channels as channels_recipe
 from killable import run_jfv
 
@@ -39,8 +39,8 @@ def draft_config(base):
 
 def test_resolve_preset_sets_steps_and_learning_rate_and_leaves_lucid_alone():
     c = tiny.get_config()
-    assert common.resolve_preset(c) is c
-    f = common.resolve_preset(draft_config(tiny))
+    assert settings.resolve_preset(c) is c
+    f = settings.resolve_preset(draft_config(tiny))
     assert (f.steps, f.learning_rate) == (DRAFT.steps, DRAFT.learning_rate)
     assert draft_config(tiny).steps == tiny.get_config().steps  # the config itself is not changed
 

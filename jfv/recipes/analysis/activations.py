@@ -22,7 +22,8 @@ import numpy as np
 from jfv.analysis import activations, datasets, figures
 from jfv.models.base import ImageTooSmallError
 from jfv.runtime.outputs import Staging, check_workdir, load_image, write_run
-from jfv.recipes.common import ConfigError, config_model, default_image, run_info
+from jfv.recipes.common import ConfigError, config_model, run_info
+from jfv.recipes.photos import default_image
 from jfv.recipes import Recipe
 
 

@@ -53,8 +53,11 @@ from jfv.analysis.top_patches import (  # noqa: F401  (their home is the library
     channel_hits, gallery, layer_summary as summary_of, npz_bytes, projector, write_hits,
 )
 from jfv.recipes.analysis.patch_pictures import blocks_figure
-from jfv.recipes.common import (JOB_FIXES, ConfigError, config_model, default_image, in_config_terms, init_distributed, make_mesh, parse_channels,
-                                parse_list, report_skipped, run_info)
+from jfv.recipes.common import (
+    JOB_FIXES, ConfigError, config_model, in_config_terms, init_distributed, make_mesh, parse_channels, parse_list,
+    report_skipped, run_info,
+)
+from jfv.recipes.photos import default_image
 
 PASS = "pass"  # the piece name of the dataset pass
 # Config keys that change no output: they may differ between a run and its resume.

@@ -21,10 +21,9 @@ from jfv import models
 from jfv.attribution.attribute import METHODS, faithfulness, method_maps, write_attribution
 from jfv.runtime.outputs import Staging, check_workdir, load_image
 from jfv.recipes import Recipe
-from jfv.recipes.common import (  # noqa: F401  (image_paths, output_names, default_image: their home is common)
-    config_model, SUFFIXES, ConfigError, check_int, check_memory, check_seed, default_image, image_paths,
-    output_names, run_info,
-)
+from jfv.recipes.common import config_model, ConfigError, check_int, check_memory, check_seed, run_info
+from jfv.recipes.photos import image_paths
+from jfv.runtime.outputs import output_names
 
 TARGETS = ("channel", "strongest", "neuron", "class")
 

@@ -43,8 +43,12 @@ from jfv.attribution import pictures
 from jfv.attribution.gradients import check_relu
 from jfv.runtime.outputs import Staging, check_workdir, load_image, write_run
 
-from jfv.recipes.common import (SHARED_PREFIX, ConfigError, parse_layers, shared_folder, check_int, check_memory, check_positive, check_seed,
-                                config_model, image_paths, cifar10_location, output_names, run_info)
+from jfv.recipes.photos import SHARED_PREFIX, image_paths
+from jfv.recipes.common import (
+    ConfigError, parse_layers, shared_folder, check_int, check_memory, check_positive, check_seed, config_model,
+    cifar10_location, run_info,
+)
+from jfv.runtime.outputs import output_names
 from jfv.recipes import Recipe
 
 DATASETS = ("files", "cifar10")

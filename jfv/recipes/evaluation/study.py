@@ -41,7 +41,8 @@ from jfv.analysis import datasets, passes
 from jfv.optvis import references, transforms
 from jfv import imageops, evaluation
 from jfv.runtime.outputs import Staging, check_workdir, write_run
-from jfv.recipes.common import ConfigError, config_model, Progress, check_int, parse_channels, run_info
+from jfv.recipes.common import ConfigError, config_model, check_int, parse_channels, run_info
+from jfv.runtime.progress import Progress
 from jfv.recipes.evaluation.experiments import (  # noqa: F401  (the experiments and tables live there; names kept here for callers)
     EXPERIMENTS, MEASURES, MEASURES_DOC, Experiment, Renderer, best_per_cell, best_rows, edge_markdown,
     experiment_values, grid_edges, improvement, lpips_curves, lpips_plot, measures_markdown, parse_experiments,

@@ -24,21 +24,13 @@ from jfv import models
 from jfv.optvis import transforms
 from jfv.runtime.outputs import Staging, check_workdir, transparency_overlay, write_run
 from jfv.recipes.common import (
-    make_optimiser, resolve_preset,
-    ConfigError, config_model,
-    Progress,
-    check_int,
-    check_memory,
-    check_positive,
-    check_precision,
-    check_seed,
-    gallery_header,
-    make_mesh,
-    parse_channels,
-    run_info,
+    ConfigError, config_model, check_int, check_memory, check_positive, check_precision, check_seed, make_mesh,
+    parse_channels, run_info,
 )
-from jfv.recipes.common import OBJECTIVES, TRANSFORMS, make_transforms, objective_factory  # noqa: F401  (moved there)
-from jfv.recipes.common import PARAMS, load_magnitude, make_param  # noqa: F401  (moved there: layer uses them too)
+from jfv.runtime.progress import Progress
+from jfv.recipes.optvis.settings import (
+    OBJECTIVES, PARAMS, gallery_header, make_optimiser, make_param, make_transforms, objective_factory, resolve_preset,
+)
 from jfv.optvis.render import render_channels
 from jfv.recipes import Recipe
 

@@ -26,11 +26,12 @@ import numpy as np
 from jfv.optvis import interpolation, transforms
 from jfv import models
 from jfv.runtime.outputs import GALLERY_CSS, Staging, check_workdir, header_table, write_run
+from jfv.recipes.optvis.settings import make_optimiser, resolve_preset
 from jfv.recipes.common import (
-    make_optimiser, resolve_preset,
-    config_model, ConfigError, Progress, check_finite, check_int, check_memory, check_positive, check_precision, check_seed,
+    config_model, ConfigError, check_finite, check_int, check_memory, check_positive, check_precision, check_seed,
     run_info, shorten,
 )
+from jfv.runtime.progress import Progress
 from jfv.recipes import Recipe
 
 TRANSFORMS = ("standard", "none")  # applied to the whole strip with one key per step

@@ -48,10 +48,12 @@ from jfv.analysis import datasets
 from jfv.optvis import inversion, parameterisations, transforms
 from jfv import models
 from jfv.runtime.outputs import Staging, check_workdir, write_run
-from jfv.recipes.common import PHOTO_TRANSFORMS as TRANSFORMS  # noqa: F401  (the name users read)
-from jfv.recipes.common import (ConfigError, Progress, check_finite, check_memory, check_photo_channels, config_model,
-                                parse_channels, parse_layers,
-                                check_photo_settings, load_photos, photo_transforms, run_info)
+from jfv.recipes.photos import PHOTO_TRANSFORMS as TRANSFORMS  # noqa: F401  (the name users read)
+from jfv.recipes.common import (
+    ConfigError, check_finite, check_memory, config_model, parse_channels, parse_layers, run_info,
+)
+from jfv.runtime.progress import Progress
+from jfv.recipes.photos import check_photo_channels, check_photo_settings, load_photos, photo_transforms
 from jfv.recipes import Recipe
 
 PARAMS = ("image", "cppn")  # parameterisations.image (Fourier, with fft/decorrelate) | parameterisations.cppn

@@ -43,11 +43,14 @@ from jfv.runtime.outputs import (
     write_run,
 )
 from jfv.recipes import Recipe
-from jfv.recipes.common import (
-    make_optimiser, resolve_preset,
-    PARAMS, ConfigError, Progress, check_int, check_memory, check_precision, make_mesh, make_transforms, objective_factory, parse_channels,
-    JOB_FIXES, config_model, init_distributed, make_param, parse_layers, run_info,
+from jfv.recipes.optvis.settings import (
+    make_optimiser, resolve_preset, PARAMS, make_transforms, objective_factory, make_param,
 )
+from jfv.recipes.common import (
+    ConfigError, check_int, check_memory, check_precision, make_mesh, parse_channels, JOB_FIXES, config_model,
+    init_distributed, parse_layers, run_info,
+)
+from jfv.runtime.progress import Progress
 
 OBJECTIVES = ("channel", "neuron")
 # Config keys that do not change any image: they may differ between a run and its resume.

@@ -31,7 +31,9 @@ import optax
 
 from jfv.optvis import families, objectives, parameterisations
 from jfv.runtime.outputs import Staging, check_workdir, write_run
-from jfv.recipes.common import ConfigError, config_model, Progress, gallery_header, make_transforms, parse_channels, run_info
+from jfv.recipes.common import ConfigError, config_model, parse_channels, run_info
+from jfv.runtime.progress import Progress
+from jfv.recipes.optvis.settings import gallery_header, make_transforms
 from jfv.recipes import Recipe
 
 FAMILIES = tuple(families.FAMILIES)  # none, penalties, image steps, transform ranges, jitter, octaves
