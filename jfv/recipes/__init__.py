@@ -19,7 +19,7 @@ RECIPES: dict[str, str] = {
     "channels": "jfv.recipes.optvis.channels",
     "layer": "jfv.recipes.optvis.layer",
     "attribute": "jfv.recipes.attribution.attribute",
-    "sweep": "jfv.recipes.optvis.sweep",
+    "sweep": "jfv.recipes.evaluation.study",  # the study of one experiment, unscored (study.SWEEP)
     "gap_gmp": "jfv.recipes.attribution.gap_gmp",
     "study": "jfv.recipes.evaluation.study",
     "filters": "jfv.recipes.analysis.filters",

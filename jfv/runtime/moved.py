@@ -57,7 +57,8 @@ MODULES: dict[str, str] = {
     "jfv.train": "jfv.training",
     "jfv.recipes.channels": "jfv.recipes.optvis.channels",
     "jfv.recipes.layer": "jfv.recipes.optvis.layer",
-    "jfv.recipes.sweep": "jfv.recipes.optvis.sweep",
+    "jfv.recipes.sweep": "jfv.recipes.evaluation.study",
+    "jfv.recipes.optvis.sweep": "jfv.recipes.evaluation.study",  # merged into study (recipe=sweep: one experiment)
     "jfv.recipes.invert": "jfv.recipes.optvis.invert",
     "jfv.recipes.accentuate": "jfv.recipes.optvis.invert",
     "jfv.recipes.optvis.accentuate": "jfv.recipes.optvis.invert",  # merged into invert (one recipe, two names)

@@ -239,3 +239,24 @@ def test_a_grayscale_model_is_refused_in_one_line_naming_the_fix(tmp_path):
         study.run(config, str(tmp_path / "g"))
     assert "\n" not in str(e.value)
     assert not (tmp_path / "g").exists() or list((tmp_path / "g").iterdir()) == []
+
+
+def test_the_sweep_experiment_is_scored_beside_the_table_presets_included(tmp_path):
+    """experiments=...,sweep scores the config's regulariser like any row; preset names (not numbers)
+    show in the table, and get no grid-edge flag, refined range or plot."""
+    from configs import regulariser_study_tiny
+
+    config = regulariser_study_tiny.get_config()
+    config.reference_images = noise_images(tmp_path / "images", 2)
+    config.experiments, config.regulariser, config.strengths, config.seeds = "none,sweep", "yosinski", \
+        "blur_norm,decay_blur,decay_norm", 1
+    manifest = study.run(config, str(tmp_path / "run"))
+    rows = list(csv.DictReader((tmp_path / "run" / "results.csv").open()))
+    assert [(r["experiment"], r["value"]) for r in rows] == [("none", "0"), ("sweep", "blur_norm"),
+                                                            ("sweep", "decay_blur"), ("sweep", "decay_norm")]
+    assert json.loads(rows[2]["settings"])["decay"] == 0.0001 and rows[0]["settings"] == ""
+    assert manifest["experiments"]["sweep"]["regulariser"] == "yosinski" and manifest["grid_edges"] == []
+    assert manifest["outputs"]["plots"] == []
+    best = min(rows[1:], key=lambda r: float(r["lpips"]))["value"]
+    assert "| Sweep of the config's regulariser | " in (tmp_path / "run" / "table.md").read_text()
+    assert f"@ {best} |" in (tmp_path / "run" / "table.md").read_text()

@@ -1,12 +1,17 @@
 """The ``study`` recipe's experiments (the rows of the seed's table: each one's regulariser family,
-parameterisation, base transforms and values; the ``Renderer`` that renders one for one seed) and
-the tables and plots of their results (``table.md``, ``refined_ranges.md``, ``measures.md``,
+parameterisation, base transforms, optimiser and values; the ``Renderer`` that renders one for one
+seed) and the tables and plots of their results (``table.md``, ``refined_ranges.md``, ``measures.md``,
 ``plots/``: functions of the rows of ``results.csv``). Not a recipe: ``jfv/recipes/evaluation/study.py``
 runs them.
+
+The ``sweep`` experiment is the config's own row: any family of ``jfv.optvis.families.FAMILIES``
+(``regulariser`` and its keys), its ``strengths``, and the config's ``param`` (pixel | fft),
+``optimiser`` (adam | sgd) and ``transforms``; ``recipe="sweep"`` is a study of that one experiment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -16,14 +21,20 @@ import optax
 
 from jfv.optvis import families, objectives, parameterisations, transforms
 from jfv.recipes.common import ConfigError
+from jfv.recipes.optvis.settings import make_transforms
+
+PARAMS = ("pixel", "fft")  # the sweep experiment's param
+OPTIMISERS = ("adam", "sgd")  # the sweep experiment's optimiser
 
 
 @dataclass(frozen=True)
 class Experiment:
     """One row of the seed's table: its regulariser family (``jfv.optvis.families``, built from the config),
-    the parameterisation (``pixel`` or Lucid's Fourier ``image``) and base transforms (None or
-    ``standard``) its cells start from. ``values_key`` names the ``grid`` key holding its values
-    (None: the single value ``fixed`` gives, default 0)."""
+    the parameterisation (``pixel``, Lucid's Fourier ``image``, or ``config``: the config's ``param``),
+    base transforms (None, ``standard``, or ``config``: the config's ``transforms``) and optimiser
+    (``adam`` at ``learning_rate``, or ``config``: the config's ``optimiser``) its cells start from.
+    ``values_key`` names the config key holding its values: ``grid.<values_key>``, or the top-level
+    key itself when ``in_grid`` is False (None: the single value ``fixed`` gives, default 0)."""
 
     name: str
     label: str
@@ -33,6 +44,15 @@ class Experiment:
     param: str = "pixel"
     transforms: str | None = None
     fixed: Callable[[Any], float] = lambda config: 0.0
+    optimiser: str = "adam"
+    in_grid: bool = True
+
+    @property
+    def values_config(self) -> str | None:
+        """The config key of its values, as a user writes it (``grid.tv``, ``strengths``)."""
+        if self.values_key is None:
+            return None
+        return f"grid.{self.values_key}" if self.in_grid else self.values_key
 
 
 def _l2(config) -> families.Family:
@@ -46,6 +66,14 @@ def _tv(config) -> families.Family:
 def _octaves(config, scale=None, inner=families.NoRegulariser()) -> families.Family:
     # Each stage gets steps // octaves steps: the same total as the other experiments.
     return families.Octaves(config.octaves, max(1, config.steps // config.octaves), scale, inner)
+
+
+def sweep_family(config) -> families.Family:
+    """The config's ``regulariser`` (any ``families.FAMILIES`` entry) with the settings it declares."""
+    try:
+        return families.from_config(config.regulariser, config)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 EXPERIMENTS = {e.name: e for e in (
@@ -66,7 +94,39 @@ EXPERIMENTS = {e.name: e for e in (
                lambda c: families.NoRegulariser(), param="lucid", transforms="standard"),
     Experiment("maco", "MACO (phase-only Fourier, maco_crops crops + noise)", "-", None,
                lambda c: families.Maco(c.maco_crops)),
+    # The config's own row (what recipe=sweep runs): any family, its strengths, param, optimiser, transforms.
+    Experiment("sweep", "Sweep of the config's regulariser", "strength (the regulariser's)", "strengths",
+               sweep_family, param="config", transforms="config", optimiser="config", in_grid=False),
 )}
+
+
+def is_numeric(values: Sequence[Any]) -> bool:
+    """Whether an experiment's values are numbers (the sweep of Yosinski presets has names)."""
+    return not any(isinstance(v, str) for v in values)
+
+
+def format_value(v: Any) -> str:
+    """A value as tables and captions show it: ``-0.005``, ``blur_norm``."""
+    return v if isinstance(v, str) else f"{v:g}"
+
+
+def make_param(config, size: int, channels: int = 3) -> parameterisations.ImageParam:
+    """The config's ``param`` for a model taking ``channels``-channel images (a grayscale model's
+    Fourier images are not colour-decorrelated)."""
+    if config.param == "pixel":
+        return dataclasses.replace(parameterisations.pixel(size), channels=channels)
+    if config.param == "fft":
+        return parameterisations.image(size, decorrelate=channels == 3, channels=channels)
+    raise ConfigError(f"unknown param {config.param!r}; valid: {', '.join(PARAMS)}")
+
+
+def make_optimiser(config) -> optax.GradientTransformation:
+    """The config's ``optimiser`` at ``learning_rate``."""
+    if config.optimiser == "adam":
+        return optax.adam(config.learning_rate)
+    if config.optimiser == "sgd":
+        return optax.sgd(config.learning_rate)
+    raise ConfigError(f"unknown optimiser {config.optimiser!r}; valid: {', '.join(OPTIMISERS)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,12 +141,13 @@ def parse_experiments(spec: str) -> list[str]:
     return names
 
 
-def experiment_values(name: str, config) -> list[float]:
+def experiment_values(name: str, config) -> list[Any]:
     e = EXPERIMENTS[name]
     if e.values_key is None:
         return [e.fixed(config)]
+    spec = config.grid[e.values_key] if e.in_grid else config[e.values_key]
     try:
-        return e.family(config).parse(config.grid[e.values_key], f"grid.{e.values_key}")
+        return e.family(config).parse(spec, e.values_config)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -106,23 +167,30 @@ class Renderer:
         self.engines: dict = {}
 
     def pieces(self, name: str):
-        """(family, param, base transforms) of experiment ``name``."""
+        """(family, param, base transforms, optimiser) of experiment ``name``."""
         e = EXPERIMENTS[name]
-        param = parameterisations.image(self.size) if e.param == "lucid" else parameterisations.pixel(self.size)
-        base = transforms.standard() if e.transforms == "standard" else None
-        return e.family(self.config), param, base
+        if e.param == "config":
+            param = make_param(self.config, self.size, self.model.channels)
+        else:
+            param = parameterisations.image(self.size) if e.param == "lucid" else parameterisations.pixel(self.size)
+        if e.transforms == "config":
+            base = make_transforms(self.config.transforms)
+        else:
+            base = transforms.standard() if e.transforms == "standard" else None
+        optimiser = make_optimiser(self.config) if e.optimiser == "config" else self.optimiser
+        return e.family(self.config), param, base, optimiser
 
     def objective_fn(self, c):
         return objectives.channel(self.layer, c)
 
     def check(self, name: str, values: list[float]) -> None:
         """Refuses, before any compilation, values the experiment cannot render."""
-        family, param, base = self.pieces(name)
-        family.check(self.model, self.layer, self.objective_fn, param, base, self.optimiser, values, self.channels[0])
+        family, param, base, optimiser = self.pieces(name)
+        family.check(self.model, self.layer, self.objective_fn, param, base, optimiser, values, self.channels[0])
 
-    def render(self, name: str, values: list[float], key) -> tuple[list[list[np.ndarray]], np.ndarray]:
-        family, param, base = self.pieces(name)
-        out = families.render_family(self.model, family, self.objective_fn, param, base, self.optimiser, self.channels,
+    def render(self, name: str, values: list[Any], key) -> tuple[list[list[np.ndarray]], np.ndarray]:
+        family, param, base, optimiser = self.pieces(name)
+        out = families.render_family(self.model, family, self.objective_fn, param, base, optimiser, self.channels,
                                      values, key, self.steps, engines=self.engines.setdefault(name, {}),
                                      batch_size=self.config.batch_size or None, progress=self.progress)
         return [[img[0] for img in row] for row in out.images], out.objective
@@ -187,7 +255,7 @@ def grid_edges(rows: Sequence[dict], experiments: Sequence[str], channels: Seque
     For every experiment with a grid (``values_key``) of at least ``min_values`` distinct values, and
     every channel, the best value is the one of lowest mean LPIPS over seeds (``best_per_cell``); it
     is on the edge when it is the smallest or the largest value tested (numeric order, whatever the
-    order of ``grid.<name>``). Such a best says only that the optimum may lie beyond the grid: the
+    order of ``grid.<name>``; the sweep's ``strengths`` likewise, unless they are preset names). Such a best says only that the optimum may lie beyond the grid: the
     grid should be extended on that side before the value or the improvement is read.
 
     Args:
@@ -198,7 +266,7 @@ def grid_edges(rows: Sequence[dict], experiments: Sequence[str], channels: Seque
 
     Returns:
         One dict per flagged cell, in (experiment, channel) order: ``experiment``, ``grid`` (the config
-        key, ``grid.<name>``), ``channel``, ``value`` (the best), ``side`` (``"min"`` or ``"max"``: the
+        key, ``grid.<name>`` or ``strengths``), ``channel``, ``value`` (the best), ``side`` (``"min"`` or ``"max"``: the
         end of the grid it sits on) and ``tested`` (the grid's values, sorted).
     """
     best = best_per_cell(rows)
@@ -207,16 +275,19 @@ def grid_edges(rows: Sequence[dict], experiments: Sequence[str], channels: Seque
         tested.setdefault((r["experiment"], r["channel"]), set()).add(r["value"])
     out = []
     for e in experiments:
-        key = EXPERIMENTS[e].values_key
+        key = EXPERIMENTS[e].values_config
         if key is None:
             continue
         for c in channels:
-            values = sorted(tested.get((e, c), ()))
+            values = tested.get((e, c), ())
+            if not is_numeric(values):  # names (Yosinski presets): no order, no edge
+                continue
+            values = sorted(values)
             if len(values) < min_values:
                 continue
             v = best[(e, c)][2]
             if v in (values[0], values[-1]):
-                out.append({"experiment": e, "grid": f"grid.{key}", "channel": c, "value": v,
+                out.append({"experiment": e, "grid": key, "channel": c, "value": v,
                             "side": "min" if v == values[0] else "max", "tested": values})
     return out
 
@@ -249,7 +320,7 @@ def table_markdown(rows, experiments, channels, seeds: int) -> str:
         for c in channels:
             m, sd, v = best[(e, c)]
             spread = f" ± {sd:.3f}" if seeds > 1 else ""
-            at = "" if EXPERIMENTS[e].values_key is None else f" @ {v:g}"
+            at = "" if EXPERIMENTS[e].values_key is None else f" @ {format_value(v)}"
             mark = f" {EDGE_MARK}" if (e, c) in flagged else ""
             cells.append(f"{m:.3f}{spread}{at}{mark}")
         imp = improvement(best, e, channels) if e != "none" else None
@@ -266,7 +337,7 @@ def refined_markdown(rows, experiments, channels, tolerance: float) -> str:
             + " | all channels |\n" + "|---" * (len(channels) + 4) + "|\n")
     lines = []
     for e in experiments:
-        if EXPERIMENTS[e].values_key is None:
+        if EXPERIMENTS[e].values_key is None or not is_numeric(means[(e, channels[0])]):
             continue
         ranges = []
         for c in channels:
