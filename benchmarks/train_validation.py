@@ -38,7 +38,7 @@ import numpy as np
 from configs import cifar10_train
 from jfv import training
 from jfv.models.resnet import merge_batch_stats
-from jfv.recipes.training import train as recipe
+from jfv.recipes.training import train as recipe, train_data
 
 VARIANTS = ("balanced", "first5000")
 
@@ -70,7 +70,7 @@ def run_one(out: Path, variant: str, seed: int, epochs: int, val_per_class: int)
     config.am_steps, config.progress = 0, False
     workdir = out / f"{variant}_s{seed}"
     record = {"variant": variant, "seed": seed, "epochs": epochs, "val_per_class": val_per_class}
-    data = recipe.load_data(config)
+    data = train_data.load_data(config)
     real_balanced, real_finish = training.class_balanced, training.finish_lookahead
     if variant == "first5000":
         training.class_balanced = lambda labels, n, seed=0: np.arange(min(int(n), len(labels)))

@@ -28,7 +28,7 @@ from jfv.attribution import pictures
 from jfv.runtime.outputs import load_image, to_uint8
 from jfv.recipes.optvis import channels, invert
 from jfv.recipes.attribution import checkerboard, sensitivity
-from jfv.recipes.evaluation import score
+from jfv.recipes.evaluation import score, scored_run
 from jfv.recipes.analysis import filters as filters_recipe
 
 BT601 = np.asarray([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 luma weights, written out here
@@ -186,8 +186,8 @@ def test_score_gray_cnn_sees_the_luma(tmp_path, gray, shared):
     manifest = score.run(s, str(out))
     assert manifest["natural_images"]["read"] == 20
 
-    entries = score.run_entries(score.read_run(str(run_dir)), str(run_dir))
-    refs = luma(score.load_references(entries, SIZE))  # the grayscale PNGs read as RGB, then their luma
+    entries = scored_run.run_entries(scored_run.read_run(str(run_dir)), str(run_dir))
+    refs = luma(scored_run.load_references(entries, SIZE))  # the grayscale PNGs read as RGB, then their luma
     source = datasets.cifar10("test", per_class=2, shared=str(shared))
     natural = passes.natural_pass(gray, source, "relu3", [0, 1], ["relu1", "relu2", "relu3"], SIZE, 20)
     rgb = datasets.load(source, source.ids, SIZE)

@@ -485,7 +485,7 @@ def test_score_recipe_on_class_visualisations(tmp_path, shared, resnet20_weights
 
 def test_score_bad_input_is_one_line(tiny_run, tmp_path, monkeypatch):
     from configs import score_tiny
-    from jfv.recipes.evaluation import score
+    from jfv.recipes.evaluation import score, scored_run
 
     config = score_tiny.get_config()
     # No manifest: through the command line, one line, exit 2, nothing written.
@@ -510,11 +510,11 @@ def test_score_bad_input_is_one_line(tiny_run, tmp_path, monkeypatch):
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     (broken / "manifest.json").write_text(json.dumps(manifest))
     config.run_dir = str(broken)
-    with pytest.raises(score.RunDirError, match="lacks 2 image"):
+    with pytest.raises(scored_run.RunDirError, match="lacks 2 image"):
         score.run(config, str(tmp_path / "out2"))
     # Another recipe's manifest, and a workdir inside the scored DIR.
     (broken / "manifest.json").write_text(json.dumps({"recipe": "top_patches"}))
-    with pytest.raises(score.RunDirError, match="not a finished channels or layer run"):
+    with pytest.raises(scored_run.RunDirError, match="not a finished channels or layer run"):
         score.run(config, str(tmp_path / "out3"))
     config.run_dir = str(tiny_run)
     with pytest.raises(score.ConfigError, match="pass a workdir of its own"):

@@ -167,7 +167,7 @@ def test_save_writes_the_channels_recipe_files(three, tmp_path):
     assert Image.open(out / "sprite.png").size[::-1] == sprite(list(three.images)).shape[:2]
     assert "conv2 ch 5" in (out / "index.html").read_text()
     # the score recipe reads it as a channels run
-    from jfv.recipes.evaluation.score import read_run, run_entries
+    from jfv.recipes.evaluation.scored_run import read_run, run_entries
 
     assert [e["channel"] for e in run_entries(read_run(str(out)), str(out))] == [5, 1, 6]
 

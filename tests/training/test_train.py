@@ -208,7 +208,7 @@ def test_the_whitening_layer_is_fitted_on_every_class():
     """The bug this guards against: fitted on the first images of a class-major set (one class), the
     whitened outputs of the whole training set reach variances far above 1; fitted as the recipe
     does, on a class-balanced sample, they stay at or under 1."""
-    from jfv.recipes.training import train as recipe
+    from jfv.recipes.training import train as recipe, train_plan
 
     rng = np.random.default_rng(0)
     per_class = 600
@@ -220,8 +220,8 @@ def test_the_whitening_layer_is_fitted_on_every_class():
     images = np.clip(128 + cast + contrast * base, 0, 255).astype(np.uint8)
     config = tiny_config(widths="8,16")
     module = recipe.build_module(config)[0]
-    params = recipe.initial_params(config, module, jax.random.key(0), images, labels)
-    sample = training.class_balanced(labels, recipe.WHITEN_SAMPLE, int(config.seed))
+    params = train_plan.initial_params(config, module, jax.random.key(0), images, labels)
+    sample = training.class_balanced(labels, train_plan.WHITEN_SAMPLE, int(config.seed))
     expected = convnet.whitening_kernel(images[sample])
     np.testing.assert_allclose(np.asarray(params["whiten"]["kernel"])[..., :12], expected, rtol=1e-6, atol=1e-6)
 
@@ -231,7 +231,7 @@ def test_the_whitening_layer_is_fitted_on_every_class():
         return (patches @ np.asarray(kernel, np.float64).reshape(12, 12)).var(0)
 
     assert out_variance(expected).max() <= 1.01
-    assert out_variance(convnet.whitening_kernel(images[:recipe.WHITEN_SAMPLE])).max() > 1.5  # the old fit
+    assert out_variance(convnet.whitening_kernel(images[:train_plan.WHITEN_SAMPLE])).max() > 1.5  # the old fit
 
 
 def test_the_validation_split_is_class_balanced_fixed_and_disjoint_from_training():
@@ -247,10 +247,10 @@ def test_the_validation_split_is_class_balanced_fixed_and_disjoint_from_training
 
 
 def test_a_run_with_validation_reads_the_test_split_once_at_the_end(shared, tmp_path):
-    from jfv.recipes.training import train as recipe
+    from jfv.recipes.training import train as recipe, train_data
 
     config = tiny_config(val_per_class=4, am_steps=0)
-    data = recipe.load_data(config)
+    data = train_data.load_data(config)
     digest = lambda x: {im.tobytes() for im in x}  # noqa: E731
     assert len(data.train[0]) == 160 and len(data.val[0]) == 40
     assert not digest(data.train[0]) & digest(data.val[0])  # no validation image is trained on

@@ -25,43 +25,43 @@ at the last epoch), ``metrics.png``, ``evolution/`` (each epoch's first-layer fi
 tracked filter per layer; epoch 0 is the initialisation), ``filters_over_time.png`` and
 ``am_over_time.png`` (epochs down, filters / layers across), ``records/``, ``index.html`` and
 ``manifest.json``.
+
+This module checks the config and runs the epochs; ``train_data`` reads the images, ``train_plan``
+builds what the run computes with, ``snapshots`` draws ``evolution/`` and ``report`` writes the rest.
 """
 
 from __future__ import annotations
 
 import math
 import signal
-import re
 import sys
 import time
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh
 import ml_collections
-import numpy as np
 
-from jfv.analysis import datasets, filters
+from jfv.analysis import datasets
 from jfv import models, training
 from jfv.training import checkpoints
-from jfv.optvis import objectives, parameterisations, transforms
-from jfv.optvis.engine import Engine
 from jfv.runtime.jobs import Interrupted, Job, StopFlag
 from jfv.models import cifar_resnet, convnet
-from jfv.models.resnet import merge_batch_stats
 from jfv.models.weights import save
-from jfv.runtime.outputs import check_workdir, sprite
-from jfv.recipes.common import (JOB_FIXES, ConfigError, make_mesh, check_int, check_positive, check_seed, cifar10_location,
+from jfv.runtime.outputs import check_workdir
+from jfv.recipes.common import (JOB_FIXES, ConfigError, make_mesh, check_int, check_positive, check_seed,
                                 init_distributed, job_settings)
 from jfv.runtime import distributed
 from jfv.training import DivergedError  # noqa: F401  (raised here; its home is the library)
 from jfv.recipes import Recipe
 from jfv.recipes.training.report import result_accuracy, write_epoch, write_summary
+from jfv.recipes.training.snapshots import Snapshots, conv_layers, snapshot
+from jfv.recipes.training.train_data import Data, load_data
+from jfv.recipes.training.train_plan import Plan, plan
 
 ARCHS = ("convnet",) + tuple(e.name for e in cifar_resnet.ENTRIES)
-# Config keys that change nothing the run computes: they may differ between a run and its resume.
 STOP_EVERY = 10  # steps between the processes' agreements on a stop signal (a distributed run)
+# Config keys that change nothing the run computes: they may differ between a run and its resume.
 RUN_KEYS = ("progress", "resume", "shared_dir", "keep_checkpoints", "eval_batch_size", "devices", "distributed",
             "coordinator_address", "num_processes", "process_id")
 
@@ -161,194 +161,7 @@ def settings_of(config) -> dict:
     return settings
 
 
-# -- snapshots of what the network has learned ----------------------------------------------------
-
-
-def conv_layers(module, params) -> list[str]:
-    """The activations of the 3x3 convolutions, in order (``conv1``.. for the convnet, block outputs
-    for the ResNets)."""
-    if isinstance(module, convnet.ConvNet):
-        return [k for k in params if re.fullmatch(r"conv\d+", k)]
-    return ["conv1"] + [f"layer{s}.{b}" for s in (1, 2, 3) for b in range(module.blocks)]
-
-
-def first_filters(module, params) -> np.ndarray:
-    """The first trained layer's filters as RGB tiles (N, kh, kw, 3) in [0, 1], shared scaling."""
-    kernel = convnet.rgb_filters(params) if isinstance(module, convnet.ConvNet) else np.asarray(params["conv1"]["kernel"])
-    return np.asarray(filters.normalise_filters(kernel, "layer"))
-
-
-class Snapshots:
-    """AM images of one tracked channel per layer, one compiled program for every layer and epoch."""
-
-    def __init__(self, eval_module, params, layers: list[str], channels: list[int], steps: int, seed: int):
-        from jfv.models.base import Model
-        import optax
-
-        self.layers, self.channels, self.steps, self.seed = layers, channels, steps, seed
-        model = Model("training", eval_module, params, {k: 0 for k in layers}, 32)
-        tracked = list(zip(layers, channels))
-
-        def objective_fn(c):
-            def fn(acts):
-                return jnp.stack([jnp.mean(acts[name][..., ch]) for name, ch in tracked])[c]
-            return objectives.Objective(fn, "tracked filter", tuple(layers))
-
-        self.engine = Engine.for_channels(model, objective_fn, parameterisations.image(32),
-                                          transforms.compose(transforms.Jitter(2)), optax.adam(0.05))
-
-    def render(self, params) -> np.ndarray:
-        self.engine.use_params(params)
-        out = self.engine.render(list(range(len(self.layers))), jax.random.key(self.seed), self.steps)
-        return out.images[:, 0]
-
-
 # -- the run -------------------------------------------------------------------------------------
-
-
-class Data(NamedTuple):
-    """A run's images: (uint8 images, labels) per split; ``val`` is None without a validation split."""
-
-    train: tuple[np.ndarray, np.ndarray]
-    val: tuple[np.ndarray, np.ndarray] | None
-    test: tuple[np.ndarray, np.ndarray]
-    archive: Any
-
-
-def load_data(config) -> Data:
-    """The training and test images of the archive, with ``val_per_class`` of each class's training
-    images held out for validation (the same images for every seed)."""
-    archive = cifar10_location(config)
-    data = datasets.cifar10_subsets(archive, {"train": config.train_per_class, "test": config.test_per_class})
-    (x, y), val = data["train"], None
-    if int(config.get("val_per_class", 0)):
-        keep, held = training.holdout(y, int(config.val_per_class))
-        (x, y), val = (x[keep], y[keep]), (x[held], y[held])
-    return Data((x, y), val, data["test"], archive)
-
-
-WHITEN_SAMPLE = 5000  # training images the whitening layer is fitted on (airbench: 5,000)
-
-
-def initial_params(config, module, key, train_images, train_labels):
-    """The starting parameters; the convnet's whitening layer is fitted on ``WHITEN_SAMPLE``
-    training images holding every class in proportion (``training.class_balanced``, drawn with the
-    run's seed), not on the first ones, which the class-major archive makes all airplanes."""
-    if isinstance(module, convnet.ConvNet):
-        sample = training.class_balanced(train_labels, WHITEN_SAMPLE, int(config.seed))
-        return convnet.initialise(module, key, train_images[sample])
-    return module.init(key, jnp.zeros((1, 32, 32, 3), jnp.float32))["params"]
-
-
-def upscale(tiles: np.ndarray, px: int) -> np.ndarray:
-    s = max(1, px // tiles.shape[1])
-    return np.repeat(np.repeat(tiles, s, axis=1), s, axis=2)
-
-
-def snapshot(job: Job, epoch: int, module, params, snaps: Snapshots | None) -> None:
-    params = jax.device_get(params)  # on the host: the snapshots' program runs on the default device
-    tiles = upscale(first_filters(module, params), 16)
-    job.save_png(f"evolution/filters_{epoch:04d}.png", sprite(list(tiles), columns=len(tiles), pad=1))
-    if snaps is not None:
-        am = upscale(snaps.render(params), 64)
-        job.save_png(f"evolution/am_{epoch:04d}.png", sprite(list(am), columns=len(am), pad=2))
-
-
-class Plan(NamedTuple):
-    """What a training run computes with, built once from the config."""
-
-    module: Any
-    eval_module: Any
-    schedule: Callable
-    tx: Any
-    params0: Any
-    key: Any
-    steps_per_epoch: int
-    step_for: Callable[[int], Callable]
-    mesh: Any  # a jax.sharding.Mesh the batch is sharded over (data parallel), or None
-    evaluate: Callable[[Any, bool], dict]  # (params, last epoch?) -> the row's evaluation columns
-    infer: Callable
-    processes: int = 1  # the processes of a distributed run (the mesh then spans all their devices)
-
-
-def global_mesh(batch_size: int) -> Mesh:
-    """Every device of every process of a distributed run, one ``batch`` axis (``jax.devices()`` is
-    global under ``jax.distributed``); refuses a global batch they do not divide."""
-    devices = jax.devices()
-    if batch_size % len(devices):
-        d = len(devices)
-        raise ConfigError(f"batch_size={batch_size} does not split over the {d} devices of {jax.process_count()} "
-                          f"processes: use a multiple of {d}, e.g. {-(-batch_size // d) * d}")
-    return Mesh(np.array(devices), ("batch",))
-
-
-def plan(config, module, data: Data, processes: int = 1) -> Plan:
-    """The schedule, optimiser, initial parameters, compiled steps and evaluations of a run; over
-    ``processes`` > 1 the batch is sharded over every device of every process (``global_mesh``)."""
-    seed, b, epochs = int(config.seed), int(config.batch_size), int(config.epochs)
-    x_train, y_train = data.train
-    steps_per_epoch = len(x_train) // b
-    total = steps_per_epoch * epochs
-    schedule = training.lr_schedule(config.schedule, float(config.learning_rate), total, float(config.warmup))
-    tx = training.optimiser(schedule, float(config.momentum), bool(config.nesterov), float(config.weight_decay),
-                            float(config.bias_lr_scale), frozen=("whiten/kernel",), plain=("whiten/bias",),
-                            freeze_bn_scale=bool(config.freeze_bn_scale))
-    key = jax.random.key(seed)
-    params0 = initial_params(config, module, key, x_train, y_train)
-    step_args = (module, tx, float(config.label_smoothing), int(config.translate), config.flip == "random")
-    mesh = global_mesh(b) if processes > 1 else make_mesh(int(config.get("devices", 0)), "batch")
-    # split whitening: its bias trains for the first whiten_bias_epochs epochs, then holds (airbench),
-    # which spares the first conv's input gradient; the first small_epochs train on small_size crops
-    bias_epochs = int(config.get("whiten_bias_epochs", 0)) if config.get("whiten_split", False) else epochs
-    small_epochs, small_size = int(config.get("small_epochs", 0)), int(config.get("small_size", 32))
-    compiled: dict = {}
-
-    def step_for(epoch: int) -> Callable:
-        kind = (small_size if epoch <= small_epochs else None, ("whiten/bias",) if epoch > bias_epochs else ())
-        if kind not in compiled:
-            compiled[kind] = training.make_step(*step_args, total_steps=total, size=kind[0], hold=kind[1], mesh=mesh)
-        return compiled[kind]
-
-    eval_module = module.clone(train=False)
-    evaluate = evaluator(config, eval_module, data)
-
-    infer = lambda st: merge_batch_stats(st.params, st.batch_stats)  # noqa: E731
-    return Plan(module, eval_module, schedule, tx, params0, key, steps_per_epoch, step_for, mesh, evaluate, infer,
-                processes)
-
-
-def eval_columns(config, validating: bool) -> list[str]:
-    """The evaluation columns of ``metrics.csv``, in order (see the module docstring)."""
-    tta = int(config.tta)
-    cols = []
-    for split in (("val", "test") if validating else ("test",)):
-        cols += [f"{split}_loss", f"{split}_accuracy"] + ([f"{split}_accuracy_tta{tta}"] if tta else [])
-    return cols
-
-
-def evaluator(config, eval_module, data: Data) -> Callable[[Any, bool], dict]:
-    """``(params, last epoch?) -> {column: value or None}``: every epoch evaluates plainly (one
-    forward pass an image) on the validation split if there is one, else on the test split; the
-    last epoch adds test-time augmentation (level ``config.tta``) and, with validation, the test
-    split, read only then."""
-    tta, bs = int(config.tta), int(config.eval_batch_size)
-    apply = lambda p, x: eval_module.apply({"params": p}, x)  # noqa: E731
-    plain = training.make_eval(apply, tta=0)
-    augmented = training.make_eval(apply, tta=tta) if tta else None
-    columns = eval_columns(config, data.val is not None)
-
-    def evaluate(params, last: bool) -> dict:
-        out: dict = dict.fromkeys(columns)
-        splits = ([("val", data.val)] if data.val is not None else []) + \
-            ([("test", data.test)] if data.val is None or last else [])
-        for split, (x, y) in splits:
-            ev = training.evaluate(plain, params, x, y, bs)
-            out[f"{split}_loss"], out[f"{split}_accuracy"] = round(ev.loss, 5), round(ev.accuracy, 5)
-            if last and augmented is not None:
-                out[f"{split}_accuracy_tta{tta}"] = round(training.evaluate(augmented, params, x, y, bs).accuracy, 5)
-        return out
-
-    return evaluate
 
 
 def train_epoch(config, p: Plan, state, epoch: int, step: int, sums: dict, data, flag: StopFlag, path, bar):
@@ -421,7 +234,56 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         job.close()
 
 
-def train(config, job: Job, module, fields, arch, data: Data, start) -> dict[str, Any]:
+def run_extra(config: ml_collections.ConfigDict, p: Plan, data: Data, layers: list[str], tracked_channel: int,
+              processes: int) -> dict:
+    """What the manifest says of the run beyond its rows: the tracked filters, the data, the steps
+    and how the batch splits over devices and processes."""
+    devices = 1 if p.mesh is None else int(p.mesh.devices.size)
+    return {"tracked": [(name, tracked_channel) for name in layers],
+            "data": {"archive": str(data.archive), "train_images": len(data.train[0]), "test_images": len(data.test[0]),
+                     "validation_images": 0 if data.val is None else len(data.val[0])},
+            "steps_per_epoch": p.steps_per_epoch,
+            "batch": {"global": int(config.batch_size), "devices": devices,
+                      "per_device": int(config.batch_size) // devices},
+            "processes": processes}
+
+
+def write_epoch_outputs(config: ml_collections.ConfigDict, job: Job, p: Plan, state, epoch: int, sums: dict, module,
+                        snaps: Snapshots | None, validating: bool, arch: str, start: float, extra: dict, bar) -> list[dict]:
+    """(Process 0) the epoch's row of ``metrics.csv``, its snapshots, its record, its console line and
+    the page; returns every epoch's row so far."""
+    row, params = epoch_row(config, p, state, epoch, sums)
+    snapshot(job, epoch, module, params, snaps)
+    job.finish(f"epoch_{epoch:04d}", {"epoch": epoch, "metrics": row})
+    rows = [r["metrics"] for r in job.records() if "metrics" in r]
+    split = "val" if validating else "test"
+    bar.set_postfix(epoch=epoch, loss=row["train_loss"], acc=row[f"{split}_accuracy"])
+    if config.progress:
+        bar.write(f"epoch {epoch}/{int(config.epochs)}: train loss {row['train_loss']:.3f} accuracy "
+                  f"{row['train_accuracy']:.3f}, {split} accuracy {row[f'{split}_accuracy']:.4f} "
+                  f"({row['seconds']:.0f} s, {row['images_per_second']:.0f} img/s)")
+    write_epoch(job, config, arch, rows, start, extra, snaps is not None)
+    return rows
+
+
+def write_model(config: ml_collections.ConfigDict, job: Job, p: Plan, state, fields: dict, arch: str, rows: list[dict],
+                start: float, extra: dict) -> dict:
+    """(Process 0, at the end) the trained network in ``<arch>/`` (unless a resumed run saved it
+    already), and the manifest and page that name it; returns the manifest."""
+    path = job.path
+    final = result_accuracy(rows[-1]) if rows else None
+    if not (path / arch / "manifest.json").exists():
+        save(path / arch, jax.device_get(p.infer(state)),
+             {"model": arch, "module": fields, "trained_by": "jfv recipe train", "settings": settings_of(config),
+              "test_accuracy": final, "epochs": int(config.epochs)})
+    extra["model"] = {"path": arch, "load": f"jfv.models.load({arch!r}, weights_dir={str(path)!r})",
+                      "test_accuracy": final,
+                      "train_seconds": round(sum(r["seconds"] for r in rows), 1)}
+    return write_summary(job, config, arch, rows, start, True, extra)
+
+
+def train(config: ml_collections.ConfigDict, job: Job, module, fields: dict, arch: str, data: Data,
+          start: float) -> dict[str, Any]:
     """The run inside its claimed workdir: resume from the newest checkpoint, train and evaluate each
     epoch, write the outputs as it goes, save the model at the end."""
     path, seed, epochs = job.path, int(config.seed), int(config.epochs)
@@ -433,13 +295,7 @@ def train(config, job: Job, module, fields, arch, data: Data, start) -> dict[str
     tracked_channel = int(config.track_channel)
     snaps = Snapshots(p.eval_module, p.infer(state), layers, [tracked_channel] * len(layers), int(config.am_steps),
                       seed) if int(config.am_steps) else None
-    extra = {"tracked": [(name, tracked_channel) for name in layers],
-             "data": {"archive": str(data.archive), "train_images": len(x_train), "test_images": len(data.test[0]),
-                      "validation_images": 0 if data.val is None else len(data.val[0])},
-             "steps_per_epoch": p.steps_per_epoch,
-             "batch": {"global": int(config.batch_size), "devices": 1 if p.mesh is None else int(p.mesh.devices.size),
-                       "per_device": int(config.batch_size) // (1 if p.mesh is None else int(p.mesh.devices.size))},
-             "processes": count}
+    extra = run_extra(config, p, data, layers, tracked_channel, count)
 
     epoch, step, sums = 0, 0, {"loss": 0.0, "correct": 0.0, "seconds": 0.0}
     saved = checkpoints.checkpoints(path)
@@ -473,17 +329,8 @@ def train(config, job: Job, module, fields, arch, data: Data, start) -> dict[str
                     if first:
                         checkpoints.save(path, state, epoch, step, sums, int(config.keep_checkpoints))
                 if first and not job.is_done(f"epoch_{epoch:04d}"):
-                    row, params = epoch_row(config, p, state, epoch, sums)
-                    snapshot(job, epoch, module, params, snaps)
-                    job.finish(f"epoch_{epoch:04d}", {"epoch": epoch, "metrics": row})
-                    rows = [r["metrics"] for r in job.records() if "metrics" in r]
-                    split = "val" if data.val is not None else "test"
-                    bar.set_postfix(epoch=epoch, loss=row["train_loss"], acc=row[f"{split}_accuracy"])
-                    if config.progress:
-                        bar.write(f"epoch {epoch}/{epochs}: train loss {row['train_loss']:.3f} accuracy "
-                                  f"{row['train_accuracy']:.3f}, {split} accuracy {row[f'{split}_accuracy']:.4f} "
-                                  f"({row['seconds']:.0f} s, {row['images_per_second']:.0f} img/s)")
-                    write_epoch(job, config, arch, rows, start, extra, snaps is not None)
+                    rows = write_epoch_outputs(config, job, p, state, epoch, sums, module, snaps, data.val is not None,
+                                               arch, start, extra, bar)
                 distributed.barrier(f"jfv-train-epoch-{epoch}", count)  # the others wait while process 0 writes
                 epoch, step, sums = epoch + 1, 0, {"loss": 0.0, "correct": 0.0, "seconds": 0.0}
     finally:
@@ -492,15 +339,7 @@ def train(config, job: Job, module, fields, arch, data: Data, start) -> dict[str
     if not first:
         distributed.barrier("jfv-train-finished", count)
         return {"gallery": "index.html"}
-    final = result_accuracy(rows[-1]) if rows else None
-    if not (path / arch / "manifest.json").exists():
-        save(path / arch, jax.device_get(p.infer(state)),
-             {"model": arch, "module": fields, "trained_by": "jfv recipe train", "settings": settings_of(config),
-              "test_accuracy": final, "epochs": epochs})
-    extra["model"] = {"path": arch, "load": f"jfv.models.load({arch!r}, weights_dir={str(path)!r})",
-                      "test_accuracy": final,
-                      "train_seconds": round(sum(r["seconds"] for r in rows), 1)}
-    manifest = write_summary(job, config, arch, rows, start, True, extra)
+    manifest = write_model(config, job, p, state, fields, arch, rows, start, extra)
     distributed.barrier("jfv-train-finished", count)
     return manifest
 
