@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jfv.recipes.evaluation import study
+from jfv.recipes.evaluation import study, study_scores, study_tables
+from jfv.recipes.evaluation.experiments import EXPERIMENTS
 
 
 def noise_images(folder: Path, n: int, shape=(48, 40, 3), seed: int = 0) -> str:
@@ -25,23 +26,23 @@ def noise_images(folder: Path, n: int, shape=(48, 40, 3), seed: int = 0) -> str:
 def test_refined_range_on_a_made_up_table():
     values = [-0.05, -0.01, -0.005, -0.001, -0.0001]
     scores = [1.20, 1.00, 0.96, 0.98, 1.10]  # best 0.96; tolerance 5% admits <= 1.008
-    assert study.refined_range(values, scores, 0.05) == (-0.01, -0.001)
-    assert study.refined_range(values, scores, 0.0) == (-0.005, -0.005)
-    assert study.refined_range(values, scores, 1.0) == (-0.05, -0.0001)
+    assert study_tables.refined_range(values, scores, 0.05) == (-0.01, -0.001)
+    assert study_tables.refined_range(values, scores, 0.0) == (-0.005, -0.005)
+    assert study_tables.refined_range(values, scores, 1.0) == (-0.05, -0.0001)
     # Unsorted input gives the same range.
     order = [3, 0, 4, 2, 1]
-    assert study.refined_range([values[i] for i in order], [scores[i] for i in order], 0.05) == (-0.01, -0.001)
+    assert study_tables.refined_range([values[i] for i in order], [scores[i] for i in order], 0.05) == (-0.01, -0.001)
 
 
 def test_best_per_cell_and_improvement():
     rows = [{"experiment": e, "channel": c, "value": v, "lpips": x}
             for e, c, v, x in [("none", 1, 0.0, 1.0), ("none", 1, 0.0, 1.2),
                                ("tv", 1, -0.1, 0.9), ("tv", 1, -0.1, 0.7), ("tv", 1, -0.01, 0.85)]]
-    best = study.best_per_cell(rows)
+    best = study_tables.best_per_cell(rows)
     assert best[("none", 1)][:2] == (1.1, np.std([1.0, 1.2]))
     assert best[("tv", 1)][0] == 0.8 and best[("tv", 1)][2] == -0.1
-    np.testing.assert_allclose(study.improvement(best, "tv", [1]), (1.1 - 0.8) / 1.1)
-    assert study.improvement(best, "tv", [2]) is None
+    np.testing.assert_allclose(study_tables.improvement(best, "tv", [1]), (1.1 - 0.8) / 1.1)
+    assert study_tables.improvement(best, "tv", [2]) is None
 
 
 def _rows(cells):
@@ -62,14 +63,14 @@ def test_grid_edges_flag_a_best_value_on_either_end_of_the_grid_and_not_an_inter
                  + [("tv", 73, v, xs) for v, xs in zip(tv, ([0.40, 0.40], [0.45, 0.47], [0.41, 0.41]))]
                  # jitter: two values only, no interior, never flagged
                  + [("jitter", c, v, [x]) for c in (48, 62, 73) for v, x in ((2, 0.5), (4, 0.6))])
-    edges = study.grid_edges(rows, ["none", "tv", "jitter"], [48, 62, 73])
+    edges = study_tables.grid_edges(rows, ["none", "tv", "jitter"], [48, 62, 73])
     assert [(d["experiment"], d["grid"], d["channel"], d["value"], d["side"]) for d in edges] == [
         ("tv", "grid.tv", 48, -0.005, "min"), ("tv", "grid.tv", 73, -0.0005, "max")]
     assert edges[0]["tested"] == [-0.005, -0.001, -0.0005]
-    assert study.grid_edges(rows, ["tv"], [62]) == []  # the interior best alone: nothing flagged
-    assert [d["channel"] for d in study.grid_edges(rows, ["jitter"], [48], min_values=2)] == [48]
+    assert study_tables.grid_edges(rows, ["tv"], [62]) == []  # the interior best alone: nothing flagged
+    assert [d["channel"] for d in study_tables.grid_edges(rows, ["jitter"], [48], min_values=2)] == [48]
 
-    table = study.table_markdown(rows, ["none", "tv", "jitter"], [48, 62, 73], 2)
+    table = study_tables.table_markdown(rows, ["none", "tv", "jitter"], [48, 62, 73], 2)
     tv_line = next(x for x in table.splitlines() if x.startswith("| Total variation |"))
     cells = [x.strip() for x in tv_line.split("|")[2:5]]
     assert cells == ["0.460 ± 0.010 @ -0.005 †", "0.510 ± 0.010 @ -0.001", "0.400 ± 0.000 @ -0.0005 †"]
@@ -78,7 +79,7 @@ def test_grid_edges_flag_a_best_value_on_either_end_of_the_grid_and_not_an_inter
     assert warnings == ["† Total variation: best value on the grid's edge: extend grid.tv (above -0.0005 and "
                         "below -0.005; channel 48 at -0.005, channel 73 at -0.0005)."]
     interior = [r for r in rows if not (r["experiment"] == "tv" and r["channel"] != 62)]
-    assert "†" not in study.table_markdown(interior, ["none", "tv"], [62], 2)
+    assert "†" not in study_tables.table_markdown(interior, ["none", "tv"], [62], 2)
 
 
 def test_tiny_study_end_to_end(tmp_path):
@@ -178,7 +179,7 @@ def test_the_measures_equal_a_direct_call_of_the_metrics_on_the_written_images(t
     natural = passes.natural_pass(model, datasets.image_folder(images), "conv3_1", [3, 5], layers, 32, 8)
     written = np.stack([load_image(workdir / r["image"], 32) for r in rows])
     cols = [[3, 5].index(int(r["channel"])) for r in rows]
-    k_afc, k_path = jax.random.split(jax.random.key(config.seed + study.MEASURE_SEED_OFFSET))
+    k_afc, k_path = jax.random.split(jax.random.key(config.seed + study_scores.MEASURE_SEED_OFFSET))
     afc = evaluation.two_afc(k_afc, written[:, None], natural.images, natural.scores[:, cols],
                           np.asarray([int(r["channel"]) for r in rows]), 20, 2, config.lpips_net)
     got = np.asarray([float(r["two_afc"]) for r in rows])
@@ -194,7 +195,7 @@ def test_the_measures_equal_a_direct_call_of_the_metrics_on_the_written_images(t
     for e in ("none", "tv"):
         per_seed = [np.mean([float(r["two_afc"]) for r in rows if r["experiment"] == e and r["seed"] == s])
                     for s in ("0", "1")]
-        label = study.EXPERIMENTS[e].label
+        label = EXPERIMENTS[e].label
         line = next(x for x in text.splitlines() if x.startswith(f"| {label} |"))
         assert f"{np.mean(per_seed):.3f} ± {np.std(per_seed):.3f}" in line.split("|")[4]
     assert "Best mean per measure" in text
@@ -204,10 +205,10 @@ def test_seed_spread_and_the_measures_table_on_made_up_rows():
     rows = [{"experiment": e, "seed": s, "lpips": x, "activation": 1.0, "two_afc": a, "path_gap": 0.1}
             for e, s, x, a in [("none", 0, 0.6, 0.5), ("none", 1, 0.8, 0.7), ("lucid", 0, 0.4, 0.9),
                                ("lucid", 0, 0.2, 0.7), ("lucid", 1, 0.5, 1.0)]]
-    assert study.seed_spread(rows, "none", "lpips") == (0.7, np.std([0.6, 0.8]))
-    m, sd = study.seed_spread(rows, "lucid", "two_afc")  # seed 0: mean(0.9, 0.7) = 0.8; seed 1: 1.0
+    assert study_tables.seed_spread(rows, "none", "lpips") == (0.7, np.std([0.6, 0.8]))
+    m, sd = study_tables.seed_spread(rows, "lucid", "two_afc")  # seed 0: mean(0.9, 0.7) = 0.8; seed 1: 1.0
     np.testing.assert_allclose((m, sd), (0.9, 0.1))
-    text = study.measures_markdown(rows, ["none", "lucid"])
+    text = study_tables.measures_markdown(rows, ["none", "lucid"])
     assert "- LPIPS to the reference: Lucid's full recipe" in text
     assert "- two-alternative accuracy: Lucid's full recipe (Fourier + decorrelated + standard) (0.900 ± 0.100)" in text
 
