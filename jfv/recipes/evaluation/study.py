@@ -65,7 +65,8 @@ from jfv.runtime.outputs import Staging, check_workdir, write_run
 
 SWEEP_RECIPE = "sweep"  # the recipe name that asks for a sweep (jfv.recipes.RECIPES: this module)
 # What recipe="sweep" means: the study keys a sweep config may leave out, and their values there.
-SWEEP = {"experiments": "sweep", "seeds": 1, "reference": "none", "measures": False, "lpips_net": "alexnet"}
+# (lpips_net: any valid network; a sweep scores nothing, so none is read)
+SWEEP = {"experiments": "sweep", "seeds": 1, "reference": "none", "measures": False, "lpips_net": evaluation.NETS[0]}
 
 
 def study_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
