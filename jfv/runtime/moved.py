@@ -56,7 +56,8 @@ MODULES: dict[str, str] = {
     "jfv.metrics": "jfv.evaluation",
     "jfv.train": "jfv.training",
     "jfv.recipes.channels": "jfv.recipes.optvis.channels",
-    "jfv.recipes.layer": "jfv.recipes.optvis.layer",
+    "jfv.recipes.layer": "jfv.recipes.optvis.channels",
+    "jfv.recipes.optvis.layer": "jfv.recipes.optvis.channels",  # merged into channels (one recipe, two names)
     "jfv.recipes.sweep": "jfv.recipes.evaluation.study",
     "jfv.recipes.optvis.sweep": "jfv.recipes.evaluation.study",  # merged into study (recipe=sweep: one experiment)
     "jfv.recipes.invert": "jfv.recipes.optvis.invert",

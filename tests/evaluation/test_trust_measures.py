@@ -535,7 +535,7 @@ def test_score_bad_input_is_one_line(tiny_run, tmp_path, monkeypatch):
 def test_score_recipe_reads_a_layer_run(tmp_path, shared):
     # The layer recipe's manifest names the layer per entry; its channels are scored like a channels run's.
     from configs import layer_tiny, score_tiny
-    from jfv.recipes.optvis import layer
+    from jfv.recipes.optvis import channels as layer
     from jfv.recipes.evaluation import score
 
     run = layer_tiny.get_config()

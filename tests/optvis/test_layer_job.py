@@ -48,7 +48,7 @@ def check_complete(workdir: Path, reference: Path) -> None:
     assert manifest["complete"] and [e["channel"] for e in manifest["channels"]] == list(range(6))
     ref = json.loads((reference / "manifest.json").read_text())
     assert [e["objective"] for e in manifest["channels"]] == [e["objective"] for e in ref["channels"]]
-    assert (workdir / "sprite_conv3_1.png").read_bytes() == (reference / "sprite_conv3_1.png").read_bytes()
+    assert (workdir / "sprite.png").read_bytes() == (reference / "sprite.png").read_bytes()
     assert not any((workdir / "state").iterdir())  # no in-flight state left
     assert not [p for p in workdir.rglob(".jfv-*")]  # no temporary files left
 
@@ -157,8 +157,8 @@ def test_a_checkpoint_of_another_group_is_refused_then_discarded(tmp_path, refer
 def test_bad_layer_job_input(tmp_path):
     for extra, message in [
         (["--config.layers=conv3_1,conv3_1"], "names a layer twice"),
-        (["--config.batch_size=0"], "batch_size must be >= 1"),
-        (["--config.checkpoint_every=-1"], "checkpoint_every must be >= 0"),
+        (["--config.batch_size=-1"], "batch_size must be an integer >= 0"),
+        (["--config.checkpoint_every=-1"], "checkpoint_every must be an integer >= 0"),
         (["--config.precision=fp16"], "precision must be one of float32, bfloat16"),
         (["--config.distributed=True"], "distributed=True but no coordinator"),
         (["--config.image_size=100000"], "image(s) per call needs about"),  # checked before anything is written
@@ -195,7 +195,7 @@ def test_channels_all_needs_a_channel_axis():
 
     from jfv.models.base import Model
     from jfv.recipes.common import ConfigError
-    from jfv.recipes.optvis.layer import layer_channels
+    from jfv.recipes.optvis.channels import layer_channels
 
     class Scorer(nn.Module):
         @nn.compact
@@ -213,24 +213,47 @@ def test_channels_all_needs_a_channel_axis():
 
 
 # ---------------------------------------------------------------------------------------------
-# One-shot recipes (channels, sweep, attribute, ...): the same lock, no mixing with earlier runs.
+# One-shot recipes (interpolate, study, attribute, ...): the same lock, no mixing with earlier runs.
 
 
-def run_tiny(workdir, *extra):
-    return subprocess.run([sys.executable, "-m", "jfv", "--config=configs/tiny.py", f"--workdir={workdir}", *extra],
+def run_tiny(workdir, *extra, config="configs/tiny.py"):
+    return subprocess.run([sys.executable, "-m", "jfv", f"--config={config}", f"--workdir={workdir}", *extra],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def test_a_one_shot_run_refuses_a_used_workdir_unless_overwrite(tmp_path):
-    assert run_tiny(tmp_path).returncode == 0
+    run = lambda *extra: run_tiny(tmp_path, "--config.steps=1", *extra, config="configs/interpolate_tiny.py")
+    assert run().returncode == 0
     first = (tmp_path / "manifest.json").read_bytes()
-    res = run_tiny(tmp_path, "--config.channels=7")
+    res = run("--config.pairs=3-5")
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "already holds files (channels, index.html, manifest.json, sprite.png)" in res.stderr
+    assert "already holds files (index.html, manifest.json, sprite.png, strips)" in res.stderr
     assert "--overwrite" in res.stderr and (tmp_path / "manifest.json").read_bytes() == first
-    res = run_tiny(tmp_path, "--config.channels=7", "--overwrite")
+    res = run("--config.pairs=3-5", "--overwrite")
     assert res.returncode == 0, res.stderr[-2000:]
     aside = [p for p in tmp_path.parent.iterdir() if p.name.startswith(tmp_path.name + ".old-")]
     assert len(aside) == 1 and (aside[0] / "manifest.json").read_bytes() == first
-    assert sorted(p.name for p in (tmp_path / "channels").iterdir()) == ["conv3_1_0007.png"]  # no orphans
+    assert sorted(p.name for p in (tmp_path / "strips").iterdir()) == ["conv3_1_0003_0005.png"]  # no orphans
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".jfv")]
+
+
+def test_the_quick_start_recipe_resumes_and_overwrite_starts_over(tmp_path):
+    """channels (the quick start's recipe) is the resumable job: a second run with more channels
+    renders only those, leaves the finished ones' bytes alone and lists the channels asked for;
+    --overwrite moves the earlier run aside, as --config.resume=False does."""
+    assert run_tiny(tmp_path).returncode == 0
+    first = (tmp_path / "channels" / "conv3_1_0003.png").read_bytes()
+    res = run_tiny(tmp_path, "--config.channels=3,5,7")
+    assert res.returncode == 0, res.stderr[-2000:]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [e["channel"] for e in manifest["channels"]] == [3, 5, 7] and manifest["complete"]
+    assert (tmp_path / "channels" / "conv3_1_0003.png").read_bytes() == first
+    assert sorted(p.name for p in (tmp_path / "records").iterdir()) == ["conv3_1_g0000.json", "conv3_1_g0001.json"]
+    res = run_tiny(tmp_path, "--config.steps=3")  # another image: refused, naming the key and the fix
+    assert res.returncode == 2 and "steps (4 -> 3)" in res.stderr and "--config.resume=False" in res.stderr
+    res = run_tiny(tmp_path, "--config.channels=7", "--overwrite")
+    assert res.returncode == 0, res.stderr[-2000:]
+    aside = [p for p in tmp_path.parent.iterdir() if p.name.startswith(tmp_path.name + ".old-")]
+    assert len(aside) == 1 and (aside[0] / "channels" / "conv3_1_0003.png").read_bytes() == first
+    assert sorted(p.name for p in (tmp_path / "channels").iterdir()) == ["conv3_1_0007.png"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".jfv")]

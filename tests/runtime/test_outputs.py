@@ -161,7 +161,7 @@ def test_every_recipe_ends_through_write_run():
 def test_a_resumable_recipe_writes_through_write_run_on_its_job(tmp_path, monkeypatch):
     """layer (a jobs.Job) ends through write_run: its manifest comes from that call, gallery first."""
     from configs import layer_tiny
-    from jfv.recipes.optvis import layer
+    from jfv.recipes.optvis import channels as layer
 
     seen = []
     real = outputs.write_run
@@ -177,4 +177,4 @@ def test_a_resumable_recipe_writes_through_write_run_on_its_job(tmp_path, monkey
     assert seen and seen[-1][0] == "Job" and manifest["complete"] is True
     on_disk = json.loads((tmp_path / "w" / outputs.MANIFEST).read_text())
     assert on_disk["gallery"] == outputs.GALLERY and on_disk["channels"] == manifest["channels"]
-    assert len(on_disk["channels"]) == 2 and (tmp_path / "w" / "sprite_conv1_1.png").exists()
+    assert len(on_disk["channels"]) == 2 and (tmp_path / "w" / "sprite.png").exists()

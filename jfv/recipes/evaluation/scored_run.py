@@ -56,7 +56,7 @@ def run_entries(manifest: dict, run_dir: str) -> list[dict]:
     layers = sorted({e["layer"] for e in entries})
     if len(layers) != 1:
         raise RunDirError(f"{root} holds channels of several layers ({', '.join(layers)}): score one layer per run "
-                          f"(re-run the layer recipe with one layer)")
+                          f"(re-run the channels or layer config with one layer)")
     return entries
 
 

@@ -1,17 +1,42 @@
-"""Recipe ``channels``: feature visualisations of many channels of one layer, with a gallery.
+"""Recipe ``channels`` (also registered as ``layer``): feature visualisations of channels of one or
+more layers, written as they finish, resumable.
 
-Writes into the workdir: ``channels/<layer>_<cccc>.png`` (one per channel; ``_<k>`` appended per
-image when a channel has several), ``sprite.png`` (all of them, in order), ``index.html`` (the
-gallery) and ``manifest.json`` (model, layer, settings, library versions, wall time, one entry per
-channel with its image path relative to the workdir and final objective).
+``python -m jfv --config=configs/vgg16_channels.py --workdir=DIR`` (the quick start: 8 channels of one
+layer) and ``python -m jfv --config=configs/vgg16_layer.py --workdir=DIR`` (every channel of one or
+more layers) run this one recipe. It renders the channels of each layer in groups of ``batch_size``
+(0: a layer's channels at once) through one engine per layer. Each finished group's PNGs and its
+record are written at once (atomically), the gallery and manifest are rewritten after every group so
+``index.html`` can be opened mid-run, and the in-flight group's state is checkpointed every
+``checkpoint_every`` steps (0: only on SIGTERM/SIGINT) and on SIGTERM/SIGINT. Re-running the same
+command on the same DIR resumes: finished groups are skipped, the in-flight one restarts from its
+checkpoint, and the outputs equal an uninterrupted run's (same PNG bytes on the same machine). Other
+settings are refused (see ``jfv.runtime.jobs`` for the workdir policy; ``--config.resume=False`` or
+``--overwrite`` moves an earlier run aside).
 
-``param=maco`` (``docs/maco.md``) renders with MACO's phase-only parameterisation and also writes
-``channels/<layer>_<cccc>_alpha.png``: the image with its transparency map (the accumulated
-``|d objective / d image|``) as alpha, listed in the manifest entry under ``alpha``.
+The layers are ``layers`` (comma-separated) where the config has that key, else ``layer``; with
+``objective=class`` the layer is ``logits`` and ``class_name`` may name the class.
+``images_per_channel`` > 1 renders several images per channel (``diversity`` > 0 pushes them apart).
+
+With ``distributed=True`` the job calls ``jax.distributed.initialize`` and process p renders the
+groups g with g % process_count == p (each sharded over its local devices when ``devices`` != 0);
+DIR must be a folder every process sees. Process 0 writes ``job.json``, the gallery and the manifest.
+
+``param=maco`` (``docs/maco.md``) renders with MACO's phase-only parameterisation (with
+``transforms=maco``: its random crops and noise) and also writes ``channels/<layer>_<cccc>_alpha.png``,
+the image with its transparency map (the accumulated ``|d objective / d image|``, checkpointed with the
+group's state, so a resumed run's overlays are byte-equal too) as alpha; the entry's ``alpha`` names it.
+
+Writes into DIR: ``channels/<layer>_<cccc>.png`` (``_<k>`` appended per image when a channel has
+several), ``records/<layer>_g<gggg>.json`` (one per finished group), ``state/<layer>_g<gggg>.npz``
+(in-flight checkpoints, removed when their group finishes), the sprite sheet of each complete layer
+(``sprite.png`` for a one-layer run, else ``sprite_<layer>.png``), ``index.html``, ``manifest.json``
+(model, layers, settings, one entry per channel with its layer, image paths relative to DIR and
+final objective; ``layer`` and ``sprite`` too for a one-layer run) and ``job.json``.
 """
 
 from __future__ import annotations
 
+import html
 import time
 from typing import Any
 
@@ -19,20 +44,60 @@ import jax
 import ml_collections
 import numpy as np
 
-from jfv.models import labels
 from jfv import models
+from jfv.models import labels
 from jfv.optvis import transforms
-from jfv.runtime.outputs import Staging, check_workdir, transparency_overlay, write_run
-from jfv.recipes.common import (
-    ConfigError, config_model, check_int, check_memory, check_positive, check_precision, check_seed, make_mesh,
-    parse_channels, run_info,
+from jfv.optvis.engine import Engine, StateMismatchError
+from jfv.runtime.distributed import barrier
+from jfv.runtime.jobs import Interrupted, Job, StateError, StopFlag
+from jfv.runtime.outputs import (
+    CHANNEL_FILTER_INPUT, CHANNEL_FILTER_SCRIPT, GALLERY_CSS, check_workdir, header_table, sprite, transparency_overlay,
+    write_run,
 )
 from jfv.runtime.progress import Progress
-from jfv.recipes.optvis.settings import (
-    OBJECTIVES, PARAMS, gallery_header, make_optimiser, make_param, make_transforms, objective_factory, resolve_preset,
-)
-from jfv.optvis.render import render_channels
 from jfv.recipes import Recipe
+from jfv.recipes.common import (
+    JOB_FIXES, ConfigError, check_int, check_memory, check_positive, check_precision, check_seed, config_model,
+    init_distributed, make_mesh, parse_channels, parse_layers, run_info,
+)
+from jfv.recipes.optvis.settings import (
+    OBJECTIVES, PARAMS, make_optimiser, make_param, make_transforms, objective_factory, resolve_preset,
+)
+
+# Config keys that do not change any image: they may differ between a run and its resume.
+RUN_KEYS = ("layers", "layer", "channels", "class_name", "devices", "progress", "resume", "discard_state",
+            "checkpoint_every", "distributed", "coordinator_address", "num_processes", "process_id", "weights_dir")
+MACO_KEYS = ("maco_magnitude", "maco_crops", "maco_box", "maco_noise")  # read only with param or transforms maco
+CHECKPOINT_EVERY = 0  # steps between checkpoints where the config has no checkpoint_every (the quick start)
+
+
+def piece_name(layer: str, group: int) -> str:
+    return f"{layer}_g{group:04d}"
+
+
+def image_path(layer: str, channel: int, k: int | None = None) -> str:
+    """``channels/<layer>_<cccc>.png``; with ``k`` (a channel's k-th of several images) ``..._<k>.png``."""
+    return f"channels/{layer}_{channel:04d}{'' if k is None else f'_{k}'}.png"
+
+
+def alpha_path(layer: str, channel: int, k: int | None = None) -> str:
+    return image_path(layer, channel, k)[: -len(".png")] + "_alpha.png"
+
+
+def sprite_name(layer: str, layers: list[str]) -> str:
+    return "sprite.png" if len(layers) == 1 else f"sprite_{layer}.png"
+
+
+def images_per_channel(config) -> int:
+    return int(config.get("images_per_channel", 1))
+
+
+def run_layers(config) -> list[str]:
+    """The layers the config names: ``logits`` for ``objective=class``; else ``layers`` where the
+    config has that key (comma-separated), else ``layer``."""
+    if config.objective == "class":
+        return ["logits"]
+    return parse_layers(config.layers) if "layers" in config else [config.layer]
 
 
 def class_index(model: models.Model, class_name: str) -> int:
@@ -42,13 +107,27 @@ def class_index(model: models.Model, class_name: str) -> int:
     return labels.class_index(class_name, model.labels)
 
 
+def layer_channels(model: models.Model, layer: str, spec: str, image_size: int) -> list[int]:
+    """``all`` -> every channel of the layer (which must have a channel axis); else ``parse_channels``."""
+    n = model.check_layer(layer)
+    if str(spec).strip() == "all":
+        shape = model.output_shapes(image_size)[layer]
+        if len(shape) < 2:
+            raise ConfigError(f"layer {layer!r} of {model.name} has no channel axis (output shape {shape}), so "
+                              f"channels=all means nothing there; pick a convolutional layer")
+        return list(range(n))
+    return parse_channels(spec, n, f"{model.name} layer {layer!r}")
+
+
 def check(config: ml_collections.ConfigDict) -> None:
     """Refuses, naming the valid range, the values that would otherwise render something else."""
     check_int(config.image_size, "image_size", 1)
     check_int(config.steps, "steps", 1)
-    check_int(config.images_per_channel, "images_per_channel", 1, meaning="images rendered per channel")
+    check_int(images_per_channel(config), "images_per_channel", 1, meaning="images rendered per channel")
     check_int(config.batch_size, "batch_size", 0, meaning="channels per compiled call; 0 = all at once")
     check_int(config.devices, "devices", -1, meaning="-1 all, 0 none, n the first n")
+    check_int(config.get("checkpoint_every", CHECKPOINT_EVERY), "checkpoint_every", 0,
+              meaning="steps between checkpoints; 0 = only on SIGTERM/SIGINT")
     check_positive(config.learning_rate, "learning_rate", 0.05)
     check_seed(config.seed)
     check_precision(config.precision)
@@ -58,25 +137,28 @@ def check(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"unknown param {config.param!r}; valid: {', '.join(PARAMS)}")
     if config.transforms == "maco":
         check_int(config.maco_crops, "maco_crops", 1, meaning="random crops per step")
-    if config.diversity and config.transforms == "maco":
+    diversity = config.get("diversity", 0.0)
+    if diversity and config.transforms == "maco":
         raise ConfigError("diversity compares the batch's images, which MACO's crops mix: use transforms=standard "
                           "with diversity, or diversity=0 with transforms=maco")
-    if config.diversity and config.images_per_channel < 2:
+    if diversity and images_per_channel(config) < 2:
         raise ConfigError("diversity needs images_per_channel >= 2")
-    if config.class_name and config.objective != "class":
+    if config.get("class_name") and config.objective != "class":
         raise ConfigError(
             f"class_name={config.class_name!r} needs objective=class (it is {config.objective}): add "
             f"--config.objective=class, or drop class_name to render channels"
         )
-    if config.objective == "class" and config.layer not in ("", "logits"):
+    named = config.get("layer", config.get("layers", ""))
+    if config.objective == "class" and named not in ("", "logits"):
+        key = "layer" if "layer" in config else "layers"
         raise ConfigError(
-            f"objective=class maximises a class logit, on layer 'logits', not {config.layer!r}: set "
-            f"--config.layer=logits, or objective=channel to render {config.layer}'s channels"
+            f"objective=class maximises a class logit, on layer 'logits', not {named!r}: set "
+            f"--config.{key}=logits, or objective=channel to render {named}'s channels"
         )
 
 
-def checked_transforms(config: ml_collections.ConfigDict, model: models.Model, layer: str) -> transforms.Transform:
-    """The config's transforms, refused when what they output is too small for ``layer``."""
+def checked_transforms(config: ml_collections.ConfigDict, model: models.Model, layers: list[str]) -> transforms.Transform:
+    """The config's transforms, refused when what they output is too small for one of ``layers``."""
     tf = make_transforms(config.transforms, config)
     try:
         transformed = transforms.output_size(tf, config.image_size)
@@ -86,104 +168,283 @@ def checked_transforms(config: ml_collections.ConfigDict, model: models.Model, l
         raise models.ImageTooSmallError(
             f"image_size {config.image_size} is too small for the {config.transforms} transforms; use image_size >= 32"
         )
-    model.check_image_size(layer, transformed)
+    for layer in layers:
+        model.check_image_size(layer, transformed)
     return tf
+
+
+def uses_maco(config) -> bool:
+    return config.param == "maco" or config.transforms == "maco"
+
+
+def settings_of(config, model: models.Model) -> dict:
+    """Everything that changes an image: the config less RUN_KEYS, plus the weights' digest (so the
+    same weights read from another folder still resume, and other weights do not).
+
+    ``param`` is left out at its default ``lucid``, and the MACO keys when nothing reads them, so a
+    job started before they existed still resumes; a resume that changes them is refused naming them
+    (``param ('<absent>' -> 'maco')``)."""
+    from jfv.models.weights import params_digest
+
+    skip = (RUN_KEYS + (() if uses_maco(config) else MACO_KEYS) + (("param",) if config.param == "lucid" else ())
+            + (("preset",) if config.get("preset", "lucid") == "lucid" else ()))
+    settings = {k: v for k, v in config.to_dict().items() if k not in skip}
+    settings["params_sha256"] = params_digest(jax.device_get(model.params))
+    if config.param == "maco" and not config.get("maco_magnitude") and int(config.image_size) < 256:
+        # the shipped magnitude below 256 px is taken to the size as photos have it (issue 28); a job
+        # started with the earlier resampling is refused rather than finished with mixed images
+        settings["maco_magnitude_resample"] = "photo"
+    return settings
+
+
+class ChannelsJob:
+    """The rendering side of the recipe: engines per layer, groups, checkpoints, outputs."""
+
+    def __init__(self, config, model, layers, channels, job: Job, mesh, tf, progress, flag: StopFlag):
+        self.config, self.model, self.layers, self.channels, self.job = config, model, layers, channels, job
+        self.progress, self.flag = progress, flag
+        self.per_channel = images_per_channel(config)
+        self.param = make_param(config, model.channels, self.per_channel)
+        self.tf = tf
+        self.transparency = config.param == "maco"  # MACO's map, carried in the state (and its checkpoints)
+        optimiser = make_optimiser(config)
+        self.objectives = {layer: objective_factory(config.objective, layer, config.get("diversity", 0.0))
+                           for layer in layers}
+        self.engines = {layer: Engine.for_channels(model, self.objectives[layer], self.param, self.tf, optimiser,
+                                                   mesh=mesh, transparency=self.transparency)
+                        for layer in layers}
+        self.key = jax.random.key(config.seed)
+
+    def group_size(self, layer: str) -> int:
+        n = len(self.channels[layer])
+        return self.engines[layer].group_size(self.config.batch_size or n, n)
+
+    def pieces(self) -> list[tuple[str, int, list[int]]]:
+        """Every (layer, group index, channels) of the job, in a fixed order."""
+        out = []
+        for layer in self.layers:
+            chans, b = self.channels[layer], self.group_size(layer)
+            out += [(layer, g, chans[i : i + b]) for g, i in enumerate(range(0, len(chans), b))]
+        return out
+
+    def run_piece(self, layer: str, group: int, chans: list[int], done_before: int) -> dict:
+        engine, steps, name = self.engines[layer], self.config.steps, piece_name(layer, group)
+        b = self.group_size(layer)
+        vs = np.zeros(len(chans), np.float32)
+        cs, _ = engine.pad(chans, vs, b)  # the padded group, as its checkpoints record it
+        saved = self.job.load_state(name, discard=self.config.get("discard_state", False))
+        state, history = (None, None) if saved is None else self.restore(engine, name, saved, chans, b)
+        every = int(self.config.get("checkpoint_every", CHECKPOINT_EVERY))
+
+        def between(st, hist, done):
+            if self.flag.stop:
+                self.save(name, st, hist, cs)
+                raise Interrupted(
+                    f"{self.flag.name()}: checkpointed {layer} group {group} at step {done}/{steps}; run the same "
+                    f"command again to resume", self.flag.signum)
+            if every and done < steps and done // every > (done - engine.chunk) // every:
+                self.save(name, st, hist, cs)
+
+        out = engine.render_group(self.key, chans, vs, steps, size=b, state=state, history=history, between=between,
+                                  progress=lambda cell_steps: self.progress(done_before + cell_steps, None))
+        entries = [self.write_channel(layer, int(c), out, i) for i, c in enumerate(chans)]
+        record = {"layer": layer, "group": group, "channels": [int(c) for c in chans], "entries": entries}
+        self.job.finish(name, record)
+        return record
+
+    def write_channel(self, layer: str, c: int, out, i: int) -> dict:
+        """Channel ``c``'s PNGs (row ``i`` of the group's result) and its manifest entry."""
+        n = self.per_channel
+        paths, alphas = [image_path(layer, c, k if n > 1 else None) for k in range(n)], []
+        for k, rel in enumerate(paths):
+            self.job.save_png(rel, out.images[i, k])
+            if out.transparency is not None:
+                alphas.append(alpha_path(layer, c, k if n > 1 else None))
+                self.job.save_png(alphas[-1], transparency_overlay(out.images[i, k], out.transparency[i, k]))
+        entry = {"layer": layer, "channel": c, "image": paths[0], "objective": round(float(out.objective[i]), 6)}
+        if n > 1:
+            entry["images"] = paths
+        if alphas:
+            entry["alpha"] = alphas[0]
+            if n > 1:
+                entry["alphas"] = alphas
+        return entry
+
+    def save(self, name, state, history, cs) -> None:
+        """Checkpoints piece ``name``'s padded state (the layer engine's ``save_state``), history and channels."""
+        tree = self.engines[name[: name.rindex("_g")]].save_state(state)  # name = piece_name(layer, group)
+        tree.update(history=np.asarray(history), channels=np.asarray(cs, np.int32))
+        self.job.save_state(name, tree)
+
+    def restore(self, engine: Engine, name: str, saved: dict, chans: list[int], size: int):
+        """(state on the engine's devices, padded history) from piece ``name``'s checkpoint of the group
+        ``chans`` padded to ``size``; StateError if it is not one (other shapes or channels)."""
+        vs = np.zeros(len(chans), np.float32)
+        try:
+            ok = (np.array_equal(saved["channels"], engine.pad(chans, vs, size)[0])
+                  and saved["history"].shape == (size, self.config.steps))
+            state = engine.restore_state(saved, self.key, chans, vs, size) if ok else None
+        except (KeyError, StateMismatchError):
+            state = None
+        if state is None:
+            raise StateError(f"the in-flight checkpoint {self.job.state_path(name)} does not fit this job's group "
+                             f"(other shapes or channels); re-run with {self.job.fixes['discard_state']} to render that "
+                             f"group again from the start (finished channels are kept)")
+        return state, saved["history"]
+
+
+def figure(e: dict, rel: str, k: int | None) -> str:
+    """One gallery thumbnail: the image, its caption (layer, channel, objective) and its alpha link."""
+    layer, c = html.escape(e["layer"]), e["channel"]
+    tag = "" if k is None else f" #{k}"
+    alpha = e["alphas"][k] if k is not None and e.get("alphas") else e.get("alpha") if k in (None, 0) else None
+    return (f'<figure id="{layer}-{c}{"" if k is None else f"-{k}"}" data-channel="{c}"><a href="{html.escape(rel)}">'
+            f'<img loading="lazy" src="{html.escape(rel)}" alt="{layer} channel {c}{tag}"></a>'
+            f'<figcaption>{layer} ch {c}{tag}<br>objective {e["objective"]:.3f}'
+            + (f' · <a href="{html.escape(alpha)}">alpha</a>' if alpha else "") + '</figcaption></figure>')
+
+
+def gallery(model_name: str, layers: list[str], entries: list[dict], header: dict, complete: bool) -> str:
+    """One section per layer, lazy-loaded thumbnails, a channel search box; refreshes while running."""
+    by_layer: dict[str, list[dict]] = {layer: [] for layer in layers}
+    for e in entries:
+        by_layer.setdefault(e["layer"], []).append(e)
+    sections = []
+    for layer, items in by_layer.items():
+        cards = "".join(figure(e, rel, k if "images" in e else None)
+                        for e in sorted(items, key=lambda e: e["channel"])
+                        for k, rel in enumerate(e.get("images", [e["image"]])))
+        sections.append(f'<h2 id="{html.escape(layer)}">{html.escape(layer)} ({len(items)} channels)</h2>'
+                        f'<div class="grid">{cards}</div>')
+    nav = " · ".join(f'<a href="#{html.escape(layer)}">{html.escape(layer)}</a>' for layer in layers)
+    refresh = "" if complete else '<meta http-equiv="refresh" content="60">'
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">{refresh}<title>{html.escape(model_name)}: {html.escape(', '.join(layers))}</title>
+<style>{GALLERY_CSS}</style></head>
+<body><h1>{html.escape(model_name)} {html.escape(', '.join(layers))}: {'complete' if complete else 'in progress (reloads every minute)'}</h1>
+{header_table(header)}
+<p>{nav} &nbsp; {CHANNEL_FILTER_INPUT}</p>
+{''.join(sections)}
+{CHANNEL_FILTER_SCRIPT}
+</body></html>
+"""
+
+
+def write_summary(job: Job, config, work: ChannelsJob, start: float, complete: bool) -> dict:
+    """The manifest and gallery from every record on disk (what any process has finished)."""
+    model, layers, channels = work.model, work.layers, work.channels
+    order = {layer: {c: i for i, c in enumerate(chans)} for layer, chans in channels.items()}
+    entries = [e for r in job.records() for e in r["entries"] if e["channel"] in order.get(e["layer"], ())]
+    entries.sort(key=lambda e: (layers.index(e["layer"]), order[e["layer"]][e["channel"]]))
+    sprites = {}
+    if complete:
+        from PIL import Image
+
+        for layer in layers:
+            imgs = [np.asarray(Image.open(job.path / rel).convert("RGB"), np.float32) / 255.0
+                    for e in entries if e["layer"] == layer for rel in e.get("images", [e["image"]])]
+            sprites[layer] = sprite_name(layer, layers)
+            job.save_png(sprites[layer], sprite(imgs))
+    first = layers[0]
+    objective = work.objectives[first](np.int32(channels[first][0])).description  # "c" stands for the channel
+    manifest = {
+        "recipe": config.get("recipe", "channels"),
+        "model": model.name,
+        "model_source": model.source,
+        **({"layer": layers[0]} if len(layers) == 1 else {}),
+        "layers": {layer: {"channels": len(channels[layer]),
+                           "finished": sum(e["layer"] == layer for e in entries)} for layer in layers},
+        "complete": complete,
+        "objective": objective,
+        "settings": config.to_dict(),
+        "transforms": repr(work.tf),
+        "param": repr(work.param),
+        **({"sprite": sprites[layers[0]]} if len(layers) == 1 and sprites else {}),
+        "sprites": sprites,
+        "gallery": "index.html",
+        "channels": entries,
+    }
+    manifest.update(run_info(start))
+    header = {"model": model.name, "layers": ", ".join(layers), "finished": f"{len(entries)} of "
+              f"{sum(len(c) for c in channels.values())} channels", "objective": objective,
+              "steps": config.steps, "image size": config.image_size, "param": repr(work.param),
+              "transforms": repr(work.tf), "seed": config.seed, "wall time of this run (s)": manifest["wall_time_s"]}
+    # the sprites (written above, the recipe's own files); the page is the channels gallery
+    return write_run(job, manifest, model.name, page=gallery(model.name, layers, entries, header, complete))
+
+
+def prepare(config):
+    """(model, layers, channels per layer, mesh, transforms) of a checked config, refused before any
+    rendering when the memory, the transforms' output size or a layer or channel does not fit."""
+    model = config_model(config).with_precision(config.precision)
+    layers = run_layers(config)
+    for layer in layers:
+        model.check_layer(layer)
+    if config.get("class_name"):
+        channels = {layers[0]: [class_index(model, config.class_name)]}
+    else:
+        channels = {layer: layer_channels(model, layer, config.channels, config.image_size) for layer in layers}
+    mesh = make_mesh(config.devices)
+    # before the transforms' output size, whose shape arithmetic overflows at absurd sizes
+    widest = max(len(c) for c in channels.values())
+    per_call = min(config.batch_size or widest, widest) * images_per_channel(config)
+    per_call *= config.maco_crops if config.transforms == "maco" else 1
+    check_memory(model, config.image_size, -(-per_call // (mesh.size if mesh is not None else 1)),
+                 "image_size or batch_size")
+    tf = checked_transforms(config, model, layers)
+    if model.channels != 3:
+        make_param(config, model.channels, images_per_channel(config))
+    return model, layers, channels, mesh, tf
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     start = time.time()
     config = resolve_preset(config)
-    check_workdir(workdir)
     check(config)
-    param = make_param(config, 3, config.images_per_channel)  # before loading the model: a bad magnitude file fails at once
-
-    model = config_model(config).with_precision(config.precision)
-    layer = "logits" if config.objective == "class" else config.layer
-    n = model.check_layer(layer)
-    if config.class_name:
-        channels = [class_index(model, config.class_name)]
-    else:
-        channels = parse_channels(config.channels, n, f"{model.name} layer {layer!r}")
-
-    mesh = make_mesh(config.devices)
-    per_call = min(config.batch_size or len(channels), len(channels)) * config.images_per_channel
-    per_call *= config.maco_crops if config.transforms == "maco" else 1
-    per_device = -(-per_call // (mesh.size if mesh is not None else 1))
-    check_memory(model, config.image_size, per_device, "image_size or batch_size")
-
-    tf = checked_transforms(config, model, layer)
-
-    if model.channels != 3:
-        param = make_param(config, model.channels, config.images_per_channel)
-    optimiser = make_optimiser(config)
-    transparency = config.param == "maco"
-    objective_fn = objective_factory(config.objective, layer, config.diversity)
-
-    progress = Progress(f"{model.name} {layer}", enabled=config.progress)
+    check_workdir(workdir)
+    make_param(config, 3, images_per_channel(config))  # a bad magnitude file fails before the model loads
+    index, count = init_distributed(config)
+    model, layers, channels, mesh, tf = prepare(config)
+    job = Job(workdir, config.get("recipe", "channels"), settings_of(config, model), resume=config.get("resume", True),
+              process_index=index, process_count=count, fixes=JOB_FIXES)
     try:
-        out = render_channels(
-            model,
-            objective_fn,
-            param,
-            tf,
-            optimiser,
-            channels,
-            jax.random.key(config.seed),
-            config.steps,
-            batch_size=config.batch_size or None,
-            mesh=mesh,
-            progress=progress,
-            transparency=transparency,
-        )
+        job.start()
+        progress = Progress(f"{model.name} {','.join(layers)}" + (f" [process {index}/{count}]" if count > 1 else ""),
+                            enabled=config.progress)
+        with StopFlag() as flag:
+            work = ChannelsJob(config, model, layers, channels, job, mesh, tf, None, flag)
+            pieces = work.pieces()
+            try:
+                render_pieces(job, config, work, pieces, progress, flag, index, count, start)
+            finally:
+                progress.close()
+        barrier("jfv-layer-finished", count)
+        if index == 0:
+            complete = all(job.is_done(piece_name(layer, g)) for layer, g, _ in pieces)
+            manifest = write_summary(job, config, work, start, complete=complete)
+        else:
+            manifest = {"gallery": "index.html"}
     finally:
-        progress.close()
-
-    entries, pictures, cards = [], [], []
-    with Staging(workdir) as stage:
-        alphas = out.transparency if transparency else [None] * len(channels)
-        for c, imgs, value, alpha in zip(channels, out.images, out.objective, alphas):
-            paths, alpha_paths = [], []
-            for k, img in enumerate(imgs):
-                suffix = f"_{k}" if len(imgs) > 1 else ""
-                rel = f"channels/{layer}_{c:04d}{suffix}.png"
-                stage.save_png(rel, img)
-                paths.append(rel)
-                if alpha is not None:
-                    alpha_rel = f"channels/{layer}_{c:04d}{suffix}_alpha.png"
-                    stage.save_png(alpha_rel, transparency_overlay(img, alpha[k]))
-                    alpha_paths.append(alpha_rel)
-                pictures.append(img)
-                cards.append({"image": rel, "caption": [f"{layer} ch {c}" + (f" #{k}" if suffix else ""), f"objective {float(value):.3f}"]})
-                if alpha is not None:
-                    cards.append({"image": alpha_paths[-1], "caption": [f"{layer} ch {c}" + (f" #{k}" if suffix else ""),
-                                                                         "transparency (alpha)"]})
-            entry = {"channel": int(c), "image": paths[0], "objective": round(float(value), 6)}
-            if len(paths) > 1:
-                entry["images"] = paths
-            if alpha_paths:
-                entry["alpha"] = alpha_paths[0]
-                if len(alpha_paths) > 1:
-                    entry["alphas"] = alpha_paths
-            entries.append(entry)
-        settings = config.to_dict()
-        manifest = {
-            "recipe": "channels",
-            "model": model.name,
-            "model_source": model.source,
-            "layer": layer,
-            "objective": objective_fn(np.int32(channels[0])).description,  # "c" stands for the channel
-            "settings": settings,
-            "transforms": repr(tf),
-            "param": repr(param),
-            "sprite": "sprite.png",
-            "gallery": "index.html",
-            "channels": entries,
-        }
-        manifest.update(run_info(start))
-        header = gallery_header(model, layer, manifest["objective"], config.steps, config.image_size, param, tf,
-                                config.seed, manifest["wall_time_s"])
-        write_run(stage, manifest, f"{model.name} {layer}", cards, header, grid=pictures, grid_name="sprite.png")
+        job.close()
     return manifest
 
 
-RECIPE = Recipe(run=run, check=check)
+def render_pieces(job: Job, config, work: ChannelsJob, pieces, progress, flag: StopFlag, index: int, count: int,
+                  start: float) -> None:
+    """Renders this process's unfinished groups, rewriting the gallery after each (process 0)."""
+    mine = [p for i, p in enumerate(pieces) if i % count == index]
+    todo = [p for p in mine if not job.is_done(piece_name(p[0], p[1]))]
+    total = sum(len(p[2]) for p in todo) * config.steps
+    finished = 0
+    work.progress = lambda d, _: progress(d, total)
+    for layer, group, chans in todo:
+        if flag.stop:
+            raise Interrupted(f"{flag.name()}: stopped before {layer} group {group}; run the same "
+                              f"command again to resume", flag.signum)
+        work.run_piece(layer, group, chans, finished)
+        finished += len(chans) * config.steps
+        if index == 0 and (layer, group) != todo[-1][:2]:  # the last one's summary comes after the barrier
+            write_summary(job, config, work, start, complete=False)
+
+
+RECIPE = Recipe(run=run, check=check, resumable=True, run_keys=RUN_KEYS)

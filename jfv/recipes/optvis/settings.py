@@ -94,7 +94,7 @@ def make_param(config: ml_collections.ConfigDict, channels: int = 3, batch: int 
     """The config's parameterisation for a model of ``channels`` input channels (keys ``param``,
     ``image_size``, ``fft``, ``decorrelate``, ``maco_magnitude``): ``lucid`` (Fourier + decorrelated
     colour) or ``maco`` (RGB only: its magnitude spectrum is estimated from photos). The one
-    helper of the channels and layer recipes."""
+    helper of the channels recipe (also registered as layer)."""
     size = config.image_size
     if config.param == "lucid":
         try:
