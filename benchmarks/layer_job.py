@@ -27,6 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jfv import models  # noqa: E402
 from jfv.runtime.jobs import Job, StopFlag  # noqa: E402
 from jfv.recipes.optvis import channels as layer  # noqa: E402
+from jfv.recipes.optvis.channels_job import ChannelsJob  # noqa: E402
+from jfv.recipes.optvis.settings import make_transforms  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -59,8 +61,8 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         job = Job(d, "layer", {})
         job.create()
-        work = layer.ChannelsJob(cfg, model, ["conv4_3"], {"conv4_3": list(range(args.batch))}, job, None,
-                                 layer.make_transforms(cfg.transforms, cfg), lambda *a: None, StopFlag())
+        work = ChannelsJob(cfg, model, ["conv4_3"], {"conv4_3": list(range(args.batch))}, job, None,
+                           make_transforms(cfg.transforms, cfg), lambda *a: None, StopFlag())
         engine = work.engines["conv4_3"]
         cs, vs = np.arange(args.batch, dtype=np.int32), np.zeros(args.batch, np.float32)
         state = engine.init(jax.random.key(0), cs, vs)

@@ -268,8 +268,11 @@ def init_distributed(config) -> tuple[int, int]:
     (``jfv.runtime.distributed.initialize``)."""
     from jfv.runtime import distributed
 
-    return distributed.initialize(bool(config.get("distributed", False)), config.get("coordinator_address", ""),
-                                  int(config.get("num_processes", 0)), int(config.get("process_id", -1)))
+    try:
+        return distributed.initialize(bool(config.get("distributed", False)), config.get("coordinator_address", ""),
+                                      int(config.get("num_processes", 0)), int(config.get("process_id", -1)))
+    except distributed.DistributedError as e:
+        raise in_config_terms(e, "coordinator_address", "num_processes", "process_id") from None
 
 def cifar10_location(config) -> Path:
     """Where the config's CIFAR-10 is (``datasets.find_cifar10`` of ``cifar10_path`` and ``shared_dir``,

@@ -63,8 +63,8 @@ def initialize(distributed: bool, coordinator_address: str = "", num_processes: 
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DistributedError(
             f"distributed=True but no coordinator could be reached or detected ({first[:200]}); on a TPU pod "
-            f"slice, SLURM or Open MPI it is found automatically, elsewhere set --config.coordinator_address="
-            f"HOST:PORT --config.num_processes=N --config.process_id=I on every process") from None
+            f"slice, SLURM or Open MPI it is found automatically, elsewhere set coordinator_address="
+            f"HOST:PORT num_processes=N process_id=I on every process") from None
     return jax.process_index(), jax.process_count()
 
 

@@ -36,60 +36,32 @@ final objective; ``layer`` and ``sprite`` too for a one-layer run) and ``job.jso
 
 from __future__ import annotations
 
-import html
 import time
 from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
 
 from jfv import models
 from jfv.models import labels
 from jfv.optvis import transforms
-from jfv.optvis.engine import Engine, StateMismatchError
 from jfv.runtime.distributed import barrier
-from jfv.runtime.jobs import Interrupted, Job, StateError, StopFlag
-from jfv.runtime.outputs import (
-    CHANNEL_FILTER_INPUT, CHANNEL_FILTER_SCRIPT, GALLERY_CSS, check_workdir, header_table, sprite, transparency_overlay,
-    write_run,
-)
+from jfv.runtime.jobs import Interrupted, Job, StopFlag
+from jfv.runtime.outputs import check_workdir
 from jfv.runtime.progress import Progress
 from jfv.recipes import Recipe
 from jfv.recipes.common import (
     JOB_FIXES, ConfigError, check_int, check_memory, check_positive, check_precision, check_seed, config_model,
-    init_distributed, make_mesh, parse_channels, parse_layers, run_info,
+    init_distributed, make_mesh, parse_channels, parse_layers,
 )
-from jfv.recipes.optvis.settings import (
-    OBJECTIVES, PARAMS, make_optimiser, make_param, make_transforms, objective_factory, resolve_preset,
-)
+from jfv.recipes.optvis.channels_job import CHECKPOINT_EVERY, ChannelsJob, images_per_channel, piece_name
+from jfv.recipes.optvis.channels_outputs import write_summary
+from jfv.recipes.optvis.settings import OBJECTIVES, PARAMS, make_param, make_transforms, resolve_preset
 
 # Config keys that do not change any image: they may differ between a run and its resume.
 RUN_KEYS = ("layers", "layer", "channels", "class_name", "devices", "progress", "resume", "discard_state",
             "checkpoint_every", "distributed", "coordinator_address", "num_processes", "process_id", "weights_dir")
 MACO_KEYS = ("maco_magnitude", "maco_crops", "maco_box", "maco_noise")  # read only with param or transforms maco
-CHECKPOINT_EVERY = 0  # steps between checkpoints where the config has no checkpoint_every (the quick start)
-
-
-def piece_name(layer: str, group: int) -> str:
-    return f"{layer}_g{group:04d}"
-
-
-def image_path(layer: str, channel: int, k: int | None = None) -> str:
-    """``channels/<layer>_<cccc>.png``; with ``k`` (a channel's k-th of several images) ``..._<k>.png``."""
-    return f"channels/{layer}_{channel:04d}{'' if k is None else f'_{k}'}.png"
-
-
-def alpha_path(layer: str, channel: int, k: int | None = None) -> str:
-    return image_path(layer, channel, k)[: -len(".png")] + "_alpha.png"
-
-
-def sprite_name(layer: str, layers: list[str]) -> str:
-    return "sprite.png" if len(layers) == 1 else f"sprite_{layer}.png"
-
-
-def images_per_channel(config) -> int:
-    return int(config.get("images_per_channel", 1))
 
 
 def run_layers(config) -> list[str]:
@@ -195,182 +167,6 @@ def settings_of(config, model: models.Model) -> dict:
         # started with the earlier resampling is refused rather than finished with mixed images
         settings["maco_magnitude_resample"] = "photo"
     return settings
-
-
-class ChannelsJob:
-    """The rendering side of the recipe: engines per layer, groups, checkpoints, outputs."""
-
-    def __init__(self, config, model, layers, channels, job: Job, mesh, tf, progress, flag: StopFlag):
-        self.config, self.model, self.layers, self.channels, self.job = config, model, layers, channels, job
-        self.progress, self.flag = progress, flag
-        self.per_channel = images_per_channel(config)
-        self.param = make_param(config, model.channels, self.per_channel)
-        self.tf = tf
-        self.transparency = config.param == "maco"  # MACO's map, carried in the state (and its checkpoints)
-        optimiser = make_optimiser(config)
-        self.objectives = {layer: objective_factory(config.objective, layer, config.get("diversity", 0.0))
-                           for layer in layers}
-        self.engines = {layer: Engine.for_channels(model, self.objectives[layer], self.param, self.tf, optimiser,
-                                                   mesh=mesh, transparency=self.transparency)
-                        for layer in layers}
-        self.key = jax.random.key(config.seed)
-
-    def group_size(self, layer: str) -> int:
-        n = len(self.channels[layer])
-        return self.engines[layer].group_size(self.config.batch_size or n, n)
-
-    def pieces(self) -> list[tuple[str, int, list[int]]]:
-        """Every (layer, group index, channels) of the job, in a fixed order."""
-        out = []
-        for layer in self.layers:
-            chans, b = self.channels[layer], self.group_size(layer)
-            out += [(layer, g, chans[i : i + b]) for g, i in enumerate(range(0, len(chans), b))]
-        return out
-
-    def run_piece(self, layer: str, group: int, chans: list[int], done_before: int) -> dict:
-        engine, steps, name = self.engines[layer], self.config.steps, piece_name(layer, group)
-        b = self.group_size(layer)
-        vs = np.zeros(len(chans), np.float32)
-        cs, _ = engine.pad(chans, vs, b)  # the padded group, as its checkpoints record it
-        saved = self.job.load_state(name, discard=self.config.get("discard_state", False))
-        state, history = (None, None) if saved is None else self.restore(engine, name, saved, chans, b)
-        every = int(self.config.get("checkpoint_every", CHECKPOINT_EVERY))
-
-        def between(st, hist, done):
-            if self.flag.stop:
-                self.save(name, st, hist, cs)
-                raise Interrupted(
-                    f"{self.flag.name()}: checkpointed {layer} group {group} at step {done}/{steps}; run the same "
-                    f"command again to resume", self.flag.signum)
-            if every and done < steps and done // every > (done - engine.chunk) // every:
-                self.save(name, st, hist, cs)
-
-        out = engine.render_group(self.key, chans, vs, steps, size=b, state=state, history=history, between=between,
-                                  progress=lambda cell_steps: self.progress(done_before + cell_steps, None))
-        entries = [self.write_channel(layer, int(c), out, i) for i, c in enumerate(chans)]
-        record = {"layer": layer, "group": group, "channels": [int(c) for c in chans], "entries": entries}
-        self.job.finish(name, record)
-        return record
-
-    def write_channel(self, layer: str, c: int, out, i: int) -> dict:
-        """Channel ``c``'s PNGs (row ``i`` of the group's result) and its manifest entry."""
-        n = self.per_channel
-        paths, alphas = [image_path(layer, c, k if n > 1 else None) for k in range(n)], []
-        for k, rel in enumerate(paths):
-            self.job.save_png(rel, out.images[i, k])
-            if out.transparency is not None:
-                alphas.append(alpha_path(layer, c, k if n > 1 else None))
-                self.job.save_png(alphas[-1], transparency_overlay(out.images[i, k], out.transparency[i, k]))
-        entry = {"layer": layer, "channel": c, "image": paths[0], "objective": round(float(out.objective[i]), 6)}
-        if n > 1:
-            entry["images"] = paths
-        if alphas:
-            entry["alpha"] = alphas[0]
-            if n > 1:
-                entry["alphas"] = alphas
-        return entry
-
-    def save(self, name, state, history, cs) -> None:
-        """Checkpoints piece ``name``'s padded state (the layer engine's ``save_state``), history and channels."""
-        tree = self.engines[name[: name.rindex("_g")]].save_state(state)  # name = piece_name(layer, group)
-        tree.update(history=np.asarray(history), channels=np.asarray(cs, np.int32))
-        self.job.save_state(name, tree)
-
-    def restore(self, engine: Engine, name: str, saved: dict, chans: list[int], size: int):
-        """(state on the engine's devices, padded history) from piece ``name``'s checkpoint of the group
-        ``chans`` padded to ``size``; StateError if it is not one (other shapes or channels)."""
-        vs = np.zeros(len(chans), np.float32)
-        try:
-            ok = (np.array_equal(saved["channels"], engine.pad(chans, vs, size)[0])
-                  and saved["history"].shape == (size, self.config.steps))
-            state = engine.restore_state(saved, self.key, chans, vs, size) if ok else None
-        except (KeyError, StateMismatchError):
-            state = None
-        if state is None:
-            raise StateError(f"the in-flight checkpoint {self.job.state_path(name)} does not fit this job's group "
-                             f"(other shapes or channels); re-run with {self.job.fixes['discard_state']} to render that "
-                             f"group again from the start (finished channels are kept)")
-        return state, saved["history"]
-
-
-def figure(e: dict, rel: str, k: int | None) -> str:
-    """One gallery thumbnail: the image, its caption (layer, channel, objective) and its alpha link."""
-    layer, c = html.escape(e["layer"]), e["channel"]
-    tag = "" if k is None else f" #{k}"
-    alpha = e["alphas"][k] if k is not None and e.get("alphas") else e.get("alpha") if k in (None, 0) else None
-    return (f'<figure id="{layer}-{c}{"" if k is None else f"-{k}"}" data-channel="{c}"><a href="{html.escape(rel)}">'
-            f'<img loading="lazy" src="{html.escape(rel)}" alt="{layer} channel {c}{tag}"></a>'
-            f'<figcaption>{layer} ch {c}{tag}<br>objective {e["objective"]:.3f}'
-            + (f' · <a href="{html.escape(alpha)}">alpha</a>' if alpha else "") + '</figcaption></figure>')
-
-
-def gallery(model_name: str, layers: list[str], entries: list[dict], header: dict, complete: bool) -> str:
-    """One section per layer, lazy-loaded thumbnails, a channel search box; refreshes while running."""
-    by_layer: dict[str, list[dict]] = {layer: [] for layer in layers}
-    for e in entries:
-        by_layer.setdefault(e["layer"], []).append(e)
-    sections = []
-    for layer, items in by_layer.items():
-        cards = "".join(figure(e, rel, k if "images" in e else None)
-                        for e in sorted(items, key=lambda e: e["channel"])
-                        for k, rel in enumerate(e.get("images", [e["image"]])))
-        sections.append(f'<h2 id="{html.escape(layer)}">{html.escape(layer)} ({len(items)} channels)</h2>'
-                        f'<div class="grid">{cards}</div>')
-    nav = " · ".join(f'<a href="#{html.escape(layer)}">{html.escape(layer)}</a>' for layer in layers)
-    refresh = "" if complete else '<meta http-equiv="refresh" content="60">'
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">{refresh}<title>{html.escape(model_name)}: {html.escape(', '.join(layers))}</title>
-<style>{GALLERY_CSS}</style></head>
-<body><h1>{html.escape(model_name)} {html.escape(', '.join(layers))}: {'complete' if complete else 'in progress (reloads every minute)'}</h1>
-{header_table(header)}
-<p>{nav} &nbsp; {CHANNEL_FILTER_INPUT}</p>
-{''.join(sections)}
-{CHANNEL_FILTER_SCRIPT}
-</body></html>
-"""
-
-
-def write_summary(job: Job, config, work: ChannelsJob, start: float, complete: bool) -> dict:
-    """The manifest and gallery from every record on disk (what any process has finished)."""
-    model, layers, channels = work.model, work.layers, work.channels
-    order = {layer: {c: i for i, c in enumerate(chans)} for layer, chans in channels.items()}
-    entries = [e for r in job.records() for e in r["entries"] if e["channel"] in order.get(e["layer"], ())]
-    entries.sort(key=lambda e: (layers.index(e["layer"]), order[e["layer"]][e["channel"]]))
-    sprites = {}
-    if complete:
-        from PIL import Image
-
-        for layer in layers:
-            imgs = [np.asarray(Image.open(job.path / rel).convert("RGB"), np.float32) / 255.0
-                    for e in entries if e["layer"] == layer for rel in e.get("images", [e["image"]])]
-            sprites[layer] = sprite_name(layer, layers)
-            job.save_png(sprites[layer], sprite(imgs))
-    first = layers[0]
-    objective = work.objectives[first](np.int32(channels[first][0])).description  # "c" stands for the channel
-    manifest = {
-        "recipe": config.get("recipe", "channels"),
-        "model": model.name,
-        "model_source": model.source,
-        **({"layer": layers[0]} if len(layers) == 1 else {}),
-        "layers": {layer: {"channels": len(channels[layer]),
-                           "finished": sum(e["layer"] == layer for e in entries)} for layer in layers},
-        "complete": complete,
-        "objective": objective,
-        "settings": config.to_dict(),
-        "transforms": repr(work.tf),
-        "param": repr(work.param),
-        **({"sprite": sprites[layers[0]]} if len(layers) == 1 and sprites else {}),
-        "sprites": sprites,
-        "gallery": "index.html",
-        "channels": entries,
-    }
-    manifest.update(run_info(start))
-    header = {"model": model.name, "layers": ", ".join(layers), "finished": f"{len(entries)} of "
-              f"{sum(len(c) for c in channels.values())} channels", "objective": objective,
-              "steps": config.steps, "image size": config.image_size, "param": repr(work.param),
-              "transforms": repr(work.tf), "seed": config.seed, "wall time of this run (s)": manifest["wall_time_s"]}
-    # the sprites (written above, the recipe's own files); the page is the channels gallery
-    return write_run(job, manifest, model.name, page=gallery(model.name, layers, entries, header, complete))
 
 
 def prepare(config):
