@@ -80,7 +80,7 @@ FAITHFULNESS_BASELINE = "blur"
 OVERLAY_ALPHA = 0.5
 PROJECTION_GAIN = 2.0  # contrast of deconvnet / guided backprop pictures
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")  # the attribute recipe's image files (recipes.common.SUFFIXES)
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")  # the attribute recipe's image files (recipes.photos.SUFFIXES)
 
 TARGET_FORMS = ("a class name or index (e.g. 'cat', 3), LAYER:CHANNEL (a channel, e.g. 'relu5_3:12'), LAYER (each "
                 "photo's strongest channel of it) or None (each photo's top class)")

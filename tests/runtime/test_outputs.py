@@ -159,9 +159,10 @@ def test_every_recipe_ends_through_write_run():
 
 
 def test_a_resumable_recipe_writes_through_write_run_on_its_job(tmp_path, monkeypatch):
-    """layer (a jobs.Job) ends through write_run: its manifest comes from that call, gallery first."""
+    """channels / layer (a jobs.Job) ends through write_run: its manifest comes from that call, gallery first."""
     from configs import layer_tiny
     from jfv.recipes.optvis import channels as layer
+    from jfv.recipes.optvis import channels_outputs
 
     seen = []
     real = outputs.write_run
@@ -170,7 +171,7 @@ def test_a_resumable_recipe_writes_through_write_run_on_its_job(tmp_path, monkey
         seen.append((type(writer).__name__, sorted(manifest)))
         return real(writer, manifest, *args, **kwargs)
 
-    monkeypatch.setattr(layer, "write_run", spy)
+    monkeypatch.setattr(channels_outputs, "write_run", spy)  # the recipe's gallery and manifest writer
     c = layer_tiny.get_config()
     c.channels, c.steps, c.image_size, c.layers = "0:2", 1, 32, "conv1_1"
     manifest = layer.run(c, str(tmp_path / "w"))
