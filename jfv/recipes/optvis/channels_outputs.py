@@ -20,14 +20,20 @@ def sprite_name(layer: str, layers: list[str]) -> str:
 
 
 def figure(e: dict, rel: str, k: int | None) -> str:
-    """One gallery thumbnail: the image, its caption (layer, channel, objective) and its alpha link."""
+    """One gallery thumbnail: the image and its caption (layer, channel, objective); with MACO's
+    transparency map, a second thumbnail of the image with it as alpha."""
     layer, c = html.escape(e["layer"]), e["channel"]
     tag = "" if k is None else f" #{k}"
     alpha = e["alphas"][k] if k is not None and e.get("alphas") else e.get("alpha") if k in (None, 0) else None
-    return (f'<figure id="{layer}-{c}{"" if k is None else f"-{k}"}" data-channel="{c}"><a href="{html.escape(rel)}">'
+    card = (f'<figure id="{layer}-{c}{"" if k is None else f"-{k}"}" data-channel="{c}"><a href="{html.escape(rel)}">'
             f'<img loading="lazy" src="{html.escape(rel)}" alt="{layer} channel {c}{tag}"></a>'
             f'<figcaption>{layer} ch {c}{tag}<br>objective {e["objective"]:.3f}'
             + (f' · <a href="{html.escape(alpha)}">alpha</a>' if alpha else "") + '</figcaption></figure>')
+    if alpha:
+        card += (f'<figure data-channel="{c}"><a href="{html.escape(alpha)}"><img loading="lazy" '
+                 f'src="{html.escape(alpha)}" alt="{layer} channel {c}{tag}, transparency"></a>'
+                 f'<figcaption>{layer} ch {c}{tag}<br>transparency (alpha)</figcaption></figure>')
+    return card
 
 
 def gallery(model_name: str, layers: list[str], entries: list[dict], header: dict, complete: bool) -> str:
