@@ -1,8 +1,8 @@
 """The training recipe's figures on a validation split, over seeds: what the whitening fix changes,
-and what folding lookahead's last steps in changes.
+what folding lookahead's last steps in changes, and what each of the recipe's levers is worth.
 
     python benchmarks/train_validation.py --out=/tmp/jfv_trainval [--seeds=0,1,2] [--epochs=16]
-        [--variants=balanced,first5000] [--val_per_class=500]
+        [--variants=balanced,first5000,linear,...] [--val_per_class=500]
 
 Each (variant, seed) is one run of the ``train`` recipe (``configs/cifar10_train.py`` with
 ``val_per_class`` training images of each class held out, AM snapshots off) in its own resumable
@@ -12,7 +12,14 @@ finished. Variants:
 - ``balanced``: the recipe as it is: the whitening layer fitted on 5,000 training images holding
   every class in proportion (``training.class_balanced``);
 - ``first5000``: the whitening fitted on the first 5,000 training images, as before the fix (the
-  class-major archive makes them all airplanes).
+  class-major archive makes them all airplanes);
+- one lever of the recipe turned back, everything else as ``balanced``: ``linear`` (the linear
+  whitening layer, ``whiten_split=False``), ``bias_trained`` (the split layer's bias trains every
+  epoch instead of holding after 3), ``no_lookahead`` (``lookahead=False``), ``bn01`` (BatchNorm's
+  running statistics at momentum 0.1, torch's default, instead of 0.4).
+
+Test-time augmentation needs no training run: every finished run's saved network is also scored on
+the validation split at each TTA level (0 none, 1 mirror, 2 mirror and 1-pixel shifts).
 
 At the end of each run the final lookahead state is finished both ways (the last ``steps % 5`` fast
 steps folded in, as the recipe does, and dropped, as airbench does) and each is evaluated on the
@@ -37,10 +44,20 @@ import numpy as np
 
 from configs import cifar10_train
 from jfv import training
+from jfv.models import convnet
 from jfv.models.resnet import merge_batch_stats
 from jfv.recipes.training import train as recipe, train_data
 
-VARIANTS = ("balanced", "first5000")
+# variant -> the config keys it changes from the recipe's defaults (None: the run's epoch count)
+VARIANTS = {
+    "balanced": {},
+    "first5000": {},
+    "linear": {"whiten_split": False},
+    "bias_trained": {"whiten_bias_epochs": None},
+    "no_lookahead": {"lookahead": False},
+    "bn01": {},
+}
+BN_MOMENTA = {"bn01": 0.1}  # variant -> convnet.BN_MOMENTUM for its run (the recipe: 0.4)
 
 
 def finish_both_ways(record: dict, config, data):
@@ -68,41 +85,62 @@ def run_one(out: Path, variant: str, seed: int, epochs: int, val_per_class: int)
     config = cifar10_train.get_config()
     config.seed, config.epochs, config.val_per_class = seed, epochs, val_per_class
     config.am_steps, config.progress = 0, False
+    for key, value in VARIANTS[variant].items():
+        config[key] = epochs if value is None else value
     workdir = out / f"{variant}_s{seed}"
     record = {"variant": variant, "seed": seed, "epochs": epochs, "val_per_class": val_per_class}
     data = train_data.load_data(config)
-    real_balanced, real_finish = training.class_balanced, training.finish_lookahead
+    real_balanced, real_finish, real_bn = training.class_balanced, training.finish_lookahead, convnet.BN_MOMENTUM
     if variant == "first5000":
         training.class_balanced = lambda labels, n, seed=0: np.arange(min(int(n), len(labels)))
     training.finish_lookahead = finish_both_ways(record, config, data)
+    convnet.BN_MOMENTUM = BN_MOMENTA.get(variant, real_bn)
     t0 = time.time()
     try:
         manifest = recipe.run(config, str(workdir))
     finally:
         training.class_balanced, training.finish_lookahead = real_balanced, real_finish
+        convnet.BN_MOMENTUM = real_bn
     last = manifest["epochs"][-1]
     record.update({k: last.get(k) for k in ("val_accuracy", "val_accuracy_tta2", "test_accuracy", "test_accuracy_tta2")})
     record["train_seconds"] = round(sum(r["seconds"] for r in manifest["epochs"]), 1)
     record["wall_seconds_this_call"] = round(time.time() - t0, 1)
+    record.update(tta_levels(workdir, data))
     return record
 
 
+def tta_levels(workdir: Path, data) -> dict:
+    """The run's saved network scored on the validation split at every TTA level."""
+    model = convnet.load(weights_dir=workdir)
+    apply = lambda p, x: model.module.apply({"params": p}, x)  # noqa: E731
+    x, y = data.val
+    return {f"val_tta{level}": training.evaluate(training.make_eval(apply, tta=level), model.params, x, y).accuracy
+            for level in training.TTA_LEVELS}
+
+
 def table(results: list[dict]) -> str:
-    lines = ["| variant | seeds | val acc (plain) | val acc (TTA 2) | val TTA 2, last steps dropped | test acc (TTA 2) |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    """Mean ± sd over seeds of each variant's validation accuracy (percent), the paired difference
+    from ``balanced`` (the recipe) by seed, and the test accuracy each run read once."""
+    lines = ["| variant | seeds | val TTA 0 | val TTA 1 | val TTA 2 | val TTA 2 - recipe's, paired | "
+             "val TTA 2, last steps dropped | test acc (TTA 2) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    base = {r["seed"]: r for r in results if r["variant"] == "balanced"}
+
+    def ms(values):
+        v = np.asarray([x for x in values if x is not None], np.float64) * 100
+        if not len(v):
+            return "-"
+        return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
+
     for variant in VARIANTS:
         rs = [r for r in results if r["variant"] == variant]
         if not rs:
             continue
-
-        def ms(key):
-            v = np.asarray([r[key] for r in rs if r.get(key) is not None], np.float64) * 100
-            if not len(v):
-                return "-"
-            return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
-
-        lines.append(f"| {variant} | {','.join(str(r['seed']) for r in rs)} | {ms('val_accuracy')} | "
-                     f"{ms('val_accuracy_tta2')} | {ms('val_accuracy_tta2_dropped')} | {ms('test_accuracy_tta2')} |")
+        val2 = lambda r: r.get("val_tta2", r.get("val_accuracy_tta2"))  # noqa: E731
+        diff = [val2(r) - val2(base[r["seed"]]) for r in rs if variant != "balanced" and r["seed"] in base]
+        lines.append(f"| {variant} | {','.join(str(r['seed']) for r in rs)} | {ms(r.get('val_tta0') for r in rs)} | "
+                     f"{ms(r.get('val_tta1') for r in rs)} | {ms(val2(r) for r in rs)} | {ms(diff) if diff else '-'} | "
+                     f"{ms(r.get('val_accuracy_tta2_dropped') for r in rs)} | {ms(r.get('test_accuracy_tta2') for r in rs)} |")
     return "\n".join(lines)
 
 
@@ -120,10 +158,19 @@ def main(argv=None):
     results = json.loads(results_path.read_text()) if results_path.exists() else []
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = args.variants.split(",")
+    for variant in variants:
+        if variant not in VARIANTS:
+            sys.exit(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    scored = [r for r in results if "val_tta1" not in r and (out / f"{r['variant']}_s{r['seed']}").is_dir()]
+    if scored:  # runs finished before TTA levels were recorded: score their saved networks now
+        config = cifar10_train.get_config()
+        config.val_per_class = scored[0]["val_per_class"]
+        data = train_data.load_data(config)
+        for r in scored:
+            r.update(tta_levels(out / f"{r['variant']}_s{r['seed']}", data))
+        results_path.write_text(json.dumps(results, indent=1))
     for seed in seeds:  # seed-major: both variants of a seed before the next seed
         for variant in variants:
-            if variant not in VARIANTS:
-                sys.exit(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
             if any(r["variant"] == variant and r["seed"] == seed and r["epochs"] == args.epochs for r in results):
                 continue
             record = run_one(out, variant, seed, args.epochs, args.val_per_class)
