@@ -304,6 +304,9 @@ def shared_folder(config: ml_collections.ConfigDict) -> Path:
 
 # The config keys a recipe's Job names in its messages (``jfv.runtime.jobs.Job(fixes=...)``).
 JOB_FIXES = {"resume": "--config.resume=False", "discard_state": "--config.discard_state=True"}
+# Config keys added after jobs could be written, each with the value that means what a ``job.json``
+# without it meant (``jfv.runtime.jobs.Job(absent=...)``), so such a job still resumes.
+JOB_ABSENT = {"cifar10_path": ""}
 
 
 def job_settings(config: ml_collections.ConfigDict, run_keys: Sequence[str]) -> dict:

@@ -79,9 +79,13 @@ def version() -> str:
     return __version__
 
 
-def diff_settings(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """The keys whose values differ (or exist on one side only), sorted."""
-    return sorted(k for k in set(old) | set(new) if old.get(k, "<absent>") != new.get(k, "<absent>"))
+def diff_settings(old: Mapping[str, Any], new: Mapping[str, Any], absent: Mapping[str, Any] | None = None) -> list[str]:
+    """The keys whose values differ (or exist on one side only), sorted. A key in ``absent`` that one
+    side lacks counts as holding ``absent[key]`` there: a setting added to a recipe later, whose value
+    there means what a job written before it did."""
+    absent = absent or {}
+    return sorted(k for k in set(old) | set(new)
+                  if old.get(k, absent.get(k, "<absent>")) != new.get(k, absent.get(k, "<absent>")))
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -234,8 +238,10 @@ class Job:
     """
 
     def __init__(self, workdir: str | os.PathLike, recipe: str, settings: Mapping[str, Any], *, resume: bool = True,
-                 process_index: int = 0, process_count: int = 1, fixes: Mapping[str, str] | None = None):
+                 process_index: int = 0, process_count: int = 1, fixes: Mapping[str, str] | None = None,
+                 absent: Mapping[str, Any] | None = None):
         self.fixes = {**FIXES, **(fixes or {})}
+        self.absent = dict(absent or {})  # diff_settings' ``absent``: what a key a job.json lacks meant
         self.path = check_workdir(workdir)
         self.recipe, self.settings = recipe, json.loads(json.dumps(dict(settings)))
         self.process_index, self.process_count = process_index, process_count
@@ -271,8 +277,12 @@ class Job:
             except (OSError, ValueError):
                 raise ResumeError(f"{job_file} is unreadable; use another --workdir (jfv does not overwrite it)") from None
             same = old == self._identity()
+            if not same and old.get("recipe") == self.recipe and old.get("jfv_version") == version():
+                same = not diff_settings(old.get("settings", {}), self.settings, self.absent)
             if same and self.resume:
                 self.resumed = True
+                if old != self._identity():  # keys added since, at the values their absence meant
+                    atomic_write(job_file, (json.dumps(self._identity(), indent=2) + "\n").encode())
                 return
             if not same and self.resume:
                 raise ResumeError(self._mismatch(old))
@@ -314,7 +324,7 @@ class Job:
         if old.get("jfv_version") != version():
             return (f"workdir {self.path} was written by jfv {old.get('jfv_version')}, this is jfv {version()}: "
                     f"{fix}")
-        keys = diff_settings(old.get("settings", {}), self.settings)
+        keys = diff_settings(old.get("settings", {}), self.settings, self.absent)
         shown = ", ".join(f"{k} ({old.get('settings', {}).get(k, '<absent>')!r} -> {self.settings.get(k, '<absent>')!r})"
                           for k in keys[:6])
         return f"workdir {self.path} holds a job with other settings: {shown}{' ...' if len(keys) > 6 else ''}; {fix}"

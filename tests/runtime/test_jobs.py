@@ -22,6 +22,24 @@ def test_diff_settings_names_changed_added_and_removed_keys_sorted():
     assert jobs.diff_settings(old, dict(old)) == []
 
 
+def test_a_key_added_later_resumes_at_the_value_its_absence_meant(tmp_path):
+    assert jobs.diff_settings({"steps": 4}, {"steps": 4, "path": ""}, absent={"path": ""}) == []
+    assert jobs.diff_settings({"steps": 4, "path": ""}, {"steps": 4}, absent={"path": ""}) == []
+    assert jobs.diff_settings({"steps": 4}, {"steps": 4, "path": "/data"}, absent={"path": ""}) == ["path"]
+    with Job(tmp_path, "layer", {"steps": 4}) as job:  # written before "path" existed
+        job.create()
+    with Job(tmp_path, "layer", {"steps": 4, "path": "/data"}, absent={"path": ""}) as job, \
+            pytest.raises(ResumeError, match=r"path \('<absent>' -> '/data'\)"):
+        job.create()
+    with Job(tmp_path, "layer", {"steps": 4, "path": ""}) as job, pytest.raises(ResumeError, match="path"):
+        job.create()  # without the table, absence is a difference
+    with Job(tmp_path, "layer", {"steps": 4, "path": ""}, absent={"path": ""}) as job:
+        job.create()
+        assert job.resumed
+    # job.json now records the key, so other processes (which compare it whole) and later runs agree
+    assert json.loads((tmp_path / "job.json").read_text())["settings"] == {"steps": 4, "path": ""}
+
+
 def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
     path = tmp_path / "a" / "b.bin"
     jobs.atomic_write(path, b"first")

@@ -54,7 +54,7 @@ from jfv.analysis.top_patches import (  # noqa: F401  (their home is the library
 )
 from jfv.recipes.analysis.patch_pictures import blocks_figure
 from jfv.recipes.common import (
-    JOB_FIXES, ConfigError, config_model, in_config_terms, init_distributed, make_mesh, parse_channels, parse_list,
+    JOB_ABSENT, JOB_FIXES, ConfigError, config_model, in_config_terms, init_distributed, make_mesh, parse_channels, parse_list,
     report_skipped, run_info,
 )
 from jfv.recipes.photos import default_image
@@ -271,7 +271,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     block = block_image(config) if not note else None
 
     job = Job(workdir, "top_patches", settings_of(config, model, source), resume=config.resume, fixes=JOB_FIXES,
-              process_index=index, process_count=count)
+              absent=JOB_ABSENT, process_index=index, process_count=count)
     try:
         job.start()
         with StopFlag() as flag:

@@ -51,7 +51,7 @@ from jfv.runtime.outputs import check_workdir
 from jfv.runtime.progress import Progress
 from jfv.recipes import Recipe
 from jfv.recipes.common import (
-    JOB_FIXES, ConfigError, check_int, check_memory, check_positive, check_precision, check_seed, config_model,
+    JOB_ABSENT, JOB_FIXES, ConfigError, check_int, check_memory, check_positive, check_precision, check_seed, config_model,
     init_distributed, make_mesh, parse_channels, parse_layers,
 )
 from jfv.recipes.optvis.channels_job import CHECKPOINT_EVERY, ChannelsJob, images_per_channel, piece_name
@@ -202,7 +202,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     index, count = init_distributed(config)
     model, layers, channels, mesh, tf = prepare(config)
     job = Job(workdir, config.get("recipe", "channels"), settings_of(config, model), resume=config.get("resume", True),
-              process_index=index, process_count=count, fixes=JOB_FIXES)
+              process_index=index, process_count=count, fixes=JOB_FIXES, absent=JOB_ABSENT)
     try:
         job.start()
         progress = Progress(f"{model.name} {','.join(layers)}" + (f" [process {index}/{count}]" if count > 1 else ""),

@@ -49,7 +49,7 @@ from jfv.runtime.jobs import Interrupted, Job, StopFlag
 from jfv.models import cifar_resnet, convnet
 from jfv.models.weights import save
 from jfv.runtime.outputs import check_workdir
-from jfv.recipes.common import (JOB_FIXES, ConfigError, make_mesh, check_int, check_positive, check_seed,
+from jfv.recipes.common import (JOB_ABSENT, JOB_FIXES, ConfigError, make_mesh, check_int, check_positive, check_seed,
                                 init_distributed, job_settings)
 from jfv.runtime import distributed
 from jfv.training import DivergedError  # noqa: F401  (raised here; its home is the library)
@@ -225,7 +225,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     settings = settings_of(config)
     if count > 1:  # a resume with another process count is refused, naming both (job.json's settings)
         settings["processes"] = count
-    job = Job(workdir, "train", settings, resume=config.resume, fixes=JOB_FIXES, process_index=index,
+    job = Job(workdir, "train", settings, resume=config.resume, fixes=JOB_FIXES, absent=JOB_ABSENT, process_index=index,
               process_count=count)
     try:
         job.start()

@@ -31,7 +31,7 @@ from jfv import models, recipes
 from jfv.runtime.jobs import Interrupted, Job
 from jfv.models.labels import CIFAR10_CLASSES
 from jfv.runtime.outputs import GALLERY_CSS, check_workdir, header_table, write_run
-from jfv.recipes.common import JOB_FIXES, ConfigError, check_int, cifar10_location, job_settings, run_info
+from jfv.recipes.common import JOB_ABSENT, JOB_FIXES, ConfigError, check_int, cifar10_location, job_settings, run_info
 from jfv.training import DivergedError
 from jfv.recipes import Recipe
 from jfv.recipes.training.report import result_accuracy
@@ -98,7 +98,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     check(config)
     layers = [s.strip() for s in str(config.layers).split(",") if s.strip()]
     check_workdir(workdir)
-    job = Job(workdir, "train_study", job_settings(config, recipes.recipe("train").run_keys), resume=config.resume, fixes=JOB_FIXES)
+    job = Job(workdir, "train_study", job_settings(config, recipes.recipe("train").run_keys), resume=config.resume,
+              fixes=JOB_FIXES, absent=JOB_ABSENT)
     try:
         job.create()
         job.clean_stale()
