@@ -185,7 +185,7 @@ def random_params(module: nn.Module, image_size: int, key: jax.Array) -> dict[st
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
-# The models converted from a PyTorch checkpoint with ``python -m jfv.convert``.
+# The models converted from a PyTorch checkpoint with ``python -m jfv.models convert``.
 ARCHITECTURES: dict[str, registry.Entry] = {
     name: e for name, e in ENTRIES.items() if isinstance(e.weights, registry.TorchWeights)
 }
@@ -198,7 +198,7 @@ def convert_command(name: str, weights_dir: str | os.PathLike | None = None,
     ``<weights_dir>/<name>``)."""
     checkpoint = ARCHITECTURES[name].weights.checkpoint()
     out = Path(out) if out is not None else default_weights_dir(weights_dir) / name
-    return f"python -m jfv.convert --model={name} --checkpoint={checkpoint} --out={out}"
+    return f"python -m jfv.models convert --model={name} --checkpoint={checkpoint} --out={out}"
 
 
 def make_command(name: str, weights_dir: str | os.PathLike | None = None,
@@ -285,7 +285,7 @@ def load(
     Raises:
         UnknownModelError: listing the valid names.
         WeightsError: a corrupt or unreadable checkpoint, naming the file and the fix; for a
-            PyTorch-converted model never converted, the ``python -m jfv.convert`` command to run.
+            PyTorch-converted model never converted, the ``python -m jfv.models convert`` command to run.
     """
     declared = entry(name)  # UnknownModelError listing the valid names
     model = REGISTRY[name](pretrained=pretrained, weights_dir=weights_dir, seed=seed, checkpoint=checkpoint)

@@ -1,6 +1,6 @@
 """Converts a PyTorch checkpoint into a jfv orbax checkpoint, refusing anything it does not fully use.
 
-    python -m jfv.convert --model=resnet50 --checkpoint=resnet50-0676ba61.pth --out=weights/resnet50
+    python -m jfv.models convert --model=resnet50 --checkpoint=resnet50-0676ba61.pth --out=weights/resnet50
 
 Reads torchvision ``.pth`` state dicts (ResNet-18/34/50/101/152, VGG16, AlexNet with classifiers)
 and akamaster/pytorch_resnet_cifar10's legacy-pickle ``.th`` files (a dict whose ``state_dict`` keys

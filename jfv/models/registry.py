@@ -53,7 +53,7 @@ class LpipsWeights:
 
 @dataclasses.dataclass(frozen=True)
 class TorchWeights:
-    """A PyTorch state dict, converted once with ``python -m jfv.convert``.
+    """A PyTorch state dict, converted once with ``python -m jfv.models convert``.
 
     Attributes:
         checkpoint: what ``--checkpoint`` should point at, for the command in error messages (a

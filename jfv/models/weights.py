@@ -44,7 +44,7 @@ MANIFEST = "manifest.json"
 PARAMS = "params"
 SPACE_MARGIN = 1.1  # orbax's metadata and chunk index on top of the raw parameter bytes
 _WRITE_FIX = (f"free some space or write them to another folder (${WEIGHTS_ENV}, the config key "
-              f"weights_dir, or jfv.convert's --out)")
+              f"weights_dir, or --out of python -m jfv.models convert)")
 
 
 class WeightsError(UserError, RuntimeError):

@@ -253,7 +253,7 @@ def test_relu_and_pool_are_swappable_fields(resnet18):
 def test_load_never_converted_names_the_convert_command(tmp_path):
     with pytest.raises(models.WeightsError) as e:
         models.load("resnet50", weights_dir=tmp_path)
-    assert f"python -m jfv.convert --model=resnet50 --checkpoint=" in str(e.value)
+    assert f"python -m jfv.models convert --model=resnet50 --checkpoint=" in str(e.value)
     assert f"--out={tmp_path / 'resnet50'}" in str(e.value)
 
 

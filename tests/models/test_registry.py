@@ -227,7 +227,7 @@ def test_the_command_that_makes_a_checkpoint_follows_the_entry(tmp_path, capsys)
     assert models.make_command("alexnet", tmp_path) == f"python -m jfv.models build --model=alexnet --weights_dir={tmp_path}"
     checkpoint = models.entry("cifar_resnet20").weights.checkpoint()
     assert checkpoint.endswith(("weights/cifar10-resnet/resnet20-12fca82f.th", "PATH/TO/resnet20-HASH.th"))  # without ../shared
-    convert = (f"python -m jfv.convert --model=cifar_resnet20 --checkpoint={checkpoint} "
+    convert = (f"python -m jfv.models convert --model=cifar_resnet20 --checkpoint={checkpoint} "
                f"--out={tmp_path / 'cifar_resnet20'}")
     assert models.make_command("cifar_resnet20", tmp_path) == convert == models.convert_command("cifar_resnet20", tmp_path)
     assert models.make_command("cifar_resnet20", tmp_path, out=tmp_path / "x").endswith(f" --out={tmp_path / 'x'}")
@@ -242,7 +242,7 @@ def test_the_command_that_makes_a_checkpoint_follows_the_entry(tmp_path, capsys)
     out, err = capsys.readouterr()
     assert out == "" and err.strip().splitlines() == [
         f"jfv.models: error: no converted cifar_resnet20 weights at {tmp_path / 'mine'}: make them first with "
-        f"python -m jfv.convert --model=cifar_resnet20 --checkpoint={checkpoint} --out={tmp_path / 'mine'}"]
+        f"python -m jfv.models convert --model=cifar_resnet20 --checkpoint={checkpoint} --out={tmp_path / 'mine'}"]
     with pytest.raises(WeightsError, match=r"gray_cnn weights at .*: it has random weights only \(no checkpoint makes it\)$"):
         cli.verify("gray_cnn", str(tmp_path))
     damaged = tmp_path / "cifar_resnet20"
