@@ -354,27 +354,45 @@ def tta_logits(apply: Callable[[Any, Array], Mapping[str, Array]], params: Any, 
     return out
 
 
-def make_eval(apply: Callable[[Any, Array], Mapping[str, Array]], tta: int | bool = 0) -> Callable:
+def make_eval(apply: Callable[[Any, Array], Mapping[str, Array]], tta: int | bool = 0, mesh: Mesh | None = None) -> Callable:
     """Jitted ``(params, images uint8, labels, mask) -> (loss sum, correct, predictions)`` for one
-    batch; ``tta`` is ``tta_logits``'s level (True: 1, mirror only)."""
+    batch; ``tta`` is ``tta_logits``'s level (True: 1, mirror only). With a ``mesh`` (pass the same
+    one to ``evaluate``) the batch is split over its first axis, each device scoring its share, and
+    the predictions come back whole on every device."""
     level = int(tta)
     if level not in TTA_LEVELS:
         raise ValueError(f"tta must be one of {TTA_LEVELS} (0 none, 1 mirror, 2 mirror and 1-pixel shifts), got {tta!r}")
+    if mesh is not None:
+        data, whole = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])), NamedSharding(mesh, PartitionSpec())
+        shard = lambda a: jax.lax.with_sharding_constraint(a, data)  # noqa: E731
+        gather = lambda a: jax.lax.with_sharding_constraint(a, whole)  # noqa: E731
+    else:
+        shard = gather = lambda a: a  # noqa: E731
 
     @jax.jit
     def ev(params, images, labels, mask):
+        images, labels, mask = shard(images), shard(labels), shard(mask)
         x = images.astype(jnp.float32) / 255.0
         logits = tta_logits(apply, params, x, level)
         losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         pred = jnp.argmax(logits, -1)
-        return jnp.sum(losses * mask), jnp.sum((pred == labels) * mask), pred
+        return gather(jnp.sum(losses * mask)), gather(jnp.sum((pred == labels) * mask)), gather(pred)
 
     return ev
 
 
-def evaluate(ev: Callable, params: Any, images: np.ndarray, labels: np.ndarray, batch_size: int = 500) -> Evaluation:
-    """Accuracy and mean loss over all images, in batches of one shape (the last one padded)."""
+def evaluate(ev: Callable, params: Any, images: np.ndarray, labels: np.ndarray, batch_size: int = 500,
+             mesh: Mesh | None = None) -> Evaluation:
+    """Accuracy and mean loss over all images, in batches of one shape (the last one padded). With
+    the ``mesh`` ``ev`` was made for, each batch (``batch_size`` rounded up to a multiple of the mesh's
+    size) goes to the devices already split, also over several processes (each holds every image)."""
     n = len(images)
+    if mesh is not None:
+        batch_size = -(-int(batch_size) // mesh.size) * mesh.size
+        split = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
+        put = lambda a: jax.device_put(a, split)  # noqa: E731
+    else:
+        put = jnp.asarray
     loss = correct = 0.0
     preds = []
     for start in range(0, n, batch_size):
@@ -385,7 +403,7 @@ def evaluate(ev: Callable, params: Any, images: np.ndarray, labels: np.ndarray, 
         if k < batch_size:
             x = np.concatenate([x, np.zeros((batch_size - k, *x.shape[1:]), x.dtype)])
             y = np.concatenate([y, np.zeros(batch_size - k, y.dtype)])
-        l, c, p = ev(params, jnp.asarray(x), jnp.asarray(y), jnp.asarray(mask))
+        l, c, p = ev(params, put(x), put(y), put(mask))
         loss, correct = loss + float(l), correct + float(c)
         preds.append(np.asarray(p)[:k])
     return Evaluation(correct / n, loss / n, np.concatenate(preds))

@@ -870,6 +870,54 @@ def test_data_parallel_training_on_four_fake_devices_equals_one_device():
     assert max(case["first_loss"] for case in got.values()) < 1e-5 < gap / 10, (got, gap)
 
 
+DATA_PARALLEL_EVAL = r'''
+import json
+import jax, jax.numpy as jnp, numpy as np
+from jfv import training
+from jfv.models import convnet
+from jfv.recipes.common import make_mesh
+
+mesh = make_mesh(4, "batch")
+module = convnet.ConvNet(widths=(8, 16), batch_norm=True, padding=True, whiten=False, train=False)
+params = module.init(jax.random.key(1), jnp.zeros((1, 32, 32, 3)))["params"]
+rng = np.random.default_rng(0)
+images = rng.integers(0, 256, (70, 32, 32, 3), dtype=np.uint8)
+labels = rng.integers(0, 10, 70).astype(np.int32)
+apply = lambda p, x: module.apply({"params": p}, x)
+out = {}
+for tta in (0, 2):
+    one = training.evaluate(training.make_eval(apply, tta), params, images, labels, 30)
+    ev = training.make_eval(apply, tta, mesh=mesh)
+    four = training.evaluate(ev, params, images, labels, 30, mesh)  # 30 -> batches of 32, 8 a device
+    split = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
+    hlo = ev.lower(params, *(jax.device_put(a, split) for a in (images[:32], labels[:32], np.ones(32, np.float32)))
+                   ).compile().as_text()
+    out[tta] = {"accuracy": [one.accuracy, four.accuracy], "loss": [one.loss, four.loss],
+                "same_predictions": bool(np.array_equal(one.predictions, four.predictions)),
+                "per_device_batch": "u8[8,32,32,3]" in hlo, "whole_batch": "u8[32,32,32,3]" in hlo}
+print(json.dumps(out))
+'''
+
+
+def test_data_parallel_evaluation_splits_each_batch_and_equals_one_device():
+    """The data-parallel recipe's evaluation (``make_eval(mesh=)``) runs each device on its share of a
+    batch (8 of 32 images on 4 fake devices: the batch size 30 rounded up to a multiple of 4) and
+    gives one device's accuracy, loss and predictions, plain and with level-2 TTA."""
+    import json
+    import os
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, "-c", DATA_PARALLEL_EVAL], env=env, cwd=REPO, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    for case in got.values():
+        assert case["accuracy"][0] == case["accuracy"][1] and case["same_predictions"], got
+        assert abs(case["loss"][0] - case["loss"][1]) < 1e-5 * max(1.0, abs(case["loss"][0])), got
+        assert case["per_device_batch"] and not case["whole_batch"], got
+
+
 def test_data_parallel_recipe_states_its_batches_and_refuses_an_uneven_split(shared, tmp_path):
     import json
     import os

@@ -89,7 +89,10 @@ def plan(config: ml_collections.ConfigDict, module: Any, data: Data, processes: 
         return compiled[kind]
 
     eval_module = module.clone(train=False)
-    evaluate = evaluator(config, eval_module, data)
+    # one process: evaluation splits its batches over the training mesh; several: process 0
+    # evaluates alone (``epoch_row``), over its own devices
+    eval_mesh = mesh if processes == 1 else (make_mesh(-1, "batch") if jax.local_device_count() > 1 else None)
+    evaluate = evaluator(config, eval_module, data, eval_mesh)
 
     infer = lambda st: merge_batch_stats(st.params, st.batch_stats)  # noqa: E731
     return Plan(module, eval_module, schedule, tx, params0, key, steps_per_epoch, step_for, mesh, evaluate, infer,
@@ -105,15 +108,17 @@ def eval_columns(config: ml_collections.ConfigDict, validating: bool) -> list[st
     return cols
 
 
-def evaluator(config: ml_collections.ConfigDict, eval_module: Any, data: Data) -> Callable[[Any, bool], dict]:
+def evaluator(config: ml_collections.ConfigDict, eval_module: Any, data: Data,
+              mesh: Mesh | None = None) -> Callable[[Any, bool], dict]:
     """``(params, last epoch?) -> {column: value or None}``: every epoch evaluates plainly (one
     forward pass an image) on the validation split if there is one, else on the test split; the
     last epoch adds test-time augmentation (level ``config.tta``) and, with validation, the test
-    split, read only then."""
+    split, read only then. Data parallel (a ``mesh``): each batch is split over the devices as the
+    training batches are."""
     tta, bs = int(config.tta), int(config.eval_batch_size)
     apply = lambda p, x: eval_module.apply({"params": p}, x)  # noqa: E731
-    plain = training.make_eval(apply, tta=0)
-    augmented = training.make_eval(apply, tta=tta) if tta else None
+    plain = training.make_eval(apply, tta=0, mesh=mesh)
+    augmented = training.make_eval(apply, tta=tta, mesh=mesh) if tta else None
     columns = eval_columns(config, data.val is not None)
 
     def evaluate(params, last: bool) -> dict:
@@ -121,10 +126,10 @@ def evaluator(config: ml_collections.ConfigDict, eval_module: Any, data: Data) -
         splits = ([("val", data.val)] if data.val is not None else []) + \
             ([("test", data.test)] if data.val is None or last else [])
         for split, (x, y) in splits:
-            ev = training.evaluate(plain, params, x, y, bs)
+            ev = training.evaluate(plain, params, x, y, bs, mesh)
             out[f"{split}_loss"], out[f"{split}_accuracy"] = round(ev.loss, 5), round(ev.accuracy, 5)
             if last and augmented is not None:
-                out[f"{split}_accuracy_tta{tta}"] = round(training.evaluate(augmented, params, x, y, bs).accuracy, 5)
+                out[f"{split}_accuracy_tta{tta}"] = round(training.evaluate(augmented, params, x, y, bs, mesh).accuracy, 5)
         return out
 
     return evaluate
