@@ -44,7 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.reduce = "mean"  # an image's score for a channel: mean (the channel objective's) | max of its map
     c.trials = 100  # two-alternative trials per channel (binomial standard error over trials alone <= 0.05)
     c.resamples = 1000  # permutations (p-value) and bootstrap draws (95% interval) per channel; >= 20
-    c.swaps = 19  # swap control: other channels' visualisations per channel (min(swaps, C - 1); 0 = off; x LPIPS cost)
+    c.swaps = 19  # swap control: other channels' visualisations per channel (min(swaps, C - 1); 0 = off; x the test's LPIPS distances)
     c.tail = 20  # queries from each channel's tail most / least activating natural images
     c.lpips_net = "alexnet"  # LPIPS backbone of the two-alternative test: alexnet | vgg16
     c.path_layers = ""  # processing-path layers, comma-separated ("" = every layer up to the scored one)

