@@ -847,19 +847,23 @@ print(json.dumps(out))
 '''
 
 
-def test_data_parallel_training_on_four_fake_devices_equals_one_device():
-    """20 steps with BatchNorm (statistics over the global batch), with and without lookahead: the
-    batch sharded over 4 devices gives one device's losses, parameters and running statistics to
-    float tolerance, and the state stays replicated on all four."""
+def on_four_fake_devices(script: str) -> dict:
+    """Runs ``script`` in a fresh process with 4 fake CPU devices; the JSON its last line prints."""
     import json
     import os
 
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run([sys.executable, "-c", DATA_PARALLEL], env=env, cwd=REPO, capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    got = json.loads(res.stdout.strip().splitlines()[-1])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_data_parallel_training_on_four_fake_devices_equals_one_device():
+    """20 steps with BatchNorm (statistics over the global batch), with and without lookahead: the
+    batch sharded over 4 devices gives one device's losses, parameters and running statistics to
+    float tolerance, and the state stays replicated on all four."""
+    got = on_four_fake_devices(DATA_PARALLEL)
     gap = got.pop("per_device_bn_loss_gap")
     for case in got.values():
         assert case["replicated"] and case["devices"] == 4, got
@@ -903,15 +907,7 @@ def test_data_parallel_evaluation_splits_each_batch_and_equals_one_device():
     """The data-parallel recipe's evaluation (``make_eval(mesh=)``) runs each device on its share of a
     batch (8 of 32 images on 4 fake devices: the batch size 30 rounded up to a multiple of 4) and
     gives one device's accuracy, loss and predictions, plain and with level-2 TTA."""
-    import json
-    import os
-
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run([sys.executable, "-c", DATA_PARALLEL_EVAL], env=env, cwd=REPO, capture_output=True, text=True,
-                         timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    got = json.loads(res.stdout.strip().splitlines()[-1])
+    got = on_four_fake_devices(DATA_PARALLEL_EVAL)
     for case in got.values():
         assert case["accuracy"][0] == case["accuracy"][1] and case["same_predictions"], got
         assert abs(case["loss"][0] - case["loss"][1]) < 1e-5 * max(1.0, abs(case["loss"][0])), got
