@@ -133,8 +133,10 @@ def lpips_features(images: Array, net: str = "alexnet", batch: int = 256) -> tup
     return tuple(map_chunks(lambda x: _lpips_features(params, x, net), images, batch=min(batch, images.shape[0])))
 
 
+@functools.lru_cache(maxsize=None)
 def lpips_feature_bytes(height: int, width: int, net: str = "alexnet") -> int:
-    """The bytes ``lpips_features`` holds for one image of that size."""
+    """The bytes ``lpips_features`` holds for one image of that size (traced once per size and net:
+    the swap control asks once per channel)."""
     shapes = jax.eval_shape(lambda x: _lpips_features(lpips_params(net), x, net),
                             jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32))
     return int(sum(np.prod(s.shape) * s.dtype.itemsize for s in shapes))
