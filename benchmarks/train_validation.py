@@ -26,6 +26,10 @@ steps folded in, as the recipe does, and dropped, as airbench does) and each is 
 validation split (plain and level-2 TTA). Writes ``<out>/results.json`` (one entry a run, appended as
 runs finish) and prints a markdown table of validation accuracy, mean ± sd over seeds; the test split
 is read by each run once, at its end (``test_accuracy_tta2``), and reported only for the chosen variant.
+
+``--recorded`` (default ``benchmarks/train_validation_recorded.json``) holds runs recorded in
+``benchmarks/train.md`` whose workdirs are gone: a (variant, seed) there that ``<out>`` lacks joins
+the table, marked ``recorded``, so a later session's variants still pair with the recipe's seeds.
 """
 
 from __future__ import annotations
@@ -118,6 +122,16 @@ def tta_levels(workdir: Path, data) -> dict:
             for level in training.TTA_LEVELS}
 
 
+RECORDED = Path(__file__).with_name("train_validation_recorded.json")
+
+
+def with_recorded(results: list[dict], recorded: list[dict]) -> list[dict]:
+    """``results`` plus each recorded run whose (variant, seed, epochs) ``results`` lacks, marked."""
+    have = {(r["variant"], r["seed"], r["epochs"]) for r in results}
+    return results + [dict(r, recorded=True) for r in recorded
+                      if (r["variant"], r["seed"], r["epochs"]) not in have]
+
+
 def table(results: list[dict]) -> str:
     """Mean ± sd over seeds of each variant's validation accuracy (percent), the paired difference
     from ``balanced`` (the recipe) by seed, and the test accuracy each run read once."""
@@ -127,18 +141,22 @@ def table(results: list[dict]) -> str:
     base = {r["seed"]: r for r in results if r["variant"] == "balanced"}
 
     def ms(values):
+        values = list(values)
         v = np.asarray([x for x in values if x is not None], np.float64) * 100
         if not len(v):
             return "-"
-        return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
+        text = f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v[0]:.2f}"
+        return text if len(v) == len(values) else f"{text} (n={len(v)})"  # a recorded run lacks it
 
     for variant in VARIANTS:
-        rs = [r for r in results if r["variant"] == variant]
+        rs = sorted((r for r in results if r["variant"] == variant), key=lambda r: r["seed"])
         if not rs:
             continue
         val2 = lambda r: r.get("val_tta2", r.get("val_accuracy_tta2"))  # noqa: E731
         diff = [val2(r) - val2(base[r["seed"]]) for r in rs if variant != "balanced" and r["seed"] in base]
-        lines.append(f"| {variant} | {','.join(str(r['seed']) for r in rs)} | {ms(r.get('val_tta0') for r in rs)} | "
+        old = [str(r["seed"]) for r in rs if r.get("recorded")]
+        name = variant + (f" (seed{'s' * (len(old) > 1)} {','.join(old)} recorded)" if old else "")
+        lines.append(f"| {name} | {','.join(str(r['seed']) for r in rs)} | {ms(r.get('val_tta0') for r in rs)} | "
                      f"{ms(r.get('val_tta1') for r in rs)} | {ms(val2(r) for r in rs)} | {ms(diff) if diff else '-'} | "
                      f"{ms(r.get('val_accuracy_tta2_dropped') for r in rs)} | {ms(r.get('test_accuracy_tta2') for r in rs)} |")
     return "\n".join(lines)
@@ -151,6 +169,8 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=16)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--val_per_class", type=int, default=500)
+    ap.add_argument("--recorded", default=str(RECORDED),
+                    help="JSON list of recorded runs that join the table where <out> lacks them ('' for none)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -177,7 +197,8 @@ def main(argv=None):
             results.append(record)
             results_path.write_text(json.dumps(results, indent=1))
             print(json.dumps(record), flush=True)
-    print(table([r for r in results if r["epochs"] == args.epochs]))
+    recorded = json.loads(Path(args.recorded).read_text()) if args.recorded else []
+    print(table([r for r in with_recorded(results, recorded) if r["epochs"] == args.epochs]))
 
 
 if __name__ == "__main__":
