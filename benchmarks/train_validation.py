@@ -172,10 +172,13 @@ def main(argv=None):
     ap.add_argument("--recorded", default=str(RECORDED),
                     help="JSON list of recorded runs that join the table where <out> lacks them ('' for none)")
     args = ap.parse_args(argv)
+    if args.recorded and not Path(args.recorded).is_file():  # before hours of training, not after
+        sys.exit(f"no recorded runs at {args.recorded}; pass --recorded='' to table this folder's runs alone")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else []
+    recorded = json.loads(Path(args.recorded).read_text()) if args.recorded else []
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = args.variants.split(",")
     for variant in variants:
@@ -197,7 +200,6 @@ def main(argv=None):
             results.append(record)
             results_path.write_text(json.dumps(results, indent=1))
             print(json.dumps(record), flush=True)
-    recorded = json.loads(Path(args.recorded).read_text()) if args.recorded else []
     print(table([r for r in with_recorded(results, recorded) if r["epochs"] == args.epochs]))
 
 
